@@ -1,0 +1,150 @@
+/**
+ * @file core.h  tollgate core: configuration, logging, process-wide helpers
+ *
+ * The core is what every other module may use: the parsed configuration
+ * (read-only after start-up) and the logger.  It knows nothing of SIP
+ * calls, money or media.
+ */
+
+#ifndef TOLLGATE_CORE_H
+#define TOLLGATE_CORE_H
+
+#include <re.h>
+
+/* ---------------------------------------------------------------- config */
+
+/** How a trusted peer's calls are mapped to an account */
+enum cfg_idmode {
+	CFG_ID_FIXED = 0,   /**< every call of the peer bills one account  */
+	CFG_ID_HEADER,      /**< account = user part of a named header      */
+	CFG_ID_FROM,        /**< account = user part of the From header     */
+};
+
+/** sip_listen udp:127.0.0.1:5060 */
+struct cfg_listen {
+	struct le le;
+	enum sip_transp tp;
+	struct sa addr;
+	unsigned line;
+};
+
+/** trusted_peer 127.0.0.0/8 account=demo | header=P-Asserted-Identity | from */
+struct cfg_peer {
+	struct le le;
+	struct sa addr;         /**< network address (port ignored)      */
+	unsigned bits;          /**< prefix length (32/128 = one host)    */
+	enum cfg_idmode mode;
+	char *account;          /**< owned; account name for CFG_ID_FIXED */
+	char *hdr;              /**< owned; header name for CFG_ID_HEADER */
+	unsigned line;
+};
+
+/** gateway gw1 127.0.0.1:5080 [transport=udp|tcp] */
+struct cfg_gateway {
+	struct le le;
+	char *name;             /**< owned                               */
+	struct sa addr;
+	enum sip_transp tp;
+	unsigned line;
+};
+
+/** route 4420 gw1,gw2   (prefix "default" matches every number) */
+struct cfg_route {
+	struct le le;
+	char *prefix;           /**< owned; "" for default               */
+	struct cfg_gateway **gwv; /**< owned array of borrowed gateways  */
+	uint32_t gwc;
+	unsigned line;
+};
+
+/** copy_header X-Account-Code */
+struct cfg_hdr {
+	struct le le;
+	char *name;             /**< owned                               */
+};
+
+/** api_token SECRET admin|readonly */
+struct cfg_token {
+	struct le le;
+	char *token;            /**< owned                               */
+	bool admin;
+};
+
+enum cfg_logtarget { CFG_LOG_STDERR = 0, CFG_LOG_SYSLOG };
+
+struct tg_config {
+	char *file;                 /**< owned; path it was read from    */
+
+	/* SIP */
+	struct list listenl;        /**< struct cfg_listen               */
+	struct list peerl;          /**< struct cfg_peer                 */
+	struct list gatewayl;       /**< struct cfg_gateway              */
+	struct list routel;         /**< struct cfg_route                */
+	struct list copyl;          /**< struct cfg_hdr                  */
+	char *realm;                /**< owned; digest realm             */
+	bool digest_auth;           /**< challenge untrusted sources     */
+	uint32_t nonce_ttl;         /**< s, digest nonce lifetime        */
+	uint32_t ring_timeout;      /**< s, no answer -> CANCEL + 408    */
+	uint32_t max_duration;      /**< s, 0 = unlimited                */
+	uint32_t ack_timeout;       /**< s, 2xx without ACK -> BYE        */
+	uint32_t shutdown_grace;    /**< s, wait for BYE answers on exit */
+	uint32_t max_calls;         /**< node-wide limit, 0 = none       */
+
+	/* database */
+	char *db_conninfo;          /**< owned                           */
+
+	/* media */
+	struct sa rtp_addr;
+	uint16_t rtp_port_min, rtp_port_max;
+
+	/* REST API */
+	struct sa api_listen;
+	struct list tokenl;         /**< struct cfg_token                */
+
+	/* logging and state */
+	enum cfg_logtarget log_target;
+	int log_level;              /**< LOG_DEBUG .. LOG_ERR (syslog.h) */
+	char *state_dir;            /**< owned                           */
+};
+
+int  cfg_load(struct tg_config **cfgp, const char *file,
+	      struct re_printf *errpf);
+int  cfg_parse(struct tg_config **cfgp, const char *file,
+	       const char *text, size_t len, struct re_printf *errpf);
+const struct cfg_route *cfg_route_find(const struct tg_config *cfg,
+				       const char *number);
+const struct cfg_peer *cfg_peer_find(const struct tg_config *cfg,
+				     const struct sa *src);
+const struct cfg_gateway *cfg_gateway_find(const struct tg_config *cfg,
+					   const char *name);
+int  cfg_print(struct re_printf *pf, const struct tg_config *cfg);
+
+
+/* ------------------------------------------------------------------- log */
+
+#include <syslog.h>
+
+void tlog_init(enum cfg_logtarget target, int level, const char *ident);
+void tlog_set_level(int level);
+bool tlog_enabled(int level);
+void tlog(int level, const char *callid, const char *fmt, ...);
+
+#define tlog_dbg(cid, ...)  do { if (tlog_enabled(LOG_DEBUG)) \
+			tlog(LOG_DEBUG, cid, __VA_ARGS__); } while (0)
+#define tlog_info(cid, ...) tlog(LOG_INFO, cid, __VA_ARGS__)
+#define tlog_warn(cid, ...) tlog(LOG_WARNING, cid, __VA_ARGS__)
+#define tlog_err(cid, ...)  tlog(LOG_ERR, cid, __VA_ARGS__)
+
+
+/* ---------------------------------------------------------------- timers */
+
+/** Statistics of the timer wheel that replaces libre's timer list */
+struct tmr_wheel_stats {
+	uint64_t started;
+	uint64_t fired;
+	uint64_t live;
+};
+
+void tmr_wheel_stats(struct tmr_wheel_stats *st);
+
+#endif
