@@ -583,6 +583,13 @@ static int h_trusted_peer(struct parser *p, struct tg_config *cfg,
 		goto out;
 	}
 
+	if (sa_af(&peer->addr) == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&peer->addr.u.in6.sin6_addr)) {
+		err = kerr(p, "'%r' is an IPv4-mapped address: write the "
+			   "IPv4 network instead", &net);
+		goto out;
+	}
+
 	maxbits = sa_af(&peer->addr) == AF_INET ? 32 : 128;
 	peer->bits = maxbits;
 
@@ -1699,17 +1706,30 @@ static bool same_net(const struct sa *a, const struct sa *b, unsigned bits)
 
 
 /**
- * Find the first trusted peer whose network contains an address
+ * Find the first trusted peer whose network contains an address.  An
+ * IPv4-mapped IPv6 address (from a dual-stack socket) is taken as the
+ * IPv4 address it carries.
  *
  * @return The peer, NULL if the address is not trusted
  */
 const struct cfg_peer *cfg_peer_find(const struct tg_config *cfg,
 				     const struct sa *src)
 {
+	struct sa v4;
 	struct le *le;
 
 	if (!cfg || !src)
 		return NULL;
+
+	if (sa_af(src) == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&src->u.in6.sin6_addr)) {
+		uint8_t a[16];
+
+		sa_in6(src, a);
+		sa_set_in(&v4, (uint32_t)a[12] << 24 | (uint32_t)a[13] << 16 |
+			  (uint32_t)a[14] << 8 | a[15], sa_port(src));
+		src = &v4;
+	}
 
 	LIST_FOREACH(&cfg->peerl, le) {
 		const struct cfg_peer *peer = le->data;
