@@ -1,0 +1,359 @@
+/**
+ * @file b2bua.c  The B2BUA: SIP stack, message dispatch, subscribers
+ */
+
+#include <string.h>
+#include "b2bua_int.h"
+
+
+struct sub {
+	struct le le;
+	b2bua_event_h *h;
+	void *arg;
+};
+
+
+void b2bua_emit(struct b2bua_call *call, enum b2bua_event ev)
+{
+	struct le *le;
+
+	tlog_dbg(call_logid(call), "event %s", b2bua_event_name(ev));
+
+	le = call->b->subl.head;
+	while (le) {
+		struct sub *sub = le->data;
+		le = le->next;
+		sub->h(call, ev, sub->arg);
+	}
+}
+
+
+static void reply_options(struct b2bua *b, const struct sip_msg *msg)
+{
+	(void)sip_treplyf(NULL, NULL, b->sip, msg, false, 200, "OK",
+			  "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO\r\n"
+			  "Accept: application/sdp\r\n"
+			  "Content-Length: 0\r\n\r\n");
+}
+
+
+static bool request_handler(const struct sip_msg *msg, void *arg)
+{
+	struct b2bua *b = arg;
+	struct leg *leg;
+
+	if (pl_isset(&msg->to.tag)) {
+
+		leg = leg_find(b, msg);
+		if (leg) {
+			dialog_request(leg, msg);
+			return true;
+		}
+
+		if (pl_strcmp(&msg->met, "ACK"))
+			(void)sip_treply(NULL, b->sip, msg, 481,
+					 "Call/Transaction Does Not Exist");
+		return true;
+	}
+
+	if (!pl_strcmp(&msg->met, "INVITE")) {
+		uas_invite(b, msg);
+	}
+	else if (!pl_strcmp(&msg->met, "OPTIONS")) {
+		reply_options(b, msg);
+	}
+	else if (!pl_strcmp(&msg->met, "ACK")) {
+		/* stray ACK: nothing to answer */
+	}
+	else if (!pl_strcmp(&msg->met, "CANCEL") ||
+		 !pl_strcmp(&msg->met, "BYE")) {
+		(void)sip_treply(NULL, b->sip, msg, 481,
+				 "Call/Transaction Does Not Exist");
+	}
+	else {
+		(void)sip_treplyf(NULL, NULL, b->sip, msg, false, 405,
+				  "Method Not Allowed",
+				  "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS,"
+				  " INFO\r\n"
+				  "Content-Length: 0\r\n\r\n");
+	}
+
+	return true;
+}
+
+
+/* responses no client transaction claimed: 2xx retransmissions */
+static bool response_handler(const struct sip_msg *msg, void *arg)
+{
+	struct b2bua *b = arg;
+
+	if (pl_strcmp(&msg->cseq.met, "INVITE"))
+		return false;
+
+	if (msg->scode < 200 || msg->scode > 299)
+		return false;
+
+	return leg_ack_again(b, msg);
+}
+
+
+static void destructor(void *arg)
+{
+	struct b2bua *b = arg;
+
+	hash_flush(b->ht_calls);
+	mem_deref(b->ht_calls);
+	mem_deref(b->lsnr_req);
+	mem_deref(b->lsnr_resp);
+	hash_clear(b->ht_legs);
+	mem_deref(b->ht_legs);
+	list_flush(&b->subl);
+	if (b->sip)
+		sip_close(b->sip, true);
+	mem_deref(b->sip);
+}
+
+
+int b2bua_alloc(struct b2bua **bp, const struct tg_config *cfg)
+{
+	struct b2bua *b;
+	struct le *le;
+	int err;
+
+	if (!bp || !cfg)
+		return EINVAL;
+
+	b = mem_zalloc(sizeof(*b), destructor);
+	if (!b)
+		return ENOMEM;
+
+	b->cfg = cfg;
+	rand_bytes(b->nonce_key, sizeof(b->nonce_key));
+
+	err  = hash_alloc(&b->ht_legs, 16384);
+	err |= hash_alloc(&b->ht_calls, 16384);
+	if (err)
+		goto out;
+
+	err = sip_alloc(&b->sip, NULL, 16384, 16384, 4096,
+			"tollgate/" TOLLGATE_VERSION, NULL, NULL);
+	if (err)
+		goto out;
+
+	for (le = cfg->listenl.head; le; le = le->next) {
+		const struct cfg_listen *l = le->data;
+
+		err = sip_transp_add(b->sip, l->tp, &l->addr);
+		if (err) {
+			tlog_err(NULL, "%s: cannot listen on %s:%J: %m",
+				 cfg->file, sip_transp_name(l->tp), &l->addr,
+				 err);
+			goto out;
+		}
+		tlog_info(NULL, "SIP listening on %s:%J",
+			  sip_transp_name(l->tp), &l->addr);
+	}
+
+	err  = sip_listen(&b->lsnr_req, b->sip, true, request_handler, b);
+	err |= sip_listen(&b->lsnr_resp, b->sip, false, response_handler, b);
+	if (err)
+		goto out;
+
+ out:
+	if (err)
+		mem_deref(b);
+	else
+		*bp = b;
+
+	return err;
+}
+
+
+int b2bua_subscribe(struct b2bua *b, b2bua_event_h *h, void *arg)
+{
+	struct sub *sub;
+
+	if (!b || !h)
+		return EINVAL;
+
+	sub = mem_zalloc(sizeof(*sub), NULL);
+	if (!sub)
+		return ENOMEM;
+
+	sub->h = h;
+	sub->arg = arg;
+	list_append(&b->subl, &sub->le, sub);
+
+	return 0;
+}
+
+
+void b2bua_set_authz(struct b2bua *b, b2bua_authz_h *h, void *arg)
+{
+	if (!b)
+		return;
+
+	b->authzh = h;
+	b->authz_arg = arg;
+}
+
+
+void b2bua_set_sdp(struct b2bua *b, b2bua_sdp_h *h, void *arg)
+{
+	if (!b)
+		return;
+
+	b->sdph = h;
+	b->sdp_arg = arg;
+}
+
+
+void b2bua_set_cred(struct b2bua *b, b2bua_cred_h *h, void *arg)
+{
+	if (!b)
+		return;
+
+	b->credh = h;
+	b->cred_arg = arg;
+}
+
+
+uint32_t b2bua_call_count(const struct b2bua *b)
+{
+	return b ? b->ncalls : 0;
+}
+
+
+struct apply_ctx {
+	b2bua_call_apply_h *h;
+	void *arg;
+};
+
+
+static bool apply_handler(struct le *le, void *arg)
+{
+	struct apply_ctx *ctx = arg;
+
+	return ctx->h(le->data, ctx->arg);
+}
+
+
+struct b2bua_call *b2bua_call_apply(const struct b2bua *b,
+				    b2bua_call_apply_h *h, void *arg)
+{
+	struct apply_ctx ctx = { h, arg };
+	struct le *le;
+
+	if (!b || !h)
+		return NULL;
+
+	le = hash_apply(b->ht_calls, apply_handler, &ctx);
+
+	return le ? le->data : NULL;
+}
+
+
+static bool id_cmp(struct le *le, void *arg)
+{
+	const struct b2bua_call *call = le->data;
+
+	return 0 == strcmp(call->id, arg);
+}
+
+
+struct b2bua_call *b2bua_call_find(const struct b2bua *b, const char *id)
+{
+	if (!b || !id)
+		return NULL;
+
+	return list_ledata(hash_lookup(b->ht_calls, hash_joaat_str(id),
+				       id_cmp, (void *)id));
+}
+
+
+static bool shutdown_handler(struct le *le, void *arg)
+{
+	struct b2bua_call *call = le->data;
+	(void)arg;
+
+	(void)b2bua_call_end(call, B2BUA_R_SHUTDOWN,
+			     "SIP;cause=503;text=\"service shutting down\"");
+
+	return false;
+}
+
+
+static bool collect_handler(struct le *le, void *arg)
+{
+	struct list *calls = arg;
+	struct le *e = mem_zalloc(sizeof(*e), NULL);
+
+	if (e)
+		list_append(calls, e, mem_ref(le->data));
+
+	return false;
+}
+
+
+/**
+ * Stop taking calls (503) and end every call with BYE on both legs;
+ * doneh runs once the last call is gone.
+ */
+void b2bua_shutdown(struct b2bua *b, void (*doneh)(void *arg), void *arg)
+{
+	struct list calls = LIST_INIT;
+	struct le *le;
+
+	if (!b)
+		return;
+
+	b->shutting_down = true;
+	b->shutdownh = doneh;
+	b->shutdown_arg = arg;
+
+	tlog_info(NULL, "shutting down: ending %u calls", b->ncalls);
+
+	/* collect first: ending a call may unlink it from the hash */
+	(void)hash_apply(b->ht_calls, collect_handler, &calls);
+
+	while ((le = list_head(&calls))) {
+		struct b2bua_call *call = le->data;
+
+		list_unlink(le);
+		mem_deref(le);
+		shutdown_handler(&call->he, NULL);
+		mem_deref(call);
+	}
+
+	if (!b->ncalls && b->shutdownh) {
+		b->shutdownh = NULL;
+		doneh(arg);
+	}
+}
+
+
+static bool debug_handler(struct le *le, void *arg)
+{
+	const struct b2bua_call *call = le->data;
+	struct re_printf *pf = arg;
+
+	(void)re_hprintf(pf, "  %s %-11s %s -> %s via %s\n", call->id,
+			 b2bua_state_name(call->state), call->caller,
+			 call->callee, b2bua_call_gateway(call));
+
+	return false;
+}
+
+
+int b2bua_debug(struct re_printf *pf, const struct b2bua *b)
+{
+	int err;
+
+	if (!b)
+		return 0;
+
+	err = re_hprintf(pf, "calls: %u\n", b->ncalls);
+	hash_apply(b->ht_calls, debug_handler, pf);
+
+	return err;
+}

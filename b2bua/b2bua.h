@@ -1,0 +1,148 @@
+/**
+ * @file b2bua.h  tollgate B2BUA: SIP legs, call state and routing
+ *
+ * Every call is split into a UAS leg toward the caller and a UAC leg toward
+ * a gateway.  Other modules (billing, media relay, API) see calls only
+ * through this header: they subscribe to call events, may hold a call
+ * before its UAC leg is created (authorisation), may rewrite SDP bodies,
+ * and end calls through b2bua_call_end().  They never touch SIP internals.
+ */
+
+#ifndef TOLLGATE_B2BUA_H
+#define TOLLGATE_B2BUA_H
+
+struct tg_config;
+struct b2bua;
+struct b2bua_call;
+
+/** Call states (one row of the state x event table each) */
+enum b2bua_state {
+	B2BUA_ST_IDENTIFY = 0, /**< caller being identified (digest/DB) */
+	B2BUA_ST_AUTHORIZE,    /**< waiting for the authorisation hooks */
+	B2BUA_ST_CALLING,      /**< INVITE sent to a gateway             */
+	B2BUA_ST_RINGING,      /**< 18x received from the gateway        */
+	B2BUA_ST_ANSWERED,     /**< 2xx relayed, waiting for ACK         */
+	B2BUA_ST_CONFIRMED,    /**< media flowing                        */
+	B2BUA_ST_CANCELLING,   /**< caller told, waiting for the gateway */
+	B2BUA_ST_TERMINATING,  /**< BYE sent, waiting for the answers    */
+	B2BUA_ST_CLOSED,       /**< over; object about to go             */
+	B2BUA_ST_COUNT
+};
+
+/** Call events delivered to subscribers */
+enum b2bua_event {
+	B2BUA_EV_CREATED = 0,  /**< INVITE accepted for routing          */
+	B2BUA_EV_RINGING,      /**< first 18x from the gateway           */
+	B2BUA_EV_ANSWERED,     /**< 2xx from the gateway relayed         */
+	B2BUA_EV_ENDED,        /**< an answered call is over             */
+	B2BUA_EV_FAILED,       /**< the call ended without an answer     */
+	B2BUA_EV_LOW_BALANCE,  /**< emitted by billing via b2bua_call_emit */
+};
+
+/** Why a call ended (also the CDR reason) */
+enum b2bua_reason {
+	B2BUA_R_NONE = 0,
+	B2BUA_R_CALLER,        /**< caller sent BYE                      */
+	B2BUA_R_CALLEE,        /**< gateway side sent BYE                */
+	B2BUA_R_CREDIT,        /**< money ran out                        */
+	B2BUA_R_MEDIA_TIMEOUT, /**< no RTP                               */
+	B2BUA_R_ADMIN,         /**< operator ended it                    */
+	B2BUA_R_SHUTDOWN,      /**< tollgate is stopping                 */
+	B2BUA_R_NO_ANSWER,     /**< ring timeout                         */
+	B2BUA_R_CANCELLED,     /**< caller CANCELled                     */
+	B2BUA_R_MAX_DURATION,  /**< configured maximum duration          */
+	B2BUA_R_REJECTED,      /**< gateway or tollgate refused the call */
+	B2BUA_R_FAILED,        /**< transport / internal failure         */
+};
+
+/** Direction of an SDP body passing through tollgate */
+enum b2bua_dir {
+	B2BUA_DIR_TO_GATEWAY = 0, /**< caller's body sent toward gateway */
+	B2BUA_DIR_TO_CALLER,      /**< gateway's body sent to the caller */
+};
+
+typedef void (b2bua_event_h)(struct b2bua_call *call, enum b2bua_event ev,
+			     void *arg);
+
+/**
+ * Authorisation hook: called once per call after the caller is identified
+ * and a route found, before any gateway sees the call.  The hook must
+ * eventually call b2bua_call_authorized() exactly once (synchronously or
+ * later); a non-zero return refuses the call with 500.
+ */
+typedef int (b2bua_authz_h)(struct b2bua_call *call, void *arg);
+
+/**
+ * SDP hook: may replace *sdp (an mbuf positioned at the body) with a
+ * rewritten body.  Returning an error refuses the offer (488 / 503).
+ */
+typedef int (b2bua_sdp_h)(struct b2bua_call *call, enum b2bua_dir dir,
+			  struct mbuf **sdp, void *arg);
+
+/** Caller identification by SIP digest: look up an account's HA1 */
+struct b2bua_cred {
+	int64_t account_id;
+	const char *account;   /**< account name                        */
+	const char *ha1;       /**< 32 hex chars, "" if no credentials   */
+	bool active;
+};
+typedef void (b2bua_cred_done_h)(int err, const struct b2bua_cred *cred,
+				 void *arg);
+/**
+ * Credential lookup: find the account by SIP username (digest) or by name
+ * (trusted peers).  Calls done() later exactly once unless *handlep is
+ * dereferenced first (the call went away); err ENOENT = unknown.
+ */
+typedef int (b2bua_cred_h)(void **handlep, bool by_sipuser, const char *name,
+			   b2bua_cred_done_h *done, void *done_arg, void *arg);
+
+int  b2bua_alloc(struct b2bua **bp, const struct tg_config *cfg);
+int  b2bua_subscribe(struct b2bua *b, b2bua_event_h *h, void *arg);
+void b2bua_set_authz(struct b2bua *b, b2bua_authz_h *h, void *arg);
+void b2bua_set_sdp(struct b2bua *b, b2bua_sdp_h *h, void *arg);
+void b2bua_set_cred(struct b2bua *b, b2bua_cred_h *h, void *arg);
+void b2bua_shutdown(struct b2bua *b, void (*doneh)(void *arg), void *arg);
+uint32_t b2bua_call_count(const struct b2bua *b);
+int  b2bua_debug(struct re_printf *pf, const struct b2bua *b);
+
+/* Calls */
+typedef bool (b2bua_call_apply_h)(struct b2bua_call *call, void *arg);
+struct b2bua_call *b2bua_call_apply(const struct b2bua *b,
+				    b2bua_call_apply_h *h, void *arg);
+struct b2bua_call *b2bua_call_find(const struct b2bua *b, const char *id);
+
+void b2bua_call_authorized(struct b2bua_call *call, uint16_t scode,
+			   const char *reason, const char *hdrs);
+int  b2bua_call_end(struct b2bua_call *call, enum b2bua_reason reason,
+		    const char *reason_hdr);
+void b2bua_call_emit(struct b2bua_call *call, enum b2bua_event ev);
+
+const char *b2bua_call_id(const struct b2bua_call *call);
+const char *b2bua_call_sipid(const struct b2bua_call *call);
+const char *b2bua_call_account(const struct b2bua_call *call);
+int64_t     b2bua_call_account_id(const struct b2bua_call *call);
+const char *b2bua_call_caller(const struct b2bua_call *call);
+const char *b2bua_call_callee(const struct b2bua_call *call);
+const char *b2bua_call_gateway(const struct b2bua_call *call);
+enum b2bua_state  b2bua_call_state(const struct b2bua_call *call);
+enum b2bua_reason b2bua_call_reason(const struct b2bua_call *call);
+uint16_t    b2bua_call_scode(const struct b2bua_call *call);
+bool        b2bua_call_hangup_by_caller(const struct b2bua_call *call);
+uint64_t    b2bua_call_setup_ms(const struct b2bua_call *call);
+uint64_t    b2bua_call_answer_ms(const struct b2bua_call *call);
+uint64_t    b2bua_call_end_ms(const struct b2bua_call *call);
+void       *b2bua_call_udata(const struct b2bua_call *call, unsigned slot);
+void        b2bua_call_set_udata(struct b2bua_call *call, unsigned slot,
+				 void *data);
+
+const char *b2bua_state_name(enum b2bua_state st);
+const char *b2bua_event_name(enum b2bua_event ev);
+const char *b2bua_reason_name(enum b2bua_reason r);
+
+/** Wall-clock milliseconds since the epoch (for CDR timestamps) */
+uint64_t b2bua_wallclock_ms(void);
+
+enum { B2BUA_UDATA_SLOTS = 4 };
+enum { B2BUA_UDATA_BILLING = 0, B2BUA_UDATA_MEDIA = 1, B2BUA_UDATA_API = 2 };
+
+#endif

@@ -1,0 +1,198 @@
+/**
+ * @file b2bua_int.h  B2BUA internals (private to b2bua/)
+ */
+
+#include <re.h>
+#include "core.h"
+#include "b2bua.h"
+
+/*
+ * Exported by libre 1.1.x but only declared in its private sip.h.  The UAC
+ * leg needs them to send an INVITE with its own Max-Forwards (the public
+ * sip_drequestf() always writes 70).  configure pins libre to 1.1.x.
+ */
+int sip_dialog_encode(struct mbuf *mb, struct sip_dialog *dlg, uint32_t cseq,
+		      const char *met);
+const char *sip_dialog_uri(const struct sip_dialog *dlg);
+const struct uri *sip_dialog_route(const struct sip_dialog *dlg);
+uint32_t sip_dialog_hash(const struct sip_dialog *dlg);
+bool sip_transp_reliable(enum sip_transp tp);
+
+
+/** Events that drive the call state table */
+enum call_ev {
+	CEV_IDENTIFIED = 0, /**< caller identified, route found         */
+	CEV_AUTHORIZED,     /**< authorisation hooks said yes           */
+	CEV_PROVISIONAL,    /**< 18x from the gateway                   */
+	CEV_ANSWER,         /**< 2xx from the gateway                   */
+	CEV_FAILOVER,       /**< 408/5xx/transport: next gateway        */
+	CEV_REJECT,         /**< final failure for the caller           */
+	CEV_CANCEL,         /**< caller CANCEL / admin end while ringing */
+	CEV_RING_TIMEOUT,   /**< no answer in time                      */
+	CEV_ACK,            /**< caller ACKed our 2xx                   */
+	CEV_BYE_CALLER,     /**< BYE from the caller                    */
+	CEV_BYE_GATEWAY,    /**< BYE from the gateway                   */
+	CEV_END,            /**< b2bua_call_end() on an answered call    */
+	CEV_UAC_FINAL,      /**< gateway final answer while cancelling  */
+	CEV_DONE,           /**< all BYE / CANCEL transactions finished */
+	CEV_COUNT
+};
+
+struct b2bua {
+	const struct tg_config *cfg;   /**< borrowed                     */
+	struct sip *sip;               /**< owned                        */
+	struct sip_lsnr *lsnr_req;     /**< owned                        */
+	struct sip_lsnr *lsnr_resp;    /**< owned                        */
+	struct hash *ht_legs;          /**< legs by Call-ID (borrowed)   */
+	struct hash *ht_calls;         /**< calls by id (owned refs)     */
+	struct list subl;              /**< struct sub, owned            */
+	b2bua_authz_h *authzh;
+	void *authz_arg;
+	b2bua_sdp_h *sdph;
+	void *sdp_arg;
+	b2bua_cred_h *credh;
+	void *cred_arg;
+	uint8_t nonce_key[20];
+	uint32_t ncalls;
+	bool shutting_down;
+	void (*shutdownh)(void *arg);
+	void *shutdown_arg;
+};
+
+enum leg_side { LEG_CALLER = 0, LEG_GATEWAY };
+
+/** One SIP dialog of a call: the caller's (UAS) or the gateway's (UAC) */
+struct leg {
+	struct le he;                /**< b2bua.ht_legs                  */
+	struct b2bua_call *call;     /**< borrowed: the call owns us     */
+	struct sip_dialog *dlg;      /**< owned                          */
+	char *callid;                /**< owned; hash key                */
+	enum leg_side side;
+	enum sip_transp tp;
+
+	/* our 2xx to an INVITE on this leg, until the peer ACKs it */
+	struct mbuf *mb2xx;          /**< owned                          */
+	struct sa dst2xx;
+	struct tmr tmr2xx;           /**< retransmission (UDP)           */
+	struct tmr tmr2xx_to;        /**< give up waiting for the ACK    */
+	uint32_t cseq2xx;
+	uint32_t txc;
+
+	/* our ACK to a 2xx on this leg, for retransmitted 2xx */
+	struct mbuf *mback;          /**< owned                          */
+	struct sa dstack;
+	enum sip_transp tpack;
+	uint32_t cseqack;
+
+	struct sip_request *byereq;  /**< owned, pending BYE             */
+	bool bye_pending;
+};
+
+/** An in-dialog request relayed from one leg to the other */
+struct relay {
+	struct le le;                /**< b2bua_call.relayl              */
+	struct b2bua_call *call;     /**< borrowed                       */
+	struct leg *from;            /**< borrowed                       */
+	struct leg *to;              /**< borrowed                       */
+	struct sip_strans *st;       /**< owned until replied            */
+	const struct sip_msg *msg;   /**< (ref.) the request             */
+	struct sip_request *req;     /**< owned, toward 'to'             */
+	bool invite;
+};
+
+struct b2bua_call {
+	struct le he;                /**< b2bua.ht_calls                 */
+	struct b2bua *b;             /**< borrowed                       */
+	char id[24];
+	enum b2bua_state state;
+	struct leg *a;               /**< owned: caller leg (UAS)        */
+	struct leg *g;               /**< owned: gateway leg (UAC)       */
+
+	/* initial INVITE from the caller */
+	const struct sip_msg *inv;   /**< (ref.) until answered/ACKed     */
+	struct sip_strans *st;       /**< owned until the final reply    */
+	void *credq;                 /**< owned: pending identification  */
+
+	/* initial INVITE toward the gateway */
+	struct sip_request *req;     /**< owned until a final response   */
+	struct mbuf *offer;          /**< owned: body for the gateway    */
+	char *ctype;                 /**< owned: its Content-Type        */
+	struct mbuf *hdrs;           /**< owned: headers copied over     */
+	const struct cfg_route *route; /**< borrowed (config)            */
+	uint32_t gwi;                /**< gateway being tried            */
+	uint16_t last_scode;
+	char last_reason[64];
+	char last_hdrs[128];          /**< e.g. Retry-After of the last   */
+	uint32_t maxfwd;
+
+	struct tmr tmr_ring;
+	struct tmr tmr_dur;
+	struct list relayl;          /**< struct relay, owned            */
+
+	char *account;               /**< owned                          */
+	int64_t account_id;
+	char *caller;                /**< owned: From user               */
+	char *from_name;             /**< owned: From display, unquoted  */
+	char *callee;                /**< owned: dialled number          */
+	char *reason_hdr;            /**< owned: Reason on our BYEs      */
+
+	enum b2bua_reason reason;
+	uint16_t scode;
+	bool by_caller;
+	bool ringing;
+	bool authz_pending;
+	bool ended_emitted;
+	bool announced;               /**< CREATED was emitted            */
+	uint64_t setup_ms, answer_ms, end_ms;
+	void *udata[B2BUA_UDATA_SLOTS];
+};
+
+/* b2bua.c */
+void b2bua_emit(struct b2bua_call *call, enum b2bua_event ev);
+int  b2bua_contact(struct re_printf *pf, const struct sip_msg *msg);
+
+/* call.c */
+int  call_alloc(struct b2bua_call **callp, struct b2bua *b,
+		const struct sip_msg *msg);
+bool call_event(struct b2bua_call *call, enum call_ev ev);
+void call_reply(struct b2bua_call *call, uint16_t scode, const char *reason,
+		const char *hdrs);
+void call_fail(struct b2bua_call *call, enum b2bua_reason reason,
+	       uint16_t scode, const char *phrase, const char *hdrs);
+void call_close_check(struct b2bua_call *call);
+void call_cancel(struct b2bua_call *call, enum call_ev ev,
+		 enum b2bua_reason reason, uint16_t scode, const char *phrase,
+		 const char *hdrs);
+void call_terminate(struct b2bua_call *call, enum b2bua_reason reason,
+		    bool by_caller);
+int  leg_alloc(struct leg **legp, struct b2bua_call *call,
+	       enum leg_side side, const char *callid, enum sip_transp tp);
+struct leg *leg_find(const struct b2bua *b, const struct sip_msg *msg);
+struct leg *leg_peer(const struct leg *leg);
+const char *call_logid(const struct b2bua_call *call);
+int  sdp_apply(struct b2bua_call *call, enum b2bua_dir dir,
+	       const struct sip_msg *msg, struct mbuf **bodyp);
+
+/* uas.c */
+void uas_invite(struct b2bua *b, const struct sip_msg *msg);
+void uas_proceed(struct b2bua_call *call);
+int  leg_reply_2xx(struct leg *leg, struct sip_strans **stp,
+		   const struct sip_msg *msg, uint16_t scode,
+		   const char *reason, const char *ctype,
+		   const struct mbuf *body);
+bool leg_ack_2xx(struct leg *leg, const struct sip_msg *msg);
+
+/* auth.c */
+void auth_identify(struct b2bua_call *call, const struct sip_msg *msg);
+
+/* uac.c */
+void uac_start(struct b2bua_call *call);
+void uac_cancel(struct b2bua_call *call);
+int  leg_send_ack(struct leg *leg, const struct sip_msg *resp,
+		  const char *ctype, const struct mbuf *body);
+bool leg_ack_again(struct b2bua *b, const struct sip_msg *msg);
+
+/* dialog.c */
+void dialog_request(struct leg *leg, const struct sip_msg *msg);
+int  leg_bye(struct leg *leg, const char *reason_hdr);
+void relay_flush(struct b2bua_call *call);

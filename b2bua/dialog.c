@@ -1,0 +1,444 @@
+/**
+ * @file dialog.c  In-dialog requests: ACK, BYE, re-INVITE, INFO relay
+ */
+
+#include <string.h>
+#include "b2bua_int.h"
+
+
+static void bye_resp_handler(int err, const struct sip_msg *msg, void *arg)
+{
+	struct leg *leg = arg;
+	struct b2bua_call *call = leg->call;
+	struct leg *peer = leg_peer(leg);
+
+	if (!err && msg && msg->scode < 200)
+		return;
+
+	if (err)
+		tlog_warn(call_logid(call), "BYE toward the %s: %m",
+			  leg->side == LEG_CALLER ? "caller" : "gateway", err);
+
+	if (!leg->byereq && !(peer && (peer->byereq || peer->bye_pending)))
+		(void)call_event(call, CEV_DONE);
+
+	call_close_check(call);
+}
+
+
+/** Send BYE on a leg (once), with an optional Reason header value */
+int leg_bye(struct leg *leg, const char *reason_hdr)
+{
+	int err;
+
+	if (!leg || !leg->dlg || !sip_dialog_established(leg->dlg) ||
+	    leg->byereq)
+		return 0;
+
+	/* RFC 3261 15: no BYE before the ACK for our 2xx */
+	if (leg->mb2xx && leg->side == LEG_CALLER &&
+	    leg->call->state != B2BUA_ST_CLOSED) {
+		leg->bye_pending = true;
+		return 0;
+	}
+
+	err = sip_drequestf(&leg->byereq, leg->call->b->sip, true, "BYE",
+			    leg->dlg, 0, NULL, NULL, bye_resp_handler, leg,
+			    "%s%s%s"
+			    "Content-Length: 0\r\n"
+			    "\r\n",
+			    reason_hdr ? "Reason: " : "",
+			    reason_hdr ? reason_hdr : "",
+			    reason_hdr ? "\r\n" : "");
+	if (err)
+		tlog_warn(call_logid(leg->call), "cannot send BYE: %m", err);
+
+	return err;
+}
+
+
+static void bye_received(struct leg *leg, const struct sip_msg *msg)
+{
+	struct b2bua_call *call = leg->call;
+	const struct sip_hdr *reason;
+	enum b2bua_state before = call->state;
+	bool caller = leg->side == LEG_CALLER;
+
+	(void)sip_treply(NULL, call->b->sip, msg, 200, "OK");
+
+	tlog_info(call_logid(call), "BYE from the %s",
+		  caller ? "caller" : "gateway");
+
+	if (!call_event(call, caller ? CEV_BYE_CALLER : CEV_BYE_GATEWAY))
+		return;
+
+	/* the peer that hung up needs no BYE from us any more */
+	tmr_cancel(&leg->tmr2xx);
+	leg->bye_pending = false;
+
+	if (before == B2BUA_ST_TERMINATING) {
+		call_close_check(call);
+		return;
+	}
+
+	reason = sip_msg_hdr(msg, SIP_HDR_REASON);
+	if (reason && !call->reason_hdr)
+		(void)pl_strdup(&call->reason_hdr, &reason->val);
+
+	call_terminate(call, caller ? B2BUA_R_CALLER : B2BUA_R_CALLEE,
+		       caller);
+}
+
+
+static void relay_destructor(void *arg)
+{
+	struct relay *relay = arg;
+
+	list_unlink(&relay->le);
+	mem_deref(relay->req);
+	mem_deref(relay->st);
+	mem_deref((void *)relay->msg);
+}
+
+
+/** End every pending relayed request (the call is going) */
+void relay_flush(struct b2bua_call *call)
+{
+	struct le *le;
+
+	for (le = call->relayl.head; le; le = le->next) {
+		struct relay *relay = le->data;
+
+		if (relay->st)
+			(void)sip_treply(&relay->st, call->b->sip, relay->msg,
+					 487, "Request Terminated");
+	}
+
+	list_flush(&call->relayl);
+}
+
+
+static int ctype_dup(char **ctype, const struct sip_msg *msg)
+{
+	if (!mbuf_get_left(msg->mb)) {
+		*ctype = NULL;
+		return 0;
+	}
+
+	return re_sdprintf(ctype, "%r/%r", &msg->ctyp.type,
+			   &msg->ctyp.subtype);
+}
+
+
+static void relay_resp_handler(int err, const struct sip_msg *msg, void *arg)
+{
+	struct relay *relay = arg;
+	struct b2bua_call *call = relay->call;
+	struct sip *sip = call->b->sip;
+	enum b2bua_dir dir;
+	struct mbuf *body = NULL;
+	char *ctype = NULL;
+	char phrase[64];
+	size_t blen;
+	bool end = false;
+
+	if (!err && msg && msg->scode < 200)
+		return;
+
+	mem_ref(call);
+
+	if (err || !msg) {
+		tlog_warn(call_logid(call), "relayed %r: %m",
+			  &relay->msg->met, err);
+		(void)sip_treply(&relay->st, sip, relay->msg,
+				 err == ETIMEDOUT ? 408 : 503,
+				 err == ETIMEDOUT ? "Request Timeout"
+				 : "Service Unavailable");
+		end = relay->invite;
+		goto out;
+	}
+
+	(void)re_snprintf(phrase, sizeof(phrase), "%r", &msg->reason);
+	dir = relay->from->side == LEG_CALLER ? B2BUA_DIR_TO_CALLER
+		: B2BUA_DIR_TO_GATEWAY;
+
+	if (msg->scode < 300 && relay->invite) {
+
+		(void)sip_dialog_update(relay->to->dlg, msg);
+		(void)leg_send_ack(relay->to, msg, NULL, NULL);
+
+		err = sdp_apply(call, dir, msg, &body);
+		if (!err)
+			err = ctype_dup(&ctype, msg);
+		if (!err)
+			err = leg_reply_2xx(relay->from, &relay->st,
+					    relay->msg, msg->scode, phrase,
+					    ctype, body);
+		if (err) {
+			tlog_warn(call_logid(call), "re-INVITE answer: %m",
+				  err);
+			(void)sip_treply(&relay->st, sip, relay->msg, 500,
+					 "Server Internal Error");
+		}
+	}
+	else {
+		uint16_t scode = msg->scode;
+
+		if (scode == 401 || scode == 407) {
+			scode = 403;
+			str_ncpy(phrase, "Forbidden", sizeof(phrase));
+		}
+
+		if (scode < 300)
+			err = sdp_apply(call, dir, msg, &body);
+		if (!err && body)
+			err = ctype_dup(&ctype, msg);
+
+		blen = body ? mbuf_get_left(body) : 0;
+		(void)sip_treplyf(&relay->st, NULL, sip, relay->msg, false,
+				  scode, phrase,
+				  "%s%s%s"
+				  "Content-Length: %zu\r\n"
+				  "\r\n"
+				  "%b",
+				  blen ? "Content-Type: " : "",
+				  blen ? ctype : "",
+				  blen ? "\r\n" : "",
+				  blen, blen ? mbuf_buf(body) : NULL, blen);
+
+		/* the far dialog is gone */
+		end = scode == 481 || (relay->invite && scode == 408);
+	}
+
+ out:
+	mem_deref(body);
+	mem_deref(ctype);
+	mem_deref(relay);
+
+	if (end && (call->state == B2BUA_ST_ANSWERED ||
+		    call->state == B2BUA_ST_CONFIRMED))
+		(void)b2bua_call_end(call, B2BUA_R_FAILED, NULL);
+
+	mem_deref(call);
+}
+
+
+static int invite_contact(enum sip_transp tp, const struct sa *src,
+			  const struct sa *dst, struct mbuf *mb, void *arg)
+{
+	(void)dst;
+	(void)arg;
+
+	return mbuf_printf(mb, "Contact: <sip:tollgate@%J%s>\r\n", src,
+			   tp == SIP_TRANSP_TCP ? ";transport=tcp" : "");
+}
+
+
+/** Relay an in-dialog request to the other leg; answer with its answer */
+static void relay_start(struct leg *from, const struct sip_msg *msg,
+			bool invite)
+{
+	struct b2bua_call *call = from->call;
+	struct sip *sip = call->b->sip;
+	struct leg *to = leg_peer(from);
+	struct relay *relay;
+	struct mbuf *body = NULL;
+	char *ctype = NULL;
+	char met[32];
+	size_t blen;
+	int err;
+
+	if (!to || !to->dlg || !sip_dialog_established(to->dlg)) {
+		(void)sip_treply(NULL, sip, msg, 481,
+				 "Call/Transaction Does Not Exist");
+		return;
+	}
+
+	relay = mem_zalloc(sizeof(*relay), relay_destructor);
+	if (!relay) {
+		(void)sip_treply(NULL, sip, msg, 500, "Server Internal Error");
+		return;
+	}
+
+	list_append(&call->relayl, &relay->le, relay);
+	relay->call = call;
+	relay->from = from;
+	relay->to = to;
+	relay->invite = invite;
+	relay->msg = mem_ref((void *)msg);
+
+	err = sip_strans_alloc(&relay->st, sip, msg, NULL, NULL);
+	if (err)
+		goto out;
+
+	if (invite) {
+		(void)sip_treply(&relay->st, sip, msg, 100, "Trying");
+		(void)sip_dialog_update(from->dlg, msg);
+	}
+
+	err = sdp_apply(call, from->side == LEG_CALLER ? B2BUA_DIR_TO_GATEWAY
+			: B2BUA_DIR_TO_CALLER, msg, &body);
+	if (err)
+		goto out;
+
+	err = ctype_dup(&ctype, msg);
+	if (err)
+		goto out;
+
+	(void)re_snprintf(met, sizeof(met), "%r", &msg->met);
+	blen = body ? mbuf_get_left(body) : 0;
+
+	err = sip_drequestf(&relay->req, sip, true, met, to->dlg, 0, NULL,
+			    invite ? invite_contact : NULL,
+			    relay_resp_handler, relay,
+			    "%s%s%s"
+			    "Content-Length: %zu\r\n"
+			    "\r\n"
+			    "%b",
+			    blen ? "Content-Type: " : "",
+			    blen ? ctype : "",
+			    blen ? "\r\n" : "",
+			    blen, blen ? mbuf_buf(body) : NULL, blen);
+	if (err)
+		goto out;
+
+	tlog_dbg(call_logid(call), "%s from the %s relayed", met,
+		 from->side == LEG_CALLER ? "caller" : "gateway");
+
+ out:
+	mem_deref(body);
+	mem_deref(ctype);
+
+	if (err) {
+		tlog_warn(call_logid(call), "cannot relay %r: %m", &msg->met,
+			  err);
+		if (relay->st)
+			(void)sip_treply(&relay->st, sip, msg,
+					 err == ENOSPC ? 503 : 500,
+					 err == ENOSPC ? "Service Unavailable"
+					 : "Server Internal Error");
+		mem_deref(relay);
+	}
+}
+
+
+static bool invite_pending(const struct b2bua_call *call)
+{
+	struct le *le;
+
+	for (le = call->relayl.head; le; le = le->next) {
+		const struct relay *relay = le->data;
+
+		if (relay->invite)
+			return true;
+	}
+
+	return false;
+}
+
+
+static void reinvite(struct leg *leg, const struct sip_msg *msg)
+{
+	struct b2bua_call *call = leg->call;
+	struct sip *sip = call->b->sip;
+	struct leg *peer = leg_peer(leg);
+
+	if (invite_pending(call) || leg->mb2xx || (peer && peer->mb2xx)) {
+		tlog_info(call_logid(call), "re-INVITE from the %s while one "
+			  "is pending: 491",
+			  leg->side == LEG_CALLER ? "caller" : "gateway");
+		(void)sip_treply(NULL, sip, msg, 491, "Request Pending");
+		return;
+	}
+
+	if (mbuf_get_left(msg->mb) &&
+	    !msg_ctype_cmp(&msg->ctyp, "application", "sdp")) {
+		(void)sip_treplyf(NULL, NULL, sip, msg, false, 415,
+				  "Unsupported Media Type",
+				  "Accept: application/sdp\r\n"
+				  "Content-Length: 0\r\n\r\n");
+		return;
+	}
+
+	relay_start(leg, msg, true);
+}
+
+
+/** A request that matched the dialog of one of the call's legs */
+void dialog_request(struct leg *leg, const struct sip_msg *msg)
+{
+	struct b2bua_call *call = leg->call;
+	struct sip *sip = call->b->sip;
+
+	mem_ref(call);
+
+	if (!pl_strcmp(&msg->met, "ACK")) {
+
+		if (!leg_ack_2xx(leg, msg))
+			goto out;
+
+		if (leg->side == LEG_CALLER &&
+		    call->state == B2BUA_ST_ANSWERED) {
+			(void)call_event(call, CEV_ACK);
+			call->inv = mem_deref((void *)call->inv);
+		}
+
+		if (leg->bye_pending) {
+			leg->bye_pending = false;
+			(void)leg_bye(leg, call->reason_hdr);
+			if (!leg->byereq &&
+			    !(leg_peer(leg) && leg_peer(leg)->byereq))
+				(void)call_event(call, CEV_DONE);
+			call_close_check(call);
+		}
+		goto out;
+	}
+
+	if (!sip_dialog_rseq_valid(leg->dlg, msg)) {
+		(void)sip_treply(NULL, sip, msg, 500, "Server Internal Error");
+		goto out;
+	}
+
+	if (!pl_strcmp(&msg->met, "BYE")) {
+		bye_received(leg, msg);
+		goto out;
+	}
+
+	if (call->state != B2BUA_ST_ANSWERED &&
+	    call->state != B2BUA_ST_CONFIRMED) {
+		(void)sip_treply(NULL, sip, msg, 481,
+				 "Call/Transaction Does Not Exist");
+		goto out;
+	}
+
+	if (!pl_strcmp(&msg->met, "INVITE")) {
+		reinvite(leg, msg);
+	}
+	else if (!pl_strcmp(&msg->met, "INFO")) {
+		relay_start(leg, msg, false);
+	}
+	else if (!pl_strcmp(&msg->met, "OPTIONS")) {
+		(void)sip_treplyf(NULL, NULL, sip, msg, false, 200, "OK",
+				  "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS,"
+				  " INFO\r\n"
+				  "Content-Length: 0\r\n\r\n");
+	}
+	else if (!pl_strcmp(&msg->met, "UPDATE") ||
+		 !pl_strcmp(&msg->met, "PRACK")) {
+		(void)sip_treply(NULL, sip, msg, 501, "Not Implemented");
+	}
+	else if (!pl_strcmp(&msg->met, "REFER")) {
+		/* a transfer would let a caller reach any number unrated */
+		(void)sip_treply(NULL, sip, msg, 403, "Forbidden");
+	}
+	else {
+		(void)sip_treplyf(NULL, NULL, sip, msg, false, 405,
+				  "Method Not Allowed",
+				  "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS,"
+				  " INFO\r\n"
+				  "Content-Length: 0\r\n\r\n");
+	}
+
+ out:
+	mem_deref(call);
+}

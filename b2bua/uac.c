@@ -1,0 +1,464 @@
+/**
+ * @file uac.c  The gateway's leg: INVITE, failover, CANCEL, ACK
+ */
+
+#include <string.h>
+#include "b2bua_int.h"
+
+
+static void uac_resp_handler(int err, const struct sip_msg *msg, void *arg);
+
+
+static int contact_handler(enum sip_transp tp, const struct sa *src,
+			   const struct sa *dst, struct mbuf *mb, void *arg)
+{
+	(void)dst;
+	(void)arg;
+
+	return mbuf_printf(mb, "Contact: <sip:tollgate@%J%s>\r\n", src,
+			   tp == SIP_TRANSP_TCP ? ";transport=tcp" : "");
+}
+
+
+static void ring_timeout(void *arg)
+{
+	struct b2bua_call *call = arg;
+
+	tlog_info(call_logid(call), "no answer from gateway %s within %u s",
+		  b2bua_call_gateway(call), call->b->cfg->ring_timeout);
+
+	call_cancel(call, CEV_RING_TIMEOUT, B2BUA_R_NO_ANSWER, 408,
+		    "Request Timeout", NULL);
+}
+
+
+static void max_duration(void *arg)
+{
+	struct b2bua_call *call = arg;
+
+	tlog_info(call_logid(call), "maximum call duration (%u s) reached",
+		  call->b->cfg->max_duration);
+
+	(void)b2bua_call_end(call, B2BUA_R_MAX_DURATION,
+			     "SIP;cause=200;text=\"maximum call duration\"");
+}
+
+
+/** Send the INVITE to the current gateway of the route */
+static int uac_send(struct b2bua_call *call)
+{
+	struct b2bua *b = call->b;
+	const struct cfg_gateway *gw = call->route->gwv[call->gwi];
+	struct sip_dialog *dlg = NULL;
+	char *uri = NULL, *from = NULL;
+	struct mbuf *mb = NULL;
+	size_t blen = call->offer ? mbuf_get_left(call->offer) : 0;
+	struct sa laddr;
+	int err;
+
+	err = sip_transp_laddr(b->sip, &laddr, gw->tp, &gw->addr);
+	if (err)
+		return err;
+
+	err  = re_sdprintf(&uri, "sip:%s@%J%s", call->callee, &gw->addr,
+			   gw->tp == SIP_TRANSP_TCP ? ";transport=tcp" : "");
+	err |= re_sdprintf(&from, "sip:%s@%j", call->caller, &laddr);
+	if (err)
+		goto out;
+
+	err = sip_dialog_alloc(&dlg, uri, uri, call->from_name, from,
+			       NULL, 0);
+	if (err)
+		goto out;
+
+	call->g = mem_deref(call->g);
+	err = leg_alloc(&call->g, call, LEG_GATEWAY, sip_dialog_callid(dlg),
+			gw->tp);
+	if (err)
+		goto out;
+	call->g->dlg = mem_ref(dlg);
+
+	mb = mbuf_alloc(1024 + blen);
+	if (!mb) {
+		err = ENOMEM;
+		goto out;
+	}
+
+	err  = mbuf_printf(mb, "Max-Forwards: %u\r\n", call->maxfwd);
+	err |= sip_dialog_encode(mb, dlg, 0, "INVITE");
+	err |= mbuf_write_mem(mb, mbuf_buf(call->hdrs),
+			      mbuf_get_left(call->hdrs));
+	err |= mbuf_printf(mb,
+			   "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO\r\n"
+			   "%s%s%s"
+			   "Content-Length: %zu\r\n"
+			   "\r\n"
+			   "%b",
+			   blen ? "Content-Type: " : "",
+			   blen ? call->ctype : "",
+			   blen ? "\r\n" : "",
+			   blen,
+			   blen ? mbuf_buf(call->offer) : NULL, blen);
+	if (err)
+		goto out;
+
+	mb->pos = 0;
+
+	err = sip_request(&call->req, b->sip, true, "INVITE", -1,
+			  sip_dialog_uri(dlg), -1, sip_dialog_route(dlg), mb,
+			  sip_dialog_hash(dlg), contact_handler,
+			  uac_resp_handler, call);
+	if (err)
+		goto out;
+
+	tlog_info(call_logid(call), "INVITE %s to gateway %s (%J) as "
+		  "Call-ID %s", call->callee, gw->name, &gw->addr,
+		  call->g->callid);
+
+	tmr_start(&call->tmr_ring, (uint64_t)b->cfg->ring_timeout * 1000,
+		  ring_timeout, call);
+
+ out:
+	mem_deref(mb);
+	mem_deref(dlg);
+	mem_deref(uri);
+	mem_deref(from);
+
+	return err;
+}
+
+
+/** Try the next gateway of the route, or give the caller the last answer */
+static void failover(struct b2bua_call *call, uint16_t scode,
+		     const char *phrase)
+{
+	tmr_cancel(&call->tmr_ring);
+
+	call->last_scode = scode;
+	str_ncpy(call->last_reason, phrase, sizeof(call->last_reason));
+
+	while (call->gwi + 1 < call->route->gwc && !call->b->shutting_down) {
+
+		int err;
+
+		++call->gwi;
+		if (!call_event(call, CEV_FAILOVER))
+			return;
+
+		tlog_info(call_logid(call), "gateway answered %u, trying "
+			  "gateway %s", scode, b2bua_call_gateway(call));
+
+		err = uac_send(call);
+		if (!err)
+			return;
+
+		tlog_warn(call_logid(call), "gateway %s: %m",
+			  b2bua_call_gateway(call), err);
+		call->last_scode = 503;
+		str_ncpy(call->last_reason, "Service Unavailable",
+			 sizeof(call->last_reason));
+	}
+
+	call_fail(call, B2BUA_R_REJECTED, call->last_scode,
+		  call->last_reason, NULL);
+}
+
+
+void uac_start(struct b2bua_call *call)
+{
+	const struct sip_msg *msg = call->inv;
+	int err;
+
+	if (!call->offer && mbuf_get_left(msg->mb)) {
+		err = sdp_apply(call, B2BUA_DIR_TO_GATEWAY, msg, &call->offer);
+		if (err) {
+			tlog_warn(call_logid(call), "offer refused: %m", err);
+			call_fail(call, B2BUA_R_FAILED,
+				  err == ENOSPC ? 503 : 488,
+				  err == ENOSPC ? "Service Unavailable"
+				  : "Not Acceptable Here",
+				  err == ENOSPC ? "Retry-After: 5\r\n" : NULL);
+			return;
+		}
+
+		err = re_sdprintf(&call->ctype, "%r/%r", &msg->ctyp.type,
+				  &msg->ctyp.subtype);
+		if (err) {
+			call_fail(call, B2BUA_R_FAILED, 500,
+				  "Server Internal Error", NULL);
+			return;
+		}
+	}
+
+	err = uac_send(call);
+	if (err) {
+		tlog_warn(call_logid(call), "gateway %s: %m",
+			  b2bua_call_gateway(call), err);
+		failover(call, 503, "Service Unavailable");
+	}
+}
+
+
+/** CANCEL the INVITE toward the gateway (sent once a 1xx arrived) */
+void uac_cancel(struct b2bua_call *call)
+{
+	tmr_cancel(&call->tmr_ring);
+
+	if (call->req) {
+		sip_request_cancel(call->req);
+		return;
+	}
+
+	(void)call_event(call, CEV_UAC_FINAL);
+	call_close_check(call);
+}
+
+
+static int ack_send_handler(enum sip_transp tp, const struct sa *src,
+			    const struct sa *dst, struct mbuf *mb, void *arg)
+{
+	struct leg *leg = arg;
+	(void)src;
+
+	mem_deref(leg->mback);
+	leg->mback = mem_ref(mb);
+	leg->dstack = *dst;
+	leg->tpack = tp;
+
+	return 0;
+}
+
+
+/** ACK a 2xx received on this leg; kept to answer retransmissions */
+int leg_send_ack(struct leg *leg, const struct sip_msg *resp,
+		 const char *ctype, const struct mbuf *body)
+{
+	size_t blen = body ? mbuf_get_left(body) : 0;
+
+	leg->cseqack = resp->cseq.num;
+
+	return sip_drequestf(NULL, leg->call->b->sip, false, "ACK", leg->dlg,
+			     resp->cseq.num, NULL, ack_send_handler, NULL,
+			     leg,
+			     "%s%s%s"
+			     "Content-Length: %zu\r\n"
+			     "\r\n"
+			     "%b",
+			     blen ? "Content-Type: " : "",
+			     blen ? ctype : "",
+			     blen ? "\r\n" : "",
+			     blen, blen ? mbuf_buf(body) : NULL, blen);
+}
+
+
+/** A 2xx to an INVITE that no transaction waits for: ACK it again */
+bool leg_ack_again(struct b2bua *b, const struct sip_msg *msg)
+{
+	struct leg *leg = leg_find(b, msg);
+
+	if (!leg || !leg->mback || leg->cseqack != msg->cseq.num)
+		return false;
+
+	(void)sip_send(b->sip, NULL, leg->tpack, &leg->dstack, leg->mback);
+
+	return true;
+}
+
+
+/** The gateway answered an INVITE we had already given up on */
+static void late_response(struct b2bua_call *call, const struct sip_msg *msg)
+{
+	if (msg->scode < 200)
+		return;
+
+	if (msg->scode < 300) {
+		tlog_info(call_logid(call), "gateway answered after CANCEL: "
+			  "ACK and BYE");
+		if (!sip_dialog_create(call->g->dlg, msg))
+			(void)leg_send_ack(call->g, msg, NULL, NULL);
+		(void)call_event(call, CEV_ANSWER);
+		(void)leg_bye(call->g, call->reason_hdr);
+		if (!call->g->byereq)
+			(void)call_event(call, CEV_DONE);
+	}
+	else {
+		(void)call_event(call, CEV_UAC_FINAL);
+	}
+
+	call_close_check(call);
+}
+
+
+static void relay_provisional(struct b2bua_call *call,
+			      const struct sip_msg *msg)
+{
+	struct mbuf *body = NULL;
+	size_t blen;
+	int err;
+
+	if (msg->scode == 100)
+		return;
+
+	err = sdp_apply(call, B2BUA_DIR_TO_CALLER, msg, &body);
+	if (err) {
+		tlog_warn(call_logid(call), "early media refused: %m", err);
+		body = mem_deref(body);
+	}
+
+	if (!call_event(call, CEV_PROVISIONAL)) {
+		mem_deref(body);
+		return;
+	}
+
+	blen = body ? mbuf_get_left(body) : 0;
+
+	err = sip_treplyf(&call->st, NULL, call->b->sip, call->inv, true,
+			  msg->scode, "Ringing",
+			  "%H"
+			  "%s%r%s"
+			  "Content-Length: %zu\r\n"
+			  "\r\n"
+			  "%b",
+			  b2bua_contact, call->inv,
+			  blen ? "Content-Type: " : "",
+			  blen ? &msg->ctyp.type : &(struct pl){0},
+			  blen ? "/sdp\r\n" : "",
+			  blen, blen ? mbuf_buf(body) : NULL, blen);
+	if (err)
+		tlog_warn(call_logid(call), "relaying %u: %m", msg->scode,
+			  err);
+
+	mem_deref(body);
+
+	if (!call->ringing) {
+		call->ringing = true;
+		b2bua_emit(call, B2BUA_EV_RINGING);
+	}
+}
+
+
+static void relay_answer(struct b2bua_call *call, const struct sip_msg *msg)
+{
+	struct b2bua *b = call->b;
+	struct mbuf *body = NULL;
+	char *ctype = NULL;
+	int err;
+
+	tmr_cancel(&call->tmr_ring);
+
+	err = sip_dialog_create(call->g->dlg, msg);
+	if (!err)
+		err = leg_send_ack(call->g, msg, NULL, NULL);
+	if (err) {
+		tlog_warn(call_logid(call), "bad 2xx from gateway: %m", err);
+		call_fail(call, B2BUA_R_FAILED, 502, "Bad Gateway", NULL);
+		return;
+	}
+
+	if (mbuf_get_left(msg->mb)) {
+		err = sdp_apply(call, B2BUA_DIR_TO_CALLER, msg, &body);
+		if (!err)
+			err = re_sdprintf(&ctype, "%r/%r", &msg->ctyp.type,
+					  &msg->ctyp.subtype);
+	}
+	if (!err)
+		err = sip_dialog_accept(&call->a->dlg, call->inv);
+	if (!err)
+		err = leg_reply_2xx(call->a, &call->st, call->inv, msg->scode,
+				    "OK", ctype, body);
+	mem_deref(body);
+	mem_deref(ctype);
+
+	if (!call_event(call, CEV_ANSWER))
+		return;
+
+	call->answer_ms = b2bua_wallclock_ms();
+	call->scode = msg->scode;
+
+	if (err) {
+		tlog_warn(call_logid(call), "cannot answer the caller: %m",
+			  err);
+		(void)call_event(call, CEV_END);
+		call_terminate(call, B2BUA_R_FAILED, false);
+		return;
+	}
+
+	tlog_info(call_logid(call), "answered by gateway %s",
+		  b2bua_call_gateway(call));
+
+	if (b->cfg->max_duration)
+		tmr_start(&call->tmr_dur,
+			  (uint64_t)b->cfg->max_duration * 1000,
+			  max_duration, call);
+
+	b2bua_emit(call, B2BUA_EV_ANSWERED);
+}
+
+
+static void uac_resp_handler(int err, const struct sip_msg *msg, void *arg)
+{
+	struct b2bua_call *call = arg;
+
+	mem_ref(call);
+
+	if (call->state == B2BUA_ST_CANCELLING ||
+	    call->state == B2BUA_ST_TERMINATING ||
+	    call->state == B2BUA_ST_CLOSED) {
+		if (err || !msg) {
+			(void)call_event(call, CEV_UAC_FINAL);
+			call_close_check(call);
+		}
+		else {
+			late_response(call, msg);
+		}
+		goto out;
+	}
+
+	if (err || !msg) {
+		tlog_warn(call_logid(call), "gateway %s: %m",
+			  b2bua_call_gateway(call), err);
+		failover(call, err == ETIMEDOUT ? 408 : 503,
+			 err == ETIMEDOUT ? "Request Timeout"
+			 : "Service Unavailable");
+		goto out;
+	}
+
+	if (msg->scode < 200) {
+		relay_provisional(call, msg);
+	}
+	else if (msg->scode < 300) {
+		relay_answer(call, msg);
+	}
+	else {
+		char phrase[64];
+		uint16_t scode = msg->scode;
+
+		(void)re_snprintf(phrase, sizeof(phrase), "%r", &msg->reason);
+		tmr_cancel(&call->tmr_ring);
+
+		tlog_info(call_logid(call), "gateway %s answered %u %s",
+			  b2bua_call_gateway(call), scode, phrase);
+
+		if (scode == 408 || (scode >= 500 && scode < 600)) {
+			failover(call, scode, phrase);
+		}
+		else {
+			/* never hand the gateway's redirect targets or
+			 * authentication realm to the caller */
+			if (scode < 400) {
+				scode = 480;
+				str_ncpy(phrase, "Temporarily Unavailable",
+					 sizeof(phrase));
+			}
+			else if (scode == 401 || scode == 407) {
+				scode = 403;
+				str_ncpy(phrase, "Forbidden", sizeof(phrase));
+			}
+			call_fail(call, B2BUA_R_REJECTED, scode, phrase,
+				  NULL);
+		}
+	}
+
+ out:
+	mem_deref(call);
+}

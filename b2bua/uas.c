@@ -1,0 +1,489 @@
+/**
+ * @file uas.c  The caller's leg: a new INVITE, replies, 2xx reliability
+ */
+
+#include <string.h>
+#include "b2bua_int.h"
+
+
+static void cancel_handler(void *arg)
+{
+	struct b2bua_call *call = arg;
+
+	tlog_info(call_logid(call), "caller cancelled in state %s",
+		  b2bua_state_name(call->state));
+
+	switch (call->state) {
+
+	case B2BUA_ST_IDENTIFY:
+	case B2BUA_ST_AUTHORIZE:
+		call_fail(call, B2BUA_R_CANCELLED, 487, "Request Terminated",
+			  NULL);
+		break;
+
+	case B2BUA_ST_CALLING:
+	case B2BUA_ST_RINGING:
+		call_cancel(call, CEV_CANCEL, B2BUA_R_CANCELLED, 487,
+			    "Request Terminated", NULL);
+		break;
+
+	default:
+		break;
+	}
+}
+
+
+/** Is the number something a route can match? (digits, optional '+') */
+static bool number_valid(const struct pl *user)
+{
+	size_t i = 0;
+
+	if (!pl_isset(user))
+		return false;
+
+	if (user->p[0] == '+')
+		i = 1;
+
+	if (i >= user->l || user->l > 64)
+		return false;
+
+	for (; i < user->l; i++) {
+		if (user->p[i] < '0' || user->p[i] > '9')
+			return false;
+	}
+
+	return true;
+}
+
+
+/**
+ * A light structural check of an SDP body: "v=0" first, then only
+ * "<letter>=<value>" lines, with o=, s= and at least one m= line.
+ */
+static bool sdp_wellformed(const struct mbuf *mb)
+{
+	const char *p = (const char *)mbuf_buf(mb);
+	const char *end = p + mbuf_get_left(mb);
+	bool o = false, s = false, m = false, first = true;
+
+	while (p < end) {
+		const char *eol = memchr(p, '\n', end - p);
+		size_t len = eol ? (size_t)(eol - p) : (size_t)(end - p);
+
+		if (len && p[len - 1] == '\r')
+			--len;
+
+		if (len) {
+			if (len < 2 || p[1] != '=' || p[0] < 'a' || p[0] > 'z')
+				return false;
+			if (first && (len < 3 || strncmp(p, "v=0", 3)))
+				return false;
+			first = false;
+			o |= p[0] == 'o';
+			s |= p[0] == 's';
+			m |= p[0] == 'm';
+		}
+
+		if (!eol)
+			break;
+		p = eol + 1;
+	}
+
+	return o && s && m;
+}
+
+
+static int pl_strdup_unquote(char **dst, const struct pl *pl)
+{
+	struct pl v = *pl;
+
+	if (!pl_isset(&v)) {
+		*dst = NULL;
+		return 0;
+	}
+
+	if (v.l >= 2 && v.p[0] == '"' && v.p[v.l - 1] == '"') {
+		v.p += 1;
+		v.l -= 2;
+	}
+
+	if (!v.l) {
+		*dst = NULL;
+		return 0;
+	}
+
+	return pl_strdup(dst, &v);
+}
+
+
+static void reply_stateless(struct b2bua *b, const struct sip_msg *msg,
+			    uint16_t scode, const char *phrase,
+			    const char *hdrs)
+{
+	char cid[96];
+
+	(void)re_snprintf(cid, sizeof(cid), "%r", &msg->callid);
+	tlog_info(cid, "INVITE from %J refused: %u %s", &msg->src, scode,
+		  phrase);
+
+	(void)sip_treplyf(NULL, NULL, b->sip, msg, false, scode, phrase,
+			  "%sContent-Length: 0\r\n\r\n", hdrs ? hdrs : "");
+}
+
+
+/** A new INVITE (no To tag) arrived */
+void uas_invite(struct b2bua *b, const struct sip_msg *msg)
+{
+	const struct tg_config *cfg = b->cfg;
+	const struct sip_hdr *hdr;
+	struct b2bua_call *call = NULL;
+	uint32_t maxfwd = 70;
+	char buf[160];
+	int err;
+
+	if (b->shutting_down) {
+		reply_stateless(b, msg, 503, "Service Unavailable",
+				"Retry-After: 30\r\n");
+		return;
+	}
+
+	if (cfg->max_calls && b->ncalls >= cfg->max_calls) {
+		reply_stateless(b, msg, 503, "Service Unavailable",
+				"Retry-After: 5\r\n");
+		return;
+	}
+
+	hdr = sip_msg_hdr(msg, SIP_HDR_MAX_FORWARDS);
+	if (hdr) {
+		struct pl v = hdr->val;
+
+		if (!v.l || v.l > 3 || re_regex(v.p, v.l, "[0-9]+", NULL)) {
+			reply_stateless(b, msg, 400, "Bad Max-Forwards", NULL);
+			return;
+		}
+		maxfwd = pl_u32(&v);
+		if (maxfwd == 0) {
+			reply_stateless(b, msg, 483, "Too Many Hops", NULL);
+			return;
+		}
+	}
+
+	hdr = sip_msg_hdr(msg, SIP_HDR_REQUIRE);
+	if (hdr) {
+		(void)re_snprintf(buf, sizeof(buf), "Unsupported: %r\r\n",
+				  &hdr->val);
+		reply_stateless(b, msg, 420, "Bad Extension", buf);
+		return;
+	}
+
+	if (!sip_msg_hdr(msg, SIP_HDR_CONTACT)) {
+		reply_stateless(b, msg, 400, "Missing Contact", NULL);
+		return;
+	}
+
+	if (mbuf_get_left(msg->mb)) {
+		if (!msg_ctype_cmp(&msg->ctyp, "application", "sdp")) {
+			reply_stateless(b, msg, 415, "Unsupported Media Type",
+					"Accept: application/sdp\r\n");
+			return;
+		}
+		if (!sdp_wellformed(msg->mb)) {
+			reply_stateless(b, msg, 400, "Malformed SDP", NULL);
+			return;
+		}
+	}
+
+	if (!pl_isset(&msg->uri.user)) {
+		reply_stateless(b, msg, 484, "Address Incomplete", NULL);
+		return;
+	}
+	if (!number_valid(&msg->uri.user)) {
+		reply_stateless(b, msg, 404, "Not Found",
+				"Reason: SIP;cause=404;text=\"invalid number\""
+				"\r\n");
+		return;
+	}
+
+	err = call_alloc(&call, b, msg);
+	if (err) {
+		reply_stateless(b, msg, 500, "Server Internal Error", NULL);
+		return;
+	}
+
+	call->maxfwd = maxfwd - 1;
+
+	err = sip_strans_alloc(&call->st, b->sip, msg, cancel_handler, call);
+	if (err)
+		goto fail;
+
+	err = sip_treply(&call->st, b->sip, msg, 100, "Trying");
+	if (err)
+		goto fail;
+
+	{
+		struct pl num = msg->uri.user;
+
+		if (num.p[0] == '+') {
+			++num.p;
+			--num.l;
+		}
+		err  = pl_strdup(&call->callee, &num);
+	}
+	err |= pl_isset(&msg->from.uri.user)
+		? pl_strdup(&call->caller, &msg->from.uri.user)
+		: str_dup(&call->caller, "anonymous");
+	err |= pl_strdup_unquote(&call->from_name, &msg->from.dname);
+	if (err)
+		goto fail;
+
+	tlog_info(call_logid(call), "INVITE %s from %s@%J via %s",
+		  call->callee, call->caller, &msg->src,
+		  sip_transp_name(msg->tp));
+
+	auth_identify(call, msg);
+	return;
+
+ fail:
+	tlog_err(call_logid(call), "cannot take the call: %m", err);
+	if (call->st)
+		call_reply(call, 500, "Server Internal Error", NULL);
+	else
+		reply_stateless(b, msg, 500, "Server Internal Error", NULL);
+	call->state = B2BUA_ST_CLOSED;
+	call_close_check(call);
+}
+
+
+static void append_hdr(struct mbuf *mb, const struct sip_hdr *hdr)
+{
+	(void)mbuf_printf(mb, "%r: %r\r\n", &hdr->name, &hdr->val);
+}
+
+
+static bool copy_handler(const struct sip_hdr *hdr, const struct sip_msg *msg,
+			 void *arg)
+{
+	(void)msg;
+	append_hdr(arg, hdr);
+	return false;
+}
+
+
+/** Build the headers copied from the caller's INVITE to the gateway's */
+static int copy_headers(struct b2bua_call *call)
+{
+	static const enum sip_hdrid ids[] = {
+		SIP_HDR_P_ASSERTED_IDENTITY, SIP_HDR_PRIVACY
+	};
+	const struct sip_msg *msg = call->inv;
+	struct le *le;
+	size_t i;
+
+	call->hdrs = mbuf_alloc(256);
+	if (!call->hdrs)
+		return ENOMEM;
+
+	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+		(void)sip_msg_hdr_apply(msg, true, ids[i], copy_handler,
+					call->hdrs);
+	(void)sip_msg_xhdr_apply(msg, true, "Diversion", copy_handler,
+				 call->hdrs);
+
+	for (le = call->b->cfg->copyl.head; le; le = le->next) {
+		const struct cfg_hdr *ch = le->data;
+
+		(void)sip_msg_xhdr_apply(msg, true, ch->name, copy_handler,
+					 call->hdrs);
+	}
+
+	call->hdrs->pos = 0;
+
+	return 0;
+}
+
+
+/** The caller is known: route, announce, authorise */
+void uas_proceed(struct b2bua_call *call)
+{
+	struct b2bua *b = call->b;
+	int err;
+
+	call->route = cfg_route_find(b->cfg, call->callee);
+	if (!call->route || !call->route->gwc) {
+		call_fail(call, B2BUA_R_REJECTED, 404, "No Route",
+			  "Reason: Q.850;cause=3;text=\"no route to "
+			  "destination\"\r\n");
+		return;
+	}
+
+	err = copy_headers(call);
+	if (err) {
+		call_fail(call, B2BUA_R_FAILED, 500, "Server Internal Error",
+			  NULL);
+		return;
+	}
+
+	if (!call_event(call, CEV_IDENTIFIED))
+		return;
+
+	call->announced = true;
+
+	mem_ref(call);
+	b2bua_emit(call, B2BUA_EV_CREATED);
+
+	if (call->state != B2BUA_ST_AUTHORIZE)
+		goto out;
+
+	if (b->authzh) {
+		call->authz_pending = true;
+		err = b->authzh(call, b->authz_arg);
+		if (err && call->authz_pending) {
+			call->authz_pending = false;
+			call_fail(call, B2BUA_R_FAILED, 500,
+				  "Server Internal Error", NULL);
+		}
+	}
+	else {
+		b2bua_call_authorized(call, 0, NULL, NULL);
+	}
+
+ out:
+	mem_deref(call);
+}
+
+
+void b2bua_call_authorized(struct b2bua_call *call, uint16_t scode,
+			   const char *reason, const char *hdrs)
+{
+	if (!call)
+		return;
+
+	call->authz_pending = false;
+
+	if (call->state != B2BUA_ST_AUTHORIZE) {
+		tlog_warn(call_logid(call), "authorisation answer in state %s"
+			  " ignored", b2bua_state_name(call->state));
+		return;
+	}
+
+	if (scode >= 300) {
+		call_fail(call, B2BUA_R_REJECTED, scode,
+			  reason ? reason : "Forbidden", hdrs);
+		return;
+	}
+
+	if (!call_event(call, CEV_AUTHORIZED))
+		return;
+
+	uac_start(call);
+}
+
+
+static void retransmit_2xx(void *arg)
+{
+	struct leg *leg = arg;
+
+	(void)sip_send(leg->call->b->sip, NULL, leg->tp, &leg->dst2xx,
+		       leg->mb2xx);
+
+	leg->txc++;
+	tmr_start(&leg->tmr2xx, MIN(SIP_T1 << leg->txc, SIP_T2),
+		  retransmit_2xx, leg);
+}
+
+
+static void ack_timeout(void *arg)
+{
+	struct leg *leg = arg;
+	struct b2bua_call *call = leg->call;
+
+	tmr_cancel(&leg->tmr2xx);
+	leg->mb2xx = mem_deref(leg->mb2xx);
+
+	tlog_warn(call_logid(call), "no ACK for our 2xx on the %s leg",
+		  leg->side == LEG_CALLER ? "caller" : "gateway");
+
+	if (call->state == B2BUA_ST_ANSWERED ||
+	    call->state == B2BUA_ST_CONFIRMED) {
+		if (call_event(call, CEV_END))
+			call_terminate(call, B2BUA_R_FAILED, false);
+		return;
+	}
+
+	if (leg->bye_pending) {
+		leg->bye_pending = false;
+		(void)leg_bye(leg, call->reason_hdr);
+		if (!leg->byereq && !(leg_peer(leg) && leg_peer(leg)->byereq))
+			(void)call_event(call, CEV_DONE);
+		call_close_check(call);
+	}
+}
+
+
+int b2bua_contact(struct re_printf *pf, const struct sip_msg *msg)
+{
+	return re_hprintf(pf, "Contact: <sip:tollgate@%J%s>\r\n", &msg->dst,
+			  msg->tp == SIP_TRANSP_TCP ? ";transport=tcp" : "");
+}
+
+
+/**
+ * Send a 2xx to an INVITE received on this leg and keep it until the ACK
+ * (retransmitted over UDP, RFC 3261 13.3.1.4).
+ */
+int leg_reply_2xx(struct leg *leg, struct sip_strans **stp,
+		  const struct sip_msg *msg, uint16_t scode,
+		  const char *reason, const char *ctype,
+		  const struct mbuf *body)
+{
+	struct mbuf *mb = NULL;
+	size_t blen = body ? mbuf_get_left(body) : 0;
+	struct pl rp;
+	bool rport;
+	int err;
+
+	err = sip_treplyf(stp, &mb, leg->call->b->sip, msg, true, scode,
+			  reason,
+			  "%H"
+			  "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO\r\n"
+			  "%s%s%s"
+			  "Content-Length: %zu\r\n"
+			  "\r\n"
+			  "%b",
+			  b2bua_contact, msg,
+			  blen ? "Content-Type: " : "",
+			  blen ? (ctype ? ctype : "application/sdp") : "",
+			  blen ? "\r\n" : "",
+			  blen,
+			  blen ? mbuf_buf(body) : NULL, blen);
+	if (err)
+		return err;
+
+	rport = 0 == msg_param_exists(&msg->via.params, "rport", &rp);
+
+	mem_deref(leg->mb2xx);
+	leg->mb2xx = mb;
+	sip_reply_addr(&leg->dst2xx, msg, rport);
+	leg->cseq2xx = msg->cseq.num;
+	leg->txc = 0;
+
+	if (!sip_transp_reliable(msg->tp))
+		tmr_start(&leg->tmr2xx, SIP_T1, retransmit_2xx, leg);
+	tmr_start(&leg->tmr2xx_to, 64 * SIP_T1, ack_timeout, leg);
+
+	return 0;
+}
+
+
+/** An ACK for our 2xx on this leg; false if it acknowledged nothing new */
+bool leg_ack_2xx(struct leg *leg, const struct sip_msg *msg)
+{
+	if (!leg->mb2xx || msg->cseq.num != leg->cseq2xx)
+		return false;
+
+	tmr_cancel(&leg->tmr2xx);
+	tmr_cancel(&leg->tmr2xx_to);
+	leg->mb2xx = mem_deref(leg->mb2xx);
+
+	return true;
+}

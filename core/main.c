@@ -1,0 +1,344 @@
+/**
+ * @file main.c  The tollgate daemon: options, start-up, signals, shutdown
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <getopt.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include "core.h"
+#include "b2bua.h"
+#include "billing.h"
+
+
+#ifndef TOLLGATE_SRC_SQLDIR
+#define TOLLGATE_SRC_SQLDIR TOLLGATE_SQLDIR
+#endif
+
+enum { CRED_TIMEOUT_MS = 2000, FD_MAX = 65536 };
+
+
+static struct {
+	struct tg_config *cfg;   /**< owned */
+	struct b2bua *b2bua;     /**< owned */
+	struct db *db;           /**< owned */
+	struct tmr tmr_grace;
+	bool stopping;
+	int exit_code;
+} app;
+
+
+static int errpf_stderr(const char *p, size_t size, void *arg)
+{
+	(void)arg;
+
+	return fwrite(p, 1, size, stderr) == size ? 0 : ENOMEM;
+}
+
+
+static struct re_printf errpf = { errpf_stderr, NULL };
+
+
+static void usage(void)
+{
+	(void)printf(
+		"usage: tollgate [-t] -f FILE [-d CONNINFO]\n"
+		"       tollgate --migrate (-f FILE | -d CONNINFO)"
+		" [--sqldir DIR]\n"
+		"       tollgate --version | --help\n"
+		"\n"
+		"  -f, --config FILE   configuration file\n"
+		"  -t, --test          check the configuration and exit\n"
+		"  -d, --db CONNINFO   PostgreSQL conninfo (overrides "
+		"db_conninfo)\n"
+		"      --migrate       apply pending sql/ migrations and exit\n"
+		"      --sqldir DIR    where the migrations are (default %s)\n"
+		"  -v, --version       print the version and exit\n"
+		"  -h, --help          this text\n"
+		"\n"
+		"tollgate runs in the foreground; SIGTERM or SIGINT ends "
+		"every call with BYE and exits.\n", TOLLGATE_SQLDIR);
+}
+
+
+/* ---- account look-ups for caller identification ---- */
+
+struct credctx {
+	struct db_query *q;         /**< owned                       */
+	b2bua_cred_done_h *done;
+	void *arg;
+};
+
+
+static void credctx_destructor(void *arg)
+{
+	struct credctx *ctx = arg;
+
+	mem_deref(ctx->q);
+}
+
+
+static void acct_handler(int err, const struct acct_info *acct, void *arg)
+{
+	struct credctx *ctx = arg;
+	struct b2bua_cred cred;
+
+	memset(&cred, 0, sizeof(cred));
+	if (!err && acct) {
+		cred.account_id = acct->id;
+		cred.account = acct->name;
+		cred.ha1 = acct->ha1;
+		cred.active = acct->active;
+	}
+
+	ctx->done(err, err ? NULL : &cred, ctx->arg);
+}
+
+
+static int cred_lookup(void **handlep, bool by_sipuser, const char *name,
+		       b2bua_cred_done_h *done, void *done_arg, void *arg)
+{
+	struct credctx *ctx;
+	int err;
+	(void)arg;
+
+	ctx = mem_zalloc(sizeof(*ctx), credctx_destructor);
+	if (!ctx)
+		return ENOMEM;
+
+	ctx->done = done;
+	ctx->arg = done_arg;
+
+	if (by_sipuser)
+		err = acct_by_sipuser(&ctx->q, app.db, name, CRED_TIMEOUT_MS,
+				      acct_handler, ctx);
+	else
+		err = acct_by_name(&ctx->q, app.db, name, CRED_TIMEOUT_MS,
+				   acct_handler, ctx);
+	if (err) {
+		mem_deref(ctx);
+		return err;
+	}
+
+	*handlep = ctx;
+
+	return 0;
+}
+
+
+/* ---- shutdown ---- */
+
+static void stop_now(void *arg)
+{
+	(void)arg;
+
+	re_cancel();
+}
+
+
+static void calls_gone(void *arg)
+{
+	(void)arg;
+
+	tlog_info(NULL, "all calls ended");
+	tmr_start(&app.tmr_grace, 0, stop_now, NULL);
+}
+
+
+static void grace_expired(void *arg)
+{
+	(void)arg;
+
+	tlog_warn(NULL, "%u calls still open after %u s: exiting",
+		  b2bua_call_count(app.b2bua), app.cfg->shutdown_grace);
+	re_cancel();
+}
+
+
+static void signal_handler(int sig)
+{
+	if (app.stopping) {
+		tlog_warn(NULL, "signal %d again: exiting now", sig);
+		re_cancel();
+		return;
+	}
+
+	app.stopping = true;
+	tlog_info(NULL, "signal %d: stopping", sig);
+
+	tmr_start(&app.tmr_grace, (uint64_t)app.cfg->shutdown_grace * 1000 +
+		  1, grace_expired, NULL);
+	b2bua_shutdown(app.b2bua, calls_gone, NULL);
+}
+
+
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+
+	if (rl.rlim_cur < FD_MAX) {
+		rl.rlim_cur = rl.rlim_max < FD_MAX ? rl.rlim_max : FD_MAX;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+
+static const char *sqldir_default(void)
+{
+	struct stat st;
+
+	if (!stat(TOLLGATE_SQLDIR, &st) && S_ISDIR(st.st_mode))
+		return TOLLGATE_SQLDIR;
+
+	return TOLLGATE_SRC_SQLDIR;
+}
+
+
+int main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{"config",  required_argument, NULL, 'f'},
+		{"test",    no_argument,       NULL, 't'},
+		{"db",      required_argument, NULL, 'd'},
+		{"migrate", no_argument,       NULL, 'M'},
+		{"sqldir",  required_argument, NULL, 'S'},
+		{"version", no_argument,       NULL, 'v'},
+		{"help",    no_argument,       NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
+	const char *file = NULL, *conninfo = NULL, *sqldir = NULL;
+	bool test = false, migrate = false;
+	struct tmr_wheel_stats ws;
+	int c, err;
+
+	while ((c = getopt_long(argc, argv, "f:td:vh", longopts, NULL)) != -1) {
+
+		switch (c) {
+
+		case 'f': file = optarg; break;
+		case 't': test = true; break;
+		case 'd': conninfo = optarg; break;
+		case 'M': migrate = true; break;
+		case 'S': sqldir = optarg; break;
+		case 'v':
+			(void)printf("tollgate %s (libre %s)\n",
+				     TOLLGATE_VERSION, sys_libre_version_get());
+			return 0;
+		case 'h':
+			usage();
+			return 0;
+		default:
+			usage();
+			return 2;
+		}
+	}
+
+	if (optind < argc) {
+		(void)fprintf(stderr, "tollgate: unexpected argument '%s'\n",
+			      argv[optind]);
+		return 2;
+	}
+
+	/* referenced so that the timer wheel is always linked in */
+	tmr_wheel_stats(&ws);
+
+	if (migrate && !file && conninfo) {
+		err = db_migrate_sync(conninfo, sqldir ? sqldir
+				      : sqldir_default(), &errpf);
+		return err ? 1 : 0;
+	}
+
+	if (!file) {
+		(void)fprintf(stderr, "tollgate: no configuration file "
+			      "(-f FILE)\n");
+		usage();
+		return 2;
+	}
+
+	err = cfg_load(&app.cfg, file, &errpf);
+	if (err) {
+		(void)fprintf(stderr, "tollgate: configuration %s is not "
+			      "valid\n", file);
+		return 1;
+	}
+
+	if (test) {
+		(void)re_printf("%H", cfg_print, app.cfg);
+		(void)fprintf(stderr, "tollgate: configuration %s is ok\n",
+			      file);
+		mem_deref(app.cfg);
+		return 0;
+	}
+
+	if (!conninfo)
+		conninfo = app.cfg->db_conninfo;
+
+	if (migrate) {
+		err = db_migrate_sync(conninfo, sqldir ? sqldir
+				      : sqldir_default(), &errpf);
+		mem_deref(app.cfg);
+		return err ? 1 : 0;
+	}
+
+	tlog_init(app.cfg->log_target, app.cfg->log_level, "tollgate");
+
+	err = db_schema_check_sync(conninfo, &errpf);
+	if (err) {
+		tlog_err(NULL, "database not ready; run: tollgate --migrate"
+			 " -f %s", file);
+		mem_deref(app.cfg);
+		return 1;
+	}
+
+	raise_fd_limit();
+
+	err = libre_init();
+	if (err) {
+		tlog_err(NULL, "libre_init: %m", err);
+		goto out;
+	}
+
+	err = fd_setsize(FD_MAX);
+	if (err) {
+		tlog_err(NULL, "fd_setsize: %m", err);
+		goto out;
+	}
+
+	err = db_alloc(&app.db, conninfo);
+	if (!err)
+		err = acct_register_statements(app.db);
+	if (err) {
+		tlog_err(NULL, "database client: %m", err);
+		goto out;
+	}
+
+	err = b2bua_alloc(&app.b2bua, app.cfg);
+	if (err)
+		goto out;
+
+	b2bua_set_cred(app.b2bua, cred_lookup, NULL);
+
+	tlog_info(NULL, "tollgate %s running (config %s)", TOLLGATE_VERSION,
+		  file);
+
+	err = re_main(signal_handler);
+	if (err)
+		tlog_err(NULL, "event loop: %m", err);
+
+	tlog_info(NULL, "tollgate stopped");
+
+ out:
+	tmr_cancel(&app.tmr_grace);
+	app.b2bua = mem_deref(app.b2bua);
+	app.db = mem_deref(app.db);
+	app.cfg = mem_deref(app.cfg);
+	libre_close();
+
+	return err ? 1 : 0;
+}
