@@ -83,6 +83,7 @@ struct leg {
 	struct sa dstack;
 	enum sip_transp tpack;
 	uint32_t cseqack;
+	struct tmr tmrack;           /**< forget the ACK after 64*T1     */
 
 	struct sip_request *byereq;  /**< owned, pending BYE             */
 	bool bye_pending;

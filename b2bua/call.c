@@ -125,6 +125,7 @@ static void leg_destructor(void *arg)
 	hash_unlink(&leg->he);
 	tmr_cancel(&leg->tmr2xx);
 	tmr_cancel(&leg->tmr2xx_to);
+	tmr_cancel(&leg->tmrack);
 	mem_deref(leg->byereq);
 	mem_deref(leg->mb2xx);
 	mem_deref(leg->mback);

@@ -214,6 +214,14 @@ void uac_cancel(struct b2bua_call *call)
 }
 
 
+static void ack_forget(void *arg)
+{
+	struct leg *leg = arg;
+
+	leg->mback = mem_deref(leg->mback);
+}
+
+
 static int ack_send_handler(enum sip_transp tp, const struct sa *src,
 			    const struct sa *dst, struct mbuf *mb, void *arg)
 {
@@ -224,6 +232,7 @@ static int ack_send_handler(enum sip_transp tp, const struct sa *src,
 	leg->mback = mem_ref(mb);
 	leg->dstack = *dst;
 	leg->tpack = tp;
+	tmr_start(&leg->tmrack, 64 * SIP_T1, ack_forget, leg);
 
 	return 0;
 }
@@ -293,6 +302,8 @@ static void relay_provisional(struct b2bua_call *call,
 			      const struct sip_msg *msg)
 {
 	struct mbuf *body = NULL;
+	char *ctype = NULL;
+	char phrase[64];
 	size_t blen;
 	int err;
 
@@ -300,40 +311,44 @@ static void relay_provisional(struct b2bua_call *call,
 		return;
 
 	err = sdp_apply(call, B2BUA_DIR_TO_CALLER, msg, &body);
+	if (!err && body)
+		err = re_sdprintf(&ctype, "%r/%r", &msg->ctyp.type,
+				  &msg->ctyp.subtype);
 	if (err) {
 		tlog_warn(call_logid(call), "early media refused: %m", err);
 		body = mem_deref(body);
 	}
 
-	if (!call_event(call, CEV_PROVISIONAL)) {
-		mem_deref(body);
-		return;
-	}
+	if (!call_event(call, CEV_PROVISIONAL))
+		goto out;
 
 	blen = body ? mbuf_get_left(body) : 0;
+	(void)re_snprintf(phrase, sizeof(phrase), "%r", &msg->reason);
 
 	err = sip_treplyf(&call->st, NULL, call->b->sip, call->inv, true,
-			  msg->scode, "Ringing",
+			  msg->scode, phrase,
 			  "%H"
-			  "%s%r%s"
+			  "%s%s%s"
 			  "Content-Length: %zu\r\n"
 			  "\r\n"
 			  "%b",
 			  b2bua_contact, call->inv,
 			  blen ? "Content-Type: " : "",
-			  blen ? &msg->ctyp.type : &(struct pl){0},
-			  blen ? "/sdp\r\n" : "",
+			  blen ? ctype : "",
+			  blen ? "\r\n" : "",
 			  blen, blen ? mbuf_buf(body) : NULL, blen);
 	if (err)
 		tlog_warn(call_logid(call), "relaying %u: %m", msg->scode,
 			  err);
 
-	mem_deref(body);
-
 	if (!call->ringing) {
 		call->ringing = true;
 		b2bua_emit(call, B2BUA_EV_RINGING);
 	}
+
+ out:
+	mem_deref(body);
+	mem_deref(ctype);
 }
 
 
@@ -374,6 +389,11 @@ static void relay_answer(struct b2bua_call *call, const struct sip_msg *msg)
 
 	call->answer_ms = b2bua_wallclock_ms();
 	call->scode = msg->scode;
+
+	/* only needed to try another gateway */
+	call->offer = mem_deref(call->offer);
+	call->hdrs  = mem_deref(call->hdrs);
+	call->ctype = mem_deref(call->ctype);
 
 	if (err) {
 		tlog_warn(call_logid(call), "cannot answer the caller: %m",
