@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -41,18 +42,29 @@ struct pending_route {
 	unsigned line;
 };
 
+struct parser;
+
+typedef int (key_h)(struct parser *p, struct tg_config *cfg,
+		    const struct pl *val);
+
+/** A key of the file and its handler */
+struct key {
+	const char *name;
+	key_h *h;
+	bool repeat;            /**< may appear more than once           */
+	size_t off;             /**< h_u32, h_str: field in tg_config    */
+	uint32_t min, max;      /**< h_u32: range                        */
+};
+
 struct parser {
 	const char *file;           /**< borrowed; name used in messages  */
 	struct re_printf *errpf;    /**< borrowed; may be NULL            */
-	const char *key;            /**< borrowed; key of current line    */
+	const struct key *k;        /**< borrowed; key of current line    */
 	unsigned line;              /**< current line, 0 = whole file     */
 	unsigned nerr;
 	unsigned *seen;             /**< borrowed; line per key in keyv   */
 	struct list pendl;          /**< struct pending_route             */
 };
-
-typedef int (key_h)(struct parser *p, struct tg_config *cfg,
-		    const struct pl *val);
 
 
 /* ---------------------------------------------------------- error output */
@@ -72,8 +84,8 @@ static int vreport(struct parser *p, bool withkey, const char *fmt,
 	else
 		(void)re_hprintf(pf, "%s: ", p->file);
 
-	if (withkey && p->key)
-		(void)re_hprintf(pf, "%s: ", p->key);
+	if (withkey && p->k)
+		(void)re_hprintf(pf, "%s: ", p->k->name);
 
 	(void)re_vhprintf(fmt, ap, pf->vph, pf->arg);
 	(void)re_hprintf(pf, "\n");
@@ -304,6 +316,7 @@ static int get_ip(const struct pl *pl, struct sa *sa)
 		return EINVAL;
 
 	(void)pl_strcpy(pl, buf, sizeof(buf));
+	sa_init(sa, AF_UNSPEC);
 
 	if (strchr(buf, ':')) {
 		if (inet_pton(AF_INET6, buf, a6) != 1)
@@ -416,12 +429,11 @@ static int one_arg(struct parser *p, const struct pl *val, struct pl *arg,
 }
 
 
-static bool same_net(const struct sa *a, const struct sa *b, unsigned bits);
-
-
 /** Copy of an address with all but the first bits cleared, port 0 */
 static void net_mask(struct sa *out, const struct sa *in, unsigned bits)
 {
+	sa_init(out, AF_UNSPEC);
+
 	if (sa_af(in) == AF_INET) {
 		uint32_t mask = bits ? 0xffffffffu << (32 - bits) : 0;
 
@@ -443,6 +455,25 @@ static void net_mask(struct sa *out, const struct sa *in, unsigned bits)
 
 		sa_set_in6(out, a, 0);
 	}
+}
+
+
+/** True if the first bits of two addresses of one family are equal */
+static bool same_net(const struct sa *a, const struct sa *b, unsigned bits)
+{
+	struct sa x, y;
+	int af = sa_af(a);
+
+	if (af != sa_af(b) || (af != AF_INET && af != AF_INET6))
+		return false;
+
+	if (bits > (af == AF_INET ? 32u : 128u))
+		return false;
+
+	net_mask(&x, a, bits);
+	net_mask(&y, b, bits);
+
+	return sa_cmp(&x, &y, SA_ADDR);
 }
 
 
@@ -847,7 +878,7 @@ static int resolve_route(struct parser *p, struct tg_config *cfg,
 		return ENOMEM;
 
 	p->line = pr->line;
-	p->key  = NULL;
+	p->k    = NULL;
 
 	for (;;) {
 		struct pl name, after;
@@ -1006,52 +1037,21 @@ static int h_digest_auth(struct parser *p, struct tg_config *cfg,
 }
 
 
-static int h_nonce_ttl(struct parser *p, struct tg_config *cfg,
-		       const struct pl *val)
+/** A number in the key's range, stored at the key's offset */
+static int h_u32(struct parser *p, struct tg_config *cfg,
+		 const struct pl *val)
 {
-	return get_u32(p, "value", val, 10, 86400, &cfg->nonce_ttl);
+	uint32_t *v = (uint32_t *)(void *)((char *)cfg + p->k->off);
+
+	return get_u32(p, "value", val, p->k->min, p->k->max, v);
 }
 
 
-static int h_ring_timeout(struct parser *p, struct tg_config *cfg,
-			  const struct pl *val)
+/** The rest of the line, stored at the key's offset */
+static int h_str(struct parser *p, struct tg_config *cfg,
+		 const struct pl *val)
 {
-	return get_u32(p, "value", val, 1, 3600, &cfg->ring_timeout);
-}
-
-
-static int h_max_call_duration(struct parser *p, struct tg_config *cfg,
-			       const struct pl *val)
-{
-	return get_u32(p, "value", val, 0, 604800, &cfg->max_duration);
-}
-
-
-static int h_ack_timeout(struct parser *p, struct tg_config *cfg,
-			 const struct pl *val)
-{
-	return get_u32(p, "value", val, 1, 300, &cfg->ack_timeout);
-}
-
-
-static int h_shutdown_grace(struct parser *p, struct tg_config *cfg,
-			    const struct pl *val)
-{
-	return get_u32(p, "value", val, 0, 60, &cfg->shutdown_grace);
-}
-
-
-static int h_max_calls(struct parser *p, struct tg_config *cfg,
-		       const struct pl *val)
-{
-	return get_u32(p, "value", val, 0, 1000000, &cfg->max_calls);
-}
-
-
-static int h_db_conninfo(struct parser *p, struct tg_config *cfg,
-			 const struct pl *val)
-{
-	return set_str(&cfg->db_conninfo, val);
+	return set_str((char **)(void *)((char *)cfg + p->k->off), val);
 }
 
 
@@ -1227,40 +1227,33 @@ static int h_log_level(struct parser *p, struct tg_config *cfg,
 }
 
 
-static int h_state_dir(struct parser *p, struct tg_config *cfg,
-		       const struct pl *val)
-{
-	return set_str(&cfg->state_dir, val);
-}
+#define OFF(field) offsetof(struct tg_config, field)
 
-
-static const struct key {
-	const char *name;
-	key_h *h;
-	bool repeat;
-} keyv[] = {
-	{"sip_listen",        h_sip_listen,        true},
-	{"trusted_peer",      h_trusted_peer,      true},
-	{"gateway",           h_gateway,           true},
-	{"route",             h_route,             true},
-	{"copy_header",       h_copy_header,       true},
-	{"sip_realm",         h_sip_realm,         false},
-	{"digest_auth",       h_digest_auth,       false},
-	{"nonce_ttl",         h_nonce_ttl,         false},
-	{"ring_timeout",      h_ring_timeout,      false},
-	{"max_call_duration", h_max_call_duration, false},
-	{"ack_timeout",       h_ack_timeout,       false},
-	{"shutdown_grace",    h_shutdown_grace,    false},
-	{"max_calls",         h_max_calls,         false},
-	{"db_conninfo",       h_db_conninfo,       false},
-	{"rtp_addr",          h_rtp_addr,          false},
-	{"rtp_ports",         h_rtp_ports,         false},
-	{"api_listen",        h_api_listen,        false},
-	{"api_token",         h_api_token,         true},
-	{"log_target",        h_log_target,        false},
-	{"log_level",         h_log_level,         false},
-	{"state_dir",         h_state_dir,         false},
+static const struct key keyv[] = {
+	{"sip_listen",        h_sip_listen,   true,  0, 0, 0},
+	{"trusted_peer",      h_trusted_peer, true,  0, 0, 0},
+	{"gateway",           h_gateway,      true,  0, 0, 0},
+	{"route",             h_route,        true,  0, 0, 0},
+	{"copy_header",       h_copy_header,  true,  0, 0, 0},
+	{"sip_realm",         h_sip_realm,    false, 0, 0, 0},
+	{"digest_auth",       h_digest_auth,  false, 0, 0, 0},
+	{"nonce_ttl",         h_u32, false, OFF(nonce_ttl),      10, 86400},
+	{"ring_timeout",      h_u32, false, OFF(ring_timeout),   1, 3600},
+	{"max_call_duration", h_u32, false, OFF(max_duration),   0, 604800},
+	{"ack_timeout",       h_u32, false, OFF(ack_timeout),    1, 300},
+	{"shutdown_grace",    h_u32, false, OFF(shutdown_grace), 0, 60},
+	{"max_calls",         h_u32, false, OFF(max_calls),      0, 1000000},
+	{"db_conninfo",       h_str, false, OFF(db_conninfo),    0, 0},
+	{"rtp_addr",          h_rtp_addr,     false, 0, 0, 0},
+	{"rtp_ports",         h_rtp_ports,    false, 0, 0, 0},
+	{"api_listen",        h_api_listen,   false, 0, 0, 0},
+	{"api_token",         h_api_token,    true,  0, 0, 0},
+	{"log_target",        h_log_target,   false, 0, 0, 0},
+	{"log_level",         h_log_level,    false, 0, 0, 0},
+	{"state_dir",         h_str, false, OFF(state_dir),      0, 0},
 };
+
+#undef OFF
 
 
 /* ------------------------------------------------------------ the parser */
@@ -1369,7 +1362,7 @@ static int parse_line(struct parser *p, struct tg_config *cfg,
 	if (i == ARRAY_SIZE(keyv))
 		return unknown_key(p, &key);
 
-	p->key = keyv[i].name;
+	p->k = &keyv[i];
 
 	if (!keyv[i].repeat) {
 		if (p->seen[i])
@@ -1383,7 +1376,7 @@ static int parse_line(struct parser *p, struct tg_config *cfg,
 		return kerr(p, "missing value");
 
 	err = keyv[i].h(p, cfg, &val);
-	p->key = NULL;
+	p->k = NULL;
 
 	return err;
 }
@@ -1515,7 +1508,7 @@ int cfg_parse(struct tg_config **cfgp, const char *file, const char *text,
 
 	err = 0;
 	p.line = 0;
-	p.key = NULL;
+	p.k = NULL;
 
 	if (!cfg->listenl.head)
 		(void)perr(&p, "no sip_listen given (at least one is "
@@ -1665,46 +1658,6 @@ const struct cfg_route *cfg_route_find(const struct tg_config *cfg,
 }
 
 
-/** True if the first bits of the addresses are equal (same family) */
-static bool same_net(const struct sa *a, const struct sa *b, unsigned bits)
-{
-	if (sa_af(a) != sa_af(b))
-		return false;
-
-	if (sa_af(a) == AF_INET) {
-		uint32_t mask = bits ? 0xffffffffu << (32 - bits) : 0;
-
-		if (bits > 32)
-			return false;
-
-		return (sa_in(a) & mask) == (sa_in(b) & mask);
-	}
-	else if (sa_af(a) == AF_INET6) {
-		uint8_t x[16], y[16];
-		unsigned full = bits / 8, rem = bits % 8;
-
-		if (bits > 128)
-			return false;
-
-		sa_in6(a, x);
-		sa_in6(b, y);
-
-		if (memcmp(x, y, full))
-			return false;
-
-		if (rem) {
-			uint8_t mask = (uint8_t)(0xff << (8 - rem));
-
-			return (x[full] & mask) == (y[full] & mask);
-		}
-
-		return true;
-	}
-
-	return false;
-}
-
-
 /**
  * Find the first trusted peer whose network contains an address.  An
  * IPv4-mapped IPv6 address (from a dual-stack socket) is taken as the
@@ -1726,6 +1679,7 @@ const struct cfg_peer *cfg_peer_find(const struct tg_config *cfg,
 		uint8_t a[16];
 
 		sa_in6(src, a);
+		sa_init(&v4, AF_INET);
 		sa_set_in(&v4, (uint32_t)a[12] << 24 | (uint32_t)a[13] << 16 |
 			  (uint32_t)a[14] << 8 | a[15], sa_port(src));
 		src = &v4;

@@ -1182,6 +1182,11 @@ static void test_example(void)
 	char path[512];
 	int err;
 
+	/* automake's serial harness exports only srcdir (the top one here,
+	 * the Makefile being non-recursive) */
+	if (!srcdir)
+		srcdir = getenv("srcdir");
+
 	snprintf(path, sizeof(path), "%s/tollgate.conf.example",
 		 srcdir ? srcdir : ".");
 
