@@ -1453,6 +1453,9 @@ int cfg_parse(struct tg_config **cfgp, const char *file, const char *text,
 	if (!file)
 		file = "(config)";
 
+	if (!text)
+		text = "";
+
 	memset(seen, 0, sizeof(seen));
 	memset(&p, 0, sizeof(p));
 	p.file  = file;
@@ -1773,21 +1776,19 @@ static int print_conninfo(struct re_printf *pf, const char *ci)
 			s = at;
 		}
 
+		/* a password among the query parameters */
 		for (;;) {
 			const char *pw = strstr(s, "password=");
+			bool param;
 
-			if (!pw || (pw[-1] != '?' && pw[-1] != '&')) {
-				if (!pw)
-					break;
-				err |= re_hprintf(pf, "%b", s,
-						  (size_t)(pw + 9 - s));
-				s = pw + 9;
-				continue;
-			}
+			if (!pw)
+				break;
 
-			err |= re_hprintf(pf, "%b********", s,
-					  (size_t)(pw + 9 - s));
-			s = pw + 9 + strcspn(pw + 9, "&");
+			param = pw[-1] == '?' || pw[-1] == '&';
+			pw += 9;
+			err |= re_hprintf(pf, "%b%s", s, (size_t)(pw - s),
+					  param ? "********" : "");
+			s = param ? pw + strcspn(pw, "&") : pw;
 		}
 
 		return err | re_hprintf(pf, "%s", s);

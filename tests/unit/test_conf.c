@@ -888,6 +888,12 @@ static void test_many_errors(void)
 	CHECK(strstr(errbuf, "t.conf:3: ") < strstr(errbuf, "t.conf:4: "));
 	CHECK(strstr(errbuf, "t.conf:4: ") < strstr(errbuf, "t.conf:5: "));
 
+	/* a bad gateway line brings no follow-up error from its route */
+	err = parse(&cfg, BASE "gateway gw1 gw.example\nroute 1 gw1\n");
+	CHECK(err == EINVAL && cfg == NULL);
+	CHECK(count_lines(errbuf) == 1);
+	CHECK(strstr(errbuf, "t.conf:3: gateway: 'gw.example'") == errbuf);
+
 	/* and the reporting stops after 20 */
 	n += snprintf(text + n, sizeof(text) - n, BASE);
 	for (i = 0; i < 40; i++)
@@ -1071,6 +1077,8 @@ static void test_print_conninfo(void)
 		 "postgres://tg@127.0.0.1/tollgate?password=********&x=1");
 	CONNINFO("postgresql:///tollgate?host=/run/pg",
 		 "postgresql:///tollgate?host=/run/pg");
+	CONNINFO("postgresql://h/db?mypassword=keep&password=s&a=b",
+		 "postgresql://h/db?mypassword=keep&password=********&a=b");
 }
 
 
