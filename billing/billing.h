@@ -1,0 +1,103 @@
+/**
+ * @file billing.h  tollgate billing: PostgreSQL access, accounts
+ *
+ * Two ways to reach the database:
+ *
+ * - db_*_sync(): blocking helpers for start-up only (migrations, schema
+ *   check), before re_main() runs.
+ * - struct db: an asynchronous client on libre's event loop.  It never
+ *   blocks: one query in flight, a FIFO queue behind it, reconnection with
+ *   back-off, prepared statements prepared again after every reconnect.
+ *
+ * Handlers read results with libpq (include <libpq-fe.h>; a
+ * "const struct pg_result *" is a "const PGresult *").  A result is valid
+ * only while the handler runs.
+ */
+
+#ifndef TOLLGATE_BILLING_H
+#define TOLLGATE_BILLING_H
+
+#include <re.h>
+
+
+/* ------------------------------------------------------ start-up, blocking */
+
+/** Schema version this build needs (highest sql/NNN_*.sql it knows) */
+#define DB_SCHEMA_VERSION 1
+
+int db_migrate_sync(const char *conninfo, const char *sqldir,
+		    struct re_printf *errpf);
+int db_schema_version_sync(const char *conninfo, int *version,
+			   struct re_printf *errpf);
+int db_schema_check_sync(const char *conninfo, struct re_printf *errpf);
+
+
+/* ------------------------------------------------------ asynchronous client */
+
+struct db;
+struct db_query;
+struct pg_result;
+
+/**
+ * Result of one query.
+ *
+ * @param err  0 (res is PGRES_TUPLES_OK or PGRES_COMMAND_OK), EPROTO (res is
+ *             the SQL error, already logged), ETIMEDOUT (deadline passed),
+ *             ECONNRESET (connection lost while the query was in flight)
+ * @param res  the result, or NULL for ETIMEDOUT and ECONNRESET
+ * @param arg  handler argument
+ */
+typedef void (db_result_h)(int err, const struct pg_result *res, void *arg);
+
+/** Connection state: called with true once connected, false when lost */
+typedef void (db_state_h)(bool up, void *arg);
+
+struct db_stats {
+	uint64_t queries;     /**< queries that got a result from the server */
+	uint64_t errors;      /**< queries that ended with err != 0           */
+	uint64_t reconnects;  /**< connections made again after a loss        */
+	uint32_t queued;      /**< waiting or in flight now                   */
+	uint64_t lat_us_sum;  /**< db_exec() to result, over "queries"        */
+	uint64_t lat_us_max;
+};
+
+int  db_alloc(struct db **dbp, const char *conninfo);
+int  db_prepare(struct db *db, const char *name, const char *sql,
+		int nparams);
+int  db_exec(struct db_query **qp, struct db *db, const char *stmt,
+	     int nparams, const char *const *values, uint32_t timeout_ms,
+	     bool retry, db_result_h *h, void *arg);
+int  db_exec_owned(struct db_query **qp, struct db *db, const char *stmt,
+		   int nparams, const char *const *values,
+		   uint32_t timeout_ms, bool retry, db_result_h *h,
+		   void *arg);
+bool db_is_up(const struct db *db);
+void db_set_state_handler(struct db *db, db_state_h *h, void *arg);
+void db_stats(const struct db *db, struct db_stats *st);
+
+
+/* ----------------------------------------------------------------- accounts */
+
+struct acct_info {
+	int64_t id;
+	char name[64];
+	bool active;            /**< status 'active' (not 'blocked')   */
+	char ha1[33];           /**< md5("user:realm:password"), "" if none */
+	char sip_username[64];  /**< "" if none                        */
+};
+
+/**
+ * Account look-up result
+ *
+ * @param err   0, ENOENT (no such account), or an error of db_result_h
+ * @param acct  the account if err is 0, else NULL
+ */
+typedef void (acct_h)(int err, const struct acct_info *acct, void *arg);
+
+int acct_register_statements(struct db *db);
+int acct_by_sipuser(struct db_query **qp, struct db *db, const char *username,
+		    uint32_t timeout_ms, acct_h *h, void *arg);
+int acct_by_name(struct db_query **qp, struct db *db, const char *name,
+		 uint32_t timeout_ms, acct_h *h, void *arg);
+
+#endif
