@@ -1,0 +1,135 @@
+# tests/lib/pgtest.sh - a private, migrated PostgreSQL cluster for a test
+#
+# Source it from a test script run by "make check" (which exports
+# top_srcdir and top_builddir):
+#
+#   . "$top_srcdir/tests/lib/pgtest.sh"
+#   trap pgtest_stop EXIT
+#   pgtest_start || exit 99
+#   pgtest_psql -c "INSERT INTO accounts (name) VALUES ('x')"
+#
+# pgtest_start  creates a cluster in a new directory under /tmp (reachable
+#               by the server user "tollgate" when run as root), starts it
+#               and applies the migrations: with
+#               "$top_builddir/tollgate --migrate -d CONNINFO" when that
+#               binary exists and has --migrate, else with psql (each
+#               sql/NNN_*.sql in one transaction with its schema_version
+#               row).  Exports PGTEST_DIR, PGTEST_CONNINFO and
+#               PGTEST_CLUSTER (tools/pg-cluster.sh, e.g. for
+#               "$PGTEST_CLUSTER stop "$PGTEST_DIR" immediate").
+# pgtest_stop   stops the server by its PID and removes the directory
+#               (PGTEST_KEEP=1 keeps the directory for a post-mortem).
+# pgtest_psql   psql -X -q -v ON_ERROR_STOP=1 on the test database.
+
+: "${top_srcdir:?top_srcdir is not set (run the test with make check)}"
+: "${top_builddir:=$top_srcdir}"
+
+PGTEST_CLUSTER="$top_srcdir/tools/pg-cluster.sh"
+PGTEST_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
+PGTEST_DIR=
+PGTEST_CONNINFO=
+
+pgtest_psql() {
+	"$PGTEST_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 "$PGTEST_CONNINFO" "$@"
+}
+
+# apply sql/NNN_name.sql with psql, the way db_migrate_sync() does
+pgtest_migrate_psql() {
+	local f base n
+	pgtest_psql -c "CREATE TABLE IF NOT EXISTS schema_version (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+		applied_at TIMESTAMPTZ NOT NULL DEFAULT now())" || return 1
+	for f in $(cd "$top_srcdir/sql" && printf '%s\n' [0-9]*_?*.sql |
+		   sort -n); do
+		base=${f%%_*}
+		n=$((10#$base))
+		if [ "$(pgtest_psql -At -c "SELECT count(*) FROM schema_version
+			WHERE version = $n")" != 0 ]; then
+			continue
+		fi
+		pgtest_psql -1 -f "$top_srcdir/sql/$f" \
+			-c "INSERT INTO schema_version (version, name)
+			    VALUES ($n, '$f')" || {
+			echo "pgtest: migration $f failed" >&2
+			return 1
+		}
+	done
+}
+
+pgtest_migrate() {
+	local bin="$top_builddir/tollgate" help
+	if [ -x "$bin" ]; then
+		help=$("$bin" --help 2>&1 || true)
+	else
+		help=
+	fi
+	case $help in
+	*--migrate*)
+		set -- --migrate -d "$PGTEST_CONNINFO"
+		case $help in
+		*--sqldir*) set -- "$@" --sqldir "$top_srcdir/sql" ;;
+		esac
+		"$bin" "$@" >"$PGTEST_DIR/migrate.log" 2>&1 || {
+			echo "pgtest: $bin $* failed:" >&2
+			cat "$PGTEST_DIR/migrate.log" >&2
+			return 1
+		}
+		;;
+	*)
+		pgtest_migrate_psql >"$PGTEST_DIR/migrate.log" 2>&1 || {
+			cat "$PGTEST_DIR/migrate.log" >&2
+			return 1
+		}
+		;;
+	esac
+}
+
+pgtest_start() {
+	[ -x "$PGTEST_BINDIR/initdb" ] || {
+		echo "pgtest: $PGTEST_BINDIR/initdb not found (postgresql-15)" >&2
+		return 1
+	}
+	PGTEST_DIR=$(mktemp -d /tmp/tollgate-pgtest.XXXXXX) || return 1
+	# the server runs as user tollgate when we are root: let it in
+	chmod 0755 "$PGTEST_DIR" || return 1
+	if ! "$PGTEST_CLUSTER" init "$PGTEST_DIR" >"$PGTEST_DIR/setup.log" 2>&1 ||
+	   ! "$PGTEST_CLUSTER" start "$PGTEST_DIR" >>"$PGTEST_DIR/setup.log" 2>&1
+	then
+		echo "pgtest: cannot set up a cluster in $PGTEST_DIR:" >&2
+		cat "$PGTEST_DIR/setup.log" >&2
+		return 1
+	fi
+	PGTEST_CONNINFO=$("$PGTEST_CLUSTER" conninfo "$PGTEST_DIR") || return 1
+	export PGTEST_DIR PGTEST_CONNINFO PGTEST_CLUSTER
+	pgtest_migrate
+}
+
+# true if PID is the postmaster of our cluster (not a recycled PID)
+pgtest_is_ours() {
+	[ -r "/proc/$1/cmdline" ] &&
+		tr '\0' ' ' <"/proc/$1/cmdline" | grep -qF "$PGTEST_DIR/pgdata"
+}
+
+pgtest_stop() {
+	local pidfile pid sig
+	[ -n "$PGTEST_DIR" ] && [ -d "$PGTEST_DIR" ] || return 0
+	pidfile="$PGTEST_DIR/pgdata/postmaster.pid"
+	if [ -f "$pidfile" ]; then
+		pid=$(head -n 1 "$pidfile")
+		# INT = fast shutdown, QUIT = immediate, then KILL; 10 s each
+		for sig in INT QUIT KILL; do
+			pgtest_is_ours "$pid" || break
+			kill -s "$sig" "$pid" 2>/dev/null || break
+			for _ in $(seq 1 100); do
+				pgtest_is_ours "$pid" || break
+				sleep 0.1
+			done
+		done
+	fi
+	if [ -n "${PGTEST_KEEP:-}" ]; then
+		echo "pgtest: kept $PGTEST_DIR" >&2
+	else
+		rm -rf "$PGTEST_DIR"
+	fi
+	PGTEST_DIR=
+}
