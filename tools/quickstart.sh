@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+#
+# quickstart.sh - build tollgate and run it on a private database
+#
+# Usage (from anywhere inside the source tree, on Debian 12):
+#   tools/quickstart.sh run    set up, then run the daemon in the foreground
+#   tools/quickstart.sh test   set up, then make check and make distcheck
+#
+# Set-up, every step idempotent:
+#   1. as root: apt-get install of the packages that are missing
+#      (not root: fails naming them if any is missing)
+#   2. autoreconf -fi, ./configure --enable-werror, make -j2 (in the tree)
+#   3. a private PostgreSQL 15 cluster in ./var/pg (tools/pg-cluster.sh),
+#      started; it listens only on the socket ./var/pg/run
+#   4. ./tollgate --migrate, then tools/seed-demo.sql (rate plan "demo",
+#      account "demo" with 10.000000 credit and SIP user demo/demo, gateway
+#      gw1 = 127.0.0.1:5080)
+#   5. ./var/tollgate.conf unless it exists: SIP on udp and tcp
+#      127.0.0.1:5060, calls from 127.0.0.1 billed to "demo", everything
+#      routed to 127.0.0.1:5080, REST API on 127.0.0.1:8080
+#
+# Stop the database afterwards with: tools/pg-cluster.sh stop var/pg
+
+set -euo pipefail
+
+PROG=${0##*/}
+PACKAGES=(build-essential autoconf automake libtool pkg-config
+	  libre-dev librem-dev libpq-dev libmicrohttpd-dev postgresql-15
+	  sip-tester valgrind curl acl)
+
+die() {
+	echo "$PROG: $*" >&2
+	exit 1
+}
+
+step() {
+	echo "==> $*"
+}
+
+usage() {
+	sed -n '4,6p' "$0" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+}
+
+install_packages() {
+	local p missing=()
+	for p in "${PACKAGES[@]}"; do
+		if ! dpkg-query -W -f '${Status}\n' "$p" 2>/dev/null |
+		     grep -q '^install ok installed$'; then
+			missing+=("$p")
+		fi
+	done
+	if [ ${#missing[@]} -eq 0 ]; then
+		return 0
+	fi
+	if [ "$(id -u)" -ne 0 ]; then
+		die "missing packages: ${missing[*]} (run this as root, or" \
+		    "apt-get install them)"
+	fi
+	step "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update
+	apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+build() {
+	step "building"
+	autoreconf -fi
+	./configure --enable-werror
+	make -j2
+}
+
+database() {
+	step "database in var/pg"
+	tools/pg-cluster.sh init var/pg
+	tools/pg-cluster.sh start var/pg
+}
+
+write_config() {
+	local conf=var/tollgate.conf token
+	mkdir -p var/state
+	if [ -e "$conf" ]; then
+		step "keeping $conf"
+		return 0
+	fi
+	step "writing $conf"
+	token=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+	cat >"$conf.new" <<EOF
+# tollgate demo node written by tools/quickstart.sh (edit freely: it is
+# not overwritten).  Reference: tollgate.conf.example, tollgate.conf(5).
+
+# SIP on loopback; calls from 127.0.0.1 are billed to account "demo",
+# others must authenticate with digest (user demo, password demo).
+sip_listen udp:127.0.0.1:5060
+sip_listen tcp:127.0.0.1:5060
+trusted_peer 127.0.0.1 account=demo
+sip_realm tollgate
+digest_auth yes
+
+# every number goes to the gateway on 127.0.0.1:5080
+gateway gw1 127.0.0.1:5080
+route default gw1
+
+# the private cluster of tools/pg-cluster.sh in var/pg
+db_conninfo $(tools/pg-cluster.sh conninfo var/pg)
+
+rtp_addr 127.0.0.1
+
+# REST API, e.g.:
+#   curl -H "Authorization: Bearer $token" http://127.0.0.1:8080/...
+api_listen 127.0.0.1:8080
+api_token $token admin
+
+log_target stderr
+log_level info
+state_dir $PWD/var/state
+EOF
+	mv "$conf.new" "$conf"
+	chmod 0600 "$conf"
+}
+
+migrate_and_seed() {
+	local args=(--migrate -f var/tollgate.conf)
+	if ./tollgate --help 2>&1 | grep -q -- --sqldir; then
+		args+=(--sqldir "$PWD/sql")
+	fi
+	step "migrating"
+	./tollgate "${args[@]}"
+	step "demo data"
+	tools/pg-cluster.sh psql var/pg -X -q -v ON_ERROR_STOP=1 \
+		-f tools/seed-demo.sql
+	step "checking var/tollgate.conf"
+	./tollgate -t -f var/tollgate.conf >/dev/null
+}
+
+setup() {
+	install_packages
+	build
+	database
+	write_config
+	migrate_and_seed
+}
+
+[ $# -eq 1 ] || usage
+
+cd "$(dirname "$0")/.."
+if [ ! -f configure.ac ] || [ ! -f tools/pg-cluster.sh ]; then
+	die "cannot find the source tree (expected next to tools/)"
+fi
+
+case $1 in
+run)
+	setup
+	step "running ./tollgate -f var/tollgate.conf (Ctrl-C stops it)"
+	exec ./tollgate -f var/tollgate.conf
+	;;
+test)
+	setup
+	step "make check"
+	make check
+	step "make distcheck"
+	make distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror
+	;;
+*)
+	usage
+	;;
+esac
