@@ -100,4 +100,36 @@ int acct_by_sipuser(struct db_query **qp, struct db *db, const char *username,
 int acct_by_name(struct db_query **qp, struct db *db, const char *name,
 		 uint32_t timeout_ms, acct_h *h, void *arg);
 
+/* ------------------------------------------------------------------- rating */
+
+/**
+ * One rate of a rate plan.  Money is in micro-units (1 unit = 1,000,000).
+ *
+ * A call of d seconds (from answer, every started second counts) is billed
+ *   billed = 0                                              if d = 0
+ *   billed = initial + ceil(max(0, d - initial) / subsequent) * subsequent
+ * and costs
+ *   cost   = connect_fee + ceil(billed * price_per_minute / 60)
+ * An unanswered call costs nothing.
+ */
+struct rate {
+	int64_t id;
+	int64_t connect_fee;      /**< micro-units, charged at answer    */
+	int64_t price_per_minute; /**< micro-units                       */
+	uint32_t initial;         /**< s, first increment (>= 1)         */
+	uint32_t subsequent;      /**< s, later increments (>= 1)        */
+};
+
+/** Longest duration rating accepts: ten years of seconds */
+#define RATE_MAX_SECONDS 315360000ULL
+
+int      rate_check(const struct rate *r);
+uint64_t rate_seconds(uint64_t ms);
+int      rate_billed(uint64_t *billedp, const struct rate *r, uint64_t d);
+int      rate_cost(int64_t *costp, const struct rate *r, uint64_t billed);
+int      rate_call(int64_t *costp, uint64_t *billedp, const struct rate *r,
+		   uint64_t d);
+int64_t  rate_affordable(const struct rate *r, int64_t amount);
+int64_t  rate_first_cost(const struct rate *r);
+
 #endif
