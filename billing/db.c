@@ -91,6 +91,17 @@ static void dispatch(struct db *db);
 static void conn_lost(struct db *db, const char *why);
 
 
+/*
+ * Every entry from the event loop holds a reference to the db while it
+ * runs handlers.  If that is the only one left, the owner has freed the
+ * db from a handler: run no more handlers, the destructor follows.
+ */
+static bool released(const struct db *db)
+{
+	return mem_nrefs(db) <= 1;
+}
+
+
 static uint64_t now_us(void)
 {
 	struct timespec ts;
@@ -355,7 +366,7 @@ static void connected(struct db *db)
 	if (db->stateh)
 		db->stateh(true, db->state_arg);
 
-	if (db->state == DB_UP)
+	if (db->state == DB_UP && !released(db))
 		dispatch(db);
 }
 
@@ -583,7 +594,8 @@ static void command_done(struct db *db)
 
 static void read_results(struct db *db)
 {
-	while (db->state == DB_UP && db->busy && !PQisBusy(db->conn)) {
+	while (db->state == DB_UP && db->busy && !released(db) &&
+	       !PQisBusy(db->conn)) {
 
 		PGresult *r = PQgetResult(db->conn);
 
@@ -674,7 +686,7 @@ static void conn_lost(struct db *db, const char *why)
 			query_finish(q, ECONNRESET, NULL);
 	}
 
-	if (was_up && db->stateh)
+	if (was_up && db->stateh && !released(db))
 		db->stateh(false, db->state_arg);
 }
 

@@ -111,7 +111,8 @@ static int sql(const char *cinfo, const char *text)
 	res = PQexec(conn, text);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
 	    PQresultStatus(res) != PGRES_TUPLES_OK) {
-		(void)re_fprintf(stderr, "  sql: %s", PQresultErrorMessage(res));
+		(void)re_fprintf(stderr, "  sql: %s",
+				 PQresultErrorMessage(res));
 		err = EPROTO;
 	}
 
@@ -917,6 +918,47 @@ static int test_free_pending(void)
 }
 
 
+/* the owner frees the db from a handler: no handler runs after that */
+static struct db *freed_db;
+static unsigned freed_calls;
+
+static void free_db_handler(int err, const struct pg_result *r, void *arg)
+{
+	(void)err;
+	(void)r;
+	(void)arg;
+
+	if (++freed_calls == 2)
+		freed_db = mem_deref(freed_db);
+}
+
+
+static int test_free_in_handler(void)
+{
+	const char *values[1] = {"1"};
+	int err = 0, i;
+
+	freed_calls = 0;
+
+	err = db_open(&freed_db, NULL);
+	if (err)
+		goto out;
+
+	for (i = 0; i < 6; i++)
+		CHECK_ERR(db_exec(NULL, freed_db, "t_echo", 1, values, 0,
+				  false, free_db_handler, NULL), 0);
+
+	CHECK_ERR(run_loop(1000), ETIMEDOUT);
+	CHECK(freed_db == NULL);
+	CHECK(freed_calls == 2);
+
+ out:
+	freed_db = mem_deref(freed_db);
+
+	return err;
+}
+
+
 /* no server at all: queries wait, then time out; reconnects go on */
 static int test_unreachable(void)
 {
@@ -1260,6 +1302,7 @@ int main(void)
 	run("timeout", test_timeout);
 	run("detach", test_detach);
 	run("free_pending", test_free_pending);
+	run("free_in_handler", test_free_in_handler);
 	run("unreachable", test_unreachable);
 	run("accounts", test_accounts);
 	run("restart", test_restart);
