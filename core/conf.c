@@ -1038,6 +1038,23 @@ static int h_digest_auth(struct parser *p, struct tg_config *cfg,
 
 
 /** A number in the key's range, stored at the key's offset */
+static int h_billing(struct parser *p, struct tg_config *cfg,
+		     const struct pl *val)
+{
+	static const char * const v[] = {"yes", "no"};
+	size_t i;
+	int err;
+
+	err = get_choice(p, val, v, ARRAY_SIZE(v), &i);
+	if (err)
+		return err;
+
+	cfg->billing = (i == 0);
+
+	return 0;
+}
+
+
 static int h_u32(struct parser *p, struct tg_config *cfg,
 		 const struct pl *val)
 {
@@ -1251,6 +1268,12 @@ static const struct key keyv[] = {
 	{"log_target",        h_log_target,   false, 0, 0, 0},
 	{"log_level",         h_log_level,    false, 0, 0, 0},
 	{"state_dir",         h_str, false, OFF(state_dir),      0, 0},
+	{"billing",           h_billing,      false, 0, 0, 0},
+	{"reserve_interval",  h_u32, false, OFF(reserve_interval), 1, 3600},
+	{"low_balance_warning", h_u32, false, OFF(low_balance_warning),
+	 0, 3600},
+	{"heartbeat",         h_u32, false, OFF(heartbeat),      1, 300},
+	{"node_name",         h_str, false, OFF(node_name),      0, 0},
 };
 
 #undef OFF
@@ -1397,6 +1420,7 @@ static void cfg_destructor(void *arg)
 	mem_deref(cfg->realm);
 	mem_deref(cfg->db_conninfo);
 	mem_deref(cfg->state_dir);
+	mem_deref(cfg->node_name);
 }
 
 
@@ -1421,6 +1445,18 @@ static int set_defaults(struct tg_config *cfg)
 
 	err  = str_dup(&cfg->realm, "tollgate");
 	err |= str_dup(&cfg->state_dir, "/var/lib/tollgate");
+
+	cfg->billing             = true;
+	cfg->reserve_interval    = 60;
+	cfg->low_balance_warning = 30;
+	cfg->heartbeat           = 5;
+	{
+		char host[256] = "";
+
+		if (gethostname(host, sizeof(host) - 1) || !host[0])
+			str_ncpy(host, "tollgate", sizeof(host));
+		err |= str_dup(&cfg->node_name, host);
+	}
 
 	return err ? ENOMEM : 0;
 }
@@ -1939,6 +1975,12 @@ int cfg_print(struct re_printf *pf, const struct tg_config *cfg)
 	err |= re_hprintf(pf, "log_level %s\n",
 			  i < ARRAY_SIZE(levelv) ? levelv[i] : "info");
 	err |= re_hprintf(pf, "state_dir %s\n", cfg->state_dir);
+	err |= re_hprintf(pf, "billing %s\n", cfg->billing ? "yes" : "no");
+	err |= re_hprintf(pf, "reserve_interval %u\n", cfg->reserve_interval);
+	err |= re_hprintf(pf, "low_balance_warning %u\n",
+			  cfg->low_balance_warning);
+	err |= re_hprintf(pf, "heartbeat %u\n", cfg->heartbeat);
+	err |= re_hprintf(pf, "node_name %s\n", cfg->node_name);
 
 	return err ? EIO : 0;
 }

@@ -105,6 +105,13 @@ struct tg_config {
 	enum cfg_logtarget log_target;
 	int log_level;              /**< LOG_DEBUG .. LOG_ERR (syslog.h) */
 	char *state_dir;            /**< owned                           */
+
+	/* prepaid billing */
+	bool billing;               /**< rate, reserve and cut off calls */
+	uint32_t reserve_interval;  /**< s of talk reserved per step     */
+	uint32_t low_balance_warning; /**< s before cut-off, 0 = none   */
+	uint32_t heartbeat;         /**< s, liveness kept in the DB      */
+	char *node_name;            /**< owned; this node in live_calls  */
 };
 
 int  cfg_load(struct tg_config **cfgp, const char *file,

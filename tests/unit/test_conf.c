@@ -162,6 +162,11 @@ static void test_defaults(void)
 	CHECK(cfg->log_target == CFG_LOG_STDERR);
 	CHECK(cfg->log_level == LOG_INFO);
 	CHECK(!strcmp(cfg->state_dir, "/var/lib/tollgate"));
+	CHECK(cfg->billing);
+	CHECK(cfg->reserve_interval == 60);
+	CHECK(cfg->low_balance_warning == 30);
+	CHECK(cfg->heartbeat == 5);
+	CHECK(cfg->node_name && cfg->node_name[0]);
 	CHECK(list_isempty(&cfg->peerl));
 	CHECK(list_isempty(&cfg->gatewayl));
 	CHECK(list_isempty(&cfg->routel));
@@ -302,6 +307,45 @@ static void test_numbers(void)
 	BAD(BASE "max_calls 1000001\n", "t.conf:3: ",
 	    "out of range 0..1000000");
 	BAD(BASE "max_calls many\n", "t.conf:3: ", "not a decimal number");
+}
+
+
+static void test_billing_keys(void)
+{
+	struct tg_config *cfg;
+
+	cfg = OK(BASE "billing no\nreserve_interval 1\n"
+		 "low_balance_warning 0\nheartbeat 1\nnode_name edge-1\n");
+	if (cfg) {
+		CHECK(!cfg->billing);
+		CHECK(cfg->reserve_interval == 1);
+		CHECK(cfg->low_balance_warning == 0);
+		CHECK(cfg->heartbeat == 1);
+		CHECK(!strcmp(cfg->node_name, "edge-1"));
+		mem_deref(cfg);
+	}
+
+	cfg = OK(BASE "billing yes\nreserve_interval 3600\n"
+		 "low_balance_warning 3600\nheartbeat 300\n");
+	if (cfg) {
+		CHECK(cfg->billing);
+		CHECK(cfg->reserve_interval == 3600);
+		CHECK(cfg->low_balance_warning == 3600);
+		CHECK(cfg->heartbeat == 300);
+		mem_deref(cfg);
+	}
+
+	BAD(BASE "billing maybe\n", "t.conf:3: ", "billing");
+	BAD(BASE "reserve_interval 0\n", "t.conf:3: ",
+	    "out of range 1..3600");
+	BAD(BASE "reserve_interval 3601\n", "t.conf:3: ",
+	    "out of range 1..3600");
+	BAD(BASE "low_balance_warning 3601\n", "t.conf:3: ",
+	    "out of range 0..3600");
+	BAD(BASE "heartbeat 0\n", "t.conf:3: ", "out of range 1..300");
+	BAD(BASE "heartbeat 301\n", "t.conf:3: ", "out of range 1..300");
+	BAD(BASE "heartbeat 5\nheartbeat 6\n", "t.conf:4: ",
+	    "duplicate 'heartbeat'");
 }
 
 
@@ -1225,6 +1269,7 @@ int main(void)
 	test_nul_byte();
 	test_duplicates();
 	test_numbers();
+	test_billing_keys();
 	test_sip_listen();
 	test_trusted_peer();
 	test_cidr();
