@@ -101,6 +101,18 @@ conninfo_of() {
 		"$DB_NAME" "$DB_ROLE"
 }
 
+# As root, an existing cluster runs as the owner of its data directory
+# (PG_CLUSTER_USER or a user who ran init without root).
+adopt_owner() {
+	local owner
+	is_root || return 0
+	[ -d "$1/pgdata" ] || return 0
+	owner=$(stat -c %U -- "$1/pgdata")
+	if [ "$owner" != root ] && [ "$owner" != UNKNOWN ]; then
+		SRV_USER=$owner
+	fi
+}
+
 ensure_srv_user() {
 	is_root || return 0
 	if ! id -u "$SRV_USER" >/dev/null 2>&1; then
@@ -268,6 +280,7 @@ cmd_start() {
 	dir=$(abs_dir "$1")
 	need_bin pg_ctl
 	check_cluster "$dir"
+	adopt_owner "$dir"
 	if srv_status "$dir"; then
 		echo "$PROG: server in $dir already running"
 		return 0
@@ -286,6 +299,7 @@ cmd_stop() {
 	esac
 	need_bin pg_ctl
 	check_cluster "$dir"
+	adopt_owner "$dir"
 	if ! srv_status "$dir"; then
 		echo "$PROG: server in $dir not running"
 		return 0
@@ -302,6 +316,7 @@ cmd_status() {
 		echo "no cluster in $dir"
 		return 4
 	fi
+	adopt_owner "$dir"
 	srv_status "$dir" || rc=$?
 	case $rc in
 	0) echo "running: $dir ($(conninfo_of "$dir"))" ;;

@@ -5,6 +5,7 @@
 # Usage (from anywhere inside the source tree, on Debian 12):
 #   tools/quickstart.sh run    set up, then run the daemon in the foreground
 #   tools/quickstart.sh test   set up, then make check and make distcheck
+#                              (exit status of those; var/pg is stopped)
 #
 # Set-up, every step idempotent:
 #   1. as root: apt-get install of the packages that are missing
@@ -38,7 +39,7 @@ step() {
 }
 
 usage() {
-	sed -n '4,6p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '5,8p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -156,10 +157,17 @@ run)
 	;;
 test)
 	setup
+	rc=0
 	step "make check"
-	make check
-	step "make distcheck"
-	make distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror
+	make check || rc=$?
+	if [ $rc -eq 0 ]; then
+		step "make distcheck"
+		make distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror ||
+			rc=$?
+	fi
+	# the tests ran on clusters of their own: leave no server behind
+	tools/pg-cluster.sh stop var/pg || true
+	exit $rc
 	;;
 *)
 	usage
