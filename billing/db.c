@@ -725,6 +725,9 @@ static void db_destructor(void *data)
  * Freeing the db (mem_deref) drops every pending query without running
  * its handler and sets each caller's handle (qp) to NULL.
  *
+ * libpq resolves a host name inside PQconnectStart(), which blocks: give
+ * a socket directory (host=/path) or a numeric hostaddr=.
+ *
  * @param dbp       where to store the client
  * @param conninfo  libpq connection string
  *
@@ -955,6 +958,11 @@ static int exec(struct db_query **qp, struct db *db, const char *name,
  * unless the caller detaches it first with mem_deref(*qp) (the query is
  * then dropped if not yet sent; if in flight its result is discarded) or
  * the db is freed.  *qp is set to NULL just before the handler runs.
+ *
+ * A deadline does not stop the statement on the server (that would need
+ * a blocking PQcancel()): the connection stays busy until it ends.  Bound
+ * slow statements with statement_timeout, e.g. in the connection string
+ * options='-c statement_timeout=5s'.
  *
  * @param qp          optional handle, owned by the caller until completion
  * @param db          client
