@@ -1128,6 +1128,41 @@ static int h_rtp_ports(struct parser *p, struct tg_config *cfg,
 }
 
 
+static int h_rtp_relay(struct parser *p, struct tg_config *cfg,
+		       const struct pl *val)
+{
+	static const char * const v[] = {"yes", "no"};
+	size_t i;
+	int err;
+
+	err = get_choice(p, val, v, ARRAY_SIZE(v), &i);
+	if (err)
+		return err;
+
+	cfg->rtp_relay = (i == 0);
+
+	return 0;
+}
+
+
+static int h_rtp_addr_gw(struct parser *p, struct tg_config *cfg,
+			 const struct pl *val)
+{
+	struct sa sa;
+
+	if (get_ip(val, &sa))
+		return kerr(p, "'%r' is not an IPv4 or IPv6 address", val);
+
+	if (sa_is_any(&sa))
+		return kerr(p, "'%r': use a concrete address, not the "
+			    "unspecified one (it goes into SDP)", val);
+
+	cfg->rtp_addr_gw = sa;
+
+	return 0;
+}
+
+
 static int h_api_listen(struct parser *p, struct tg_config *cfg,
 			const struct pl *val)
 {
@@ -1263,6 +1298,12 @@ static const struct key keyv[] = {
 	{"db_conninfo",       h_str, false, OFF(db_conninfo),    0, 0},
 	{"rtp_addr",          h_rtp_addr,     false, 0, 0, 0},
 	{"rtp_ports",         h_rtp_ports,    false, 0, 0, 0},
+	{"rtp_relay",         h_rtp_relay,    false, 0, 0, 0},
+	{"rtp_addr_gateway",  h_rtp_addr_gw,  false, 0, 0, 0},
+	{"rtp_threads",       h_u32, false, OFF(rtp_threads),    1, 16},
+	{"media_timeout",     h_u32, false, OFF(media_timeout),  0, 86400},
+	{"media_timeout_hold", h_u32, false, OFF(media_timeout_hold), 0,
+	 86400},
 	{"api_listen",        h_api_listen,   false, 0, 0, 0},
 	{"api_token",         h_api_token,    true,  0, 0, 0},
 	{"log_target",        h_log_target,   false, 0, 0, 0},
@@ -1437,6 +1478,10 @@ static int set_defaults(struct tg_config *cfg)
 	cfg->max_calls      = 0;
 	cfg->rtp_port_min   = 20000;
 	cfg->rtp_port_max   = 29999;
+	cfg->rtp_relay      = true;
+	cfg->rtp_threads    = 2;
+	cfg->media_timeout  = 30;
+	cfg->media_timeout_hold = 600;
 	cfg->log_target     = CFG_LOG_STDERR;
 	cfg->log_level      = LOG_INFO;
 
@@ -1953,6 +1998,14 @@ int cfg_print(struct re_printf *pf, const struct tg_config *cfg)
 	err |= re_hprintf(pf, "rtp_addr %j\n", &cfg->rtp_addr);
 	err |= re_hprintf(pf, "rtp_ports %u-%u\n", cfg->rtp_port_min,
 			  cfg->rtp_port_max);
+	err |= re_hprintf(pf, "rtp_relay %s\n", cfg->rtp_relay ? "yes" : "no");
+	if (sa_isset(&cfg->rtp_addr_gw, SA_ADDR))
+		err |= re_hprintf(pf, "rtp_addr_gateway %j\n",
+				  &cfg->rtp_addr_gw);
+	err |= re_hprintf(pf, "rtp_threads %u\n", cfg->rtp_threads);
+	err |= re_hprintf(pf, "media_timeout %u\n", cfg->media_timeout);
+	err |= re_hprintf(pf, "media_timeout_hold %u\n",
+			  cfg->media_timeout_hold);
 	err |= re_hprintf(pf, "api_listen %J\n", &cfg->api_listen);
 
 	LIST_FOREACH(&cfg->tokenl, le) {

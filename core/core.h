@@ -96,6 +96,11 @@ struct tg_config {
 	/* media */
 	struct sa rtp_addr;
 	uint16_t rtp_port_min, rtp_port_max;
+	bool rtp_relay;             /**< anchor media (else SDP verbatim) */
+	struct sa rtp_addr_gw;      /**< gateway side; unset = rtp_addr   */
+	uint32_t rtp_threads;       /**< relay worker threads            */
+	uint32_t media_timeout;     /**< s without RTP -> BYE, 0 = off   */
+	uint32_t media_timeout_hold; /**< s, the same while on hold      */
 
 	/* REST API */
 	struct sa api_listen;

@@ -883,6 +883,55 @@ static void test_scalars(void)
 }
 
 
+static void test_media_keys(void)
+{
+	struct tg_config *cfg;
+	struct sa sa;
+
+	cfg = OK(BASE);
+	if (cfg) {
+		CHECK(cfg->rtp_relay);
+		CHECK(!sa_isset(&cfg->rtp_addr_gw, SA_ADDR));
+		CHECK(cfg->rtp_threads == 2);
+		CHECK(cfg->media_timeout == 30);
+		CHECK(cfg->media_timeout_hold == 600);
+		mem_deref(cfg);
+	}
+
+	cfg = OK(BASE "rtp_relay no\nrtp_addr_gateway 192.0.2.30\n"
+		 "rtp_threads 4\nmedia_timeout 0\nmedia_timeout_hold 7200\n");
+	if (cfg) {
+		CHECK(!cfg->rtp_relay);
+		sa_set_str(&sa, "192.0.2.30", 0);
+		CHECK(sa_cmp(&cfg->rtp_addr_gw, &sa, SA_ADDR));
+		CHECK(cfg->rtp_threads == 4);
+		CHECK(cfg->media_timeout == 0);
+		CHECK(cfg->media_timeout_hold == 7200);
+		mem_deref(cfg);
+	}
+
+	cfg = OK(BASE "rtp_relay yes\nrtp_addr_gateway 2001:db8::5\n");
+	if (cfg) {
+		CHECK(cfg->rtp_relay);
+		CHECK(sa_af(&cfg->rtp_addr_gw) == AF_INET6);
+		mem_deref(cfg);
+	}
+
+	BAD(BASE "rtp_relay maybe\n", "t.conf:3: ",
+	    "rtp_relay: 'maybe' is not one of yes|no");
+	BAD(BASE "rtp_addr_gateway gw.example\n", "t.conf:3: ",
+	    "rtp_addr_gateway: 'gw.example' is not an IPv4 or IPv6 address");
+	BAD(BASE "rtp_addr_gateway ::\n", "t.conf:3: ", "concrete address");
+	BAD(BASE "rtp_threads 0\n", "t.conf:3: ", "out of range 1..16");
+	BAD(BASE "rtp_threads 17\n", "t.conf:3: ", "out of range 1..16");
+	BAD(BASE "media_timeout -1\n", "t.conf:3: ", "media_timeout");
+	BAD(BASE "media_timeout_hold 86401\n", "t.conf:3: ",
+	    "out of range 0..86400");
+	BAD(BASE "rtp_relay yes\nrtp_relay no\n", "t.conf:4: ",
+	    "rtp_relay");
+}
+
+
 static void test_api_token(void)
 {
 	struct tg_config *cfg;
@@ -1277,6 +1326,7 @@ int main(void)
 	test_routes();
 	test_copy_header();
 	test_scalars();
+	test_media_keys();
 	test_api_token();
 	test_many_errors();
 	test_print();
