@@ -1,0 +1,56 @@
+/**
+ * @file relay.h  tollgate media relay: anchored RTP/RTCP for every call
+ *
+ * The relay takes part in calls only through the B2BUA's public hooks: it
+ * rewrites every SDP body crossing tollgate so that media flows through
+ * port pairs of its own, forwards RTP and RTCP between the legs on worker
+ * threads (symmetric latching toward each side), keeps per-direction
+ * statistics, ends calls whose media stopped, and mixes a warning tone
+ * toward the caller on billing's low-balance event.
+ */
+
+#ifndef TOLLGATE_RELAY_H
+#define TOLLGATE_RELAY_H
+
+struct tg_config;
+struct b2bua;
+struct b2bua_call;
+struct media_relay;
+
+/** One direction of one stream */
+struct relay_dir_stats {
+	uint64_t packets;       /**< RTP packets relayed                   */
+	uint64_t bytes;         /**< RTP bytes (UDP payload) relayed        */
+	int64_t  lost;          /**< lost, from RTP sequence numbers        */
+	uint32_t jitter_us;     /**< RFC 3550 interarrival jitter, us       */
+	uint64_t rtcp_packets;  /**< RTCP packets relayed in this direction */
+	uint64_t dropped;       /**< no destination yet, or send failed     */
+	/* what the receiver's RTCP reports say about this direction */
+	bool     rr_valid;
+	uint8_t  rr_fraction;   /**< fraction lost, 1/256 units             */
+	int32_t  rr_lost;       /**< cumulative number of packets lost      */
+	uint32_t rr_jitter_us;
+};
+
+/** One m= line of a call */
+struct relay_stream_stats {
+	char media[16];                 /**< "audio", "video", ...          */
+	struct sa caller;               /**< where the caller's media goes   */
+	struct sa gateway;              /**< where the gateway's media goes  */
+	bool caller_latched, gateway_latched;
+	struct relay_dir_stats to_gateway;  /**< caller -> gateway          */
+	struct relay_dir_stats to_caller;   /**< gateway -> caller          */
+};
+
+enum { RELAY_MAX_STREAMS = 8 };
+
+int  relay_alloc(struct media_relay **mrp, const struct tg_config *cfg,
+		 struct b2bua *b);
+int  relay_call_stats(const struct b2bua_call *call,
+		      struct relay_stream_stats *v, unsigned *n);
+int  relay_call_stats_json(struct re_printf *pf,
+			   const struct b2bua_call *call);
+uint64_t relay_call_last_media_ms(const struct b2bua_call *call);
+int  relay_debug(struct re_printf *pf, const struct media_relay *mr);
+
+#endif
