@@ -12,6 +12,7 @@
 #include "core.h"
 #include "b2bua.h"
 #include "billing.h"
+#include "relay.h"
 
 
 #ifndef TOLLGATE_SRC_SQLDIR
@@ -25,6 +26,7 @@ static struct {
 	struct tg_config *cfg;   /**< owned */
 	struct b2bua *b2bua;     /**< owned */
 	struct db *db;           /**< owned */
+	struct media_relay *relay; /**< owned; freed after the b2bua */
 	struct tmr tmr_grace;
 	bool stopping;
 	int exit_code;
@@ -324,6 +326,13 @@ int main(int argc, char *argv[])
 
 	b2bua_set_cred(app.b2bua, cred_lookup, NULL);
 
+	/* media relay: SDP rewrite, RTP/RTCP relay, media timeout, tone */
+	err = relay_alloc(&app.relay, app.cfg, app.b2bua);
+	if (err) {
+		tlog_err(NULL, "media relay: %m", err);
+		goto out;
+	}
+
 	tlog_info(NULL, "tollgate %s running (config %s)", TOLLGATE_VERSION,
 		  file);
 
@@ -336,6 +345,7 @@ int main(int argc, char *argv[])
  out:
 	tmr_cancel(&app.tmr_grace);
 	app.b2bua = mem_deref(app.b2bua);
+	app.relay = mem_deref(app.relay);
 	app.db = mem_deref(app.db);
 	app.cfg = mem_deref(app.cfg);
 	libre_close();
