@@ -468,6 +468,7 @@ static int db_open(struct db **dbp, struct waiter *w)
 		{"t_echo",  "SELECT $1::int"},
 		{"t_div",   "SELECT 1 / $1::int"},
 		{"t_sleep", "SELECT pg_sleep($1::float8), $1::text"},
+		{"t_len",   "SELECT length($1::text)"},
 	};
 	struct db *db;
 	size_t i;
@@ -621,6 +622,52 @@ static int test_queue_order(void)
 
  out:
 	mem_deref(db);
+
+	return err;
+}
+
+
+/* a parameter larger than the socket buffer: PQflush() returns 1 */
+static int test_large(void)
+{
+	enum { LEN = 4 << 20 };
+	static struct seq_item items[2];
+	const char *values[1];
+	struct seq s;
+	struct db *db = NULL;
+	char *big;
+	int err = 0;
+
+	memset(&s, 0, sizeof(s));
+	s.total = 2;
+	items[0].seq = items[1].seq = &s;
+	items[0].idx = 0;
+	items[1].idx = 1;
+
+	big = mem_alloc(LEN + 1, NULL);
+	if (!big)
+		return ENOMEM;
+	memset(big, 'a', LEN);
+	big[LEN] = '\0';
+	values[0] = big;
+
+	err = db_open(&db, NULL);
+	if (err)
+		goto out;
+
+	CHECK_ERR(db_exec(NULL, db, "t_len", 1, values, 0, false,
+			  seq_handler, &items[0]), 0);
+	CHECK_ERR(db_exec(NULL, db, "t_len", 1, (const char *[]){"abc"}, 0,
+			  false, seq_handler, &items[1]), 0);
+
+	CHECK_ERR(run_loop(20000), 0);
+	CHECK(s.done == 2 && s.bad == 0);
+	CHECK(s.errv[0] == 0 && 0 == strcmp(s.val[0], "4194304"));
+	CHECK(s.errv[1] == 0 && 0 == strcmp(s.val[1], "3"));
+
+ out:
+	mem_deref(db);
+	mem_deref(big);
 
 	return err;
 }
@@ -1297,6 +1344,7 @@ int main(void)
 	run("migrate_race", test_migrate_race);
 	run("api_errors", test_api_errors);
 	run("queue_order", test_queue_order);
+	run("large", test_large);
 	run("sql_error", test_sql_error);
 	run("sql_error_result", test_sql_error_result);
 	run("timeout", test_timeout);
