@@ -132,4 +132,37 @@ int      rate_call(int64_t *costp, uint64_t *billedp, const struct rate *r,
 int64_t  rate_affordable(const struct rate *r, int64_t amount);
 int64_t  rate_first_cost(const struct rate *r);
 
+/* ---------------------------------------------------------- prepaid billing */
+
+struct billing;
+struct b2bua;
+struct tg_config;
+
+/** Counters of the billing engine */
+struct billing_stats {
+	uint64_t calls;        /**< calls settled (CDR sent or spooled)   */
+	uint64_t authorized;   /**< authorisations granted                */
+	uint64_t refused;      /**< refused (402, 403, 404, 486, 503)     */
+	uint64_t cutoffs;      /**< calls cut because their money ended   */
+	uint64_t recovered;    /**< calls of a crashed run settled        */
+	uint64_t spooled;      /**< settlements written to the spool      */
+	uint64_t q_authorize;  /**< database round trips, by statement    */
+	uint64_t q_reserve;
+	uint64_t q_settle;
+	uint64_t q_heartbeat;
+	uint64_t q_recover;
+	uint32_t live;         /**< calls held now                        */
+	uint32_t pending;      /**< settlements not yet confirmed         */
+	uint32_t lat_p50;      /**< ms, cut-off lateness percentiles      */
+	uint32_t lat_p99;
+	uint32_t lat_max;
+};
+
+int  billing_alloc(struct billing **blp, const struct tg_config *cfg,
+		   struct db *db, struct b2bua *b2bua, const char *conninfo);
+void billing_account_changed(struct billing *bl, int64_t account_id);
+void billing_flush(struct billing *bl, void (*doneh)(void *arg), void *arg);
+void billing_stats(const struct billing *bl, struct billing_stats *st);
+int  billing_debug(struct re_printf *pf, const struct billing *bl);
+
 #endif

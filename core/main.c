@@ -27,7 +27,9 @@ static struct {
 	struct b2bua *b2bua;     /**< owned */
 	struct db *db;           /**< owned */
 	struct media_relay *relay; /**< owned; freed after the b2bua */
+	struct billing *billing; /**< owned; freed before the b2bua */
 	struct tmr tmr_grace;
+	struct tmr tmr_flush;    /**< bounds the billing flush at exit */
 	bool stopping;
 	int exit_code;
 } app;
@@ -141,11 +143,46 @@ static void stop_now(void *arg)
 }
 
 
+/* ---- billing: settlements reach the database before exit (bounded) ---- */
+
+enum { BILLING_FLUSH_MS = 5000 };
+
+
+static void billing_flushed(void *arg)
+{
+	(void)arg;
+
+	tmr_cancel(&app.tmr_flush);
+	tlog_info(NULL, "billing: every settlement written");
+	tmr_start(&app.tmr_grace, 0, stop_now, NULL);
+}
+
+
+static void billing_flush_expired(void *arg)
+{
+	(void)arg;
+
+	tlog_warn(NULL, "billing: settlements still unwritten after %u ms:"
+		  " they stay in the spool for the next start",
+		  (unsigned)BILLING_FLUSH_MS);
+	re_cancel();
+}
+
+
 static void calls_gone(void *arg)
 {
 	(void)arg;
 
 	tlog_info(NULL, "all calls ended");
+
+	if (app.billing) {
+		tmr_cancel(&app.tmr_grace);
+		tmr_start(&app.tmr_flush, BILLING_FLUSH_MS,
+			  billing_flush_expired, NULL);
+		billing_flush(app.billing, billing_flushed, NULL);
+		return;
+	}
+
 	tmr_start(&app.tmr_grace, 0, stop_now, NULL);
 }
 
@@ -333,6 +370,19 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 
+	/* prepaid billing: authorise, reserve, cut off, settle */
+	if (app.cfg->billing) {
+		err = billing_alloc(&app.billing, app.cfg, app.db, app.b2bua,
+				    conninfo);
+		if (err) {
+			tlog_err(NULL, "billing: %m", err);
+			goto out;
+		}
+	}
+	else {
+		tlog_warn(NULL, "billing is off: calls are not charged");
+	}
+
 	tlog_info(NULL, "tollgate %s running (config %s)", TOLLGATE_VERSION,
 		  file);
 
@@ -344,6 +394,10 @@ int main(int argc, char *argv[])
 
  out:
 	tmr_cancel(&app.tmr_grace);
+	tmr_cancel(&app.tmr_flush);
+	if (app.billing)
+		tlog_info(NULL, "%H", billing_debug, app.billing);
+	app.billing = mem_deref(app.billing);
 	app.b2bua = mem_deref(app.b2bua);
 	app.relay = mem_deref(app.relay);
 	app.db = mem_deref(app.db);

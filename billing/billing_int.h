@@ -1,0 +1,114 @@
+/**
+ * @file billing_int.h  Prepaid billing internals (private to billing/)
+ */
+
+#include <re.h>
+#include "core.h"
+#include "b2bua.h"
+#include "billing.h"
+
+
+/** Number of the settlement parameters of tg_settle() */
+enum { SETTLE_NPARAMS = 13 };
+
+/** One settlement: the parameters of tg_settle(), as text */
+struct settle {
+	struct le le;                /**< billing.settlel while pending  */
+	struct billing *bl;          /**< borrowed                       */
+	struct db_query *q;          /**< owned, in flight               */
+	char *v[SETTLE_NPARAMS];     /**< owned; NULL = SQL NULL         */
+	int64_t account_id;
+	bool spooled;                /**< written to the spool file      */
+};
+
+/** A running call of an account, from authorisation to settlement */
+struct bcall {
+	struct le le;                /**< bacct.calls                    */
+	struct bacct *acct;          /**< (ref.)                         */
+	struct billing *bl;          /**< borrowed                       */
+	struct b2bua_call *call;     /**< borrowed; NULL once it ended   */
+	struct db_query *q;          /**< owned; authorise/reserve       */
+	char id[24];
+	char *caller;                /**< owned                          */
+	char *callee;                /**< owned                          */
+	int64_t account_id;
+	uint64_t setup_ms;           /**< wall clock                     */
+
+	struct rate rate;
+	bool authorized;             /**< tg_authorize said ok           */
+	bool refused;                /**< tg_authorize wrote the CDR     */
+	bool answered;
+	bool exhausted;              /**< a reservation fell short       */
+	bool low_sent;
+	bool cutting;                /**< ended by the cut-off timer     */
+	uint64_t answer_ms;          /**< wall clock                     */
+	uint64_t answer_jif;         /**< tmr_jiffies() at answer        */
+	uint64_t cut_jif;            /**< when the money ends            */
+	int64_t reserved;            /**< micro-units held for the call  */
+	int64_t funded_s;            /**< seconds 'reserved' pays for    */
+	uint32_t seq;                /**< reservations granted           */
+	struct tmr tmr_cut;
+	struct tmr tmr_refill;
+	struct tmr tmr_low;
+};
+
+/** The calls of one account, so that a change re-arms them all */
+struct bacct {
+	struct le he;                /**< billing.accts                  */
+	int64_t id;
+	struct list calls;           /**< struct bcall (owned)           */
+};
+
+/** Answer time waiting for the next heartbeat */
+struct hbent {
+	struct le le;
+	char id[24];
+	uint64_t answer_ms;
+};
+
+struct spool;
+struct notify;
+
+enum { LAT_BUCKETS = 1024 };   /* ms; the last bucket takes the rest */
+
+struct billing {
+	const struct tg_config *cfg; /**< borrowed                       */
+	struct db *db;               /**< borrowed                       */
+	struct b2bua *b2bua;         /**< borrowed                       */
+	struct hash *accts;          /**< struct bacct by account id     */
+	struct list settlel;         /**< struct settle, owned, pending  */
+	struct list hbl;             /**< struct hbent, owned, to send   */
+	struct list hbsent;          /**< struct hbent, owned, in flight */
+	struct spool *spool;         /**< owned; NULL if no state_dir    */
+	struct notify *notify;       /**< owned                          */
+	struct db_query *hbq;        /**< owned; heartbeat in flight     */
+	struct db_query *recq;       /**< owned; recovery list           */
+	struct tmr tmr_hb;
+	void (*flushh)(void *arg);
+	void *flush_arg;
+	struct billing_stats st;
+	uint32_t lat[LAT_BUCKETS];   /**< cut-off lateness histogram     */
+};
+
+/* engine.c */
+void billing_settle_queue(struct billing *bl, struct settle *st);
+int  settle_alloc(struct settle **stp, struct billing *bl,
+		  const char *const v[SETTLE_NPARAMS]);
+
+/* spool.c */
+typedef void (spool_entry_h)(const char *const v[SETTLE_NPARAMS], void *arg);
+int  spool_open(struct spool **sp, const char *dir);
+int  spool_load(struct spool *sp, spool_entry_h *h, void *arg);
+int  spool_add(struct spool *sp, const char *const v[SETTLE_NPARAMS]);
+int  spool_done(struct spool *sp, const char *call_id);
+uint32_t spool_pending(const struct spool *sp);
+const char *spool_path(const struct spool *sp);
+
+/* recover.c */
+int  recover_register(struct db *db);
+int  recover_start(struct billing *bl);
+
+/* notify.c */
+typedef void (notify_h)(int64_t account_id, void *arg);
+int  notify_alloc(struct notify **np, const char *conninfo, notify_h *h,
+		  void *arg);
