@@ -2,6 +2,7 @@
  * @file uas.c  The caller's leg: a new INVITE, replies, 2xx reliability
  */
 
+#include <ctype.h>
 #include <string.h>
 #include "b2bua_int.h"
 
@@ -33,7 +34,11 @@ static void cancel_handler(void *arg)
 }
 
 
-/** Is the number something a route can match? (digits, optional '+') */
+/**
+ * Is the dialled string something a route can match?  Digits in the
+ * PSTN case; letters and . - _ * # are accepted for named destinations
+ * (they only match a route whose prefix they start with, or the default).
+ */
 static bool number_valid(const struct pl *user)
 {
 	size_t i = 0;
@@ -48,7 +53,9 @@ static bool number_valid(const struct pl *user)
 		return false;
 
 	for (; i < user->l; i++) {
-		if (user->p[i] < '0' || user->p[i] > '9')
+		const char c = user->p[i];
+
+		if (!isalnum((unsigned char)c) && !strchr("*#._-", c))
 			return false;
 	}
 
