@@ -19,6 +19,9 @@
 #               "$PGTEST_CLUSTER stop "$PGTEST_DIR" immediate").
 # pgtest_stop   stops the server by its PID and removes the directory
 #               (PGTEST_KEEP=1 keeps the directory for a post-mortem).
+#               pgtest_start sets "trap pgtest_stop EXIT" itself when the
+#               script has no EXIT trap, and makes HUP, INT and TERM exit
+#               (so that the EXIT trap runs) when they have no trap.
 # pgtest_psql   psql -X -q -v ON_ERROR_STOP=1 on the test database.
 
 : "${top_srcdir:?top_srcdir is not set (run the test with make check)}"
@@ -89,6 +92,19 @@ pgtest_start() {
 		echo "pgtest: $PGTEST_BINDIR/initdb not found (postgresql-15)" >&2
 		return 1
 	}
+	# never leave a server behind: stop it on exit and on HUP, INT or
+	# TERM, unless the caller set traps of its own (then it calls
+	# pgtest_stop itself)
+	if [ -z "$(trap -p EXIT)" ]; then
+		trap pgtest_stop EXIT
+	fi
+	local sig
+	for sig in HUP INT TERM; do
+		if [ -z "$(trap -p "$sig")" ]; then
+			# shellcheck disable=SC2064
+			trap "exit 1" "$sig"
+		fi
+	done
 	PGTEST_DIR=$(mktemp -d /tmp/tollgate-pgtest.XXXXXX) || return 1
 	# the server runs as user tollgate when we are root: let it in
 	chmod 0755 "$PGTEST_DIR" || return 1
