@@ -604,6 +604,20 @@ static void read_results(struct db *db)
 			continue;
 		}
 
+		/* COPY would never end: give the connection up */
+		switch (PQresultStatus(r)) {
+
+		case PGRES_COPY_IN:
+		case PGRES_COPY_OUT:
+		case PGRES_COPY_BOTH:
+			PQclear(r);
+			conn_lost(db, "COPY is not supported");
+			return;
+
+		default:
+			break;
+		}
+
 		/* one statement, one result; keep an error over a success */
 		if (!db->res) {
 			db->res = r;

@@ -673,6 +673,42 @@ static int test_large(void)
 }
 
 
+/* COPY cannot be served: the query fails, the client carries on */
+static int test_copy(void)
+{
+	static struct seq_item items[2];
+	struct seq s;
+	struct db *db = NULL;
+	int err = 0;
+
+	memset(&s, 0, sizeof(s));
+	s.total = 2;
+	items[0].seq = items[1].seq = &s;
+	items[0].idx = 0;
+	items[1].idx = 1;
+
+	err = db_open(&db, NULL);
+	if (err)
+		goto out;
+
+	CHECK_ERR(db_prepare(db, "t_copy", "COPY (SELECT 1) TO STDOUT", 0), 0);
+	CHECK_ERR(db_exec(NULL, db, "t_copy", 0, NULL, 0, false, seq_handler,
+			  &items[0]), 0);
+	CHECK_ERR(db_exec(NULL, db, "t_echo", 1, (const char *[]){"5"}, 0,
+			  false, seq_handler, &items[1]), 0);
+
+	CHECK_ERR(run_loop(20000), 0);
+	CHECK(s.done == 2 && s.bad == 0);
+	CHECK(s.errv[0] == ECONNRESET || s.errv[0] == EPROTO);
+	CHECK(s.errv[1] == 0 && 0 == strcmp(s.val[1], "5"));
+
+ out:
+	mem_deref(db);
+
+	return err;
+}
+
+
 static int test_api_errors(void)
 {
 	struct db *db = NULL, *db2 = NULL;
@@ -1345,6 +1381,7 @@ int main(void)
 	run("api_errors", test_api_errors);
 	run("queue_order", test_queue_order);
 	run("large", test_large);
+	run("copy", test_copy);
 	run("sql_error", test_sql_error);
 	run("sql_error_result", test_sql_error_result);
 	run("timeout", test_timeout);
