@@ -651,6 +651,10 @@ static void call_finish(struct media_call *mc)
 	mc->finalc = call_stats(mc, mc->finalv, RELAY_MAX_STREAMS);
 	mc->ended = true;
 
+	if (mc->finalc)
+		tlog_info(b2bua_call_sipid(mc->call), "media %H",
+			  relay_call_stats_json, mc->call);
+
 	for (i = 0; i < MEDIA_MAX_M; i++) {
 		if (mc->sessv[i])
 			sess_release(mc->sessv[i]);
