@@ -122,8 +122,7 @@ struct b2bua_call {
 	const struct cfg_route *route; /**< borrowed (config)            */
 	uint32_t gwi;                /**< gateway being tried            */
 	uint16_t last_scode;
-	char last_reason[64];
-	char last_hdrs[128];          /**< e.g. Retry-After of the last   */
+	char last_reason[48];
 	uint32_t maxfwd;
 
 	struct tmr tmr_ring;
