@@ -57,6 +57,8 @@ struct bacct {
 	struct le he;                /**< billing.accts                  */
 	int64_t id;
 	struct list calls;           /**< struct bcall (owned)           */
+	int64_t balance;             /**< last balance the DB reported   */
+	bool balance_known;
 };
 
 /** Answer time waiting for the next heartbeat */

@@ -92,6 +92,16 @@ static struct bacct *bacct_find(const struct billing *bl, int64_t id)
 }
 
 
+static void bacct_balance(struct bacct *a, const PGresult *res, int col)
+{
+	if (!a || PQgetisnull(res, 0, col))
+		return;
+
+	a->balance = col_i64(res, 0, col);
+	a->balance_known = true;
+}
+
+
 /* the account of a call, created on first use; returns a new reference */
 static struct bacct *bacct_get(struct billing *bl, int64_t id)
 {
@@ -284,6 +294,7 @@ static void settle_handler(int err, const struct pg_result *pres, void *arg)
 
 	if (PQntuples(res) == 1) {
 		refunded = col_i64(res, 0, 1);
+		bacct_balance(bacct_find(bl, st->account_id), res, 2);
 		tlog_dbg(st->v[0], "billing: %s, refunded %lld, balance %s",
 			 col_str(res, 0, 0), (long long)refunded,
 			 col_str(res, 0, 2));
@@ -537,6 +548,11 @@ static void low_handler(void *arg)
 	if (!bc->call || bc->low_sent)
 		return;
 
+	/* the account still has money: the next reservation will come */
+	if (!bc->exhausted && bc->acct->balance_known &&
+	    bc->acct->balance > 0)
+		return;
+
 	bc->low_sent = true;
 	tlog_info(bc->id, "billing: low balance, cut-off in %llu ms",
 		  (unsigned long long)(bc->cut_jif > tmr_jiffies() ?
@@ -573,6 +589,7 @@ static void reserve_handler(int err, const struct pg_result *pres,
 	reserved = col_i64(res, 0, 1);
 
 	++bc->seq;
+	bacct_balance(bc->acct, res, 2);
 	if (reserved > bc->reserved)
 		bc->reserved = reserved;
 
@@ -639,8 +656,9 @@ static void refill_handler(void *arg)
 
 /*
  * (Re)arm the timers of an answered call from its reservation: the
- * cut-off at the exact end of the money, the next reservation ahead of
- * the low-balance warning, the warning itself.
+ * cut-off at the exact end of the money, the next reservation half an
+ * interval (2..10 s) before it, and the low-balance warning, which the
+ * handler gives only if the account is known to have nothing left.
  */
 static void arm(struct bcall *bc)
 {
@@ -666,7 +684,6 @@ static void arm(struct bcall *bc)
 			lead = REFILL_LEAD_MIN_MS;
 		if (lead > REFILL_LEAD_MAX_MS)
 			lead = REFILL_LEAD_MAX_MS;
-		lead += warn;
 
 		if (!bc->q)
 			tmr_start(&bc->tmr_refill,
@@ -767,6 +784,7 @@ static void authorize_handler(int err, const struct pg_result *pres,
 	bc->rate.subsequent       = (uint32_t)col_i64(res, 0, 6);
 	bc->reserved              = col_i64(res, 0, 7);
 	bc->seq = 1;
+	bacct_balance(bc->acct, res, 8);
 	bc->authorized = true;
 
 	if (rate_check(&bc->rate)) {

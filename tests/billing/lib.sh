@@ -1,0 +1,235 @@
+# tests/billing/lib.sh - the daemon, SIPp peers and checks for the billing
+# suites.  Source it after tests/lib/pgtest.sh has started a cluster.
+#
+# Addresses (only 127.0.0.51-59, so no other suite collides):
+#   tollgate 127.0.0.51:5060, callers 127.0.0.52 (ports 5061-5069),
+#   answering gateway 127.0.0.54:5080, ringing gateway 127.0.0.55:5080.
+#
+# Every process started here is remembered by PID and ended by PID.
+
+: "${top_srcdir:?}" "${top_builddir:?}" "${PGTEST_CONNINFO:?}"
+
+BT_DIR=$(mktemp -d /tmp/tollgate-billing.XXXXXX)
+BT_SRC="$top_srcdir/tests/billing"
+BT_TG="$top_builddir/tollgate"
+BT_PIDS=""
+TG_PID=
+TG_LOG=
+passed=0
+failed=0
+
+ok()   { passed=$((passed + 1)); echo "ok - $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL - $*"; }
+
+# check DESCRIPTION COMMAND...: one test result
+check() {
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else fail "$what"; fi
+}
+
+# equal DESCRIPTION GOT WANT
+equal() {
+	if [ "$2" = "$3" ]; then
+		ok "$1"
+	else
+		fail "$1: got '$2', want '$3'"
+	fi
+}
+
+# within DESCRIPTION VALUE LOW HIGH (integers)
+within() {
+	if [ -n "$2" ] && [ "$2" -ge "$3" ] 2>/dev/null &&
+	   [ "$2" -le "$4" ]; then
+		ok "$1 ($2)"
+	else
+		fail "$1: got '$2', want $3..$4"
+	fi
+}
+
+sql() { pgtest_psql -At -c "$1"; }
+
+db_is_down() { ! pgtest_psql -c 'SELECT 1' >/dev/null 2>&1; }
+
+bt_remember() { BT_PIDS="$BT_PIDS $1"; }
+
+# bt_kill PID: end one process we started (TERM, then KILL after 5 s)
+bt_kill() {
+	local pid=$1 i
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for i in $(seq 1 50); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+bt_cleanup() {
+	local pid
+	for pid in $BT_PIDS $TG_PID; do
+		bt_kill "$pid"
+	done
+	if [ -n "${BT_KEEP:-}" ]; then
+		echo "billing: kept $BT_DIR" >&2
+	else
+		rm -rf "$BT_DIR"
+	fi
+}
+
+# tg_config NAME [EXTRA LINES]: write a configuration, print its path
+tg_config() {
+	local f="$BT_DIR/$1.conf"
+	cat >"$f" <<EOF
+sip_listen udp:127.0.0.51:5060
+trusted_peer 127.0.0.52 from
+digest_auth no
+gateway gwa 127.0.0.54:5080
+gateway gwr 127.0.0.55:5080
+route 2 gwr
+route default gwa
+ring_timeout 30
+db_conninfo $PGTEST_CONNINFO
+rtp_relay no
+media_timeout 0
+state_dir $BT_DIR/state
+node_name billing-test
+reserve_interval ${BT_INTERVAL:-2}
+low_balance_warning 0
+heartbeat 1
+shutdown_grace 2
+log_level debug
+${2:-}
+EOF
+	echo "$f"
+}
+
+# tg_start CONFIG: start the daemon, wait until it is connected
+tg_start() {
+	local i from
+	TG_LOG="$BT_DIR/tollgate.log"
+	echo "=== start $(date +%T.%N)" >>"$TG_LOG"
+	from=$(wc -l <"$TG_LOG")
+	"$BT_TG" -f "$1" >>"$TG_LOG" 2>&1 &
+	TG_PID=$!
+	for i in $(seq 1 100); do
+		if ! kill -0 "$TG_PID" 2>/dev/null; then
+			echo "tollgate exited at start:" >&2
+			tail -n 20 "$TG_LOG" >&2
+			TG_PID=
+			return 1
+		fi
+		if tail -n "+$from" "$TG_LOG" | grep -q "listening for account"
+		then
+			sleep 0.2
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "tollgate did not come up:" >&2
+	tail -n 20 "$TG_LOG" >&2
+	return 1
+}
+
+# tg_stop: SIGTERM, wait for the exit (15 s); prints the exit status
+tg_stop() {
+	local i rc
+	[ -n "$TG_PID" ] || return 0
+	kill -TERM "$TG_PID" 2>/dev/null
+	for i in $(seq 1 150); do
+		kill -0 "$TG_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$TG_PID" 2>/dev/null; then
+		kill -KILL "$TG_PID" 2>/dev/null
+		rc=137
+	fi
+	wait "$TG_PID" 2>/dev/null
+	rc=${rc:-$?}
+	TG_PID=
+	return "$rc"
+}
+
+# tg_kill9: crash it
+tg_kill9() {
+	[ -n "$TG_PID" ] || return 0
+	kill -KILL "$TG_PID" 2>/dev/null
+	wait "$TG_PID" 2>/dev/null
+	TG_PID=
+}
+
+# sipp_bg NAME IP PORT SCENARIO [SIPP ARGS...]: start SIPp in the
+# background; its <log> lines go to $BT_DIR/NAME.log; sets SIPP_PID
+sipp_bg() {
+	local name=$1 ip=$2 port=$3 sf=$4
+	shift 4
+	: >"$BT_DIR/$name.log"
+	"$SIPP" -nostdin -i "$ip" -p "$port" -sf "$BT_SRC/$sf" \
+		-trace_logs -log_file "$BT_DIR/$name.log" \
+		-trace_err -error_file "$BT_DIR/$name.err" \
+		"$@" >"$BT_DIR/$name.out" 2>&1 </dev/null &
+	SIPP_PID=$!
+	bt_remember "$SIPP_PID"
+}
+
+# gw_start NAME answer|ring CALLS TIMEOUT: a gateway; sets GW_PID
+gw_start() {
+	local ip sf
+	case $2 in
+	answer) ip=127.0.0.54; sf=gw-answer.xml ;;
+	ring)   ip=127.0.0.55; sf=gw-ring.xml ;;
+	esac
+	sipp_bg "$1" "$ip" 5080 "$sf" -m "$3" -timeout "$4"
+	GW_PID=$SIPP_PID
+}
+
+# caller_start NAME PORT SCENARIO ACCOUNT NUMBER CALLS TIMEOUT [ARGS...]
+caller_start() {
+	local name=$1 port=$2 sf=$3 acct=$4 num=$5 n=$6 to=$7
+	shift 7
+	sipp_bg "$name" 127.0.0.52 "$port" "$sf" -key account "$acct" \
+		-s "$num" -m "$n" -l "$n" -r 100 -timeout "$to" \
+		-timeout_error "$@" 127.0.0.51:5060
+	CALLER_PID=$SIPP_PID
+}
+
+# bt_wait PID: wait for a SIPp we started; its exit status
+bt_wait() {
+	wait "$1" 2>/dev/null
+}
+
+# ms LOG EVENT CALL: the time (ms since the epoch) of "EVENT CALL s us"
+ms() {
+	awk -v ev="$2" -v n="$3" '$1 == ev && $2 == n {
+		printf "%.0f\n", $3 * 1000 + int($4 / 1000); exit }' "$BT_DIR/$1.log"
+}
+
+# count LOG REGEX
+count() {
+	local n
+	n=$(grep -cE "$2" "$BT_DIR/$1.log" 2>/dev/null)
+	echo "${n:-0}"
+}
+
+# wait_for SECONDS SQL WANT: poll a query until it prints WANT
+wait_for() {
+	local i got
+	for i in $(seq 1 $(($1 * 10))); do
+		got=$(sql "$2" 2>/dev/null)
+		[ "$got" = "$3" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# an account: acct_new NAME BALANCE [MAX_CALLS]; prints its id
+acct_new() {
+	sql "INSERT INTO accounts (name, balance, max_calls, rate_plan_id)
+	     VALUES ('$1', $2, ${3:-10},
+		     (SELECT id FROM rate_plans WHERE name = 'billing-test'))
+	     RETURNING id"
+}
+
+balance() { sql "SELECT balance FROM accounts WHERE name = '$1'"; }
