@@ -1037,6 +1037,25 @@ static int h_digest_auth(struct parser *p, struct tg_config *cfg,
 }
 
 
+/** yes|no, stored as a bool at the key's offset */
+static int h_yesno(struct parser *p, struct tg_config *cfg,
+		   const struct pl *val)
+{
+	static const char * const v[] = {"yes", "no"};
+	bool *b = (bool *)(void *)((char *)cfg + p->k->off);
+	size_t i;
+	int err;
+
+	err = get_choice(p, val, v, ARRAY_SIZE(v), &i);
+	if (err)
+		return err;
+
+	*b = (i == 0);
+
+	return 0;
+}
+
+
 /** A number in the key's range, stored at the key's offset */
 static int h_billing(struct parser *p, struct tg_config *cfg,
 		     const struct pl *val)
@@ -1306,6 +1325,9 @@ static const struct key keyv[] = {
 	 86400},
 	{"api_listen",        h_api_listen,   false, 0, 0, 0},
 	{"api_token",         h_api_token,    true,  0, 0, 0},
+	{"api_open_metrics",  h_yesno, false, OFF(api_open_metrics), 0, 0},
+	{"api_open_health",   h_yesno, false, OFF(api_open_health),  0, 0},
+	{"api_max_body",      h_u32, false, OFF(api_max_body), 1024, 16777216},
 	{"log_target",        h_log_target,   false, 0, 0, 0},
 	{"log_level",         h_log_level,    false, 0, 0, 0},
 	{"state_dir",         h_str, false, OFF(state_dir),      0, 0},
@@ -1487,6 +1509,7 @@ static int set_defaults(struct tg_config *cfg)
 
 	sa_set_in(&cfg->rtp_addr, 0x7f000001, 0);
 	sa_set_in(&cfg->api_listen, 0x7f000001, 8080);
+	cfg->api_max_body = 65536;
 
 	err  = str_dup(&cfg->realm, "tollgate");
 	err |= str_dup(&cfg->state_dir, "/var/lib/tollgate");
@@ -2016,6 +2039,11 @@ int cfg_print(struct re_printf *pf, const struct tg_config *cfg)
 				  tok->admin ? "admin" : "readonly");
 	}
 
+	err |= re_hprintf(pf, "api_open_metrics %s\n",
+			  cfg->api_open_metrics ? "yes" : "no");
+	err |= re_hprintf(pf, "api_open_health %s\n",
+			  cfg->api_open_health ? "yes" : "no");
+	err |= re_hprintf(pf, "api_max_body %u\n", cfg->api_max_body);
 	err |= re_hprintf(pf, "log_target %s\n",
 			  cfg->log_target == CFG_LOG_SYSLOG ?
 			  "syslog" : "stderr");

@@ -105,6 +105,9 @@ struct tg_config {
 	/* REST API */
 	struct sa api_listen;
 	struct list tokenl;         /**< struct cfg_token                */
+	bool api_open_metrics;      /**< GET /metrics without a token    */
+	bool api_open_health;       /**< GET /v1/health without a token  */
+	uint32_t api_max_body;      /**< bytes, larger bodies get 413    */
 
 	/* logging and state */
 	enum cfg_logtarget log_target;

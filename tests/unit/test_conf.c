@@ -967,6 +967,45 @@ static void test_api_token(void)
 }
 
 
+static void test_api_options(void)
+{
+	struct tg_config *cfg;
+
+	cfg = OK(BASE);
+	if (cfg) {
+		CHECK(!cfg->api_open_metrics);
+		CHECK(!cfg->api_open_health);
+		CHECK(cfg->api_max_body == 65536);
+		mem_deref(cfg);
+	}
+
+	cfg = OK(BASE "api_open_metrics yes\napi_open_health yes\n"
+		 "api_max_body 1024\n");
+	if (cfg) {
+		CHECK(cfg->api_open_metrics);
+		CHECK(cfg->api_open_health);
+		CHECK(cfg->api_max_body == 1024);
+		mem_deref(cfg);
+	}
+
+	cfg = OK(BASE "api_open_metrics no\napi_max_body 16777216\n");
+	if (cfg) {
+		CHECK(!cfg->api_open_metrics);
+		CHECK(cfg->api_max_body == 16777216);
+		mem_deref(cfg);
+	}
+
+	BAD(BASE "api_open_metrics maybe\n", "t.conf:3: ",
+	    "api_open_metrics");
+	BAD(BASE "api_open_health\n", "t.conf:3: ", "api_open_health");
+	BAD(BASE "api_max_body 1023\n", "t.conf:3: ",
+	    "out of range 1024..16777216");
+	BAD(BASE "api_max_body 64k\n", "t.conf:3: ", "api_max_body");
+	BAD(BASE "api_max_body 2048\napi_max_body 4096\n", "t.conf:4: ",
+	    "api_max_body");
+}
+
+
 static void test_many_errors(void)
 {
 	struct tg_config *cfg;
@@ -1328,6 +1367,7 @@ int main(void)
 	test_scalars();
 	test_media_keys();
 	test_api_token();
+	test_api_options();
 	test_many_errors();
 	test_print();
 	test_print_conninfo();
