@@ -75,6 +75,12 @@
  *   thread must not restart or cancel a timer pending in another thread's
  *   wheel: that call is refused with a warning, never carried out.  A
  *   thread must stop its timers before it exits.
+ *
+ *   One difference from libre: there, a thread without re_thread_init()
+ *   shares the main loop's timer list (meant for use between
+ *   re_thread_enter() and re_thread_leave()).  Here its timers go to its
+ *   own wheel, which only its own tmr_poll() runs.  Such a thread hands
+ *   work to the main thread through mqueue instead.
  */
 
 #include <errno.h>
