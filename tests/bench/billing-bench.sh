@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+#
+# billing-bench.sh - prepaid billing under load (not part of "make check")
+#
+# Usage: tests/bench/billing-bench.sh [cutoff|cps|all]   (default all)
+#
+# cutoff  N concurrent metered calls (CALLS, default 1000), each on an
+#         account of its own funded for FUNDED_S seconds (default 20),
+#         set up at RAMP calls/s (default 100).  Every call is cut by
+#         tollgate.  Reports the cut-off lateness -- from the exact moment
+#         the money ends to the BYE leaving -- as the daemon measures it
+#         (timer due -> both BYEs sent) and as each leg sees it (BYE
+#         received - answer - FUNDED_S), p50/p99/max, and the PostgreSQL
+#         round trips per call the daemon counted.
+# cps     the call rate with billing on (1 s calls, one account), with the
+#         shared harness ../shared/bench/run-cps.sh, then Kamailio + cnxcc
+#         (the anchor, KAM_DEFS="" so cnxcc is on) in the same run.
+#
+# Addresses: tollgate 127.0.0.51:5060 (cutoff) / 127.0.0.88:5060 (cps),
+# callers 127.0.0.52, gateway 127.0.0.54 (cutoff), the harness on
+# 127.0.0.77.  Each run is bounded in calls and time; every process is
+# started here and stopped by its PID.
+#
+# Environment: CALLS, FUNDED_S, RAMP, CPS_CALLS (10000), HOLD_MS (1000),
+# RATES ("200 300 400 500 600 700"), SIPP.
+
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top_srcdir=${top_srcdir:-$(cd "$here/../.." && pwd)}
+top_builddir=${top_builddir:-$top_srcdir}
+export top_srcdir top_builddir
+bench=${BENCH_DIR:-$top_srcdir/../shared/bench}
+what=${1:-all}
+
+CALLS=${CALLS:-1000}
+FUNDED_S=${FUNDED_S:-20}
+RAMP=${RAMP:-100}
+CPS_CALLS=${CPS_CALLS:-10000}
+HOLD_MS=${HOLD_MS:-1000}
+RATES=${RATES:-"200 300 400 500 600 700"}
+SIPP=${SIPP:-$(command -v sipp)}
+
+[ -x "$top_builddir/tollgate" ] || { echo "build tollgate first" >&2; exit 2; }
+
+out=$(mktemp -d /tmp/tollgate-billing-bench.XXXXXX)
+chmod 755 "$out"
+tg_pid=
+pids=
+kam_started=
+
+cleanup() {
+	local p
+	for p in $pids $tg_pid; do
+		kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	done
+	[ -n "$kam_started" ] && "$bench/kamailio/anchor.sh" stop >/dev/null 2>&1
+	type pgtest_stop >/dev/null 2>&1 && pgtest_stop
+	true
+}
+trap cleanup EXIT
+
+. "$top_srcdir/tests/lib/pgtest.sh"
+pgtest_start >/dev/null || exit 2
+
+# one rate for every number: 1/1, 20,000 micro-units a second
+pgtest_psql -q -c "INSERT INTO rate_plans (name) VALUES ('bench');
+	INSERT INTO rates (rate_plan_id, prefix, price_per_minute,
+			   initial_increment, subsequent_increment)
+	SELECT id, '', 1200000, 1, 1 FROM rate_plans WHERE name = 'bench'"
+
+start_tollgate() {
+	"$top_builddir/tollgate" -f "$1" 2>>"$out/tollgate.log" &
+	tg_pid=$!
+	for _ in $(seq 1 100); do
+		grep -q "listening for account" "$out/tollgate.log" && break
+		kill -0 "$tg_pid" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	sleep 0.5
+}
+
+stop_tollgate() {
+	kill "$tg_pid" 2>/dev/null
+	wait "$tg_pid" 2>/dev/null
+	tg_pid=
+}
+
+# p50/p99/max of a column of integers
+pct() {
+	sort -n | awk '{ v[NR] = $1 } END {
+		if (!NR) { print "n=0"; exit }
+		i50 = int(NR * 0.50 + 0.5); if (i50 < 1) i50 = 1
+		i99 = int(NR * 0.99 + 0.5); if (i99 < 1) i99 = 1
+		printf "n=%d p50=%d p99=%d max=%d\n", NR, v[i50], v[i99], v[NR] }'
+}
+
+summary=()
+
+if [ "$what" = cutoff ] || [ "$what" = all ]; then
+	pgtest_psql -q -c "INSERT INTO accounts (name, balance, rate_plan_id)
+		SELECT 'cut' || g, $FUNDED_S * 20000, p.id
+		FROM generate_series(1, $CALLS) g, rate_plans p
+		WHERE p.name = 'bench'"
+	seq 1 "$CALLS" | awk 'BEGIN { print "SEQUENTIAL" } { print "cut" $1 }' \
+		>"$out/accounts.csv"
+	sed 's/\[account\]/[field0]/g' "$top_srcdir/tests/billing/caller.xml" \
+		>"$out/caller.xml"
+
+	cat >"$out/cutoff.conf" <<CONF
+sip_listen udp:127.0.0.51:5060
+trusted_peer 127.0.0.52 from
+digest_auth no
+gateway gwa 127.0.0.54:5080
+route default gwa
+db_conninfo $PGTEST_CONNINFO
+rtp_relay no
+media_timeout 0
+max_call_duration 0
+state_dir $out/state
+node_name bench
+log_level info
+CONF
+	start_tollgate "$out/cutoff.conf" || { echo "tollgate did not start" >&2; exit 1; }
+
+	timeout=$((CALLS / RAMP + FUNDED_S + 60))
+	"$SIPP" -nostdin -i 127.0.0.54 -p 5080 \
+		-sf "$top_srcdir/tests/billing/gw-answer.xml" -m "$CALLS" \
+		-trace_logs -log_file "$out/gw.log" -timeout "$timeout" \
+		>"$out/gw.out" 2>&1 </dev/null &
+	gw=$!; pids="$pids $gw"
+	"$SIPP" -nostdin -i 127.0.0.52 -p 5061 -sf "$out/caller.xml" \
+		-inf "$out/accounts.csv" -s 1000 -m "$CALLS" -l "$CALLS" \
+		-r "$RAMP" -trace_logs -log_file "$out/caller.log" \
+		-timeout "$timeout" -timeout_error \
+		>"$out/caller.out" 2>&1 </dev/null 127.0.0.51:5060 &
+	caller=$!; pids="$pids $caller"
+	wait "$caller"; rc_caller=$?
+	wait "$gw"
+	stop_tollgate
+
+	leg() {
+		awk -v f="$FUNDED_S" '
+			$1 == "ANSWER" { a[$2] = $3 * 1000 + $4 / 1000 }
+			$1 == "BYE" && ($2 in a) {
+				printf "%d\n", $3 * 1000 + $4 / 1000 - a[$2] - f * 1000 }' "$1"
+	}
+	caller_lat=$(leg "$out/caller.log" | pct)
+	gw_lat=$(leg "$out/gw.log" | pct)
+	daemon=$(grep "round trips:" "$out/tollgate.log" | tail -n 1 |
+		 sed 's/.*billing: //')
+	peak=$(grep -c '^BYE .*cause=16' "$out/caller.log")
+	summary+=("cutoff: $CALLS calls funded ${FUNDED_S} s, ramp $RAMP/s, sipp exit $rc_caller, $peak cut with the credit Reason")
+	summary+=("cutoff lateness, caller leg (ms, BYE received - money end): $caller_lat")
+	summary+=("cutoff lateness, gateway leg (ms):                         $gw_lat")
+	summary+=("daemon: $daemon")
+fi
+
+if [ "$what" = cps ] || [ "$what" = all ]; then
+	[ -x "$bench/run-cps.sh" ] || { echo "no harness at $bench" >&2; exit 2; }
+	pgtest_psql -q -c "INSERT INTO accounts (name, balance, max_calls,
+			rate_plan_id)
+		SELECT 'bench', 9000000000000000, 1000000, id FROM rate_plans
+		WHERE name = 'bench'"
+	cat >"$out/cps.conf" <<CONF
+sip_listen udp:127.0.0.88:5060
+trusted_peer 127.0.0.77 account=bench
+gateway gw 127.0.0.77:5080
+route default gw
+ring_timeout 60
+max_call_duration 0
+billing yes
+rtp_relay no
+db_conninfo $PGTEST_CONNINFO
+state_dir $out/state-cps
+node_name bench-cps
+log_level warning
+CONF
+	start_tollgate "$out/cps.conf" || { echo "tollgate did not start" >&2; exit 1; }
+	line=$("$bench/run-cps.sh" 127.0.0.88:5060 -p "$tg_pid" -n "$CPS_CALLS" \
+		-d "$HOLD_MS" -r "$RATES" -b 2 -W 2000 |
+		tee "$out/cps-tollgate.txt" | tail -n 1)
+	stop_tollgate
+	summary+=("tollgate+billing  $line")
+	summary+=("tollgate+billing daemon: $(grep "round trips:" "$out/tollgate.log" | tail -n 1 | sed 's/.*billing: //')")
+	summary+=("tollgate+billing CDRs written: $(pgtest_psql -At -c "SELECT count(*) FROM cdrs c JOIN accounts a ON a.id = c.account_id WHERE a.name = 'bench'")")
+
+	KAM_DEFS="" "$bench/kamailio/anchor.sh" start >/dev/null; kam_started=1
+	line=$("$bench/run-cps.sh" 127.0.0.1:5070 \
+		-p /tmp/bench/kamailio/kamailio.main.pid \
+		-x "$("$bench/kamailio/anchor.sh" redis-pid)" \
+		-n "$CPS_CALLS" -d "$HOLD_MS" -r "$RATES" -b 2 -W 2000 \
+		-q "$bench/kamailio/anchor.sh probe" |
+		tee "$out/cps-kamailio.txt" | tail -n 1)
+	"$bench/kamailio/anchor.sh" stop >/dev/null; kam_started=
+	summary+=("kamailio+cnxcc    $line")
+fi
+
+echo "== billing benchmark; details in $out"
+printf '%s\n' "${summary[@]}"
