@@ -547,7 +547,8 @@ sipp_why() {
 	local f=$fdir/$1.err
 	[ -s "$f" ] || return 0
 	grep -v '^The following events occurred:' "$f" | grep -v '^$' |
-		head -n 1 | cut -c 1-200
+		head -n 1 | sed -E 's/^[0-9-]+\t[0-9:.]+\t[0-9.]+: //' |
+		cut -c 1-200
 }
 
 for name in $selected; do
@@ -586,8 +587,10 @@ for name in $selected; do
 				>"$fdir/tollgate-$t.log" 2>/dev/null
 		done
 		why=$(tr '\n' ';' <"$fdir/why" 2>/dev/null | sed 's/;$//')
+		# what the first SIPp that failed says, the caller's first
 		detail=
 		for t in caller gw gw1 gw2; do
+			[ "${SRC[$t]:-0}" = 0 ] && continue
 			d=$(sipp_why "$t")
 			[ -n "$d" ] && { detail="$t: $d"; break; }
 		done
