@@ -16,7 +16,7 @@
 #         shared harness ../shared/bench/run-cps.sh, then Kamailio + cnxcc
 #         (the anchor, KAM_DEFS="" so cnxcc is on) in the same run.
 #
-# Addresses: tollgate 127.0.0.51:5060 (cutoff) / 127.0.0.88:5060 (cps),
+# Addresses: tollgate 127.0.0.51:5060 (cutoff) / 127.0.0.58:5060 (cps),
 # callers 127.0.0.52, gateway 127.0.0.54 (cutoff), the harness on
 # 127.0.0.77.  Each run is bounded in calls and time; every process is
 # started here and stopped by its PID.
@@ -158,12 +158,19 @@ fi
 
 if [ "$what" = cps ] || [ "$what" = all ]; then
 	[ -x "$bench/run-cps.sh" ] || { echo "no harness at $bench" >&2; exit 2; }
+	# the anchor's start/stop is not under the harness's lock: do not
+	# touch it while another benchmark runs
+	mkdir -p /tmp/bench
+	if ! flock -n /tmp/bench/run.lock true; then
+		echo "another bench run holds /tmp/bench/run.lock: try later" >&2
+		exit 2
+	fi
 	pgtest_psql -q -c "INSERT INTO accounts (name, balance, max_calls,
 			rate_plan_id)
 		SELECT 'bench', 9000000000000000, 1000000, id FROM rate_plans
 		WHERE name = 'bench'"
 	cat >"$out/cps.conf" <<CONF
-sip_listen udp:127.0.0.88:5060
+sip_listen udp:127.0.0.58:5060
 trusted_peer 127.0.0.77 account=bench
 gateway gw 127.0.0.77:5080
 route default gw
@@ -177,7 +184,7 @@ node_name bench-cps
 log_level warning
 CONF
 	start_tollgate "$out/cps.conf" || { echo "tollgate did not start" >&2; exit 1; }
-	line=$("$bench/run-cps.sh" 127.0.0.88:5060 -p "$tg_pid" -n "$CPS_CALLS" \
+	line=$("$bench/run-cps.sh" 127.0.0.58:5060 -p "$tg_pid" -n "$CPS_CALLS" \
 		-d "$HOLD_MS" -r "$RATES" -b 2 -W 2000 |
 		tee "$out/cps-tollgate.txt" | tail -n 1)
 	stop_tollgate

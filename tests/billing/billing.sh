@@ -120,6 +120,15 @@ equal "CDR: credit, 4 s billed, cost = 50000 + 4 x 20000" \
 		JOIN accounts a ON a.id = c.account_id WHERE a.name = 'cut'")" \
 	"credit|4|130000|200"
 equal "balance exactly 0" "$(balance cut)" 0
+id=$(sql "SELECT call_id FROM cdrs c JOIN accounts a ON a.id = c.account_id
+	  WHERE a.name = 'cut'")
+log_ms() {
+	date -d "$(grep -F "[$id] billing: $1" "$TG_LOG" | head -n 1 |
+		   cut -d' ' -f1)" +%s%3N 2>/dev/null
+}
+low=$(log_ms "low balance"); end=$(log_ms "money ends")
+within "low-balance event 1 s (low_balance_warning) before the cut-off" \
+	"$(( ${end:-0} - ${low:-0} ))" 900 1100
 
 
 # -------------------------------------------------------------- hang-up
@@ -281,6 +290,33 @@ check "the CDR appears once the database is back" wait_for 20 \
 equal "balance exactly 0" "$(balance dbdown)" 0
 bt_kill "$GW_PID"
 equal "the gateway saw only the first call" "$(count gw-dbdown '^INVITE')" 1
+sleep 0.5
+check "the spool is empty again" test ! -s "$BT_DIR/state/billing.spool"
+
+
+# ---------------------------------------------------------------- spool
+echo "# a settlement spooled while the database is down survives kill -9"
+acct_new spool $((2 * 20000)) >/dev/null
+gw_start gw-spool answer 1 20
+caller_start spool 5061 caller.xml spool 1100 1 20
+sleep 0.5
+"$PGTEST_CLUSTER" stop "$PGTEST_DIR" fast >/dev/null 2>&1
+bt_wait "$CALLER_PID"
+a=$(ms spool ANSWER 1); b=$(ms spool BYE 1)
+within "cut at 2000 ms with the database down" "$((b - a))" 1900 2100
+sleep 0.3
+check "the settlement is in the spool" grep -q "^S	=" \
+	"$BT_DIR/state/billing.spool"
+tg_kill9
+bt_kill "$GW_PID"
+"$PGTEST_CLUSTER" start "$PGTEST_DIR" >/dev/null 2>&1 ||
+	fail "cannot start the database again"
+tg_start "$CONF" || fail "restart after kill -9 with a spool"
+check "the spooled CDR is written at start (credit, not recovered)" \
+	wait_for 10 "SELECT string_agg(reason || ':' || cost, ' ') FROM cdrs c
+	JOIN accounts a ON a.id = c.account_id WHERE a.name = 'spool'" \
+	"credit:40000"
+equal "balance exactly 0" "$(balance spool)" 0
 sleep 0.5
 check "the spool is empty again" test ! -s "$BT_DIR/state/billing.spool"
 

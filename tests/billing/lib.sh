@@ -97,7 +97,7 @@ media_timeout 0
 state_dir $BT_DIR/state
 node_name billing-test
 reserve_interval ${BT_INTERVAL:-2}
-low_balance_warning 0
+low_balance_warning 1
 heartbeat 1
 shutdown_grace 2
 log_level debug
