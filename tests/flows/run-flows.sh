@@ -65,11 +65,13 @@ if [ "$TG_VALGRIND" = 1 ]; then
 	T_GLOBAL=90             # s
 	T_DAEMON_UP=60          # s
 	T_DAEMON_DOWN=60        # s
+	T_GW_END=40             # s
 else
 	T_RECV=10000
 	T_GLOBAL=30
 	T_DAEMON_UP=15
 	T_DAEMON_DOWN=20
+	T_GW_END=10
 fi
 T_KILL=$((T_GLOBAL + 10))
 
@@ -319,10 +321,16 @@ caller_run() {
 	SRC[$tag]=$?
 }
 
-# gw_wait: wait for every gateway SIPp of the flow to end by itself
+# gw_wait: wait for every gateway SIPp of the flow to end by itself, which
+# it does right after the caller when the flow went well
 gw_wait() {
 	local t
 	for t in "${!SPID[@]}"; do
+		if ! wait_gone "${SPID[$t]}" "$T_GW_END"; then
+			echo "$t still running ${T_GW_END} s after the caller" \
+				>>"$fdir/why"
+			kill -TERM "${SPID[$t]}" 2>/dev/null
+		fi
 		wait "${SPID[$t]}"
 		SRC[$t]=$?
 		unset "SPID[$t]"
