@@ -30,7 +30,8 @@
 enum {
 	BATCH   = 32,        /**< packets per recvmmsg/sendmmsg       */
 	PKT_MAX = 2048,      /**< bytes per packet buffer              */
-	EV_MAX  = 64,        /**< events per epoll_wait                */
+	EV_MAX  = 128,       /**< events per epoll_wait                */
+	DRAIN_MAX = 4,       /**< batches per socket and wake-up       */
 };
 
 struct media_worker {
@@ -237,8 +238,9 @@ static void tone_mix(struct media_sess *s, uint8_t *pkt, size_t len)
 }
 
 
-static void sock_read(struct media_worker *w, struct media_sock *sk,
-		      uint64_t now_us)
+/** Relay one batch from a socket; returns how many packets it read */
+static int sock_read(struct media_worker *w, struct media_sock *sk,
+		     uint64_t now_us)
 {
 	struct media_sess *s = sk->s;
 	struct media_side *in = &s->side[sk->side];
@@ -246,6 +248,7 @@ static void sock_read(struct media_worker *w, struct media_sock *sk,
 	const unsigned k = sk->rtcp;
 	const struct sa *dst;
 	uint64_t bytes = 0;
+	uint32_t arrival;
 	int n, i, sent;
 
 	for (i = 0; i < BATCH; i++) {
@@ -255,7 +258,10 @@ static void sock_read(struct media_worker *w, struct media_sock *sk,
 
 	n = recvmmsg(in->fd[k], w->rmsg, BATCH, MSG_DONTWAIT, NULL);
 	if (n <= 0)
-		return;
+		return 0;
+
+	/* one arrival time per batch, in the stream's clock */
+	arrival = (uint32_t)(now_us * in->srate / 1000000);
 
 	if (!in->latched[k]) {
 		/* symmetric latching: the first packet tells where that
@@ -280,9 +286,6 @@ static void sock_read(struct media_worker *w, struct media_sock *sk,
 			continue;
 
 		if (in->srate) {
-			uint32_t arrival = (uint32_t)(now_us * in->srate /
-						      1000000);
-
 			media_rx_update(&in->rx,
 					((uint32_t)p[8] << 24) |
 					((uint32_t)p[9] << 16) |
@@ -324,7 +327,7 @@ static void sock_read(struct media_worker *w, struct media_sock *sk,
 	dst = out->latched[k] ? &out->latch[k] : &out->sdp[k];
 	if (!sa_isset(dst, SA_ALL) || out->fd[k] < 0) {
 		PUB(in->pub.dropped, in->pub.dropped + n);
-		return;
+		return n;
 	}
 
 	for (i = 0; i < n; i++) {
@@ -336,6 +339,8 @@ static void sock_read(struct media_worker *w, struct media_sock *sk,
 	if (sent < n)
 		PUB(in->pub.dropped, in->pub.dropped +
 		    (uint64_t)(n - (sent < 0 ? 0 : sent)));
+
+	return n;
 }
 
 
@@ -347,7 +352,7 @@ static void *worker_main(void *arg)
 	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
 		bool cmds = false;
 		uint64_t now;
-		int n, i;
+		int n, i, k;
 
 		n = epoll_wait(w->epfd, evv, EV_MAX, 1000);
 		if (n < 0)
@@ -361,7 +366,12 @@ static void *worker_main(void *arg)
 				continue;
 			}
 
-			sock_read(w, evv[i].data.ptr, now);
+			/* a full batch: there may be more, up to a limit
+			   so that other sockets get their turn */
+			for (k = 0; k < DRAIN_MAX; k++) {
+				if (sock_read(w, evv[i].data.ptr, now) < BATCH)
+					break;
+			}
 		}
 
 		if (cmds)
