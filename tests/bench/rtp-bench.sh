@@ -119,7 +119,8 @@ grep -q running "$W/tollgate.log" || { cat "$W/tollgate.log"; die "tollgate did 
 	done
 } >"$W/calls.csv"
 
-"$SIPP" -sf "$top_srcdir/tests/rtp/bench-uas.xml" -nostdin -i 127.0.0.63 -p 5080 \
+"$SIPP" -sf "$top_srcdir/tests/rtp/bench-uas.xml" -nostdin \
+	-i 127.0.0.63 -p 5080 \
 	-m "$SESSIONS" -key rtp_ip 127.0.0.67 -trace_logs \
 	-log_file "$W/uas.log" >"$W/uas.out" 2>&1 &
 UAS_PID=$!
@@ -147,8 +148,21 @@ awk 'NR == FNR { if ($1 == "B") rb[$2] = $3; next }
 	die "incomplete port map $W/sessions.map"
 echo "rtp-bench: $SESSIONS calls up through tollgate (pid $TG_PID)"
 
-"$BENCH/run-rtp.sh" "map=$W/sessions.map" -p "$TG_PID" -r "$RATES" \
-	-d "$DUR" -t "$THREADS" 2>&1 | tee "$W/tollgate.bench"
+# run_rtp OUTFILE ARGS...: run-rtp.sh, waiting (at most 10 minutes) while
+# another bench run holds the harness's lock
+run_rtp() {
+	local out=$1 try
+	shift
+	for try in $(seq 1 60); do
+		"$BENCH/run-rtp.sh" "$@" 2>&1 | tee "$out"
+		grep -q 'another bench run holds' "$out" || return 0
+		echo "rtp-bench: harness busy, retrying in 10 s ($try/60)" >&2
+		sleep 10
+	done
+}
+
+run_rtp "$W/tollgate.bench" "map=$W/sessions.map" -p "$TG_PID" \
+	-r "$RATES" -d "$DUR" -t "$THREADS"
 tg_line=$(grep '^pps=' "$W/tollgate.bench" | tail -1)
 
 kill "$UAC_PID" "$UAS_PID" 2>/dev/null
@@ -160,11 +174,11 @@ TG_PID=
 
 pl_line= re_line=
 if [ "$ANCHORS" = 1 ]; then
-	"$BENCH/run-rtp.sh" plain -n "$SESSIONS" -r "$RATES" -d "$DUR" \
-		-t "$THREADS" 2>&1 | tee "$W/plain.bench"
+	run_rtp "$W/plain.bench" plain -n "$SESSIONS" -r "$RATES" \
+		-d "$DUR" -t "$THREADS"
 	pl_line=$(grep '^pps=' "$W/plain.bench" | tail -1)
-	"$BENCH/run-rtp.sh" rtpengine -n "$SESSIONS" -r "$RATES" -d "$DUR" \
-		-t "$THREADS" 2>&1 | tee "$W/rtpengine.bench"
+	run_rtp "$W/rtpengine.bench" rtpengine -n "$SESSIONS" -r "$RATES" \
+		-d "$DUR" -t "$THREADS"
 	re_line=$(grep '^pps=' "$W/rtpengine.bench" | tail -1)
 fi
 
