@@ -92,10 +92,36 @@ struct billing {
 	uint32_t lat[LAT_BUCKETS];   /**< cut-off lateness histogram     */
 };
 
+/* prepared statements of the engine */
+#define STMT_AUTHORIZE "tg_authorize"
+#define STMT_RESERVE   "tg_reserve"
+#define STMT_SETTLE    "tg_settle"
+#define STMT_HEARTBEAT "tg_heartbeat"
+
+struct pg_result;
+
 /* engine.c */
+int64_t billing_col_i64(const struct pg_result *res, int row, int col);
+const char *billing_col_str(const struct pg_result *res, int row, int col);
+struct bacct *bacct_find(const struct billing *bl, int64_t id);
+void bacct_balance(struct bacct *a, const struct pg_result *res, int col);
+int  bcall_alloc(struct bcall **bcp, struct billing *bl,
+		 struct b2bua_call *call);
+
+/* authorize.c */
+int  billing_authz(struct b2bua_call *call, void *arg);
+void bcall_arm(struct bcall *bc);
+void bcall_refill(void *arg);
+
+/* settle.c */
+void bcall_end(struct bcall *bc, struct b2bua_call *call);
 void billing_settle_queue(struct billing *bl, struct settle *st);
 int  settle_alloc(struct settle **stp, struct billing *bl,
 		  const char *const v[SETTLE_NPARAMS]);
+void settle_spool(struct billing *bl, struct settle *st);
+void billing_flush_check(struct billing *bl);
+void hb_note_answer(struct billing *bl, const struct bcall *bc);
+void hb_tick(void *arg);
 
 /* spool.c */
 typedef void (spool_entry_h)(const char *const v[SETTLE_NPARAMS], void *arg);
