@@ -860,6 +860,29 @@ int relay_alloc(struct media_relay **mrp, const struct tg_config *cfg,
 }
 
 
+/** Counters and sizes of the relay (all zero for NULL) */
+void relay_info(const struct media_relay *mr, struct relay_info *info)
+{
+	if (!info)
+		return;
+
+	memset(info, 0, sizeof(*info));
+	if (!mr)
+		return;
+
+	info->enabled        = mr->cfg->rtp_relay;
+	info->threads        = mr->workerc;
+	info->ports          = media_pool_size(mr->pool);
+	info->ports_free     = media_pool_free(mr->pool);
+	info->calls          = mr->n_calls;
+	info->calls_now      = list_count(&mr->calll);
+	info->sessions       = list_count(&mr->sessl);
+	info->refused_ports  = mr->n_nospace;
+	info->media_timeouts = mr->n_timeouts;
+	info->tones          = mr->n_tones;
+}
+
+
 int relay_debug(struct re_printf *pf, const struct media_relay *mr)
 {
 	if (!mr)
@@ -877,3 +900,4 @@ int relay_debug(struct re_printf *pf, const struct media_relay *mr)
 			  (unsigned long long)mr->n_timeouts,
 			  (unsigned long long)mr->n_tones);
 }
+

@@ -44,6 +44,20 @@ struct relay_stream_stats {
 
 enum { RELAY_MAX_STREAMS = 8 };
 
+/** The relay as a whole, for status pages and metrics */
+struct relay_info {
+	bool     enabled;        /**< rtp_relay yes                      */
+	unsigned threads;
+	uint32_t ports;          /**< RTP/RTCP port pairs in the pool    */
+	uint32_t ports_free;
+	uint64_t calls;          /**< calls relayed since start          */
+	uint32_t calls_now;      /**< calls with relayed media now       */
+	uint32_t sessions;       /**< streams open (incl. being closed)  */
+	uint64_t refused_ports;  /**< offers refused: no port pair left  */
+	uint64_t media_timeouts; /**< calls ended for lack of RTP        */
+	uint64_t tones;          /**< warning tones started              */
+};
+
 int  relay_alloc(struct media_relay **mrp, const struct tg_config *cfg,
 		 struct b2bua *b);
 int  relay_call_stats(const struct b2bua_call *call,
@@ -51,6 +65,7 @@ int  relay_call_stats(const struct b2bua_call *call,
 int  relay_call_stats_json(struct re_printf *pf,
 			   const struct b2bua_call *call);
 uint64_t relay_call_last_media_ms(const struct b2bua_call *call);
+void relay_info(const struct media_relay *mr, struct relay_info *info);
 int  relay_debug(struct re_printf *pf, const struct media_relay *mr);
 
 #endif
