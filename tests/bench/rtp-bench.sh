@@ -110,7 +110,8 @@ for _ in $(seq 1 100); do
 	grep -q running "$W/tollgate.log" && break
 	sleep 0.1
 done
-grep -q running "$W/tollgate.log" || { cat "$W/tollgate.log"; die "tollgate did not start"; }
+grep -q running "$W/tollgate.log" ||
+	{ cat "$W/tollgate.log"; die "tollgate did not start"; }
 
 {
 	echo SEQUENTIAL
@@ -193,6 +194,7 @@ if [ -n "$pl_line" ] && [ -n "$re_line" ]; then
 		if (t == "NA" || p == "NA" || r == "NA" || !p || !r) {
 			print "cpu ratios: n/a"; exit
 		}
-		printf "cpu per packet: tollgate/rtpengine %.2f (target <= 0.80), tollgate/plain %.2f (target <= 1.10)\n", t / r, t / p
+		printf "cpu per packet: tollgate/rtpengine %.2f (target <= 0.80),", t / r
+		printf " tollgate/plain %.2f (target <= 1.10)\n", t / p
 	}'
 fi

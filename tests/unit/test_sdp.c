@@ -289,7 +289,7 @@ static void test_malformed(void)
 	static const char *bad[] = {
 		"",
 		"garbage",
-		"o=- 1 1 IN IP4 1.2.3.4\r\nv=0\r\n",             /* v= not first */
+		"o=- 1 1 IN IP4 1.2.3.4\r\nv=0\r\n",   /* v= not first */
 		"v=1\r\n",
 		"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio\r\n",
 		"v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 70000 RTP/AVP 0\r\n",
