@@ -139,6 +139,24 @@ const char *b2bua_state_name(enum b2bua_state st);
 const char *b2bua_event_name(enum b2bua_event ev);
 const char *b2bua_reason_name(enum b2bua_reason r);
 
+/*
+ * Routing tables: gateways and prefix routes that replace the
+ * configuration's while the daemon runs (e.g. loaded from the database).
+ * A call keeps the table it was routed by.
+ */
+struct b2bua_routes;
+struct cfg_route;
+
+int  b2bua_routes_alloc(struct b2bua_routes **rtp);
+int  b2bua_routes_add_gateway(struct b2bua_routes *rt, const char *name,
+			      const struct sa *addr, enum sip_transp tp);
+int  b2bua_routes_add_route(struct b2bua_routes *rt, const char *prefix,
+			    const char *const *gwv, uint32_t gwc);
+const struct cfg_route *b2bua_routes_find(const struct b2bua_routes *rt,
+					  const char *number);
+uint32_t b2bua_routes_count(const struct b2bua_routes *rt);
+void b2bua_set_routes(struct b2bua *b, struct b2bua_routes *rt);
+
 /** Wall-clock milliseconds since the epoch (for CDR timestamps) */
 uint64_t b2bua_wallclock_ms(void);
 

@@ -52,6 +52,7 @@ struct b2bua {
 	void *sdp_arg;
 	b2bua_cred_h *credh;
 	void *cred_arg;
+	struct b2bua_routes *routes;   /**< (ref.) NULL = config routes  */
 	uint8_t nonce_key[20];
 	uint32_t ncalls;
 	bool shutting_down;
@@ -119,7 +120,8 @@ struct b2bua_call {
 	struct mbuf *offer;          /**< owned: body for the gateway    */
 	char *ctype;                 /**< owned: its Content-Type        */
 	struct mbuf *hdrs;           /**< owned: headers copied over     */
-	const struct cfg_route *route; /**< borrowed (config)            */
+	const struct cfg_route *route; /**< borrowed (config or routes)  */
+	struct b2bua_routes *routes; /**< (ref.) table 'route' is from   */
 	uint32_t gwi;                /**< gateway being tried            */
 	uint16_t last_scode;
 	char last_reason[48];

@@ -220,6 +220,7 @@ static void call_destructor(void *arg)
 	mem_deref(call->from_name);
 	mem_deref(call->callee);
 	mem_deref(call->reason_hdr);
+	mem_deref(call->routes);
 }
 
 

@@ -127,13 +127,18 @@ static void reply_stateless(struct b2bua *b, const struct sip_msg *msg,
 			    uint16_t scode, const char *phrase,
 			    const char *hdrs)
 {
+	struct sip_strans *st = NULL;
 	char cid[96];
 
 	(void)re_snprintf(cid, sizeof(cid), "%r", &msg->callid);
 	tlog_info(cid, "INVITE from %J refused: %u %s", &msg->src, scode,
 		  phrase);
 
-	(void)sip_treplyf(NULL, NULL, b->sip, msg, false, scode, phrase,
+	/* every INVITE hears 100 Trying first, even one refused at once */
+	if (!sip_strans_alloc(&st, b->sip, msg, NULL, NULL))
+		(void)sip_treply(&st, b->sip, msg, 100, "Trying");
+
+	(void)sip_treplyf(&st, NULL, b->sip, msg, false, scode, phrase,
 			  "%sContent-Length: 0\r\n\r\n", hdrs ? hdrs : "");
 }
 
@@ -315,7 +320,13 @@ void uas_proceed(struct b2bua_call *call)
 	struct b2bua *b = call->b;
 	int err;
 
-	call->route = cfg_route_find(b->cfg, call->callee);
+	if (b->routes) {
+		call->routes = mem_ref(b->routes);
+		call->route = b2bua_routes_find(b->routes, call->callee);
+	}
+	else {
+		call->route = cfg_route_find(b->cfg, call->callee);
+	}
 	if (!call->route || !call->route->gwc) {
 		call_fail(call, B2BUA_R_REJECTED, 404, "No Route",
 			  "Reason: Q.850;cause=3;text=\"no route to "
