@@ -23,7 +23,7 @@
 /* ------------------------------------------------------ start-up, blocking */
 
 /** Schema version this build needs (highest sql/NNN_*.sql it knows) */
-#define DB_SCHEMA_VERSION 2
+#define DB_SCHEMA_VERSION 3
 
 int db_migrate_sync(const char *conninfo, const char *sqldir,
 		    struct re_printf *errpf);
@@ -164,5 +164,22 @@ void billing_account_changed(struct billing *bl, int64_t account_id);
 void billing_flush(struct billing *bl, void (*doneh)(void *arg), void *arg);
 void billing_stats(const struct billing *bl, struct billing_stats *st);
 int  billing_debug(struct re_printf *pf, const struct billing *bl);
+
+/** A running call's money as the engine holds it (billing_call_info) */
+struct billing_call_info {
+	bool authorized;
+	bool answered;
+	bool exhausted;          /**< the account gave less than asked  */
+	int64_t rate_id;
+	int64_t reserved;        /**< micro-units held for the call     */
+	int64_t spent;           /**< cost of the seconds talked so far */
+	uint64_t seconds;        /**< since answer                      */
+	int64_t seconds_left;    /**< before the cut-off, -1 if not set */
+	uint64_t cutoff_ms;      /**< ms before the cut-off             */
+};
+
+struct b2bua_call;
+int  billing_call_info(const struct b2bua_call *call,
+		       struct billing_call_info *info);
 
 #endif
