@@ -13,6 +13,7 @@
 #include "b2bua.h"
 #include "billing.h"
 #include "relay.h"
+#include "api.h"
 
 
 #ifndef TOLLGATE_SRC_SQLDIR
@@ -28,6 +29,7 @@ static struct {
 	struct db *db;           /**< owned */
 	struct media_relay *relay; /**< owned; freed after the b2bua */
 	struct billing *billing; /**< owned; freed before the b2bua */
+	struct api *api;         /**< owned; freed after the b2bua  */
 	struct tmr tmr_grace;
 	struct tmr tmr_flush;    /**< bounds the billing flush at exit */
 	bool stopping;
@@ -383,6 +385,21 @@ int main(int argc, char *argv[])
 		tlog_warn(NULL, "billing is off: calls are not charged");
 	}
 
+	/* REST API: calls, accounts and credit, rates, gateways and
+	 * routes, CDRs, health and metrics */
+	if (api_enabled(app.cfg)) {
+		err = api_alloc(&app.api, app.cfg, app.db, app.b2bua,
+				app.billing, app.relay);
+		if (err) {
+			tlog_err(NULL, "api: %m", err);
+			goto out;
+		}
+	}
+	else {
+		tlog_info(NULL, "api: no api_token and no open path: the "
+			  "REST API is off");
+	}
+
 	tlog_info(NULL, "tollgate %s running (config %s)", TOLLGATE_VERSION,
 		  file);
 
@@ -399,6 +416,9 @@ int main(int argc, char *argv[])
 		tlog_info(NULL, "%H", billing_debug, app.billing);
 	app.billing = mem_deref(app.billing);
 	app.b2bua = mem_deref(app.b2bua);
+	if (app.api)
+		tlog_info(NULL, "%H", api_debug, app.api);
+	app.api = mem_deref(app.api);
 	app.relay = mem_deref(app.relay);
 	app.db = mem_deref(app.db);
 	app.cfg = mem_deref(app.cfg);

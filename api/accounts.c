@@ -1,0 +1,675 @@
+/**
+ * @file accounts.c  REST API: accounts and their credit
+ *
+ *   GET   /v1/accounts?limit=&cursor=     by id, ascending
+ *   POST  /v1/accounts
+ *   GET   /v1/accounts/{id}
+ *   PATCH /v1/accounts/{id}               status, limits, rate plan, SIP
+ *                                         credentials (password in, HA1
+ *                                         stored)
+ *   POST  /v1/accounts/{id}/credit        {"op": "add"|"set",
+ *                                          "amount": "12.50"}
+ *
+ * A credit change is one call of tg_credit() (sql/003_api.sql): atomic,
+ * and with an Idempotency-Key applied at most once.  Its effect on running
+ * calls is immediate: billing re-arms the account's calls (their cut-off
+ * moves), a set to zero or a block ends them.
+ */
+
+#include <string.h>
+#include <libpq-fe.h>
+#include "api_int.h"
+
+
+#define ACCT_COLS \
+	"a.id, a.name, a.status, a.currency, a.balance, a.max_calls," \
+	" a.rate_plan_id, a.sip_username," \
+	" (SELECT coalesce(sum(l.reserved), 0) FROM live_calls l" \
+	"   WHERE l.account_id = a.id)," \
+	" (SELECT count(*) FROM live_calls l WHERE l.account_id = a.id)," \
+	" to_char(a.created_at AT TIME ZONE 'UTC'," \
+	"   'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')," \
+	" to_char(a.updated_at AT TIME ZONE 'UTC'," \
+	"   'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')," \
+	" a.sip_ha1 IS NOT NULL"
+
+#define BLOCK_REASON "Q.850;cause=21;text=\"account blocked\""
+#define CREDIT_REASON "Q.850;cause=16;text=\"credit set to zero\""
+
+enum { NAME_MAX_LEN = 64, PASSWORD_MAX_LEN = 128, KEY_MAX_LEN = 255,
+       LIST_MAX = 1000 };
+
+static const char stmt_list[]   = "api_acct_list";
+static const char stmt_get[]    = "api_acct_get";
+static const char stmt_insert[] = "api_acct_insert";
+static const char stmt_update[] = "api_acct_update";
+static const char stmt_credit[] = "api_credit";
+
+
+int api_accounts_register(struct db *db)
+{
+	int err = 0;
+
+	err |= db_prepare(db, stmt_list, "SELECT " ACCT_COLS
+			  " FROM accounts a WHERE a.id > $1::bigint"
+			  " ORDER BY a.id LIMIT $2::integer", 2);
+	err |= db_prepare(db, stmt_get, "SELECT " ACCT_COLS
+			  " FROM accounts a WHERE a.id = $1::bigint", 1);
+	err |= db_prepare(db, stmt_insert,
+			  "WITH a AS (INSERT INTO accounts (name, status,"
+			  " currency, max_calls, rate_plan_id, sip_username,"
+			  " sip_ha1) VALUES ($1, coalesce($2, 'active'),"
+			  " coalesce($3, 'EUR'), coalesce($4::integer, 10),"
+			  " $5::bigint, $6, $7) RETURNING *)"
+			  " SELECT " ACCT_COLS " FROM a", 7);
+	err |= db_prepare(db, stmt_update,
+			  "WITH a AS (UPDATE accounts SET"
+			  " status = coalesce($2, status),"
+			  " max_calls = coalesce($3::integer, max_calls),"
+			  " rate_plan_id = CASE WHEN $4::boolean THEN"
+			  "   $5::bigint ELSE rate_plan_id END,"
+			  " sip_username = CASE WHEN $6::boolean THEN $7"
+			  "   ELSE sip_username END,"
+			  " sip_ha1 = CASE WHEN $6::boolean THEN $8"
+			  "   ELSE sip_ha1 END,"
+			  " updated_at = now()"
+			  " WHERE id = $1::bigint RETURNING *)"
+			  " SELECT " ACCT_COLS " FROM a", 8);
+	err |= db_prepare(db, stmt_credit,
+			  "SELECT result, balance FROM tg_credit($1,"
+			  " $2::bigint, $3, $4::bigint, $5)", 5);
+
+	return err;
+}
+
+
+static int acct_odict(struct odict **odp, const struct pg_result *res,
+		      int row)
+{
+	struct odict *od;
+	int err;
+
+	err = odict_alloc(&od, 16);
+	if (err)
+		return err;
+
+	err  = api_add_col(od, "id", res, row, 0, 'i');
+	err |= api_add_col(od, "name", res, row, 1, 's');
+	err |= api_add_col(od, "status", res, row, 2, 's');
+	err |= api_add_col(od, "currency", res, row, 3, 's');
+	err |= api_add_col(od, "balance", res, row, 4, 'm');
+	err |= api_add_col(od, "reserved", res, row, 8, 'm');
+	err |= api_add_col(od, "live_calls", res, row, 9, 'i');
+	err |= api_add_col(od, "max_calls", res, row, 5, 'i');
+	err |= api_add_col(od, "rate_plan_id", res, row, 6, 'i');
+	err |= api_add_col(od, "sip_username", res, row, 7, 's');
+	err |= api_add_col(od, "sip_password_set", res, row, 12, 'b');
+	err |= api_add_col(od, "created_at", res, row, 10, 's');
+	err |= api_add_col(od, "updated_at", res, row, 11, 's');
+
+	if (err)
+		mem_deref(od);
+	else
+		*odp = od;
+
+	return err;
+}
+
+
+/* reply with the one account of a result, or 404 */
+static void acct_reply(struct api_req *req, unsigned status,
+		       const struct pg_result *res)
+{
+	struct odict *od;
+
+	if (PQntuples((const PGresult *)res) != 1) {
+		api_error(req, 404, "id", "no account %r", &req->id);
+		return;
+	}
+
+	if (acct_odict(&od, res, 0)) {
+		api_error(req, 500, NULL, "out of memory");
+		return;
+	}
+
+	api_reply(req, status, od);
+	mem_deref(od);
+}
+
+
+static bool name_ok(const char *s, size_t max)
+{
+	size_t l = strlen(s);
+
+	return l >= 1 && l <= max &&
+		strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		       "0123456789._@+-") == l;
+}
+
+
+/* ----------------------------------------------------------------- list */
+
+static void list_done(int err, const struct pg_result *res, void *arg)
+{
+	struct api_req *req = arg;
+	struct odict *od = NULL, *arr = NULL;
+	int i, n;
+
+	if (err) {
+		api_db_error(req, err, res, NULL, "accounts");
+		return;
+	}
+
+	n = PQntuples((const PGresult *)res);
+	err  = odict_alloc(&od, 4);
+	err |= odict_alloc(&arr, 64);
+
+	for (i = 0; i < n && !err; i++) {
+		struct odict *a;
+		char key[16];
+
+		err = acct_odict(&a, res, i);
+		if (err)
+			break;
+		(void)re_snprintf(key, sizeof(key), "%d", i);
+		err = odict_entry_add(arr, key, ODICT_OBJECT, a);
+		mem_deref(a);
+	}
+
+	if (!err) {
+		err = odict_entry_add(od, "accounts", ODICT_ARRAY, arr);
+		if (n && n == req->n) {
+			char cur[24];
+
+			(void)re_snprintf(cur, sizeof(cur), "%s",
+					  PQgetvalue((const PGresult *)res,
+						     n - 1, 0));
+			err |= odict_entry_add(od, "next_cursor",
+					       ODICT_STRING, cur);
+		}
+		else {
+			err |= odict_entry_add(od, "next_cursor", ODICT_NULL);
+		}
+	}
+
+	if (err)
+		api_error(req, 500, NULL, "out of memory");
+	else
+		api_reply(req, 200, od);
+
+	mem_deref(arr);
+	mem_deref(od);
+}
+
+
+static void get_done(int err, const struct pg_result *res, void *arg)
+{
+	struct api_req *req = arg;
+
+	if (err) {
+		api_db_error(req, err, res, NULL, "account");
+		return;
+	}
+
+	acct_reply(req, 200, res);
+}
+
+
+/* -------------------------------------------------------------- create */
+
+static const char *const create_fields[] = {
+	"name", "status", "currency", "max_calls", "rate_plan_id",
+	"sip_username", "sip_password", NULL
+};
+
+
+static void create_done(int err, const struct pg_result *res, void *arg)
+{
+	struct api_req *req = arg;
+
+	if (err == EPROTO && !strcmp(api_db_state(res), "23503")) {
+		api_error(req, 400, "rate_plan_id", "no such rate plan");
+		return;
+	}
+	if (err) {
+		bool sip = strstr(api_db_constraint(res), "sip") != NULL;
+
+		api_db_error(req, err, res, sip ? "sip_username" : "name",
+			     sip ? "an account with this sip_username" :
+			     "an account with this name");
+		return;
+	}
+
+	acct_reply(req, 201, res);
+}
+
+
+/* status, limits, plan and credentials: shared by POST and PATCH */
+struct acct_fields {
+	const char *status;
+	const char *currency;
+	char max_calls[16];
+	bool set_plan;
+	char plan[24];
+	bool set_sip;
+	const char *sip_username;
+	char ha1[33];
+	unsigned n;
+};
+
+
+static int fields_get(struct api_req *req, const struct odict *od,
+		      struct acct_fields *f)
+{
+	const char *pw = NULL;
+	int64_t v;
+	int err;
+
+	err = api_get_str(req, od, "status", false, false, &f->status);
+	if (err == EINVAL)
+		return err;
+	if (!err) {
+		++f->n;
+		if (strcmp(f->status, "active") && strcmp(f->status,
+							   "blocked")) {
+			api_error(req, 400, "status", "must be \"active\" or "
+				  "\"blocked\"");
+			return EINVAL;
+		}
+	}
+
+	err = api_get_int(req, od, "max_calls", false, 0, 1000000, &v);
+	if (err == EINVAL)
+		return err;
+	if (!err) {
+		++f->n;
+		(void)re_snprintf(f->max_calls, sizeof(f->max_calls), "%lld",
+				  (long long)v);
+	}
+
+	if (odict_lookup(od, "rate_plan_id")) {
+		const struct odict_entry *e = odict_lookup(od,
+							   "rate_plan_id");
+
+		++f->n;
+		f->set_plan = true;
+		if (e->type != ODICT_NULL) {
+			err = api_get_int(req, od, "rate_plan_id", true, 1,
+					  INT64_MAX, &v);
+			if (err)
+				return err;
+			(void)re_snprintf(f->plan, sizeof(f->plan), "%lld",
+					  (long long)v);
+		}
+	}
+
+	err = api_get_str(req, od, "sip_username", false, true,
+			  &f->sip_username);
+	if (err == EINVAL)
+		return err;
+	if (!err) {
+		++f->n;
+		f->set_sip = true;
+		if (f->sip_username && !name_ok(f->sip_username,
+						NAME_MAX_LEN)) {
+			api_error(req, 400, "sip_username", "1 to %u letters,"
+				  " digits or ._@+-", NAME_MAX_LEN);
+			return EINVAL;
+		}
+	}
+
+	err = api_get_str(req, od, "sip_password", false, false, &pw);
+	if (err == EINVAL)
+		return err;
+	if (!err) {
+		uint8_t md[16];
+		char *s = NULL;
+
+		++f->n;
+		if (!f->sip_username) {
+			api_error(req, 400, "sip_password", "needs "
+				  "sip_username in the same request");
+			return EINVAL;
+		}
+		if (!*pw || strlen(pw) > PASSWORD_MAX_LEN) {
+			api_error(req, 400, "sip_password", "1 to %u "
+				  "characters", PASSWORD_MAX_LEN);
+			return EINVAL;
+		}
+
+		if (re_sdprintf(&s, "%s:%s:%s", f->sip_username,
+				req->api->cfg->realm, pw)) {
+			api_error(req, 500, NULL, "out of memory");
+			return ENOMEM;
+		}
+		md5((const uint8_t *)s, strlen(s), md);
+		memset(s, 0, strlen(s));
+		mem_deref(s);
+		(void)re_snprintf(f->ha1, sizeof(f->ha1), "%w", md,
+				  sizeof(md));
+	}
+	else if (f->set_sip && f->sip_username) {
+		api_error(req, 400, "sip_password", "required with "
+			  "sip_username (the digest HA1 depends on both)");
+		return EINVAL;
+	}
+
+	return 0;
+}
+
+
+static void create(struct api_req *req)
+{
+	struct acct_fields f;
+	struct odict *od;
+	const char *name, *v[7];
+	int err;
+
+	memset(&f, 0, sizeof(f));
+	if (api_body(req, &od, create_fields))
+		return;
+
+	err = api_get_str(req, od, "name", true, false, &name);
+	if (err)
+		goto out;
+	if (!name_ok(name, NAME_MAX_LEN)) {
+		api_error(req, 400, "name", "1 to %u letters, digits or "
+			  "._@+-", NAME_MAX_LEN);
+		goto out;
+	}
+
+	err = api_get_str(req, od, "currency", false, false, &f.currency);
+	if (err == EINVAL)
+		goto out;
+	if (!err && (strlen(f.currency) != 3 ||
+		     strspn(f.currency, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3)) {
+		api_error(req, 400, "currency", "three capital letters "
+			  "(ISO 4217)");
+		goto out;
+	}
+	if (err)
+		f.currency = NULL;
+
+	if (fields_get(req, od, &f))
+		goto out;
+
+	v[0] = name;
+	v[1] = f.status;
+	v[2] = f.currency;
+	v[3] = f.max_calls[0] ? f.max_calls : NULL;
+	v[4] = f.plan[0] ? f.plan : NULL;
+	v[5] = f.sip_username;
+	v[6] = f.ha1[0] ? f.ha1 : NULL;
+
+	(void)api_exec(req, stmt_insert, 7, v, create_done);
+
+ out:
+	mem_deref(od);
+}
+
+
+/** GET, POST /v1/accounts */
+void api_accounts_h(struct api_req *req)
+{
+	int64_t limit = 100, cursor = 0;
+	char lims[16], curs[24];
+	const char *v[2];
+
+	if (req->meth == API_POST) {
+		create(req);
+		return;
+	}
+
+	if (api_arg_int(req, "limit", 1, LIST_MAX, &limit) == EINVAL ||
+	    api_arg_int(req, "cursor", 0, INT64_MAX, &cursor) == EINVAL)
+		return;
+
+	req->n = limit;
+	(void)re_snprintf(lims, sizeof(lims), "%lld", (long long)limit);
+	(void)re_snprintf(curs, sizeof(curs), "%lld", (long long)cursor);
+	v[0] = curs;
+	v[1] = lims;
+
+	(void)api_exec(req, stmt_list, 2, v, list_done);
+}
+
+
+/* --------------------------------------------------------------- update */
+
+static const char *const patch_fields[] = {
+	"status", "max_calls", "rate_plan_id", "sip_username",
+	"sip_password", NULL
+};
+
+
+static void patch_done(int err, const struct pg_result *res, void *arg)
+{
+	struct api_req *req = arg;
+	const PGresult *r = (const PGresult *)res;
+
+	if (err == EPROTO && !strcmp(api_db_state(res), "23503")) {
+		api_error(req, 400, "rate_plan_id", "no such rate plan");
+		return;
+	}
+	if (err) {
+		api_db_error(req, err, res, "sip_username", "an account with "
+			     "this sip_username");
+		return;
+	}
+
+	/* blocked: the account's calls end now, not at their next
+	 * reservation */
+	if (PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 2), "blocked")) {
+		uint32_t n = api_cut_account(req->api, req->n,
+					     B2BUA_R_ADMIN, BLOCK_REASON);
+		if (n)
+			tlog_info(NULL, "api: account %lld blocked: %u calls"
+				  " ended", (long long)req->n, n);
+	}
+
+	if (PQntuples(r) == 1)
+		billing_account_changed(req->api->billing, req->n);
+
+	acct_reply(req, 200, res);
+}
+
+
+static void patch(struct api_req *req, int64_t id)
+{
+	struct acct_fields f;
+	struct odict *od;
+	char ids[24];
+	const char *v[8];
+
+	memset(&f, 0, sizeof(f));
+	if (api_body(req, &od, patch_fields))
+		return;
+
+	if (fields_get(req, od, &f))
+		goto out;
+
+	if (!f.n) {
+		api_error(req, 400, NULL, "nothing to change");
+		goto out;
+	}
+
+	req->n = id;
+	(void)re_snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	v[0] = ids;
+	v[1] = f.status;
+	v[2] = f.max_calls[0] ? f.max_calls : NULL;
+	v[3] = f.set_plan ? "t" : "f";
+	v[4] = f.plan[0] ? f.plan : NULL;
+	v[5] = f.set_sip ? "t" : "f";
+	v[6] = f.sip_username;
+	v[7] = f.ha1[0] ? f.ha1 : NULL;
+
+	(void)api_exec(req, stmt_update, 8, v, patch_done);
+
+ out:
+	mem_deref(od);
+}
+
+
+/** GET, PATCH /v1/accounts/{id} */
+void api_account_h(struct api_req *req)
+{
+	char ids[24];
+	const char *v[1];
+	int64_t id;
+
+	if (api_id(req, &id))
+		return;
+
+	if (req->meth == API_PATCH) {
+		patch(req, id);
+		return;
+	}
+
+	(void)re_snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	v[0] = ids;
+	(void)api_exec(req, stmt_get, 1, v, get_done);
+}
+
+
+/* --------------------------------------------------------------- credit */
+
+struct credit {
+	int64_t id;
+	int64_t amount;
+	bool set;
+};
+
+
+static const char *const credit_fields[] = { "op", "amount", NULL };
+
+
+static void credit_done(int err, const struct pg_result *res, void *arg)
+{
+	struct api_req *req = arg;
+	const struct credit *c = req->ctx;
+	const PGresult *r = (const PGresult *)res;
+	struct odict *od = NULL;
+	const char *result;
+	uint32_t cut = 0;
+	bool replayed;
+
+	if (err || PQntuples(r) != 1) {
+		api_db_error(req, err ? err : EPROTO, res, "amount",
+			     "credit");
+		return;
+	}
+
+	result = PQgetvalue(r, 0, 0);
+	if (!strcmp(result, "no_account")) {
+		api_error(req, 404, "id", "no account %lld",
+			  (long long)c->id);
+		return;
+	}
+	if (!strcmp(result, "key_mismatch")) {
+		api_error(req, 409, "Idempotency-Key", "key already used for "
+			  "another request");
+		return;
+	}
+	if (!strcmp(result, "overflow")) {
+		api_error(req, 400, "amount", "the balance would overflow");
+		return;
+	}
+
+	replayed = !strcmp(result, "replayed");
+	if (!replayed) {
+		tlog_info(NULL, "api: account %lld credit %s %H: balance %s",
+			  (long long)c->id, c->set ? "set" : "add",
+			  api_money_print, &c->amount, PQgetvalue(r, 0, 1));
+		billing_account_changed(req->api->billing, c->id);
+		if (c->set && c->amount == 0)
+			cut = api_cut_account(req->api, c->id, B2BUA_R_CREDIT,
+					      CREDIT_REASON);
+	}
+
+	err  = odict_alloc(&od, 8);
+	if (!err) {
+		err  = odict_entry_add(od, "account_id", ODICT_INT, c->id);
+		err |= odict_entry_add(od, "op", ODICT_STRING,
+				       c->set ? "set" : "add");
+		err |= api_add_money(od, "amount", c->amount);
+		err |= api_add_col(od, "balance", res, 0, 1, 'm');
+		err |= odict_entry_add(od, "replayed", ODICT_BOOL, replayed);
+		err |= odict_entry_add(od, "calls_cut", ODICT_INT,
+				       (int64_t)cut);
+	}
+
+	if (err)
+		api_error(req, 500, NULL, "out of memory");
+	else
+		api_reply(req, 200, od);
+
+	mem_deref(od);
+}
+
+
+/** POST /v1/accounts/{id}/credit  {"op": "add"|"set", "amount": "1.5"} */
+void api_credit_h(struct api_req *req)
+{
+	struct odict *od = NULL;
+	struct credit *c;
+	const char *op, *key, *v[5];
+	char ids[24], amount[24], fp[96];
+	int64_t id;
+
+	if (api_id(req, &id))
+		return;
+
+	key = api_header(req, "Idempotency-Key");
+	if (key && (!*key || strlen(key) > KEY_MAX_LEN)) {
+		api_error(req, 400, "Idempotency-Key", "1 to %u characters",
+			  KEY_MAX_LEN);
+		return;
+	}
+
+	if (api_body(req, &od, credit_fields))
+		return;
+
+	c = mem_zalloc(sizeof(*c), NULL);
+	if (!c) {
+		api_error(req, 500, NULL, "out of memory");
+		goto out;
+	}
+	req->ctx = c;
+	c->id = id;
+
+	if (api_get_str(req, od, "op", true, false, &op))
+		goto out;
+
+	if (!strcmp(op, "set")) {
+		c->set = true;
+	}
+	else if (strcmp(op, "add")) {
+		api_error(req, 400, "op", "must be \"add\" or \"set\"");
+		goto out;
+	}
+
+	if (api_get_money(req, od, "amount", true, &c->amount))
+		goto out;
+
+	if (!c->set && c->amount == 0) {
+		api_error(req, 400, "amount", "must be greater than zero");
+		goto out;
+	}
+
+	(void)re_snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	(void)re_snprintf(amount, sizeof(amount), "%lld",
+			  (long long)c->amount);
+	(void)re_snprintf(fp, sizeof(fp), "%s:%s:%s", ids, op, amount);
+
+	v[0] = key;
+	v[1] = ids;
+	v[2] = c->set ? "set" : "add";
+	v[3] = amount;
+	v[4] = fp;
+
+	(void)api_exec(req, stmt_credit, 5, v, credit_done);
+
+ out:
+	mem_deref(od);
+}

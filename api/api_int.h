@@ -1,0 +1,157 @@
+/**
+ * @file api_int.h  REST API internals (private to api/)
+ */
+
+#include <stdlib.h>
+#include <re.h>
+#include <microhttpd.h>
+#include "core.h"
+#include "b2bua.h"
+#include "billing.h"
+#include "relay.h"
+#include "api.h"
+
+
+enum api_meth {
+	API_GET    = 1 << 0,
+	API_POST   = 1 << 1,
+	API_PATCH  = 1 << 2,
+	API_DELETE = 1 << 3,
+	API_OTHER  = 1 << 4,
+};
+
+enum {
+	API_DB_TIMEOUT_MS = 5000,
+	API_OUTCOMES = 12,           /**< b2bua_reason values counted    */
+	API_RATE_WINDOW = 10,        /**< s, call rate averaged over     */
+};
+
+struct api_req;
+typedef void (api_h)(struct api_req *req);
+
+/** Which token-less access a route may get from the configuration */
+enum api_open { API_OPEN_NEVER = 0, API_OPEN_HEALTH, API_OPEN_METRICS };
+
+struct api_route {
+	const char *pattern;         /**< path, '*' is one segment (id)  */
+	unsigned meths;              /**< enum api_meth allowed           */
+	enum api_open open;
+	api_h *h;
+};
+
+struct api {
+	const struct tg_config *cfg; /**< borrowed                       */
+	struct db *db;               /**< borrowed                       */
+	struct b2bua *b2bua;         /**< borrowed                       */
+	struct billing *billing;     /**< borrowed; NULL if billing off  */
+	struct media_relay *relay;   /**< borrowed; may be NULL          */
+	struct MHD_Daemon *mhd;      /**< owned                          */
+	int epfd;                    /**< MHD's epoll fd (not owned)     */
+	struct tmr tmr;              /**< MHD's next timeout             */
+	struct list reql;            /**< struct api_req, open requests  */
+	uint64_t start_jif;
+
+	/* routing table loaded from the database (catalog.c) */
+	struct db_query *loadq;      /**< owned; reload in flight        */
+	struct tmr tmr_load;         /**< retry of a failed load         */
+	bool seeded;                 /**< the seed check is done         */
+	struct list reloadl;         /**< struct api_req waiting for it  */
+	bool reload_again;
+	uint64_t load_started;       /**< loads of the table started     */
+	uint64_t load_inflight;      /**< number of the one in flight    */
+	uint64_t routes_gen;         /**< tables handed to the B2BUA     */
+
+	/* counters (status.c) */
+	uint64_t requests;
+	uint64_t responses[6];       /**< by status class, 1xx..5xx      */
+	uint64_t created;
+	uint64_t outcome[API_OUTCOMES]; /**< ended calls by reason        */
+	uint64_t answered;
+	uint64_t admin_ends;
+	uint64_t rate_slot[API_RATE_WINDOW];
+	uint64_t rate_sec;
+};
+
+struct api_req {
+	struct le le;                /**< api.reql                       */
+	struct le wle;               /**< api.reloadl while waiting      */
+	struct api *api;             /**< borrowed                       */
+	struct MHD_Connection *conn; /**< borrowed                       */
+	const struct api_route *route;
+	enum api_meth meth;
+	char *url;                   /**< owned: the path                */
+	struct pl id;                /**< the '*' segment, in url        */
+	struct mbuf *body;           /**< owned                          */
+	bool too_large;
+	bool admin;
+	bool started;
+	bool suspended;
+	unsigned status;
+	struct MHD_Response *resp;   /**< owned until queued             */
+	struct db_query *q;          /**< owned                          */
+	void *ctx;                   /**< owned: handler state           */
+	int64_t n;                   /**< handler scratch                */
+	uint64_t need_load;          /**< load a waiting change needs    */
+};
+
+/* http.c */
+void api_reply(struct api_req *req, unsigned status, const struct odict *od);
+void api_reply_text(struct api_req *req, unsigned status,
+		    const char *ctype, const char *text, size_t len);
+void api_error(struct api_req *req, unsigned status, const char *field,
+	       const char *fmt, ...);
+const char *api_arg(const struct api_req *req, const char *name);
+const char *api_header(const struct api_req *req, const char *name);
+int  api_exec(struct api_req *req, const char *stmt, int n,
+	      const char *const *v, db_result_h *h);
+const char *api_db_state(const struct pg_result *res);
+const char *api_db_constraint(const struct pg_result *res);
+void api_db_error(struct api_req *req, int err, const struct pg_result *res,
+		  const char *field, const char *what);
+
+/* util.c: JSON bodies and values */
+int  api_body(struct api_req *req, struct odict **odp,
+	      const char *const *allowed);
+int  api_get_str(struct api_req *req, const struct odict *od,
+		 const char *key, bool required, bool nullable,
+		 const char **strp);
+int  api_get_int(struct api_req *req, const struct odict *od,
+		 const char *key, bool required, int64_t min, int64_t max,
+		 int64_t *vp);
+int  api_get_money(struct api_req *req, const struct odict *od,
+		   const char *key, bool required, int64_t *vp);
+int  api_arg_int(struct api_req *req, const char *name, int64_t min,
+		 int64_t max, int64_t *vp);
+int  api_id(struct api_req *req, int64_t *idp);
+int  api_add_money(struct odict *od, const char *key, int64_t amount);
+int  api_add_time(struct odict *od, const char *key, uint64_t ms);
+int  api_add_col(struct odict *od, const char *key,
+		 const struct pg_result *res, int row, int col, char type);
+int  api_time_valid(const char *s);
+
+/* handlers */
+void api_calls_h(struct api_req *req);
+void api_call_h(struct api_req *req);
+void api_accounts_h(struct api_req *req);
+void api_account_h(struct api_req *req);
+void api_credit_h(struct api_req *req);
+void api_rates_h(struct api_req *req);
+void api_rate_h(struct api_req *req);
+void api_gateways_h(struct api_req *req);
+void api_gateway_h(struct api_req *req);
+void api_routes_h(struct api_req *req);
+void api_route_h(struct api_req *req);
+void api_cdrs_h(struct api_req *req);
+void api_health_h(struct api_req *req);
+void api_metrics_h(struct api_req *req);
+
+int  api_accounts_register(struct db *db);
+int  api_catalog_register(struct db *db);
+int  api_cdrs_register(struct db *db);
+int  api_status_register(struct db *db);
+int  api_catalog_start(struct api *api);
+void api_catalog_close(struct api *api);
+uint32_t api_cut_account(struct api *api, int64_t account_id,
+			 enum b2bua_reason reason, const char *hdr);
+void api_status_event(struct b2bua_call *call, enum b2bua_event ev,
+		      void *arg);

@@ -1,0 +1,375 @@
+/**
+ * @file calls.c  REST API: running calls (GET /v1/calls, GET and DELETE
+ *                /v1/calls/{id})
+ *
+ * Everything here is read from memory on the event loop: the B2BUA's
+ * calls, billing's view of their money, the relay's media statistics.
+ */
+
+#include <string.h>
+#include "api_int.h"
+
+
+#define REASON_ADMIN "SIP;cause=200;text=\"ended by operator\""
+
+
+static int add_dir(struct odict *od, const char *key,
+		   const struct relay_dir_stats *d)
+{
+	struct odict *o;
+	int err;
+
+	err = odict_alloc(&o, 8);
+	if (err)
+		return err;
+
+	err  = odict_entry_add(o, "packets", ODICT_INT, (int64_t)d->packets);
+	err |= odict_entry_add(o, "bytes", ODICT_INT, (int64_t)d->bytes);
+	err |= odict_entry_add(o, "lost", ODICT_INT, d->lost);
+	err |= odict_entry_add(o, "jitter_us", ODICT_INT,
+			       (int64_t)d->jitter_us);
+	err |= odict_entry_add(o, "rtcp_packets", ODICT_INT,
+			       (int64_t)d->rtcp_packets);
+	err |= odict_entry_add(o, "dropped", ODICT_INT, (int64_t)d->dropped);
+	err |= odict_entry_add(od, key, ODICT_OBJECT, o);
+	mem_deref(o);
+
+	return err;
+}
+
+
+static int add_media(struct odict *od, const struct b2bua_call *call)
+{
+	struct relay_stream_stats v[RELAY_MAX_STREAMS];
+	struct odict *arr;
+	unsigned n = RELAY_MAX_STREAMS, i;
+	int err;
+
+	err = odict_alloc(&arr, 4);
+	if (err)
+		return err;
+
+	if (relay_call_stats(call, v, &n))
+		n = 0;
+
+	for (i = 0; i < n && !err; i++) {
+		struct odict *s;
+		char key[8];
+
+		err = odict_alloc(&s, 8);
+		if (err)
+			break;
+
+		(void)re_snprintf(key, sizeof(key), "%u", i);
+		err  = odict_entry_add(s, "media", ODICT_STRING, v[i].media);
+		err |= add_dir(s, "to_gateway", &v[i].to_gateway);
+		err |= add_dir(s, "to_caller", &v[i].to_caller);
+		err |= odict_entry_add(arr, key, ODICT_OBJECT, s);
+		mem_deref(s);
+	}
+
+	if (!err)
+		err = odict_entry_add(od, "media", ODICT_ARRAY, arr);
+	mem_deref(arr);
+
+	return err;
+}
+
+
+static int str_or_null(struct odict *od, const char *key, const char *v)
+{
+	return v ? odict_entry_add(od, key, ODICT_STRING, v) :
+		odict_entry_add(od, key, ODICT_NULL);
+}
+
+
+/** One call as a JSON object */
+static int call_odict(struct odict **odp, const struct b2bua_call *call)
+{
+	struct billing_call_info bi;
+	struct odict *od;
+	bool billed;
+	int err;
+
+	err = odict_alloc(&od, 32);
+	if (err)
+		return err;
+
+	billed = !billing_call_info(call, &bi);
+
+	err  = odict_entry_add(od, "id", ODICT_STRING, b2bua_call_id(call));
+	err |= str_or_null(od, "sip_call_id", b2bua_call_sipid(call));
+	err |= str_or_null(od, "account", b2bua_call_account(call));
+	err |= odict_entry_add(od, "account_id", ODICT_INT,
+			       b2bua_call_account_id(call));
+	err |= str_or_null(od, "caller", b2bua_call_caller(call));
+	err |= str_or_null(od, "callee", b2bua_call_callee(call));
+	err |= str_or_null(od, "gateway", b2bua_call_gateway(call));
+	err |= odict_entry_add(od, "state", ODICT_STRING,
+			       b2bua_state_name(b2bua_call_state(call)));
+	err |= api_add_time(od, "setup_at", b2bua_call_setup_ms(call));
+	err |= api_add_time(od, "answer_at", b2bua_call_answer_ms(call));
+
+	if (billed) {
+		err |= odict_entry_add(od, "seconds", ODICT_INT,
+				       (int64_t)bi.seconds);
+		err |= api_add_money(od, "reserved", bi.reserved);
+		err |= api_add_money(od, "spent", bi.spent);
+		err |= bi.seconds_left >= 0 ?
+			odict_entry_add(od, "seconds_left", ODICT_INT,
+					bi.seconds_left) :
+			odict_entry_add(od, "seconds_left", ODICT_NULL);
+		err |= bi.rate_id ?
+			odict_entry_add(od, "rate_id", ODICT_INT, bi.rate_id) :
+			odict_entry_add(od, "rate_id", ODICT_NULL);
+	}
+	else {
+		uint64_t ans = b2bua_call_answer_ms(call);
+		uint64_t now = b2bua_wallclock_ms();
+
+		err |= odict_entry_add(od, "seconds", ODICT_INT,
+				       (int64_t)(ans && now > ans ?
+						 (now - ans) / 1000 : 0));
+		err |= odict_entry_add(od, "reserved", ODICT_NULL);
+		err |= odict_entry_add(od, "spent", ODICT_NULL);
+		err |= odict_entry_add(od, "seconds_left", ODICT_NULL);
+		err |= odict_entry_add(od, "rate_id", ODICT_NULL);
+	}
+
+	err |= add_media(od, call);
+
+	if (err)
+		mem_deref(od);
+	else
+		*odp = od;
+
+	return err ? ENOMEM : 0;
+}
+
+
+struct list_ctx {
+	struct odict *arr;           /**< borrowed                       */
+	const char *account;
+	int64_t account_id;
+	int state;
+	unsigned n;
+	int err;
+};
+
+
+static bool calls_apply(struct b2bua_call *call, void *arg)
+{
+	struct list_ctx *ctx = arg;
+	struct odict *od;
+	char key[16];
+
+	if (ctx->account) {
+		const char *a = b2bua_call_account(call);
+
+		if (ctx->account_id ?
+		    b2bua_call_account_id(call) != ctx->account_id :
+		    (!a || strcmp(a, ctx->account)))
+			return false;
+	}
+
+	if (ctx->state >= 0 && (int)b2bua_call_state(call) != ctx->state)
+		return false;
+
+	ctx->err = call_odict(&od, call);
+	if (ctx->err)
+		return true;
+
+	(void)re_snprintf(key, sizeof(key), "%u", ctx->n++);
+	ctx->err = odict_entry_add(ctx->arr, key, ODICT_OBJECT, od);
+	mem_deref(od);
+
+	return ctx->err != 0;
+}
+
+
+static int state_parse(const char *s)
+{
+	int i;
+
+	for (i = 0; i < B2BUA_ST_COUNT; i++) {
+		if (!strcmp(s, b2bua_state_name(i)))
+			return i;
+	}
+
+	return -1;
+}
+
+
+/** GET /v1/calls?account=NAME|ID&state=STATE */
+void api_calls_h(struct api_req *req)
+{
+	struct list_ctx ctx;
+	struct odict *od = NULL;
+	const char *st = api_arg(req, "state");
+	int err;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.state = -1;
+	ctx.account = api_arg(req, "account");
+
+	if (ctx.account) {
+		size_t l = strlen(ctx.account);
+
+		if (!l) {
+			api_error(req, 400, "account", "empty");
+			return;
+		}
+		if (l <= 18 && strspn(ctx.account, "0123456789") == l)
+			ctx.account_id = strtoll(ctx.account, NULL, 10);
+	}
+
+	if (st) {
+		ctx.state = state_parse(st);
+		if (ctx.state < 0) {
+			api_error(req, 400, "state", "unknown state '%s'", st);
+			return;
+		}
+	}
+
+	err  = odict_alloc(&od, 4);
+	err |= odict_alloc(&ctx.arr, 64);
+	if (err)
+		goto out;
+
+	(void)b2bua_call_apply(req->api->b2bua, calls_apply, &ctx);
+	err = ctx.err;
+	if (err)
+		goto out;
+
+	err  = odict_entry_add(od, "calls", ODICT_ARRAY, ctx.arr);
+	err |= odict_entry_add(od, "count", ODICT_INT, (int64_t)ctx.n);
+
+ out:
+	if (err)
+		api_error(req, 500, NULL, "cannot list calls (%m)", err);
+	else
+		api_reply(req, 200, od);
+
+	mem_deref(ctx.arr);
+	mem_deref(od);
+}
+
+
+/** GET /v1/calls/{id}, DELETE /v1/calls/{id} */
+void api_call_h(struct api_req *req)
+{
+	struct b2bua_call *call;
+	struct odict *od = NULL;
+	char id[64];
+	int err;
+
+	if (req->id.l >= sizeof(id)) {
+		api_error(req, 404, "id", "no call %r", &req->id);
+		return;
+	}
+
+	(void)pl_strcpy(&req->id, id, sizeof(id));
+	call = b2bua_call_find(req->api->b2bua, id);
+	if (!call || b2bua_call_state(call) == B2BUA_ST_CLOSED) {
+		api_error(req, 404, "id", "no call %s", id);
+		return;
+	}
+
+	if (req->meth == API_DELETE) {
+		enum b2bua_state s = b2bua_call_state(call);
+
+		if (s == B2BUA_ST_TERMINATING || s == B2BUA_ST_CANCELLING) {
+			api_error(req, 409, "id", "call %s is already ending",
+				  id);
+			return;
+		}
+
+		mem_ref(call);
+		err = b2bua_call_end(call, B2BUA_R_ADMIN, REASON_ADMIN);
+		if (err) {
+			mem_deref(call);
+			api_error(req, 409, "id", "cannot end call %s (%m)",
+				  id, err);
+			return;
+		}
+
+		++req->api->admin_ends;
+		tlog_info(id, "api: call ended by operator (was %s)",
+			  b2bua_state_name(s));
+	}
+	else {
+		mem_ref(call);
+	}
+
+	err = call_odict(&od, call);
+	mem_deref(call);
+	if (err) {
+		api_error(req, 500, NULL, "cannot describe call (%m)", err);
+		return;
+	}
+
+	api_reply(req, 200, od);
+	mem_deref(od);
+}
+
+
+struct cut_ctx {
+	int64_t id;
+	struct b2bua_call **v;       /**< owned array of references      */
+	uint32_t n, max;
+};
+
+
+static bool cut_apply(struct b2bua_call *call, void *arg)
+{
+	struct cut_ctx *ctx = arg;
+	enum b2bua_state s = b2bua_call_state(call);
+
+	if (b2bua_call_account_id(call) != ctx->id || ctx->n >= ctx->max)
+		return false;
+
+	if (s == B2BUA_ST_TERMINATING || s == B2BUA_ST_CANCELLING ||
+	    s == B2BUA_ST_CLOSED)
+		return false;
+
+	ctx->v[ctx->n++] = mem_ref(call);
+
+	return false;
+}
+
+
+/**
+ * End every call of an account on this node (credit set to zero, account
+ * blocked).  The calls are collected first: ending one may free it.
+ *
+ * @return number of calls ended
+ */
+uint32_t api_cut_account(struct api *api, int64_t account_id,
+			 enum b2bua_reason reason, const char *hdr)
+{
+	struct cut_ctx ctx;
+	uint32_t i;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.id = account_id;
+	ctx.max = b2bua_call_count(api->b2bua);
+	if (!ctx.max)
+		return 0;
+
+	ctx.v = mem_zalloc(ctx.max * sizeof(*ctx.v), NULL);
+	if (!ctx.v)
+		return 0;
+
+	(void)b2bua_call_apply(api->b2bua, cut_apply, &ctx);
+
+	for (i = 0; i < ctx.n; i++) {
+		tlog_info(b2bua_call_id(ctx.v[i]), "api: account %lld: "
+			  "call cut", (long long)account_id);
+		(void)b2bua_call_end(ctx.v[i], reason, hdr);
+		mem_deref(ctx.v[i]);
+	}
+
+	mem_deref(ctx.v);
+
+	return ctx.n;
+}

@@ -1,0 +1,871 @@
+/**
+ * @file catalog.c  REST API: rates, gateways and routes
+ *
+ *   GET/POST /v1/rates, DELETE /v1/rates/{id}
+ *   GET/POST /v1/gateways, DELETE /v1/gateways/{id}
+ *   GET/POST /v1/routes, DELETE /v1/routes/{id}
+ *
+ * Gateways and routes live in PostgreSQL.  At start, an empty gateways
+ * table is seeded from the configuration file; then, and after every
+ * change made through the API, the whole table is loaded and handed to the
+ * B2BUA (b2bua_set_routes): new calls use it at once, calls in progress
+ * keep the table they were routed by.  A change is answered once the new
+ * table is in use.
+ */
+
+#include <string.h>
+#include <libpq-fe.h>
+#include "api_int.h"
+
+
+#define TS(col) "CASE WHEN isfinite(" col ") THEN to_char(" col \
+	" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') END"
+
+#define RATE_COLS "r.id, r.rate_plan_id, p.name, r.prefix, r.connect_fee," \
+	" r.price_per_minute, r.initial_increment, r.subsequent_increment," \
+	" " TS("r.valid_from")
+
+enum { LOAD_RETRY_MS = 5000, NAME_MAX_LEN = 64, PREFIX_MAX_LEN = 32,
+       INCREMENT_MAX = 3600 };
+
+static const char stmt_rate_list[]   = "api_rate_list";
+static const char stmt_rate_insert[] = "api_rate_insert";
+static const char stmt_rate_delete[] = "api_rate_delete";
+static const char stmt_gw_list[]     = "api_gw_list";
+static const char stmt_gw_insert[]   = "api_gw_insert";
+static const char stmt_gw_delete[]   = "api_gw_delete";
+static const char stmt_gw_count[]    = "api_gw_count";
+static const char stmt_gw_seed[]     = "api_gw_seed";
+static const char stmt_rt_list[]     = "api_rt_list";
+static const char stmt_rt_insert[]   = "api_rt_insert";
+static const char stmt_rt_delete[]   = "api_rt_delete";
+static const char stmt_rt_seed[]     = "api_rt_seed";
+static const char stmt_load[]        = "api_routes_load";
+
+
+int api_catalog_register(struct db *db)
+{
+	int err = 0;
+
+	err |= db_prepare(db, stmt_rate_list, "SELECT " RATE_COLS
+			  " FROM rates r JOIN rate_plans p"
+			  " ON p.id = r.rate_plan_id"
+			  " WHERE $1::bigint IS NULL OR r.rate_plan_id = $1"
+			  " ORDER BY r.rate_plan_id, r.prefix, r.valid_from,"
+			  " r.id", 1);
+	err |= db_prepare(db, stmt_rate_insert,
+			  "WITH p AS (INSERT INTO rate_plans (name)"
+			  " VALUES ($1) ON CONFLICT (name) DO UPDATE"
+			  " SET name = EXCLUDED.name RETURNING id, name),"
+			  " r AS (INSERT INTO rates (rate_plan_id, prefix,"
+			  " connect_fee, price_per_minute, initial_increment,"
+			  " subsequent_increment, valid_from)"
+			  " SELECT p.id, $2, $3::bigint, $4::bigint,"
+			  " $5::integer, $6::integer,"
+			  " coalesce($7::timestamptz, '-infinity') FROM p"
+			  " RETURNING *)"
+			  " SELECT " RATE_COLS " FROM r JOIN p"
+			  " ON p.id = r.rate_plan_id", 7);
+	err |= db_prepare(db, stmt_rate_delete, "DELETE FROM rates"
+			  " WHERE id = $1::bigint RETURNING id", 1);
+
+	err |= db_prepare(db, stmt_gw_list, "SELECT id, name, address,"
+			  " transport FROM gateways ORDER BY id", 0);
+	err |= db_prepare(db, stmt_gw_insert, "INSERT INTO gateways (name,"
+			  " address, transport) VALUES ($1, $2, $3)"
+			  " RETURNING id, name, address, transport", 3);
+	err |= db_prepare(db, stmt_gw_delete, "DELETE FROM gateways"
+			  " WHERE id = $1::bigint RETURNING id", 1);
+	err |= db_prepare(db, stmt_gw_count, "SELECT count(*) FROM gateways",
+			  0);
+	err |= db_prepare(db, stmt_gw_seed, "INSERT INTO gateways (name,"
+			  " address, transport) VALUES ($1, $2, $3)"
+			  " ON CONFLICT (name) DO NOTHING", 3);
+
+	err |= db_prepare(db, stmt_rt_list, "SELECT r.id, r.prefix,"
+			  " r.position, g.name, r.gateway_id FROM routes r"
+			  " JOIN gateways g ON g.id = r.gateway_id"
+			  " ORDER BY r.prefix, r.position, r.id", 0);
+	err |= db_prepare(db, stmt_rt_insert, "INSERT INTO routes (prefix,"
+			  " position, gateway_id) SELECT $1, $2::integer, g.id"
+			  " FROM gateways g WHERE g.name = $3"
+			  " RETURNING id, prefix, position, $3, gateway_id",
+			  3);
+	err |= db_prepare(db, stmt_rt_delete, "DELETE FROM routes"
+			  " WHERE id = $1::bigint RETURNING id", 1);
+	err |= db_prepare(db, stmt_rt_seed, "INSERT INTO routes (prefix,"
+			  " position, gateway_id) SELECT $1, $2::integer, g.id"
+			  " FROM gateways g WHERE g.name = $3"
+			  " ON CONFLICT DO NOTHING", 3);
+
+	err |= db_prepare(db, stmt_load, "SELECT g.name, g.address,"
+			  " g.transport, r.prefix FROM gateways g"
+			  " LEFT JOIN routes r ON r.gateway_id = g.id"
+			  " ORDER BY r.prefix NULLS FIRST, r.position, r.id",
+			  0);
+
+	return err;
+}
+
+
+/* ------------------------------------------------------ routing table */
+
+static void load_start(struct api *api);
+
+
+static void load_retry(void *arg)
+{
+	load_start(arg);
+}
+
+
+/* answer the requests whose change the finished load includes */
+static void waiters_reply(struct api *api)
+{
+	struct le *le = list_head(&api->reloadl);
+
+	while (le) {
+		struct api_req *req = le->data;
+
+		le = le->next;
+		if (req->need_load > api->load_inflight)
+			continue;
+
+		list_unlink(&req->wle);
+		api_reply(req, (unsigned)req->n, req->ctx);
+	}
+}
+
+
+static int table_build(struct b2bua_routes **rtp, const PGresult *res)
+{
+	struct b2bua_routes *rt;
+	const char *gwv[64];
+	uint32_t gwc = 0;
+	int i, n = PQntuples(res), err;
+
+	err = b2bua_routes_alloc(&rt);
+	if (err)
+		return err;
+
+	for (i = 0; i < n; i++) {
+		const char *name = PQgetvalue(res, i, 0);
+		struct sa sa;
+		enum sip_transp tp = strcmp(PQgetvalue(res, i, 2), "tcp") ?
+			SIP_TRANSP_UDP : SIP_TRANSP_TCP;
+		const char *a = PQgetvalue(res, i, 1);
+
+		if (sa_decode(&sa, a, strlen(a))) {
+			tlog_warn(NULL, "api: gateway %s: bad address '%s': "
+				  "skipped", name, a);
+			continue;
+		}
+
+		err = b2bua_routes_add_gateway(rt, name, &sa, tp);
+		if (err && err != EEXIST)
+			goto out;
+		err = 0;
+	}
+
+	for (i = 0; i < n; i++) {
+		const char *prefix;
+
+		if (PQgetisnull(res, i, 3))
+			continue;
+
+		prefix = PQgetvalue(res, i, 3);
+		if (gwc < ARRAY_SIZE(gwv))
+			gwv[gwc++] = PQgetvalue(res, i, 0);
+
+		if (i + 1 < n && !PQgetisnull(res, i + 1, 3) &&
+		    !strcmp(PQgetvalue(res, i + 1, 3), prefix))
+			continue;
+
+		err = b2bua_routes_add_route(rt, prefix, gwv, gwc);
+		if (err == ENOENT) {
+			tlog_warn(NULL, "api: route '%s' names a gateway that"
+				  " cannot be used: skipped", prefix);
+			err = 0;
+		}
+		if (err)
+			goto out;
+		gwc = 0;
+	}
+
+ out:
+	if (err)
+		mem_deref(rt);
+	else
+		*rtp = rt;
+
+	return err;
+}
+
+
+static void load_done(int err, const struct pg_result *pres, void *arg)
+{
+	struct api *api = arg;
+	struct b2bua_routes *rt = NULL;
+
+	if (!err)
+		err = table_build(&rt, (const PGresult *)pres);
+
+	if (err) {
+		tlog_warn(NULL, "api: cannot load gateways and routes (%m): "
+			  "routing unchanged, trying again", err);
+		tmr_start(&api->tmr_load, LOAD_RETRY_MS, load_retry, api);
+	}
+	else {
+		b2bua_set_routes(api->b2bua, rt);
+		++api->routes_gen;
+		tlog_info(NULL, "api: routing by the database: %u routes",
+			  b2bua_routes_count(rt));
+		mem_deref(rt);
+	}
+
+	waiters_reply(api);
+
+	if (api->reload_again) {
+		api->reload_again = false;
+		load_start(api);
+	}
+}
+
+
+static void seed(struct api *api)
+{
+	const struct tg_config *cfg = api->cfg;
+	struct le *le;
+
+	LIST_FOREACH(&cfg->gatewayl, le) {
+		const struct cfg_gateway *gw = le->data;
+		char addr[64];
+		const char *v[3];
+
+		(void)re_snprintf(addr, sizeof(addr), "%J", &gw->addr);
+		v[0] = gw->name;
+		v[1] = addr;
+		v[2] = gw->tp == SIP_TRANSP_TCP ? "tcp" : "udp";
+		(void)db_exec(NULL, api->db, stmt_gw_seed, 3, v,
+			      API_DB_TIMEOUT_MS, false, NULL, NULL);
+	}
+
+	LIST_FOREACH(&cfg->routel, le) {
+		const struct cfg_route *r = le->data;
+		uint32_t i;
+
+		for (i = 0; i < r->gwc; i++) {
+			char pos[16];
+			const char *v[3];
+
+			(void)re_snprintf(pos, sizeof(pos), "%u", i);
+			v[0] = r->prefix;
+			v[1] = pos;
+			v[2] = r->gwv[i]->name;
+			(void)db_exec(NULL, api->db, stmt_rt_seed, 3, v,
+				      API_DB_TIMEOUT_MS, false, NULL, NULL);
+		}
+	}
+
+	tlog_info(NULL, "api: gateways and routes seeded from %s",
+		  cfg->file ? cfg->file : "the configuration");
+}
+
+
+static void count_done(int err, const struct pg_result *pres, void *arg)
+{
+	struct api *api = arg;
+	const PGresult *res = (const PGresult *)pres;
+
+	if (err || PQntuples(res) != 1) {
+		tlog_warn(NULL, "api: gateways not readable (%m): routing by"
+			  " the configuration for now", err ? err : EPROTO);
+		tmr_start(&api->tmr_load, LOAD_RETRY_MS, load_retry, api);
+		return;
+	}
+
+	api->seeded = true;
+	if (!strcmp(PQgetvalue(res, 0, 0), "0"))
+		seed(api);
+
+	load_start(api);
+}
+
+
+static void load_start(struct api *api)
+{
+	int err;
+
+	if (api->loadq) {
+		api->reload_again = true;
+		return;
+	}
+
+	if (!api->seeded)
+		err = db_exec(&api->loadq, api->db, stmt_gw_count, 0, NULL,
+			      API_DB_TIMEOUT_MS, true, count_done, api);
+	else {
+		err = db_exec(&api->loadq, api->db, stmt_load, 0, NULL,
+			      API_DB_TIMEOUT_MS, true, load_done, api);
+		if (!err)
+			api->load_inflight = ++api->load_started;
+	}
+	if (err)
+		tmr_start(&api->tmr_load, LOAD_RETRY_MS, load_retry, api);
+}
+
+
+int api_catalog_start(struct api *api)
+{
+	tmr_init(&api->tmr_load);
+	load_start(api);
+
+	return 0;
+}
+
+
+void api_catalog_close(struct api *api)
+{
+	tmr_cancel(&api->tmr_load);
+	api->loadq = mem_deref(api->loadq);
+}
+
+
+/* reply once the new table is loaded: od is the reply body (a ref.) */
+static void reload_then_reply(struct api_req *req, unsigned status,
+			      struct odict *od)
+{
+	struct api *api = req->api;
+
+	req->ctx = mem_deref(req->ctx);
+	req->ctx = mem_ref(od);
+	req->n = status;
+	req->need_load = api->load_started + 1;
+	list_append(&api->reloadl, &req->wle, req);
+
+	load_start(api);
+}
+
+
+/* -------------------------------------------------------------- helpers */
+
+static bool name_ok(const char *s)
+{
+	size_t l = strlen(s);
+
+	return l >= 1 && l <= NAME_MAX_LEN &&
+		strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		       "0123456789._-") == l;
+}
+
+
+static bool prefix_ok(const char *s)
+{
+	size_t l = strlen(s);
+
+	return l <= PREFIX_MAX_LEN && strspn(s, "0123456789") == l;
+}
+
+
+typedef int (row_h)(struct odict **odp, const PGresult *res, int row);
+
+
+static void rows_reply(struct api_req *req, const PGresult *res,
+		       const char *key, row_h *rowh)
+{
+	struct odict *od = NULL, *arr = NULL;
+	int i, n = PQntuples(res), err;
+
+	err  = odict_alloc(&od, 4);
+	err |= odict_alloc(&arr, 64);
+
+	for (i = 0; i < n && !err; i++) {
+		struct odict *o;
+		char k[16];
+
+		err = rowh(&o, res, i);
+		if (err)
+			break;
+		(void)re_snprintf(k, sizeof(k), "%d", i);
+		err = odict_entry_add(arr, k, ODICT_OBJECT, o);
+		mem_deref(o);
+	}
+
+	if (!err)
+		err = odict_entry_add(od, key, ODICT_ARRAY, arr);
+
+	if (err)
+		api_error(req, 500, NULL, "out of memory");
+	else
+		api_reply(req, 200, od);
+
+	mem_deref(arr);
+	mem_deref(od);
+}
+
+
+static void one_reply(struct api_req *req, const PGresult *res,
+		      row_h *rowh, bool reload)
+{
+	struct odict *o;
+
+	if (rowh(&o, res, 0)) {
+		api_error(req, 500, NULL, "out of memory");
+		return;
+	}
+
+	if (reload)
+		reload_then_reply(req, 201, o);
+	else
+		api_reply(req, 201, o);
+
+	mem_deref(o);
+}
+
+
+static void delete_done(int err, const struct pg_result *res, void *arg)
+{
+	struct api_req *req = arg;
+	struct odict *od;
+
+	if (err) {
+		api_db_error(req, err, res, "id", "this object");
+		return;
+	}
+
+	if (PQntuples((const PGresult *)res) != 1) {
+		api_error(req, 404, "id", "no object with id %r", &req->id);
+		return;
+	}
+
+	if (odict_alloc(&od, 4) ||
+	    odict_entry_add(od, "deleted", ODICT_INT,
+			    (int64_t)strtoll(PQgetvalue((const PGresult *)res,
+							0, 0), NULL, 10))) {
+		api_error(req, 500, NULL, "out of memory");
+		return;
+	}
+
+	/* rates do not touch routing */
+	if (req->route->h == api_rate_h)
+		api_reply(req, 200, od);
+	else
+		reload_then_reply(req, 200, od);
+
+	mem_deref(od);
+}
+
+
+static void delete_by_id(struct api_req *req, const char *stmt)
+{
+	char ids[24];
+	const char *v[1];
+	int64_t id;
+
+	if (api_id(req, &id))
+		return;
+
+	(void)re_snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	v[0] = ids;
+	(void)api_exec(req, stmt, 1, v, delete_done);
+}
+
+
+/* ---------------------------------------------------------------- rates */
+
+static int rate_row(struct odict **odp, const PGresult *res, int row)
+{
+	struct odict *o;
+	int err;
+
+	err = odict_alloc(&o, 16);
+	if (err)
+		return err;
+
+	err  = api_add_col(o, "id", res, row, 0, 'i');
+	err |= api_add_col(o, "rate_plan_id", res, row, 1, 'i');
+	err |= api_add_col(o, "rate_plan", res, row, 2, 's');
+	err |= api_add_col(o, "prefix", res, row, 3, 's');
+	err |= api_add_col(o, "connect_fee", res, row, 4, 'm');
+	err |= api_add_col(o, "price_per_minute", res, row, 5, 'm');
+	err |= api_add_col(o, "initial_increment", res, row, 6, 'i');
+	err |= api_add_col(o, "subsequent_increment", res, row, 7, 'i');
+	err |= api_add_col(o, "valid_from", res, row, 8, 's');
+
+	if (err)
+		mem_deref(o);
+	else
+		*odp = o;
+
+	return err;
+}
+
+
+static void rate_list_done(int err, const struct pg_result *res, void *arg)
+{
+	struct api_req *req = arg;
+
+	if (err)
+		api_db_error(req, err, res, NULL, "rates");
+	else
+		rows_reply(req, (const PGresult *)res, "rates", rate_row);
+}
+
+
+static void rate_insert_done(int err, const struct pg_result *res,
+			     void *arg)
+{
+	struct api_req *req = arg;
+
+	if (err) {
+		api_db_error(req, err, res, "prefix", "a rate for this plan,"
+			     " prefix and valid_from");
+		return;
+	}
+
+	one_reply(req, (const PGresult *)res, rate_row, false);
+}
+
+
+static const char *const rate_fields[] = {
+	"rate_plan", "prefix", "connect_fee", "price_per_minute",
+	"initial_increment", "subsequent_increment", "valid_from", NULL
+};
+
+
+static void rate_create(struct api_req *req)
+{
+	struct odict *od;
+	const char *plan, *prefix, *from = NULL, *v[7];
+	int64_t cf = 0, ppm, ini = 60, sub = 60;
+	char cfs[24], ppms[24], inis[16], subs[16];
+	int err;
+
+	if (api_body(req, &od, rate_fields))
+		return;
+
+	if (api_get_str(req, od, "rate_plan", true, false, &plan))
+		goto out;
+	if (!name_ok(plan)) {
+		api_error(req, 400, "rate_plan", "1 to %u letters, digits or"
+			  " ._-", NAME_MAX_LEN);
+		goto out;
+	}
+
+	if (api_get_str(req, od, "prefix", true, false, &prefix))
+		goto out;
+	if (!prefix_ok(prefix)) {
+		api_error(req, 400, "prefix", "0 to %u digits",
+			  PREFIX_MAX_LEN);
+		goto out;
+	}
+
+	if (api_get_money(req, od, "connect_fee", false, &cf) == EINVAL ||
+	    api_get_money(req, od, "price_per_minute", true, &ppm) ||
+	    api_get_int(req, od, "initial_increment", false, 1,
+			INCREMENT_MAX, &ini) == EINVAL ||
+	    api_get_int(req, od, "subsequent_increment", false, 1,
+			INCREMENT_MAX, &sub) == EINVAL)
+		goto out;
+
+	err = api_get_str(req, od, "valid_from", false, false, &from);
+	if (err == EINVAL)
+		goto out;
+	if (!err && api_time_valid(from)) {
+		api_error(req, 400, "valid_from", "an RFC 3339 date or "
+			  "date-time");
+		goto out;
+	}
+
+	(void)re_snprintf(cfs, sizeof(cfs), "%lld", (long long)cf);
+	(void)re_snprintf(ppms, sizeof(ppms), "%lld", (long long)ppm);
+	(void)re_snprintf(inis, sizeof(inis), "%lld", (long long)ini);
+	(void)re_snprintf(subs, sizeof(subs), "%lld", (long long)sub);
+	v[0] = plan;
+	v[1] = prefix;
+	v[2] = cfs;
+	v[3] = ppms;
+	v[4] = inis;
+	v[5] = subs;
+	v[6] = from;
+
+	(void)api_exec(req, stmt_rate_insert, 7, v, rate_insert_done);
+
+ out:
+	mem_deref(od);
+}
+
+
+/** GET /v1/rates?rate_plan_id=, POST /v1/rates */
+void api_rates_h(struct api_req *req)
+{
+	int64_t plan;
+	char plans[24];
+	const char *v[1] = { NULL };
+	int err;
+
+	if (req->meth == API_POST) {
+		rate_create(req);
+		return;
+	}
+
+	err = api_arg_int(req, "rate_plan_id", 1, INT64_MAX, &plan);
+	if (err == EINVAL)
+		return;
+	if (!err) {
+		(void)re_snprintf(plans, sizeof(plans), "%lld",
+				  (long long)plan);
+		v[0] = plans;
+	}
+
+	(void)api_exec(req, stmt_rate_list, 1, v, rate_list_done);
+}
+
+
+/** DELETE /v1/rates/{id}: 409 while a running call uses the rate */
+void api_rate_h(struct api_req *req)
+{
+	delete_by_id(req, stmt_rate_delete);
+}
+
+
+/* ------------------------------------------------------------- gateways */
+
+static int gw_row(struct odict **odp, const PGresult *res, int row)
+{
+	struct odict *o;
+	int err;
+
+	err = odict_alloc(&o, 8);
+	if (err)
+		return err;
+
+	err  = api_add_col(o, "id", res, row, 0, 'i');
+	err |= api_add_col(o, "name", res, row, 1, 's');
+	err |= api_add_col(o, "address", res, row, 2, 's');
+	err |= api_add_col(o, "transport", res, row, 3, 's');
+
+	if (err)
+		mem_deref(o);
+	else
+		*odp = o;
+
+	return err;
+}
+
+
+static void gw_list_done(int err, const struct pg_result *res, void *arg)
+{
+	struct api_req *req = arg;
+
+	if (err)
+		api_db_error(req, err, res, NULL, "gateways");
+	else
+		rows_reply(req, (const PGresult *)res, "gateways", gw_row);
+}
+
+
+static void gw_insert_done(int err, const struct pg_result *res, void *arg)
+{
+	struct api_req *req = arg;
+
+	if (err) {
+		api_db_error(req, err, res, "name", "a gateway with this "
+			     "name");
+		return;
+	}
+
+	one_reply(req, (const PGresult *)res, gw_row, true);
+}
+
+
+static const char *const gw_fields[] = {
+	"name", "address", "transport", NULL
+};
+
+
+static void gw_create(struct api_req *req)
+{
+	struct odict *od;
+	const char *name, *addr, *tp = "udp", *v[3];
+	char norm[64];
+	struct sa sa;
+	int err;
+
+	if (api_body(req, &od, gw_fields))
+		return;
+
+	if (api_get_str(req, od, "name", true, false, &name))
+		goto out;
+	if (!name_ok(name)) {
+		api_error(req, 400, "name", "1 to %u letters, digits or ._-",
+			  NAME_MAX_LEN);
+		goto out;
+	}
+
+	if (api_get_str(req, od, "address", true, false, &addr))
+		goto out;
+	if (sa_decode(&sa, addr, strlen(addr)) || !sa_port(&sa)) {
+		api_error(req, 400, "address", "an IP address and port, "
+			  "e.g. \"192.0.2.1:5060\" or \"[2001:db8::1]:5060\"");
+		goto out;
+	}
+
+	err = api_get_str(req, od, "transport", false, false, &tp);
+	if (err == EINVAL)
+		goto out;
+	if (err)
+		tp = "udp";
+	if (strcmp(tp, "udp") && strcmp(tp, "tcp")) {
+		api_error(req, 400, "transport", "must be \"udp\" or \"tcp\"");
+		goto out;
+	}
+
+	(void)re_snprintf(norm, sizeof(norm), "%J", &sa);
+	v[0] = name;
+	v[1] = norm;
+	v[2] = tp;
+
+	(void)api_exec(req, stmt_gw_insert, 3, v, gw_insert_done);
+
+ out:
+	mem_deref(od);
+}
+
+
+/** GET, POST /v1/gateways */
+void api_gateways_h(struct api_req *req)
+{
+	if (req->meth == API_POST)
+		gw_create(req);
+	else
+		(void)api_exec(req, stmt_gw_list, 0, NULL, gw_list_done);
+}
+
+
+/** DELETE /v1/gateways/{id}: its routes go with it */
+void api_gateway_h(struct api_req *req)
+{
+	delete_by_id(req, stmt_gw_delete);
+}
+
+
+/* --------------------------------------------------------------- routes */
+
+static int rt_row(struct odict **odp, const PGresult *res, int row)
+{
+	struct odict *o;
+	int err;
+
+	err = odict_alloc(&o, 8);
+	if (err)
+		return err;
+
+	err  = api_add_col(o, "id", res, row, 0, 'i');
+	err |= api_add_col(o, "prefix", res, row, 1, 's');
+	err |= api_add_col(o, "position", res, row, 2, 'i');
+	err |= api_add_col(o, "gateway", res, row, 3, 's');
+	err |= api_add_col(o, "gateway_id", res, row, 4, 'i');
+
+	if (err)
+		mem_deref(o);
+	else
+		*odp = o;
+
+	return err;
+}
+
+
+static void rt_list_done(int err, const struct pg_result *res, void *arg)
+{
+	struct api_req *req = arg;
+
+	if (err)
+		api_db_error(req, err, res, NULL, "routes");
+	else
+		rows_reply(req, (const PGresult *)res, "routes", rt_row);
+}
+
+
+static void rt_insert_done(int err, const struct pg_result *res, void *arg)
+{
+	struct api_req *req = arg;
+
+	if (err) {
+		api_db_error(req, err, res, "prefix", "a route for this "
+			     "prefix and gateway");
+		return;
+	}
+
+	if (PQntuples((const PGresult *)res) != 1) {
+		api_error(req, 400, "gateway", "no such gateway");
+		return;
+	}
+
+	one_reply(req, (const PGresult *)res, rt_row, true);
+}
+
+
+static const char *const rt_fields[] = {
+	"prefix", "gateway", "position", NULL
+};
+
+
+static void rt_create(struct api_req *req)
+{
+	struct odict *od;
+	const char *prefix, *gw, *v[3];
+	int64_t pos = 0;
+	char poss[16];
+
+	if (api_body(req, &od, rt_fields))
+		return;
+
+	if (api_get_str(req, od, "prefix", true, false, &prefix))
+		goto out;
+	if (!strcmp(prefix, "default"))
+		prefix = "";
+	if (!prefix_ok(prefix)) {
+		api_error(req, 400, "prefix", "0 to %u digits, or \"default\"",
+			  PREFIX_MAX_LEN);
+		goto out;
+	}
+
+	if (api_get_str(req, od, "gateway", true, false, &gw))
+		goto out;
+	if (!name_ok(gw)) {
+		api_error(req, 400, "gateway", "a gateway name");
+		goto out;
+	}
+
+	if (api_get_int(req, od, "position", false, 0, 1000, &pos) ==
+	    EINVAL)
+		goto out;
+
+	(void)re_snprintf(poss, sizeof(poss), "%lld", (long long)pos);
+	v[0] = prefix;
+	v[1] = poss;
+	v[2] = gw;
+
+	(void)api_exec(req, stmt_rt_insert, 3, v, rt_insert_done);
+
+ out:
+	mem_deref(od);
+}
+
+
+/** GET, POST /v1/routes */
+void api_routes_h(struct api_req *req)
+{
+	if (req->meth == API_POST)
+		rt_create(req);
+	else
+		(void)api_exec(req, stmt_rt_list, 0, NULL, rt_list_done);
+}
+
+
+/** DELETE /v1/routes/{id} */
+void api_route_h(struct api_req *req)
+{
+	delete_by_id(req, stmt_rt_delete);
+}

@@ -1,0 +1,346 @@
+/**
+ * @file status.c  REST API: GET /v1/health and GET /metrics
+ *
+ * Health answers 200 when SIP runs and the database answers a query,
+ * else 503, with the details.  Metrics are Prometheus text (format
+ * 0.0.4): call counters from the B2BUA's events, billing's and the
+ * database client's statistics, the relay's ports and packets.
+ */
+
+#include <string.h>
+#include <libpq-fe.h>
+#include "api_int.h"
+
+
+enum { HEALTH_DB_TIMEOUT_MS = 2000 };
+
+static const char stmt_ping[] = "api_ping";
+
+
+int api_status_register(struct db *db)
+{
+	return db_prepare(db, stmt_ping, "SELECT 1", 0);
+}
+
+
+/* call rate: calls created per second, over the last API_RATE_WINDOW s */
+static void rate_tick(struct api *api)
+{
+	uint64_t sec = tmr_jiffies() / 1000;
+
+	if (sec == api->rate_sec)
+		return;
+
+	if (sec - api->rate_sec >= API_RATE_WINDOW) {
+		memset(api->rate_slot, 0, sizeof(api->rate_slot));
+	}
+	else {
+		uint64_t s;
+
+		for (s = api->rate_sec + 1; s <= sec; s++)
+			api->rate_slot[s % API_RATE_WINDOW] = 0;
+	}
+
+	api->rate_sec = sec;
+}
+
+
+void api_status_event(struct b2bua_call *call, enum b2bua_event ev,
+		      void *arg)
+{
+	struct api *api = arg;
+	unsigned r;
+
+	switch (ev) {
+
+	case B2BUA_EV_CREATED:
+		++api->created;
+		rate_tick(api);
+		++api->rate_slot[api->rate_sec % API_RATE_WINDOW];
+		break;
+
+	case B2BUA_EV_ANSWERED:
+		++api->answered;
+		break;
+
+	case B2BUA_EV_ENDED:
+	case B2BUA_EV_FAILED:
+		r = (unsigned)b2bua_call_reason(call);
+		if (r < API_OUTCOMES)
+			++api->outcome[r];
+		break;
+
+	default:
+		break;
+	}
+}
+
+
+/* -------------------------------------------------------------- health */
+
+struct health {
+	uint64_t t0;
+};
+
+
+static void ping_done(int err, const struct pg_result *res, void *arg)
+{
+	struct api_req *req = arg;
+	struct api *api = req->api;
+	const struct health *h = req->ctx;
+	struct odict *od = NULL, *sip = NULL, *db = NULL;
+	uint64_t ms = tmr_jiffies() - h->t0;
+	bool db_ok = !err;
+	(void)res;
+
+	err  = odict_alloc(&od, 8);
+	err |= odict_alloc(&sip, 4);
+	err |= odict_alloc(&db, 4);
+	if (err)
+		goto out;
+
+	err  = odict_entry_add(sip, "up", ODICT_BOOL, true);
+	err |= odict_entry_add(sip, "calls", ODICT_INT,
+			       (int64_t)b2bua_call_count(api->b2bua));
+	err |= odict_entry_add(db, "reachable", ODICT_BOOL, db_ok);
+	err |= odict_entry_add(db, "latency_ms", ODICT_INT, (int64_t)ms);
+	err |= odict_entry_add(od, "status", ODICT_STRING,
+			       db_ok ? "ok" : "degraded");
+	err |= odict_entry_add(od, "version", ODICT_STRING,
+			       TOLLGATE_VERSION);
+	err |= odict_entry_add(od, "uptime_s", ODICT_INT,
+			       (int64_t)((tmr_jiffies() - api->start_jif) /
+					 1000));
+	err |= odict_entry_add(od, "billing", ODICT_BOOL,
+			       api->billing != NULL);
+	err |= odict_entry_add(od, "sip", ODICT_OBJECT, sip);
+	err |= odict_entry_add(od, "database", ODICT_OBJECT, db);
+
+ out:
+	if (err)
+		api_error(req, 500, NULL, "out of memory");
+	else
+		api_reply(req, db_ok ? 200 : 503, od);
+
+	mem_deref(db);
+	mem_deref(sip);
+	mem_deref(od);
+}
+
+
+/** GET /v1/health */
+void api_health_h(struct api_req *req)
+{
+	struct health *h = mem_zalloc(sizeof(*h), NULL);
+	int err;
+
+	if (!h) {
+		api_error(req, 500, NULL, "out of memory");
+		return;
+	}
+
+	h->t0 = tmr_jiffies();
+	req->ctx = h;
+
+	req->q = mem_deref(req->q);
+	err = db_exec(&req->q, req->api->db, stmt_ping, 0, NULL,
+		      HEALTH_DB_TIMEOUT_MS, false, ping_done, req);
+	if (err)
+		ping_done(err, NULL, req);
+}
+
+
+/* ------------------------------------------------------------- metrics */
+
+struct pkt_ctx {
+	uint64_t packets;
+	uint64_t bytes;
+};
+
+
+static bool pkt_apply(struct b2bua_call *call, void *arg)
+{
+	struct relay_stream_stats v[RELAY_MAX_STREAMS];
+	struct pkt_ctx *ctx = arg;
+	unsigned n = RELAY_MAX_STREAMS, i;
+
+	if (relay_call_stats(call, v, &n))
+		return false;
+
+	for (i = 0; i < n; i++) {
+		ctx->packets += v[i].to_gateway.packets +
+			v[i].to_caller.packets;
+		ctx->bytes += v[i].to_gateway.bytes + v[i].to_caller.bytes;
+	}
+
+	return false;
+}
+
+
+static int metric(struct mbuf *mb, const char *name, const char *type,
+		  const char *help)
+{
+	return mbuf_printf(mb, "# HELP %s %s\n# TYPE %s %s\n", name, help,
+			   name, type);
+}
+
+
+/** GET /metrics */
+void api_metrics_h(struct api_req *req)
+{
+	struct api *api = req->api;
+	struct billing_stats bs;
+	struct db_stats ds;
+	struct pkt_ctx pk;
+	struct mbuf *mb;
+	uint64_t rate = 0, ended = 0;
+	unsigned i;
+	int err = 0;
+
+	mb = mbuf_alloc(4096);
+	if (!mb) {
+		api_error(req, 500, NULL, "out of memory");
+		return;
+	}
+
+	rate_tick(api);
+	for (i = 0; i < API_RATE_WINDOW; i++)
+		rate += api->rate_slot[i];
+
+	err |= metric(mb, "tollgate_calls_active", "gauge",
+		      "Calls in progress");
+	err |= mbuf_printf(mb, "tollgate_calls_active %u\n",
+			   b2bua_call_count(api->b2bua));
+
+	err |= metric(mb, "tollgate_calls_created_total", "counter",
+		      "Calls accepted for routing");
+	err |= mbuf_printf(mb, "tollgate_calls_created_total %llu\n",
+			   (unsigned long long)api->created);
+
+	err |= metric(mb, "tollgate_calls_answered_total", "counter",
+		      "Calls answered by a gateway");
+	err |= mbuf_printf(mb, "tollgate_calls_answered_total %llu\n",
+			   (unsigned long long)api->answered);
+
+	err |= metric(mb, "tollgate_calls_total", "counter",
+		      "Calls over, by outcome (the CDR reason)");
+	for (i = 1; i < API_OUTCOMES; i++) {
+		ended += api->outcome[i];
+		err |= mbuf_printf(mb, "tollgate_calls_total{outcome=\"%s\"}"
+				   " %llu\n", b2bua_reason_name(i),
+				   (unsigned long long)api->outcome[i]);
+	}
+
+	err |= metric(mb, "tollgate_call_rate", "gauge",
+		      "Calls created per second over the last 10 s");
+	err |= mbuf_printf(mb, "tollgate_call_rate %llu.%llu\n",
+			   (unsigned long long)(rate / API_RATE_WINDOW),
+			   (unsigned long long)(rate % API_RATE_WINDOW));
+
+	if (api->billing) {
+		billing_stats(api->billing, &bs);
+
+		err |= metric(mb, "tollgate_cutoffs_total", "counter",
+			      "Calls cut because their money ended");
+		err |= mbuf_printf(mb, "tollgate_cutoffs_total %llu\n",
+				   (unsigned long long)bs.cutoffs);
+		err |= metric(mb, "tollgate_authorizations_total", "counter",
+			      "Authorisations by result");
+		err |= mbuf_printf(mb, "tollgate_authorizations_total"
+				   "{result=\"granted\"} %llu\n"
+				   "tollgate_authorizations_total"
+				   "{result=\"refused\"} %llu\n",
+				   (unsigned long long)bs.authorized,
+				   (unsigned long long)bs.refused);
+		err |= metric(mb, "tollgate_settlements_pending", "gauge",
+			      "Settlements not yet confirmed");
+		err |= mbuf_printf(mb, "tollgate_settlements_pending %u\n",
+				   bs.pending);
+	}
+
+	db_stats(api->db, &ds);
+	err |= metric(mb, "tollgate_db_up", "gauge",
+		      "Database connection up");
+	err |= mbuf_printf(mb, "tollgate_db_up %d\n",
+			   db_is_up(api->db) ? 1 : 0);
+	err |= metric(mb, "tollgate_db_latency_seconds", "summary",
+		      "Database round trips, queued to result");
+	err |= mbuf_printf(mb, "tollgate_db_latency_seconds_sum %llu.%06llu\n"
+			   "tollgate_db_latency_seconds_count %llu\n",
+			   (unsigned long long)(ds.lat_us_sum / 1000000),
+			   (unsigned long long)(ds.lat_us_sum % 1000000),
+			   (unsigned long long)ds.queries);
+	err |= metric(mb, "tollgate_db_latency_max_seconds", "gauge",
+		      "Slowest database round trip");
+	err |= mbuf_printf(mb, "tollgate_db_latency_max_seconds"
+			   " %llu.%06llu\n",
+			   (unsigned long long)(ds.lat_us_max / 1000000),
+			   (unsigned long long)(ds.lat_us_max % 1000000));
+	err |= metric(mb, "tollgate_db_errors_total", "counter",
+		      "Database queries that failed");
+	err |= mbuf_printf(mb, "tollgate_db_errors_total %llu\n",
+			   (unsigned long long)ds.errors);
+	err |= metric(mb, "tollgate_db_reconnects_total", "counter",
+		      "Database connections made again");
+	err |= mbuf_printf(mb, "tollgate_db_reconnects_total %llu\n",
+			   (unsigned long long)ds.reconnects);
+	err |= metric(mb, "tollgate_db_queued", "gauge",
+		      "Database queries queued or in flight");
+	err |= mbuf_printf(mb, "tollgate_db_queued %u\n", ds.queued);
+
+	memset(&pk, 0, sizeof(pk));
+	(void)b2bua_call_apply(api->b2bua, pkt_apply, &pk);
+	err |= metric(mb, "tollgate_relay_packets_live", "gauge",
+		      "RTP packets relayed so far by the calls in progress");
+	err |= mbuf_printf(mb, "tollgate_relay_packets_live %llu\n",
+			   (unsigned long long)pk.packets);
+	err |= metric(mb, "tollgate_relay_bytes_live", "gauge",
+		      "RTP bytes relayed so far by the calls in progress");
+	err |= mbuf_printf(mb, "tollgate_relay_bytes_live %llu\n",
+			   (unsigned long long)pk.bytes);
+
+	if (api->relay) {
+		struct relay_info ri;
+
+		relay_info(api->relay, &ri);
+		err |= metric(mb, "tollgate_relay_ports_free", "gauge",
+			      "RTP/RTCP port pairs free");
+		err |= mbuf_printf(mb, "tollgate_relay_ports_free %u\n",
+				   ri.ports_free);
+		err |= metric(mb, "tollgate_relay_ports", "gauge",
+			      "RTP/RTCP port pairs in the pool");
+		err |= mbuf_printf(mb, "tollgate_relay_ports %u\n",
+				   ri.ports);
+		err |= metric(mb, "tollgate_relay_media_timeouts_total",
+			      "counter", "Calls ended for lack of RTP");
+		err |= mbuf_printf(mb, "tollgate_relay_media_timeouts_total"
+				   " %llu\n",
+				   (unsigned long long)ri.media_timeouts);
+	}
+
+	err |= metric(mb, "tollgate_api_requests_total", "counter",
+		      "REST API requests");
+	err |= mbuf_printf(mb, "tollgate_api_requests_total %llu\n",
+			   (unsigned long long)api->requests);
+	err |= metric(mb, "tollgate_api_responses_total", "counter",
+		      "REST API responses by status class");
+	for (i = 2; i < 6; i++)
+		err |= mbuf_printf(mb, "tollgate_api_responses_total"
+				   "{class=\"%uxx\"} %llu\n", i,
+				   (unsigned long long)api->responses[i]);
+
+	err |= metric(mb, "tollgate_uptime_seconds", "gauge",
+		      "Seconds since the API started");
+	err |= mbuf_printf(mb, "tollgate_uptime_seconds %llu\n",
+			   (unsigned long long)((tmr_jiffies() -
+						 api->start_jif) / 1000));
+
+	if (err)
+		api_error(req, 500, NULL, "out of memory");
+	else
+		api_reply_text(req, 200, "text/plain; version=0.0.4",
+			       (const char *)mb->buf, mb->end);
+
+	(void)ended;
+	mem_deref(mb);
+}
