@@ -1,0 +1,177 @@
+/**
+ * @file test_api.c  Unit tests of the REST API's pure parts and of the
+ *                   B2BUA's swappable routing tables
+ *
+ * Money strings to micro-units and back (exact, 6 decimals at most, no
+ * sign, overflow), RFC 3339 checks of query arguments, and routing
+ * tables: longest prefix, default route, unknown gateways, duplicates,
+ * and a table kept alive by a reference after the B2BUA let it go.
+ */
+
+#include <stdio.h>
+#include <string.h>
+#include <re.h>
+#include "core.h"
+#include "b2bua.h"
+#include "api.h"
+
+int api_time_valid(const char *s);
+
+static unsigned passed, failed;
+
+#define CHECK(cond) check(__LINE__, (cond), #cond)
+
+static void check(int line, bool ok, const char *what)
+{
+	if (ok) {
+		++passed;
+		return;
+	}
+
+	++failed;
+	fprintf(stderr, "test_api.c:%d: check failed: %s\n", line, what);
+}
+
+
+static void money_ok(int line, const char *s, int64_t want,
+		     const char *printed)
+{
+	int64_t v = -1;
+	char buf[40];
+	int err = api_money_parse(&v, s);
+
+	check(line, err == 0 && v == want, s);
+	(void)re_snprintf(buf, sizeof(buf), "%H", api_money_print, &want);
+	check(line, !strcmp(buf, printed), printed);
+}
+
+
+static void money_bad(int line, const char *s, int want)
+{
+	int64_t v = 77;
+
+	check(line, api_money_parse(&v, s) == want && v == 77, s);
+}
+
+
+static void test_money(void)
+{
+	money_ok(__LINE__, "12.50", 12500000, "12.50");
+	money_ok(__LINE__, "0", 0, "0.00");
+	money_ok(__LINE__, "7", 7000000, "7.00");
+	money_ok(__LINE__, "0.000001", 1, "0.000001");
+	money_ok(__LINE__, "1.23456", 1234560, "1.23456");
+	money_ok(__LINE__, "1.2345600", 1234560, "1.23456");
+	money_ok(__LINE__, "007.1", 7100000, "7.10");
+	money_ok(__LINE__, "0.0000010", 1, "0.000001");
+	money_ok(__LINE__, "9223372036854.775807", INT64_MAX,
+		 "9223372036854.775807");
+
+	money_bad(__LINE__, "9223372036854.775808", ERANGE);
+	money_bad(__LINE__, "99999999999999999999", ERANGE);
+	money_bad(__LINE__, "1.0000001", EBADMSG);
+	money_bad(__LINE__, "-1", EDOM);
+	money_bad(__LINE__, "-0.5", EDOM);
+	money_bad(__LINE__, "+1", EINVAL);
+	money_bad(__LINE__, "", EINVAL);
+	money_bad(__LINE__, ".5", EINVAL);
+	money_bad(__LINE__, "5.", EINVAL);
+	money_bad(__LINE__, "1e3", EINVAL);
+	money_bad(__LINE__, " 1", EINVAL);
+	money_bad(__LINE__, "1 ", EINVAL);
+	money_bad(__LINE__, "1,5", EINVAL);
+	money_bad(__LINE__, "abc", EINVAL);
+	money_bad(__LINE__, "-", EINVAL);
+}
+
+
+static void test_time(void)
+{
+	CHECK(api_time_valid("2024-05-01") == 0);
+	CHECK(api_time_valid("2024-05-01T12:00:00Z") == 0);
+	CHECK(api_time_valid("2024-05-01T12:00:00.250Z") == 0);
+	CHECK(api_time_valid("2024-05-01T12:00:00+02:00") == 0);
+	CHECK(api_time_valid("2024-05-01 12:00:00-05:30") == 0);
+	CHECK(api_time_valid("2024-13-01") != 0);
+	CHECK(api_time_valid("2024-05-00") != 0);
+	CHECK(api_time_valid("2024-05-01T24:00:00Z") != 0);
+	CHECK(api_time_valid("2024-05-01T12:00:00") != 0);
+	CHECK(api_time_valid("2024-05-01T12:00Z") != 0);
+	CHECK(api_time_valid("yesterday") != 0);
+	CHECK(api_time_valid("2024-05-01T12:00:00Z; DROP") != 0);
+	CHECK(api_time_valid(NULL) != 0);
+}
+
+
+static void test_routes(void)
+{
+	struct b2bua_routes *rt = NULL;
+	const struct cfg_route *r;
+	const char *ab[] = {"gwa", "gwb"}, *b[] = {"gwb"}, *x[] = {"gwx"};
+	struct sa a1, a2;
+
+	CHECK(sa_set_str(&a1, "127.0.0.74", 5080) == 0);
+	CHECK(sa_set_str(&a2, "127.0.0.75", 5080) == 0);
+
+	CHECK(b2bua_routes_alloc(&rt) == 0);
+	if (!rt)
+		return;
+
+	CHECK(b2bua_routes_find(rt, "4420") == NULL);
+	CHECK(b2bua_routes_add_gateway(rt, "gwa", &a1, SIP_TRANSP_UDP) == 0);
+	CHECK(b2bua_routes_add_gateway(rt, "gwb", &a2, SIP_TRANSP_TCP) == 0);
+	CHECK(b2bua_routes_add_gateway(rt, "gwa", &a2, SIP_TRANSP_UDP) ==
+	      EEXIST);
+	CHECK(b2bua_routes_add_gateway(rt, "gwc", &a2, SIP_TRANSP_TLS) ==
+	      EINVAL);
+	CHECK(b2bua_routes_add_gateway(rt, "", &a2, SIP_TRANSP_UDP) ==
+	      EINVAL);
+
+	CHECK(b2bua_routes_add_route(rt, "", ab, 2) == 0);
+	CHECK(b2bua_routes_add_route(rt, "44", b, 1) == 0);
+	CHECK(b2bua_routes_add_route(rt, "4420", ab, 1) == 0);
+	CHECK(b2bua_routes_add_route(rt, "44", ab, 2) == EEXIST);
+	CHECK(b2bua_routes_add_route(rt, "33", x, 1) == ENOENT);
+	CHECK(b2bua_routes_add_route(rt, "33", ab, 0) == EINVAL);
+	CHECK(b2bua_routes_count(rt) == 3);
+
+	r = b2bua_routes_find(rt, "4420123");
+	CHECK(r && !strcmp(r->prefix, "4420") && r->gwc == 1 &&
+	      !strcmp(r->gwv[0]->name, "gwa"));
+	r = b2bua_routes_find(rt, "4430");
+	CHECK(r && !strcmp(r->prefix, "44") &&
+	      r->gwv[0]->tp == SIP_TRANSP_TCP &&
+	      sa_cmp(&r->gwv[0]->addr, &a2, SA_ALL));
+	r = b2bua_routes_find(rt, "1000");
+	CHECK(r && !strcmp(r->prefix, "") && r->gwc == 2 &&
+	      !strcmp(r->gwv[1]->name, "gwb"));
+	r = b2bua_routes_find(rt, "442");
+	CHECK(r && !strcmp(r->prefix, "44"));
+
+	/* a call's reference keeps the table after it is replaced */
+	mem_ref(rt);
+	mem_deref(rt);
+	r = b2bua_routes_find(rt, "4420");
+	CHECK(r && !strcmp(r->gwv[0]->name, "gwa"));
+
+	mem_deref(rt);
+}
+
+
+int main(void)
+{
+	int err = libre_init();
+
+	if (err)
+		return 1;
+
+	test_money();
+	test_time();
+	test_routes();
+
+	libre_close();
+
+	printf("%u passed, %u failed\n", passed, failed);
+
+	return failed ? 1 : 0;
+}
