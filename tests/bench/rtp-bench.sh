@@ -15,9 +15,9 @@
 #
 # Run from the top build directory (or set top_builddir / top_srcdir).
 # It starts a private PostgreSQL (tests/lib/pgtest.sh), tollgate on
-# 127.0.0.61 with the relay on 127.0.0.64 (callers) / 127.0.0.65
-# (gateways), sets up the calls with SIPp (caller 127.0.0.62, gateway
-# 127.0.0.63, RTP endpoints 127.0.0.66:10000+2i and 127.0.0.67:14000+2i),
+# 127.0.0.61:5160 with the relay on 127.0.0.64 (callers) / 127.0.0.65
+# (gateways), sets up the calls with SIPp (caller 127.0.0.62:5162, gateway
+# 127.0.0.63:5180, RTP endpoints 127.0.0.66:10000+2i, 127.0.0.67:14000+2i),
 # hands the resulting port map to ../shared/bench/run-rtp.sh map=FILE,
 # then runs run-rtp.sh plain and rtpengine with the same sessions, rates
 # and duration.  Everything it starts it stops by PID.  Last lines: the
@@ -85,9 +85,9 @@ INSERT INTO accounts (name, balance, max_calls, rate_plan_id)
 SQL
 
 cat >"$W/tollgate.conf" <<EOF
-sip_listen udp:127.0.0.61:5060
+sip_listen udp:127.0.0.61:5160
 trusted_peer 127.0.0.62 account=bench
-gateway gw 127.0.0.63:5080
+gateway gw 127.0.0.63:5180
 route default gw
 copy_header X-Bench-B
 db_conninfo $PGTEST_CONNINFO
@@ -98,7 +98,7 @@ rtp_ports 30000-39999
 rtp_threads $THREADS
 media_timeout 0
 media_timeout_hold 0
-api_listen 127.0.0.68:8080
+api_listen 127.0.0.68:8180
 log_level info
 state_dir $W/state
 EOF
@@ -121,12 +121,12 @@ grep -q running "$W/tollgate.log" ||
 } >"$W/calls.csv"
 
 "$SIPP" -sf "$top_srcdir/tests/rtp/bench-uas.xml" -nostdin \
-	-i 127.0.0.63 -p 5080 \
+	-i 127.0.0.63 -p 5180 \
 	-m "$SESSIONS" -key rtp_ip 127.0.0.67 -trace_logs \
 	-log_file "$W/uas.log" >"$W/uas.out" 2>&1 &
 UAS_PID=$!
-"$SIPP" -sf "$top_srcdir/tests/rtp/bench-uac.xml" 127.0.0.61:5060 -nostdin \
-	-i 127.0.0.62 -p 5062 -inf "$W/calls.csv" -m "$SESSIONS" -r 100 \
+"$SIPP" -sf "$top_srcdir/tests/rtp/bench-uac.xml" 127.0.0.61:5160 -nostdin \
+	-i 127.0.0.62 -p 5162 -inf "$W/calls.csv" -m "$SESSIONS" -r 100 \
 	-l "$SESSIONS" -d 3600000 -key rtp_ip 127.0.0.66 -trace_logs \
 	-log_file "$W/uac.log" >"$W/uac.out" 2>&1 &
 UAC_PID=$!

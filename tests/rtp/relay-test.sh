@@ -181,7 +181,7 @@ print(d)' "$1" "$2" 2>/dev/null
 }
 
 no_relay_sockets() {
-	! ss -Huan 2>/dev/null | grep -Eq '127\.0\.0\.6[45]:'
+	! ss -Huan 2>/dev/null | grep -Eq '127\.0\.0\.6[45]:41[0-9]{3} '
 }
 
 # ------------------------------------------------------------- the calls
@@ -368,6 +368,20 @@ check "tone in the gateway's stream: one SSRC, no sequence or timestamp gap" \
 	  "$(kv "$W/w-crtp.rtp" ts_bad)" = 0 ]
 check "no tone toward the gateway" \
 	[ "$(kv "$W/w-gwrtp.rtp" tone_ms)" = 0 ]
+stop_tg
+
+# 7. relaying off: SDP verbatim both ways, no relay socket
+echo "# relaying off"
+start_tg direct "rtp_relay no" || exit 99
+gw_sipp d-gw uas-direct.xml;       gp=$LAST_PID
+caller_sipp d-c uac-direct.xml -d 300; cp=$LAST_PID
+wait_pid "$cp"; crc=$?
+wait_pid "$gp"; grc=$?
+check "relaying off: both SDP bodies verbatim" [ "$crc" = 0 -a "$grc" = 0 ]
+check "relaying off: relay not started, no relay socket" \
+	eval 'grep -q "media relay off" "$TG_LOG" && no_relay_sockets'
+check "relaying off: no media line logged" \
+	eval '! grep -q "media {" "$TG_LOG"'
 stop_tg
 
 echo "$passed passed, $failed failed"
