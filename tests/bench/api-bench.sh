@@ -91,7 +91,7 @@ TOTAL=$(( CALLS + RATE * (2 * SECS + 10) ))
 PIDS="$PIDS $!"
 sleep 0.3
 "$SIPP" -nostdin -i 127.0.0.79 -p 5061 -sf "$top_srcdir/tests/api/caller-hold.xml" \
-	-key account bench -key hold "$HOLD" -s 1000 -r "$RATE" -l "$CALLS" \
+	-key account bench -d "$HOLD" -s 1000 -r "$RATE" -l "$CALLS" \
 	-m "$TOTAL" -timeout $(( HOLD / 1000 + CALLS / RATE + 60 )) \
 	-trace_screen -screen_file "$DIR/caller.screen" \
 	127.0.0.78:5060 >"$DIR/caller.out" 2>&1 </dev/null &
