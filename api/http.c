@@ -417,8 +417,7 @@ static void req_check(struct api_req *req)
 		resp = req->resp;
 		if (resp)
 			(void)MHD_add_response_header(resp,
-						      "WWW-Authenticate",
-						      "Bearer realm=\"tollgate\"");
+				"WWW-Authenticate", "Bearer realm=\"tollgate\"");
 		return;
 	}
 
