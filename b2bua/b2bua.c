@@ -28,6 +28,38 @@ void b2bua_emit(struct b2bua_call *call, enum b2bua_event ev)
 }
 
 
+/**
+ * Content-Type, Content-Length, the blank line and the body (or just
+ * "Content-Length: 0" and the blank line)
+ */
+int body_print(struct re_printf *pf, const struct body *body)
+{
+	size_t len = body->mb ? mbuf_get_left(body->mb) : 0;
+
+	if (!len)
+		return re_hprintf(pf, "Content-Length: 0\r\n\r\n");
+
+	return re_hprintf(pf, "Content-Type: %s\r\n"
+			  "Content-Length: %zu\r\n"
+			  "\r\n"
+			  "%b",
+			  body->ctype ? body->ctype : "application/sdp", len,
+			  mbuf_buf(body->mb), len);
+}
+
+
+/** Send handler that adds our Contact for the transport libre chose */
+int contact_sendh(enum sip_transp tp, const struct sa *src,
+		  const struct sa *dst, struct mbuf *mb, void *arg)
+{
+	(void)dst;
+	(void)arg;
+
+	return mbuf_printf(mb, "Contact: <sip:tollgate@%J%s>\r\n", src,
+			   tp == SIP_TRANSP_TCP ? ";transport=tcp" : "");
+}
+
+
 static void reply_options(struct b2bua *b, const struct sip_msg *msg)
 {
 	(void)sip_treplyf(NULL, NULL, b->sip, msg, false, 200, "OK",

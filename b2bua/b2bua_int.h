@@ -149,9 +149,18 @@ struct b2bua_call {
 	void *udata[B2BUA_UDATA_SLOTS];
 };
 
+/** A message body with its Content-Type, printed by body_print() */
+struct body {
+	const char *ctype;           /**< NULL: application/sdp          */
+	const struct mbuf *mb;       /**< NULL or empty: no body         */
+};
+
 /* b2bua.c */
 void b2bua_emit(struct b2bua_call *call, enum b2bua_event ev);
 int  b2bua_contact(struct re_printf *pf, const struct sip_msg *msg);
+int  body_print(struct re_printf *pf, const struct body *body);
+int  contact_sendh(enum sip_transp tp, const struct sa *src,
+		   const struct sa *dst, struct mbuf *mb, void *arg);
 
 /* call.c */
 int  call_alloc(struct b2bua_call **callp, struct b2bua *b,

@@ -139,7 +139,6 @@ static void relay_resp_handler(int err, const struct sip_msg *msg, void *arg)
 	struct mbuf *body = NULL;
 	char *ctype = NULL;
 	char phrase[64];
-	size_t blen;
 	bool end = false;
 
 	if (!err && msg && msg->scode < 200)
@@ -194,17 +193,9 @@ static void relay_resp_handler(int err, const struct sip_msg *msg, void *arg)
 		if (!err && body)
 			err = ctype_dup(&ctype, msg);
 
-		blen = body ? mbuf_get_left(body) : 0;
 		(void)sip_treplyf(&relay->st, NULL, sip, relay->msg, false,
-				  scode, phrase,
-				  "%s%s%s"
-				  "Content-Length: %zu\r\n"
-				  "\r\n"
-				  "%b",
-				  blen ? "Content-Type: " : "",
-				  blen ? ctype : "",
-				  blen ? "\r\n" : "",
-				  blen, blen ? mbuf_buf(body) : NULL, blen);
+				  scode, phrase, "%H", body_print,
+				  &(struct body){ctype, body});
 
 		/* the far dialog is gone */
 		end = scode == 481 || (relay->invite && scode == 408);
@@ -223,17 +214,6 @@ static void relay_resp_handler(int err, const struct sip_msg *msg, void *arg)
 }
 
 
-static int invite_contact(enum sip_transp tp, const struct sa *src,
-			  const struct sa *dst, struct mbuf *mb, void *arg)
-{
-	(void)dst;
-	(void)arg;
-
-	return mbuf_printf(mb, "Contact: <sip:tollgate@%J%s>\r\n", src,
-			   tp == SIP_TRANSP_TCP ? ";transport=tcp" : "");
-}
-
-
 /** Relay an in-dialog request to the other leg; answer with its answer */
 static void relay_start(struct leg *from, const struct sip_msg *msg,
 			bool invite)
@@ -245,7 +225,6 @@ static void relay_start(struct leg *from, const struct sip_msg *msg,
 	struct mbuf *body = NULL;
 	char *ctype = NULL;
 	char met[32];
-	size_t blen;
 	int err;
 
 	if (!to || !to->dlg || !sip_dialog_established(to->dlg)) {
@@ -286,19 +265,11 @@ static void relay_start(struct leg *from, const struct sip_msg *msg,
 		goto out;
 
 	(void)re_snprintf(met, sizeof(met), "%r", &msg->met);
-	blen = body ? mbuf_get_left(body) : 0;
 
 	err = sip_drequestf(&relay->req, sip, true, met, to->dlg, 0, NULL,
-			    invite ? invite_contact : NULL,
-			    relay_resp_handler, relay,
-			    "%s%s%s"
-			    "Content-Length: %zu\r\n"
-			    "\r\n"
-			    "%b",
-			    blen ? "Content-Type: " : "",
-			    blen ? ctype : "",
-			    blen ? "\r\n" : "",
-			    blen, blen ? mbuf_buf(body) : NULL, blen);
+			    invite ? contact_sendh : NULL,
+			    relay_resp_handler, relay, "%H", body_print,
+			    &(struct body){ctype, body});
 	if (err)
 		goto out;
 

@@ -9,17 +9,6 @@
 static void uac_resp_handler(int err, const struct sip_msg *msg, void *arg);
 
 
-static int contact_handler(enum sip_transp tp, const struct sa *src,
-			   const struct sa *dst, struct mbuf *mb, void *arg)
-{
-	(void)dst;
-	(void)arg;
-
-	return mbuf_printf(mb, "Contact: <sip:tollgate@%J%s>\r\n", src,
-			   tp == SIP_TRANSP_TCP ? ";transport=tcp" : "");
-}
-
-
 static void ring_timeout(void *arg)
 {
 	struct b2bua_call *call = arg;
@@ -90,15 +79,8 @@ static int uac_send(struct b2bua_call *call)
 			      mbuf_get_left(call->hdrs));
 	err |= mbuf_printf(mb,
 			   "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO\r\n"
-			   "%s%s%s"
-			   "Content-Length: %zu\r\n"
-			   "\r\n"
-			   "%b",
-			   blen ? "Content-Type: " : "",
-			   blen ? call->ctype : "",
-			   blen ? "\r\n" : "",
-			   blen,
-			   blen ? mbuf_buf(call->offer) : NULL, blen);
+			   "%H", body_print,
+			   &(struct body){call->ctype, call->offer});
 	if (err)
 		goto out;
 
@@ -106,7 +88,7 @@ static int uac_send(struct b2bua_call *call)
 
 	err = sip_request(&call->req, b->sip, true, "INVITE", -1,
 			  sip_dialog_uri(dlg), -1, sip_dialog_route(dlg), mb,
-			  sip_dialog_hash(dlg), contact_handler,
+			  sip_dialog_hash(dlg), contact_sendh,
 			  uac_resp_handler, call);
 	if (err)
 		goto out;
@@ -242,21 +224,11 @@ static int ack_send_handler(enum sip_transp tp, const struct sa *src,
 int leg_send_ack(struct leg *leg, const struct sip_msg *resp,
 		 const char *ctype, const struct mbuf *body)
 {
-	size_t blen = body ? mbuf_get_left(body) : 0;
-
 	leg->cseqack = resp->cseq.num;
 
 	return sip_drequestf(NULL, leg->call->b->sip, false, "ACK", leg->dlg,
 			     resp->cseq.num, NULL, ack_send_handler, NULL,
-			     leg,
-			     "%s%s%s"
-			     "Content-Length: %zu\r\n"
-			     "\r\n"
-			     "%b",
-			     blen ? "Content-Type: " : "",
-			     blen ? ctype : "",
-			     blen ? "\r\n" : "",
-			     blen, blen ? mbuf_buf(body) : NULL, blen);
+			     leg, "%H", body_print, &(struct body){ctype, body});
 }
 
 
@@ -304,7 +276,6 @@ static void relay_provisional(struct b2bua_call *call,
 	struct mbuf *body = NULL;
 	char *ctype = NULL;
 	char phrase[64];
-	size_t blen;
 	int err;
 
 	if (msg->scode == 100)
@@ -322,21 +293,11 @@ static void relay_provisional(struct b2bua_call *call,
 	if (!call_event(call, CEV_PROVISIONAL))
 		goto out;
 
-	blen = body ? mbuf_get_left(body) : 0;
 	(void)re_snprintf(phrase, sizeof(phrase), "%r", &msg->reason);
 
 	err = sip_treplyf(&call->st, NULL, call->b->sip, call->inv, true,
-			  msg->scode, phrase,
-			  "%H"
-			  "%s%s%s"
-			  "Content-Length: %zu\r\n"
-			  "\r\n"
-			  "%b",
-			  b2bua_contact, call->inv,
-			  blen ? "Content-Type: " : "",
-			  blen ? ctype : "",
-			  blen ? "\r\n" : "",
-			  blen, blen ? mbuf_buf(body) : NULL, blen);
+			  msg->scode, phrase, "%H%H", b2bua_contact, call->inv,
+			  body_print, &(struct body){ctype, body});
 	if (err)
 		tlog_warn(call_logid(call), "relaying %u: %m", msg->scode,
 			  err);

@@ -455,7 +455,6 @@ int leg_reply_2xx(struct leg *leg, struct sip_strans **stp,
 		  const struct mbuf *body)
 {
 	struct mbuf *mb = NULL;
-	size_t blen = body ? mbuf_get_left(body) : 0;
 	struct pl rp;
 	bool rport;
 	int err;
@@ -464,16 +463,9 @@ int leg_reply_2xx(struct leg *leg, struct sip_strans **stp,
 			  reason,
 			  "%H"
 			  "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO\r\n"
-			  "%s%s%s"
-			  "Content-Length: %zu\r\n"
-			  "\r\n"
-			  "%b",
+			  "%H",
 			  b2bua_contact, msg,
-			  blen ? "Content-Type: " : "",
-			  blen ? (ctype ? ctype : "application/sdp") : "",
-			  blen ? "\r\n" : "",
-			  blen,
-			  blen ? mbuf_buf(body) : NULL, blen);
+			  body_print, &(struct body){ctype, body});
 	if (err)
 		return err;
 
