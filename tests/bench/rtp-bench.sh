@@ -189,12 +189,29 @@ echo "tollgate:  $tg_line"
 [ -n "$pl_line" ] && echo "plain:     $pl_line"
 [ -n "$re_line" ] && echo "rtpengine: $re_line"
 if [ -n "$pl_line" ] && [ -n "$re_line" ]; then
-	awk -v t="$(cpu "$tg_line")" -v p="$(cpu "$pl_line")" \
-	    -v r="$(cpu "$re_line")" 'BEGIN {
-		if (t == "NA" || p == "NA" || r == "NA" || !p || !r) {
-			print "cpu ratios: n/a"; exit
+	# CPU per packet at the rates all three were measured at
+	awk 'FNR == 1 { n++ }
+	     /^total_pps=/ {
+		r = c = v = ""
+		for (i = 1; i <= NF; i++) {
+			split($i, kv, "=")
+			if (kv[1] == "total_pps") r = kv[2]
+			if (kv[1] == "cpu_us_per_pkt") c = kv[2]
+			if (kv[1] == "verdict") v = kv[2]
 		}
-		printf "cpu per packet: tollgate/rtpengine %.2f (target <= 0.80),", t / r
-		printf " tollgate/plain %.2f (target <= 1.10)\n", t / p
-	}'
+		cpu[n, r] = c; ver[n, r] = v; rates[r] = 1
+	     }
+	     END {
+		for (r in rates) {
+			t = cpu[1, r]; p = cpu[2, r]; e = cpu[3, r]
+			if (t == "" || p == "" || e == "" || !p || !e)
+				continue
+			printf "at %s pps: cpu/pkt tollgate %s (%s) plain %s (%s)" \
+			       " rtpengine %s (%s): tollgate/rtpengine %.2f" \
+			       " (<= 0.80), tollgate/plain %.2f (<= 1.10)\n",
+			       r, t, ver[1, r], p, ver[2, r], e, ver[3, r],
+			       t / e, t / p
+		}
+	     }' "$W/tollgate.bench" "$W/plain.bench" "$W/rtpengine.bench" |
+		sort -t' ' -k2 -n
 fi
