@@ -7,6 +7,12 @@
  * batch on with one sendmmsg() from the other side's socket.  Nothing is
  * allocated or logged per packet.
  *
+ * Waking up costs more than relaying a packet, so a poll that found
+ * little work is followed by a short pause (POLL_GAP_US): the next poll
+ * then finds the packets of many streams at once.  Arrival times for the
+ * jitter estimate come from the kernel (SO_TIMESTAMPNS), so the pause
+ * does not show in the statistics.
+ *
  * The main thread talks to a worker only through its command list (mutex
  * + eventfd); commands are applied between two epoll_wait() batches, so a
  * socket is never closed while an event for it is pending.  Counters the
@@ -20,6 +26,7 @@
 #include <unistd.h>
 #include <pthread.h>
 #include <time.h>
+#include <errno.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -30,8 +37,11 @@
 enum {
 	BATCH   = 32,        /**< packets per recvmmsg/sendmmsg       */
 	PKT_MAX = 2048,      /**< bytes per packet buffer              */
-	EV_MAX  = 128,       /**< events per epoll_wait                */
+	EV_MAX  = 256,       /**< events per epoll_wait                */
 	DRAIN_MAX = 4,       /**< batches per socket and wake-up       */
+	POLL_GAP_US = 500,   /**< pause after a poll with little work  */
+	POLL_BUSY = 64,      /**< packets per poll that mean "busy"    */
+	CTL_LEN = CMSG_SPACE(sizeof(struct timespec)),
 };
 
 struct media_worker {
@@ -48,10 +58,12 @@ struct media_worker {
 
 	/* worker-only packet buffers */
 	struct mmsghdr rmsg[BATCH];
+	int rlast;                   /**< entries the last read filled  */
 	struct mmsghdr smsg[BATCH];
 	struct iovec riov[BATCH];
 	struct iovec siov[BATCH];
 	struct sockaddr_storage src[BATCH];
+	uint64_t ctl[BATCH][(CTL_LEN + 7) / 8];   /**< SCM_TIMESTAMPNS */
 	uint8_t buf[BATCH][PKT_MAX];
 };
 
@@ -69,13 +81,11 @@ uint64_t media_mono_ms(void)
 }
 
 
-static uint64_t mono_us(void)
+/** A timestamp in a stream's clock (srate Hz), modulo 2^32 */
+static inline uint32_t ts_units(const struct timespec *ts, uint32_t srate)
 {
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
-
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	return (uint32_t)((uint64_t)ts->tv_sec * srate +
+			  (uint64_t)ts->tv_nsec * srate / 1000000000u);
 }
 
 
@@ -87,6 +97,12 @@ static void sess_register(struct media_worker *w, struct media_sess *s)
 		struct media_sock *sk = &s->sock[i];
 		struct epoll_event ev;
 		int fd = s->side[sk->side].fd[sk->rtcp];
+		int one = 1;
+
+		/* kernel arrival times for the jitter estimate */
+		if (!sk->rtcp)
+			(void)setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS,
+					 &one, sizeof(one));
 
 		memset(&ev, 0, sizeof(ev));
 		ev.events = EPOLLIN;
@@ -238,9 +254,31 @@ static void tone_mix(struct media_sess *s, uint8_t *pkt, size_t len)
 }
 
 
+/**
+ * Arrival time of packet i in a stream's clock: the kernel's receive
+ * timestamp, or the wall clock now if there is none
+ */
+static uint32_t pkt_arrival(const struct msghdr *mh, uint32_t srate)
+{
+	const struct cmsghdr *c = CMSG_FIRSTHDR(mh);
+	struct timespec ts;
+
+	if (c && c->cmsg_level == SOL_SOCKET &&
+	    c->cmsg_type == SCM_TIMESTAMPNS) {
+		memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+	}
+	else {
+		/* the same clock as the kernel's stamps */
+		(void)clock_gettime(CLOCK_REALTIME, &ts);
+	}
+
+	return ts_units(&ts, srate);
+}
+
+
 /** Relay one batch from a socket; returns how many packets it read */
 static int sock_read(struct media_worker *w, struct media_sock *sk,
-		     uint64_t now_us)
+		     uint64_t now_ms)
 {
 	struct media_sess *s = sk->s;
 	struct media_side *in = &s->side[sk->side];
@@ -248,20 +286,19 @@ static int sock_read(struct media_worker *w, struct media_sock *sk,
 	const unsigned k = sk->rtcp;
 	const struct sa *dst;
 	uint64_t bytes = 0;
-	uint32_t arrival;
 	int n, i, sent;
 
-	for (i = 0; i < BATCH; i++) {
-		w->riov[i].iov_len = PKT_MAX;
+	/* the kernel rewrote name and control lengths of the last batch
+	   only; the iovecs it leaves alone */
+	for (i = 0; i < w->rlast; i++) {
 		w->rmsg[i].msg_hdr.msg_namelen = sizeof(w->src[i]);
+		w->rmsg[i].msg_hdr.msg_controllen = sizeof(w->ctl[i]);
 	}
 
 	n = recvmmsg(in->fd[k], w->rmsg, BATCH, MSG_DONTWAIT, NULL);
+	w->rlast = n > 0 ? n : 0;
 	if (n <= 0)
 		return 0;
-
-	/* one arrival time per batch, in the stream's clock */
-	arrival = (uint32_t)(now_us * in->srate / 1000000);
 
 	if (!in->latched[k]) {
 		/* symmetric latching: the first packet tells where that
@@ -294,7 +331,8 @@ static int sock_read(struct media_worker *w, struct media_sock *sk,
 					((uint32_t)p[4] << 24) |
 					((uint32_t)p[5] << 16) |
 					((uint32_t)p[6] << 8) | p[7],
-					arrival);
+					pkt_arrival(&w->rmsg[i].msg_hdr,
+						    in->srate));
 		}
 
 		if (s->tone && sk->side == MEDIA_GATEWAY)
@@ -321,7 +359,7 @@ static int sock_read(struct media_worker *w, struct media_sock *sk,
 		PUB(in->pub.lost, media_rx_lost(&in->rx));
 		PUB(in->pub.jitter_us, media_rx_jitter_us(&in->rx,
 							  in->srate));
-		PUB(in->pub.last_ms, now_us / 1000);
+		PUB(in->pub.last_ms, now_ms);
 	}
 
 	dst = out->latched[k] ? &out->latch[k] : &out->sdp[k];
@@ -344,21 +382,39 @@ static int sock_read(struct media_worker *w, struct media_sock *sk,
 }
 
 
+/** t + us, normalised */
+static struct timespec ts_add_us(struct timespec t, long us)
+{
+	t.tv_nsec += us * 1000;
+	while (t.tv_nsec >= 1000000000) {
+		t.tv_nsec -= 1000000000;
+		++t.tv_sec;
+	}
+
+	return t;
+}
+
+
 static void *worker_main(void *arg)
 {
 	struct media_worker *w = arg;
 	struct epoll_event evv[EV_MAX];
+	uint64_t prev_us = 0;
 
 	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
 		bool cmds = false;
-		uint64_t now;
-		int n, i, k;
+		struct timespec now;
+		uint64_t now_us;
+		unsigned pkts = 0;
+		int n, i, k, r;
 
 		n = epoll_wait(w->epfd, evv, EV_MAX, 1000);
 		if (n < 0)
 			continue;   /* EINTR */
 
-		now = mono_us();
+		(void)clock_gettime(CLOCK_MONOTONIC, &now);
+		now_us = (uint64_t)now.tv_sec * 1000000 +
+			(uint64_t)now.tv_nsec / 1000;
 
 		for (i = 0; i < n; i++) {
 			if (!evv[i].data.ptr) {
@@ -369,13 +425,32 @@ static void *worker_main(void *arg)
 			/* a full batch: there may be more, up to a limit
 			   so that other sockets get their turn */
 			for (k = 0; k < DRAIN_MAX; k++) {
-				if (sock_read(w, evv[i].data.ptr, now) < BATCH)
+				r = sock_read(w, evv[i].data.ptr,
+					      now_us / 1000);
+				pkts += (unsigned)r;
+				if (r < BATCH)
 					break;
 			}
 		}
 
 		if (cmds)
 			cmds_run(w);
+
+		/* Packets come often but few at a time: each one would
+		   cost a wake-up of its own.  Pause so that the next poll
+		   serves the streams that sent meanwhile with one
+		   wake-up.  Not when idle (the first packet is relayed
+		   at once) nor when busy (the poll would not sleep). */
+		if (pkts && pkts < POLL_BUSY && n < EV_MAX &&
+		    now_us - prev_us < 2 * POLL_GAP_US) {
+			struct timespec until = ts_add_us(now, POLL_GAP_US);
+
+			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME,
+					       &until, NULL) == EINTR)
+				;
+		}
+
+		prev_us = now_us;
 	}
 
 	return NULL;
@@ -440,6 +515,8 @@ int media_worker_alloc(struct media_worker **wp, struct mqueue *mq,
 		w->rmsg[i].msg_hdr.msg_iovlen = 1;
 		w->rmsg[i].msg_hdr.msg_name = &w->src[i];
 		w->rmsg[i].msg_hdr.msg_namelen = sizeof(w->src[i]);
+		w->rmsg[i].msg_hdr.msg_control = w->ctl[i];
+		w->rmsg[i].msg_hdr.msg_controllen = sizeof(w->ctl[i]);
 		w->siov[i].iov_base = w->buf[i];
 		w->smsg[i].msg_hdr.msg_iov = &w->siov[i];
 		w->smsg[i].msg_hdr.msg_iovlen = 1;
