@@ -131,6 +131,9 @@ bool        b2bua_call_hangup_by_caller(const struct b2bua_call *call);
 uint64_t    b2bua_call_setup_ms(const struct b2bua_call *call);
 uint64_t    b2bua_call_answer_ms(const struct b2bua_call *call);
 uint64_t    b2bua_call_end_ms(const struct b2bua_call *call);
+const char *b2bua_call_media(const struct b2bua_call *call);
+int         b2bua_call_set_media(struct b2bua_call *call, const char *json);
+void        b2bua_call_set_end_ms(struct b2bua_call *call, uint64_t ms);
 void       *b2bua_call_udata(const struct b2bua_call *call, unsigned slot);
 void        b2bua_call_set_udata(struct b2bua_call *call, unsigned slot,
 				 void *data);

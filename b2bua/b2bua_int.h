@@ -137,6 +137,7 @@ struct b2bua_call {
 	char *from_name;             /**< owned: From display, unquoted  */
 	char *callee;                /**< owned: dialled number          */
 	char *reason_hdr;            /**< owned: Reason on our BYEs      */
+	char *media;                 /**< owned: media statistics, JSON  */
 
 	enum b2bua_reason reason;
 	uint16_t scode;

@@ -220,6 +220,7 @@ static void call_destructor(void *arg)
 	mem_deref(call->from_name);
 	mem_deref(call->callee);
 	mem_deref(call->reason_hdr);
+	mem_deref(call->media);
 	mem_deref(call->routes);
 }
 
@@ -607,6 +608,41 @@ uint64_t b2bua_call_answer_ms(const struct b2bua_call *call)
 uint64_t b2bua_call_end_ms(const struct b2bua_call *call)
 {
 	return call ? call->end_ms : 0;
+}
+
+
+/** Media statistics of the call as JSON (set by the media relay), or NULL */
+const char *b2bua_call_media(const struct b2bua_call *call)
+{
+	return call ? call->media : NULL;
+}
+
+
+int b2bua_call_set_media(struct b2bua_call *call, const char *json)
+{
+	if (!call)
+		return EINVAL;
+
+	call->media = mem_deref(call->media);
+
+	return json ? str_dup(&call->media, json) : 0;
+}
+
+
+/**
+ * When the call really ended, if earlier than the moment it is ended
+ * (e.g. the last media packet of a call ended for media timeout); call it
+ * before b2bua_call_end().  It is the end time of the CDR and billing.
+ */
+void b2bua_call_set_end_ms(struct b2bua_call *call, uint64_t ms)
+{
+	if (!call || call->end_ms || !ms)
+		return;
+
+	if (call->answer_ms && ms < call->answer_ms)
+		ms = call->answer_ms;
+
+	call->end_ms = ms;
 }
 
 

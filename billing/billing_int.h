@@ -9,7 +9,7 @@
 
 
 /** Number of the settlement parameters of tg_settle() */
-enum { SETTLE_NPARAMS = 13 };
+enum { SETTLE_NPARAMS = 14, MEDIA_JSON_MAX = 4096 };
 
 /** One settlement: the parameters of tg_settle(), as text */
 struct settle {

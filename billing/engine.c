@@ -350,9 +350,9 @@ static int register_statements(struct db *db)
 
 	err = db_prepare(db, STMT_SETTLE,
 			 "SELECT result, refunded, balance"
-			 " FROM tg_settle($1, $2::bigint, $3, $4, $5,"
+			 " FROM tg_settle_media($1, $2::bigint, $3, $4, $5,"
 			 " $6::bigint, $7::bigint, $8::bigint, $9::integer,"
-			 " $10::bigint, $11::integer, $12, $13)",
+			 " $10::bigint, $11::integer, $12, $13, $14::jsonb)",
 			 SETTLE_NPARAMS);
 	if (err)
 		return err;

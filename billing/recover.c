@@ -107,6 +107,7 @@ static void recover_row(struct billing *bl, const PGresult *res, int row)
 	v[10] = answer > 0 ? "200" : "500";
 	v[11] = "tollgate";
 	v[12] = "recovered";
+	v[13] = NULL;   /* the media statistics died with the node */
 
 	tlog_info(v[0], "billing: recovering a call of account %s: %llu s "
 		  "billed, cost %lld of %lld reserved", v[1],

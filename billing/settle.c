@@ -192,6 +192,22 @@ static const char *hangup_by(enum b2bua_reason r, bool by_caller)
 
 
 /* The call is over: rate it and settle */
+/* the relay's statistics for the CDR, if small enough for a spool line */
+static const char *media_json(const struct b2bua_call *call)
+{
+	const char *json = b2bua_call_media(call);
+
+	if (json && strlen(json) > MEDIA_JSON_MAX) {
+		tlog_warn(b2bua_call_id(call), "billing: media statistics "
+			  "(%zu bytes) too large for the CDR",
+			  strlen(json));
+		return NULL;
+	}
+
+	return json;
+}
+
+
 void bcall_end(struct bcall *bc, struct b2bua_call *call)
 {
 	struct billing *bl = bc->bl;
@@ -221,7 +237,19 @@ void bcall_end(struct bcall *bc, struct b2bua_call *call)
 		end_ms = b2bua_wallclock_ms();
 
 	if (bc->answered) {
-		uint64_t d = rate_seconds(tmr_jiffies() - bc->answer_jif);
+		uint64_t talk = tmr_jiffies() - bc->answer_jif, d;
+
+		/* a call ended for media timeout really ended with its last
+		 * packet (the relay set the call's end time to it): that
+		 * ends the billing, not the timeout that noticed it */
+		if (reason == B2BUA_R_MEDIA_TIMEOUT) {
+			uint64_t wall = end_ms > bc->answer_ms
+				? end_ms - bc->answer_ms : 0;
+
+			if (wall < talk)
+				talk = wall;
+		}
+		d = rate_seconds(talk);
 
 		/* never beyond what was reserved: a cut-off a few ms late
 		 * is tollgate's, not the customer's */
@@ -276,6 +304,7 @@ void bcall_end(struct bcall *bc, struct b2bua_call *call)
 	v[10] = scodes;
 	v[11] = hangup_by(reason, b2bua_call_hangup_by_caller(call));
 	v[12] = b2bua_reason_name(reason);
+	v[13] = media_json(call);
 
 	tlog_info(bc->id, "billing: %s, %llu s billed, cost %lld of %lld "
 		  "reserved", v[12], (unsigned long long)billed,

@@ -621,6 +621,9 @@ static void timeout_handler(void *arg)
 		  "call %s", limit, call_on_hold(mc) ? " (on hold)" : "",
 		  mc->id);
 
+	/* the call (and its billing) ended with its last packet */
+	b2bua_call_set_end_ms(mc->call, relay_call_last_media_ms(mc->call));
+
 	(void)b2bua_call_end(mc->call, B2BUA_R_MEDIA_TIMEOUT,
 			    "SIP;cause=200;text=\"media timeout\"");
 }
@@ -651,9 +654,17 @@ static void call_finish(struct media_call *mc)
 	mc->finalc = call_stats(mc, mc->finalv, RELAY_MAX_STREAMS);
 	mc->ended = true;
 
-	if (mc->finalc)
-		tlog_info(b2bua_call_sipid(mc->call), "media %H",
-			  relay_call_stats_json, mc->call);
+	if (mc->finalc) {
+		char *json = NULL;
+
+		/* into the CDR (billing reads it on the same event) */
+		if (!re_sdprintf(&json, "%H", relay_call_stats_json, mc->call))
+			(void)b2bua_call_set_media(mc->call, json);
+
+		tlog_info(b2bua_call_sipid(mc->call), "media %s",
+			  json ? json : "");
+		mem_deref(json);
+	}
 
 	for (i = 0; i < MEDIA_MAX_M; i++) {
 		if (mc->sessv[i])

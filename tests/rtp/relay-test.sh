@@ -307,6 +307,15 @@ if [ "${ncdr:-0}" -gt 0 ]; then
 	check "CDR reason media_timeout" \
 		[ "$(pgtest_psql -At -c "SELECT count(*) FROM cdrs WHERE
 		     reason = 'media_timeout'")" = 1 ]
+	check "billing ended at the last packet (none: at the answer)" \
+		[ "$(pgtest_psql -At -c "SELECT count(*) FROM cdrs WHERE
+		     reason = 'media_timeout' AND billed_seconds = 0
+		     AND end_at - answer_at < interval '1 second'")" = 1 ]
+	check "CDRs of calls with media carry its statistics" \
+		[ "$(pgtest_psql -At -c "SELECT count(*) FROM cdrs WHERE
+		     reason <> 'media_timeout' AND answer_at IS NOT NULL
+		     AND (media #>> '{streams,0,to_gateway,packets}')::bigint > 0
+		     AND (media #>> '{streams,0,to_caller,packets}')::bigint > 0")" -ge 1 ]
 else
 	nok "no CDR written: CDR reason not checked"
 fi
