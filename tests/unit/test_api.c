@@ -17,20 +17,7 @@
 
 int api_time_valid(const char *s);
 
-static unsigned passed, failed;
-
-#define CHECK(cond) check(__LINE__, (cond), #cond)
-
-static void check(int line, bool ok, const char *what)
-{
-	if (ok) {
-		++passed;
-		return;
-	}
-
-	++failed;
-	fprintf(stderr, "test_api.c:%d: check failed: %s\n", line, what);
-}
+#include "check.h"
 
 
 static void money_ok(int line, const char *s, int64_t want,
@@ -40,9 +27,9 @@ static void money_ok(int line, const char *s, int64_t want,
 	char buf[40];
 	int err = api_money_parse(&v, s);
 
-	check(line, err == 0 && v == want, s);
+	check_at(__FILE__, line, err == 0 && v == want, s);
 	(void)re_snprintf(buf, sizeof(buf), "%H", api_money_print, &want);
-	check(line, !strcmp(buf, printed), printed);
+	check_at(__FILE__, line, !strcmp(buf, printed), printed);
 }
 
 
@@ -50,7 +37,7 @@ static void money_bad(int line, const char *s, int want)
 {
 	int64_t v = 77;
 
-	check(line, api_money_parse(&v, s) == want && v == 77, s);
+	check_at(__FILE__, line, api_money_parse(&v, s) == want && v == 77, s);
 }
 
 
@@ -171,7 +158,5 @@ int main(void)
 
 	libre_close();
 
-	printf("%u passed, %u failed\n", passed, failed);
-
-	return failed ? 1 : 0;
+	return check_report(NULL);
 }

@@ -13,20 +13,7 @@
 #include "relay_int.h"
 
 
-static unsigned passed, failed;
-
-#define CHECK(cond) check(__LINE__, (cond), #cond)
-
-static void check(int line, bool ok, const char *what)
-{
-	if (ok) {
-		++passed;
-		return;
-	}
-
-	++failed;
-	fprintf(stderr, "test_media.c:%d: check failed: %s\n", line, what);
-}
+#include "check.h"
 
 
 static void test_pool(void)
@@ -298,7 +285,5 @@ int main(void)
 	test_rtcp();
 	test_payload();
 
-	printf("test_media: %u passed, %u failed\n", passed, failed);
-
-	return failed ? 1 : 0;
+	return check_report("test_media");
 }

@@ -15,20 +15,7 @@
 #include "billing.h"
 
 
-static unsigned passed, failed;
-
-#define CHECK(cond) check(__LINE__, (cond), #cond)
-
-static void check(int line, bool ok, const char *what)
-{
-	if (ok) {
-		++passed;
-		return;
-	}
-
-	++failed;
-	fprintf(stderr, "test_rate.c:%d: check failed: %s\n", line, what);
-}
+#include "check.h"
 
 
 struct row {
@@ -299,7 +286,5 @@ int main(void)
 	test_affordable();
 	test_sweep();
 
-	printf("%u passed, %u failed\n", passed, failed);
-
-	return failed ? 1 : 0;
+	return check_report(NULL);
 }

@@ -12,20 +12,7 @@
 #include "relay_int.h"
 
 
-static unsigned passed, failed;
-
-#define CHECK(cond) check(__LINE__, (cond), #cond)
-
-static void check(int line, bool ok, const char *what)
-{
-	if (ok) {
-		++passed;
-		return;
-	}
-
-	++failed;
-	fprintf(stderr, "test_sdp.c:%d: check failed: %s\n", line, what);
-}
+#include "check.h"
 
 
 static char outbuf[4096];
@@ -346,7 +333,5 @@ int main(void)
 	test_ipv6();
 	test_malformed();
 
-	printf("test_sdp: %u passed, %u failed\n", passed, failed);
-
-	return failed ? 1 : 0;
+	return check_report("test_sdp");
 }
