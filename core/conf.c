@@ -1315,6 +1315,7 @@ static const struct key keyv[] = {
 	{"shutdown_grace",    h_u32, false, OFF(shutdown_grace), 0, 60},
 	{"max_calls",         h_u32, false, OFF(max_calls),      0, 1000000},
 	{"db_conninfo",       h_str, false, OFF(db_conninfo),    0, 0},
+	{"db_connections",    h_u32, false, OFF(db_connections), 1, 32},
 	{"rtp_addr",          h_rtp_addr,     false, 0, 0, 0},
 	{"rtp_ports",         h_rtp_ports,    false, 0, 0, 0},
 	{"rtp_relay",         h_rtp_relay,    false, 0, 0, 0},
@@ -1518,6 +1519,7 @@ static int set_defaults(struct tg_config *cfg)
 	cfg->reserve_interval    = 60;
 	cfg->low_balance_warning = 30;
 	cfg->heartbeat           = 5;
+	cfg->db_connections      = 4;
 	{
 		char host[256] = "";
 
@@ -2017,6 +2019,7 @@ int cfg_print(struct re_printf *pf, const struct tg_config *cfg)
 		err |= print_conninfo(pf, cfg->db_conninfo);
 		err |= re_hprintf(pf, "\n");
 	}
+	err |= re_hprintf(pf, "db_connections %u\n", cfg->db_connections);
 
 	err |= re_hprintf(pf, "rtp_addr %j\n", &cfg->rtp_addr);
 	err |= re_hprintf(pf, "rtp_ports %u-%u\n", cfg->rtp_port_min,

@@ -92,6 +92,7 @@ struct tg_config {
 
 	/* database */
 	char *db_conninfo;          /**< owned                           */
+	uint32_t db_connections;    /**< connections of the query pool   */
 
 	/* media */
 	struct sa rtp_addr;

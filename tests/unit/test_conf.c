@@ -166,6 +166,7 @@ static void test_defaults(void)
 	CHECK(cfg->reserve_interval == 60);
 	CHECK(cfg->low_balance_warning == 30);
 	CHECK(cfg->heartbeat == 5);
+	CHECK(cfg->db_connections == 4);
 	CHECK(cfg->node_name && cfg->node_name[0]);
 	CHECK(list_isempty(&cfg->peerl));
 	CHECK(list_isempty(&cfg->gatewayl));
@@ -346,6 +347,31 @@ static void test_billing_keys(void)
 	BAD(BASE "heartbeat 301\n", "t.conf:3: ", "out of range 1..300");
 	BAD(BASE "heartbeat 5\nheartbeat 6\n", "t.conf:4: ",
 	    "duplicate 'heartbeat'");
+}
+
+
+static void test_db_keys(void)
+{
+	struct tg_config *cfg;
+
+	cfg = OK(BASE "db_connections 1\n");
+	if (cfg) {
+		CHECK(cfg->db_connections == 1);
+		mem_deref(cfg);
+	}
+
+	cfg = OK(BASE "db_connections 32\n");
+	if (cfg) {
+		CHECK(cfg->db_connections == 32);
+		mem_deref(cfg);
+	}
+
+	BAD(BASE "db_connections 0\n", "t.conf:3: ", "out of range 1..32");
+	BAD(BASE "db_connections 33\n", "t.conf:3: ", "out of range 1..32");
+	BAD(BASE "db_connections four\n", "t.conf:3: ",
+	    "not a decimal number");
+	BAD(BASE "db_connections 2\ndb_connections 3\n", "t.conf:4: ",
+	    "duplicate 'db_connections'");
 }
 
 
@@ -1358,6 +1384,7 @@ int main(void)
 	test_duplicates();
 	test_numbers();
 	test_billing_keys();
+	test_db_keys();
 	test_sip_listen();
 	test_trusted_peer();
 	test_cidr();
