@@ -6,8 +6,36 @@
  * - db_*_sync(): blocking helpers for start-up only (migrations, schema
  *   check), before re_main() runs.
  * - struct db: an asynchronous client on libre's event loop.  It never
- *   blocks: one query in flight, a FIFO queue behind it, reconnection with
- *   back-off, prepared statements prepared again after every reconnect.
+ *   blocks: a pool of connections (db_alloc()'s nconn, the db_connections
+ *   key) with one query in flight on each, one FIFO queue in front of
+ *   them, reconnection with back-off, prepared statements prepared on
+ *   each connection again after every reconnect.
+ *
+ * Order.  Queries are handed out in the order of db_exec(), but with more
+ * than one connection they run side by side: two queries queued one after
+ * the other may run, commit and answer in either order.  A caller that
+ * needs one query to see the effect of another queues the second from
+ * the first one's handler.  Every user does so today: a call's look-up,
+ * tg_authorize, tg_reserve and tg_settle follow each other (engine.c,
+ * authorize.c, settle.c), as do a request's queries in api/ and the
+ * settlements of recover.c.  Its look-up of the calls left by a crash is
+ * queued at start-up, before any call can exist, so it is sent before
+ * any authorisation; a heartbeat may meet a settlement of the same call
+ * in either order (it then updates nothing).
+ *
+ * One exception keeps the old single-connection order where nobody can
+ * wait for a handler: a query without a handler, or one whose caller
+ * detached it (mem_deref(*qp)) or whose deadline passed while it was on
+ * the server, still runs; every query queued after that moment is sent
+ * only once it has ended.  So api/catalog.c's seed (handler-less INSERTs
+ * of gateways, then of routes naming them, then the load) and a
+ * tg_settle queued after its call's tg_authorize or tg_reserve was
+ * abandoned still run in order.
+ *
+ * With one connection everything runs in db_exec() order, as it always
+ * did.  LISTEN/NOTIFY does not use this client: billing listens on a
+ * connection of its own (notify.c); notifications arriving here are
+ * dropped.
  *
  * Handlers read results with libpq (include <libpq-fe.h>; a
  * "const struct pg_result *" is a "const PGresult *").  A result is valid
@@ -49,7 +77,10 @@ struct pg_result;
  */
 typedef void (db_result_h)(int err, const struct pg_result *res, void *arg);
 
-/** Connection state: called with true once connected, false when lost */
+/**
+ * Reachability: called with true when the first connection comes up and
+ * false when the last one goes down (the database is out of reach)
+ */
 typedef void (db_state_h)(bool up, void *arg);
 
 struct db_stats {
@@ -57,11 +88,16 @@ struct db_stats {
 	uint64_t errors;      /**< queries that ended with err != 0           */
 	uint64_t reconnects;  /**< connections made again after a loss        */
 	uint32_t queued;      /**< waiting or in flight now                   */
+	uint32_t connections; /**< connections of the pool                    */
+	uint32_t up;          /**< connections up now                         */
 	uint64_t lat_us_sum;  /**< db_exec() to result, over "queries"        */
 	uint64_t lat_us_max;
 };
 
-int  db_alloc(struct db **dbp, const char *conninfo);
+/** Most connections one client may have (db_connections) */
+#define DB_CONNECTIONS_MAX 32
+
+int  db_alloc(struct db **dbp, const char *conninfo, uint32_t nconn);
 int  db_prepare(struct db *db, const char *name, const char *sql,
 		int nparams);
 int  db_exec(struct db_query **qp, struct db *db, const char *stmt,

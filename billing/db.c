@@ -1,17 +1,31 @@
 /**
  * @file db.c  Asynchronous PostgreSQL client on libre's event loop
  *
- * One connection, one command in flight, a FIFO queue behind it.  The
- * connection is made with PQconnectStart()/PQconnectPoll() driven by
- * fd_listen() on PQsocket(); queries go out with PQsendQueryPrepared() in
- * non-blocking mode (PQflush() with a write watch while it returns 1) and
- * come back through PQconsumeInput()/PQisBusy()/PQgetResult().  Nothing in
- * here blocks after db_alloc().
+ * A small pool of connections, one command in flight on each, one FIFO
+ * queue in front of them all.  Each connection is made with
+ * PQconnectStart()/PQconnectPoll() driven by fd_listen() on its own
+ * PQsocket(); queries go out with PQsendQueryPrepared() in non-blocking
+ * mode (PQflush() with a write watch while it returns 1) and come back
+ * through PQconsumeInput()/PQisBusy()/PQgetResult().  Nothing in here
+ * blocks after db_alloc().
  *
- * When the connection breaks it is made again after a back-off that
- * doubles from DB_BACKOFF_MIN to DB_BACKOFF_MAX; queued queries wait, the
- * query in flight fails with ECONNRESET unless it was marked retry, and
- * every registered statement is prepared again before the next query.
+ * The head of the queue goes to a connection that is up and idle (the
+ * fewest commands: none), the search starting after the connection used
+ * last so that light load turns over all of them.  A connection that is
+ * not idle takes nothing: a query never waits behind a slow one while
+ * another connection is free.  With one connection this is the FIFO
+ * client it always was.
+ *
+ * When a connection breaks it is made again after a back-off that doubles
+ * from DB_BACKOFF_MIN to DB_BACKOFF_MAX; its query in flight fails with
+ * ECONNRESET, or goes back to the head of the queue if it was marked retry,
+ * and every registered statement is prepared on it again before its next
+ * query.  Queries wait in the queue while no connection is up.
+ *
+ * Order (see billing.h): a command whose outcome nobody waits for any more
+ * (no handler, detached or past its deadline while on the server) raises a
+ * fence on its connection: queries queued after that moment are handed
+ * out only once it has ended.
  *
  * Handlers never run from db_exec(), db_prepare() or a destructor: only
  * from the event loop.
@@ -42,27 +56,33 @@ struct db_stmt {
 	char *name;             /* owned                                  */
 	char *sql;              /* owned                                  */
 	int nparams;
-	bool prepared;          /* on the current connection              */
+	uint32_t prepared;      /* bit i: prepared on connection i        */
 };
+
+struct db_conn;
 
 struct db_query {
 	struct le le;           /* in db->queryl while waiting            */
 	struct db *db;          /* borrowed; NULL once finished/dropped   */
+	struct db_conn *conn;   /* borrowed; the connection while in flight */
 	struct db_query **qp;   /* borrowed; caller's handle or NULL      */
 	const struct db_stmt *stmt; /* borrowed from db->stmtl            */
 	char **values;          /* owned; nparams strings, NULL = SQL NULL */
 	int nparams;
 	struct tmr tmr;         /* deadline                               */
 	uint32_t timeout_ms;
-	bool retry;             /* re-send after reconnect if in flight   */
+	bool retry;             /* re-send after a loss if in flight      */
 	db_result_h *h;
 	void *arg;              /* borrowed, or owned if own_arg          */
 	bool own_arg;
 	uint64_t t_start;       /* us, when db_exec() queued it           */
+	uint64_t seq;           /* db_exec() order, from 1                */
 };
 
-struct db {
-	char *conninfo;         /* owned                                  */
+/* one connection of the pool */
+struct db_conn {
+	struct db *db;          /* borrowed; the pool that holds it       */
+	uint32_t idx;           /* in db->connv                           */
 	PGconn *conn;           /* owned; NULL while down                 */
 	int fd;                 /* registered with fd_listen(), or -1     */
 	int fd_flags;
@@ -71,16 +91,27 @@ struct db {
 	bool flushing;          /* PQflush() returned 1: watch writable   */
 	bool ever_up;
 	bool failing;           /* connection loss is being reported      */
+	bool fenced;            /* the command in flight goes first       */
+	uint64_t fence_seq;     /* queries after this one wait for it     */
 	struct db_query *cur;   /* borrowed; query in flight, NULL if none
 				   or if its owner went away (the result
 				   is then discarded)                     */
 	struct db_stmt *cur_prep; /* borrowed; statement being prepared   */
 	PGresult *res;          /* owned; result of the command in flight */
-	struct list stmtl;      /* struct db_stmt                         */
-	struct list queryl;     /* struct db_query, FIFO                  */
 	struct tmr tmr;         /* reconnect back-off, connect timeout,
 				   deferred failure                       */
 	uint32_t backoff;       /* ms, next reconnect delay               */
+};
+
+struct db {
+	char *conninfo;         /* owned                                  */
+	struct db_conn *connv;  /* owned; nconn connections               */
+	uint32_t nconn;
+	uint32_t nup;           /* connections up                         */
+	uint32_t next;          /* where the search for an idle one starts */
+	uint64_t seq;           /* of the last query queued               */
+	struct list stmtl;      /* struct db_stmt                         */
+	struct list queryl;     /* struct db_query, FIFO, not yet sent    */
 	db_state_h *stateh;
 	void *state_arg;        /* borrowed                               */
 	struct db_stats st;
@@ -88,7 +119,7 @@ struct db {
 
 
 static void dispatch(struct db *db);
-static void conn_lost(struct db *db, const char *why);
+static void conn_lost(struct db_conn *c, const char *why);
 
 
 /*
@@ -131,6 +162,19 @@ static void first_line(char *buf, size_t sz, const char *msg)
 
 /* ----------------------------------------------------------------- queries */
 
+/*
+ * The query in flight on c lost its owner (detached, deadline): the
+ * command goes on, its result is discarded, and what is queued from now
+ * on waits until it has ended.
+ */
+static void conn_orphan(struct db_conn *c)
+{
+	c->cur = NULL;
+	c->fenced = true;
+	c->fence_seq = c->db->seq;
+}
+
+
 static void query_destructor(void *data)
 {
 	struct db_query *q = data;
@@ -138,9 +182,8 @@ static void query_destructor(void *data)
 	tmr_cancel(&q->tmr);
 	list_unlink(&q->le);
 
-	/* in flight: the command goes on, its result is discarded */
-	if (q->db && q->db->cur == q)
-		q->db->cur = NULL;
+	if (q->conn && q->conn->cur == q)
+		conn_orphan(q->conn);
 
 	if (q->own_arg)
 		mem_deref(q->arg);
@@ -158,8 +201,9 @@ static void query_finish(struct db_query *q, int err, const PGresult *res)
 	tmr_cancel(&q->tmr);
 	list_unlink(&q->le);
 
-	if (q->db && q->db->cur == q)
-		q->db->cur = NULL;
+	if (q->conn && q->conn->cur == q)
+		conn_orphan(q->conn);
+	q->conn = NULL;
 
 	if (q->db && err)
 		++q->db->st.errors;
@@ -183,6 +227,10 @@ static void query_drop(struct db_query *q)
 {
 	tmr_cancel(&q->tmr);
 	list_unlink(&q->le);
+
+	if (q->conn && q->conn->cur == q)
+		q->conn->cur = NULL;
+	q->conn = NULL;
 	q->db = NULL;
 
 	if (q->qp) {
@@ -200,10 +248,11 @@ static void query_timeout(void *arg)
 	struct db *db = mem_ref(q->db);
 
 	tlog_warn(NULL, "db: %s timed out after %u ms%s", q->stmt->name,
-		  q->timeout_ms, db->cur == q ? " (in flight)" : "");
+		  q->timeout_ms, q->conn ? " (in flight)" : "");
 
 	query_finish(q, ETIMEDOUT, NULL);
 
+	/* a fence may have been raised, or nothing changed */
 	mem_deref(db);
 }
 
@@ -213,116 +262,117 @@ static void query_timeout(void *arg)
 static void fd_handler(int flags, void *arg);
 
 
-static int watch(struct db *db, int flags)
+static int watch(struct db_conn *c, int flags)
 {
-	int fd = db->conn ? PQsocket(db->conn) : -1;
+	int fd = c->conn ? PQsocket(c->conn) : -1;
 	int err;
 
-	if (fd != db->fd && db->fd >= 0) {
-		fd_close(db->fd);
-		db->fd = -1;
+	if (fd != c->fd && c->fd >= 0) {
+		fd_close(c->fd);
+		c->fd = -1;
 	}
 
 	if (fd < 0)
 		return EBADF;
 
-	if (fd == db->fd && flags == db->fd_flags)
+	if (fd == c->fd && flags == c->fd_flags)
 		return 0;
 
-	err = fd_listen(fd, flags, fd_handler, db);
+	err = fd_listen(fd, flags, fd_handler, c);
 	if (err) {
 		tlog_err(NULL, "db: fd_listen(%d): %s", fd, strerror(err));
 		return err;
 	}
 
-	db->fd = fd;
-	db->fd_flags = flags;
+	c->fd = fd;
+	c->fd_flags = flags;
 
 	return 0;
 }
 
 
-static void conn_close(struct db *db)
+static void conn_close(struct db_conn *c)
 {
 	struct le *le;
 
 	/* the fd leaves the loop before libpq closes it */
-	if (db->fd >= 0) {
-		fd_close(db->fd);
-		db->fd = -1;
+	if (c->fd >= 0) {
+		fd_close(c->fd);
+		c->fd = -1;
 	}
 
-	db->fd_flags = 0;
+	c->fd_flags = 0;
 
-	if (db->res) {
-		PQclear(db->res);
-		db->res = NULL;
+	if (c->res) {
+		PQclear(c->res);
+		c->res = NULL;
 	}
 
-	if (db->conn) {
-		PQfinish(db->conn);
-		db->conn = NULL;
+	if (c->conn) {
+		PQfinish(c->conn);
+		c->conn = NULL;
 	}
 
-	db->busy = false;
-	db->flushing = false;
-	db->cur_prep = NULL;
+	c->busy = false;
+	c->flushing = false;
+	c->fenced = false;
+	c->cur_prep = NULL;
 
-	for (le = db->stmtl.head; le; le = le->next) {
+	for (le = c->db->stmtl.head; le; le = le->next) {
 		struct db_stmt *stmt = le->data;
 
-		stmt->prepared = false;
+		stmt->prepared &= ~(1u << c->idx);
 	}
 }
 
 
 /* ------------------------------------------------------------ connecting */
 
-static void connect_start(struct db *db);
+static void connect_start(struct db_conn *c);
 
 
 static void reconnect_handler(void *arg)
 {
-	struct db *db = arg;
+	struct db_conn *c = arg;
+	struct db *db = mem_ref(c->db);
 
-	mem_ref(db);
-	connect_start(db);
+	connect_start(c);
 	mem_deref(db);
 }
 
 
-static void schedule_reconnect(struct db *db)
+static void schedule_reconnect(struct db_conn *c)
 {
-	db->state = DB_DOWN;
+	c->state = DB_DOWN;
 
-	tmr_start(&db->tmr, db->backoff, reconnect_handler, db);
+	tmr_start(&c->tmr, c->backoff, reconnect_handler, c);
 
-	db->backoff *= 2;
-	if (db->backoff > DB_BACKOFF_MAX)
-		db->backoff = DB_BACKOFF_MAX;
+	c->backoff *= 2;
+	if (c->backoff > DB_BACKOFF_MAX)
+		c->backoff = DB_BACKOFF_MAX;
 }
 
 
-static void connect_failed(struct db *db, const char *why)
+static void connect_failed(struct db_conn *c, const char *why)
 {
 	char msg[256];
 
 	first_line(msg, sizeof(msg), why);
 
-	tlog_warn(NULL, "db: cannot connect: %s (next attempt in %u ms)",
-		  msg, db->backoff);
+	tlog_warn(NULL, "db: connection %u: cannot connect: %s (next attempt"
+		  " in %u ms)", c->idx, msg, c->backoff);
 
-	conn_close(db);
-	schedule_reconnect(db);
+	conn_close(c);
+	schedule_reconnect(c);
 }
 
 
 static void connect_timeout(void *arg)
 {
-	struct db *db = arg;
+	struct db_conn *c = arg;
+	struct db *db = mem_ref(c->db);
 
-	mem_ref(db);
-	connect_failed(db, "timed out");
+	connect_failed(c, "timed out");
 	mem_deref(db);
 }
 
@@ -337,181 +387,228 @@ static void notice_handler(void *arg, const char *message)
 }
 
 
-static void connected(struct db *db)
+static void connected(struct db_conn *c)
 {
-	tmr_cancel(&db->tmr);
+	struct db *db = c->db;
 
-	if (PQsetnonblocking(db->conn, 1) != 0) {
-		connect_failed(db, PQerrorMessage(db->conn));
+	tmr_cancel(&c->tmr);
+
+	if (PQsetnonblocking(c->conn, 1) != 0) {
+		connect_failed(c, PQerrorMessage(c->conn));
 		return;
 	}
 
-	PQsetNoticeProcessor(db->conn, notice_handler, db);
+	PQsetNoticeProcessor(c->conn, notice_handler, c);
 
-	if (watch(db, FD_READ)) {
-		connect_failed(db, "cannot watch the socket");
+	if (watch(c, FD_READ)) {
+		connect_failed(c, "cannot watch the socket");
 		return;
 	}
 
-	db->state = DB_UP;
-	db->backoff = DB_BACKOFF_MIN;
+	c->state = DB_UP;
+	c->backoff = DB_BACKOFF_MIN;
+	++db->nup;
 
-	if (db->ever_up)
+	if (c->ever_up)
 		++db->st.reconnects;
-	db->ever_up = true;
+	c->ever_up = true;
 
-	tlog_info(NULL, "db: connected (server %d, backend pid %d)",
-		  PQserverVersion(db->conn), PQbackendPID(db->conn));
+	tlog_info(NULL, "db: connection %u of %u up (server %d, backend"
+		  " pid %d)", c->idx, db->nconn, PQserverVersion(c->conn),
+		  PQbackendPID(c->conn));
 
-	if (db->stateh)
+	/* the database is reachable again: the first connection says so */
+	if (db->nup == 1 && db->stateh)
 		db->stateh(true, db->state_arg);
 
-	if (db->state == DB_UP && !released(db))
+	if (c->state == DB_UP && !released(db))
 		dispatch(db);
 }
 
 
-static void connect_poll(struct db *db)
+static void connect_poll(struct db_conn *c)
 {
-	switch (PQconnectPoll(db->conn)) {
+	switch (PQconnectPoll(c->conn)) {
 
 	case PGRES_POLLING_READING:
-		if (watch(db, FD_READ))
-			connect_failed(db, "cannot watch the socket");
+		if (watch(c, FD_READ))
+			connect_failed(c, "cannot watch the socket");
 		break;
 
 	case PGRES_POLLING_WRITING:
-		if (watch(db, FD_WRITE))
-			connect_failed(db, "cannot watch the socket");
+		if (watch(c, FD_WRITE))
+			connect_failed(c, "cannot watch the socket");
 		break;
 
 	case PGRES_POLLING_OK:
-		connected(db);
+		connected(c);
 		break;
 
 	case PGRES_POLLING_FAILED:
 	default:
-		connect_failed(db, PQerrorMessage(db->conn));
+		connect_failed(c, PQerrorMessage(c->conn));
 		break;
 	}
 }
 
 
-static void connect_start(struct db *db)
+static void connect_start(struct db_conn *c)
 {
-	db->conn = PQconnectStart(db->conninfo);
-	if (!db->conn) {
-		connect_failed(db, "out of memory");
+	c->conn = PQconnectStart(c->db->conninfo);
+	if (!c->conn) {
+		connect_failed(c, "out of memory");
 		return;
 	}
 
-	if (PQstatus(db->conn) == CONNECTION_BAD) {
-		connect_failed(db, PQerrorMessage(db->conn));
+	if (PQstatus(c->conn) == CONNECTION_BAD) {
+		connect_failed(c, PQerrorMessage(c->conn));
 		return;
 	}
 
-	db->state = DB_CONNECTING;
-	tmr_start(&db->tmr, DB_CONNECT_TIMEOUT, connect_timeout, db);
+	c->state = DB_CONNECTING;
+	tmr_start(&c->tmr, DB_CONNECT_TIMEOUT, connect_timeout, c);
 
 	/* as if PQconnectPoll() had returned PGRES_POLLING_WRITING */
-	if (watch(db, FD_WRITE))
-		connect_failed(db, "cannot watch the socket");
+	if (watch(c, FD_WRITE))
+		connect_failed(c, "cannot watch the socket");
 }
 
 
 /* ------------------------------------------------------------- commands */
 
-static void flush(struct db *db)
+static void flush(struct db_conn *c)
 {
-	int r = PQflush(db->conn);
+	int r = PQflush(c->conn);
 
 	if (r < 0) {
-		conn_lost(db, PQerrorMessage(db->conn));
+		conn_lost(c, PQerrorMessage(c->conn));
 		return;
 	}
 
-	db->flushing = (r == 1);
+	c->flushing = (r == 1);
 
-	if (watch(db, db->flushing ? FD_READ | FD_WRITE : FD_READ))
-		conn_lost(db, "cannot watch the socket");
+	if (watch(c, c->flushing ? FD_READ | FD_WRITE : FD_READ))
+		conn_lost(c, "cannot watch the socket");
 }
 
 
 static void deferred_loss(void *arg)
 {
-	struct db *db = arg;
+	struct db_conn *c = arg;
+	struct db *db = mem_ref(c->db);
 
-	mem_ref(db);
-	db->failing = false;
+	c->failing = false;
 
-	if (db->state == DB_UP)
-		conn_lost(db, PQerrorMessage(db->conn));
+	if (c->state == DB_UP)
+		conn_lost(c, PQerrorMessage(c->conn));
 
 	mem_deref(db);
 }
 
 
-/*
- * Send the next command if idle: a statement still to be prepared on this
- * connection first, else the head of the queue.  Runs no handler: a failure
- * to send is reported from the event loop.
- */
-static void dispatch(struct db *db)
+/* true if no fence holds q back: it was queued before every fence */
+static bool may_send(const struct db *db, const struct db_query *q)
 {
+	uint32_t i;
+
+	for (i = 0; i < db->nconn; i++) {
+		const struct db_conn *c = &db->connv[i];
+
+		if (c->fenced && q->seq > c->fence_seq)
+			return false;
+	}
+
+	return true;
+}
+
+
+/*
+ * Send the next command on c if it is up and idle: a statement still to
+ * be prepared on this connection first, else the head of the queue.  Runs
+ * no handler: a failure to send is reported from the event loop.
+ *
+ * @return true if c took a command
+ */
+static bool conn_dispatch(struct db_conn *c)
+{
+	struct db *db = c->db;
 	struct db_query *q;
 	struct le *le;
-	int ok;
+	int ok, r;
 
-	if (db->state != DB_UP || db->busy || db->failing)
-		return;
+	if (c->state != DB_UP || c->busy || c->failing)
+		return false;
 
 	for (le = db->stmtl.head; le; le = le->next) {
 		struct db_stmt *stmt = le->data;
 
-		if (stmt->prepared)
+		if (stmt->prepared & (1u << c->idx))
 			continue;
 
-		if (!PQsendPrepare(db->conn, stmt->name, stmt->sql,
+		if (!PQsendPrepare(c->conn, stmt->name, stmt->sql,
 				   stmt->nparams, NULL))
 			goto fail;
 
-		db->busy = true;
-		db->cur_prep = stmt;
+		c->busy = true;
+		c->cur_prep = stmt;
 		goto sent;
 	}
 
 	le = db->queryl.head;
 	if (!le)
-		return;
+		return false;
 
 	q = le->data;
+	if (!may_send(db, q))
+		return false;
 
-	ok = PQsendQueryPrepared(db->conn, q->stmt->name, q->nparams,
+	ok = PQsendQueryPrepared(c->conn, q->stmt->name, q->nparams,
 				 (const char *const *)q->values, NULL, NULL,
 				 0);
 	if (!ok)
 		goto fail;
 
 	list_unlink(&q->le);
-	db->busy = true;
-	db->cur = q;
+	c->busy = true;
+	c->cur = q;
+	q->conn = c;
+
+	/* nobody waits for its result: what follows waits for it */
+	if (!q->h) {
+		c->fenced = true;
+		c->fence_seq = q->seq;
+	}
 
  sent:
-	{
-		int r = PQflush(db->conn);
+	r = PQflush(c->conn);
+	if (r < 0)
+		goto fail;
 
-		if (r < 0)
-			goto fail;
+	c->flushing = (r == 1);
+	if (watch(c, c->flushing ? FD_READ | FD_WRITE : FD_READ))
+		goto fail;
 
-		db->flushing = (r == 1);
-		if (watch(db, db->flushing ? FD_READ | FD_WRITE : FD_READ))
-			goto fail;
-	}
-	return;
+	return true;
 
  fail:
-	db->failing = true;
-	tmr_start(&db->tmr, 0, deferred_loss, db);
+	c->failing = true;
+	tmr_start(&c->tmr, 0, deferred_loss, c);
+
+	return false;
+}
+
+
+/* Hand out work to every idle connection, starting after the last used */
+static void dispatch(struct db *db)
+{
+	uint32_t k;
+
+	for (k = 0; k < db->nconn; k++) {
+		uint32_t i = (db->next + k) % db->nconn;
+
+		if (conn_dispatch(&db->connv[i]))
+			db->next = (i + 1) % db->nconn;
+	}
 }
 
 
@@ -530,25 +627,27 @@ static bool is_fatal(const PGresult *res)
 }
 
 
-static void command_done(struct db *db)
+static void command_done(struct db_conn *c)
 {
-	PGresult *res = db->res;
-	struct db_query *q = db->cur;
-	struct db_stmt *stmt = db->cur_prep;
+	struct db *db = c->db;
+	PGresult *res = c->res;
+	struct db_query *q = c->cur;
+	struct db_stmt *stmt = c->cur_prep;
 	ExecStatusType status;
 	char msg[256];
 
-	db->res = NULL;
-	db->busy = false;
-	db->cur_prep = NULL;
+	c->res = NULL;
+	c->busy = false;
+	c->fenced = false;
+	c->cur_prep = NULL;
 
-	if (PQstatus(db->conn) != CONNECTION_OK || is_fatal(res)) {
+	if (PQstatus(c->conn) != CONNECTION_OK || is_fatal(res)) {
 
-		/* conn_lost() fails or re-queues db->cur */
+		/* conn_lost() fails or re-queues c->cur */
 		first_line(msg, sizeof(msg), res ? PQresultErrorMessage(res)
-			   : PQerrorMessage(db->conn));
+			   : PQerrorMessage(c->conn));
 		PQclear(res);
-		conn_lost(db, msg);
+		conn_lost(c, msg);
 		return;
 	}
 
@@ -561,13 +660,14 @@ static void command_done(struct db *db)
 			tlog_err(NULL, "db: cannot prepare %s: %s",
 				 stmt->name, msg);
 		}
-		stmt->prepared = true;
+		stmt->prepared |= 1u << c->idx;
 	}
 	else if (q) {
 		uint64_t lat = now_us() - q->t_start;
 		int err = 0;
 
-		db->cur = NULL;
+		c->cur = NULL;
+		q->conn = NULL;
 
 		++db->st.queries;
 		db->st.lat_us_sum += lat;
@@ -588,19 +688,20 @@ static void command_done(struct db *db)
 
 	PQclear(res);
 
-	dispatch(db);
+	if (!released(db))
+		dispatch(db);
 }
 
 
-static void read_results(struct db *db)
+static void read_results(struct db_conn *c)
 {
-	while (db->state == DB_UP && db->busy && !released(db) &&
-	       !PQisBusy(db->conn)) {
+	while (c->state == DB_UP && c->busy && !released(c->db) &&
+	       !PQisBusy(c->conn)) {
 
-		PGresult *r = PQgetResult(db->conn);
+		PGresult *r = PQgetResult(c->conn);
 
 		if (!r) {
-			command_done(db);
+			command_done(c);
 			continue;
 		}
 
@@ -611,7 +712,7 @@ static void read_results(struct db *db)
 		case PGRES_COPY_OUT:
 		case PGRES_COPY_BOTH:
 			PQclear(r);
-			conn_lost(db, "COPY is not supported");
+			conn_lost(c, "COPY is not supported");
 			return;
 
 		default:
@@ -619,12 +720,12 @@ static void read_results(struct db *db)
 		}
 
 		/* one statement, one result; keep an error over a success */
-		if (!db->res) {
-			db->res = r;
+		if (!c->res) {
+			c->res = r;
 		}
 		else if (PQresultStatus(r) == PGRES_FATAL_ERROR) {
-			PQclear(db->res);
-			db->res = r;
+			PQclear(c->res);
+			c->res = r;
 		}
 		else {
 			PQclear(r);
@@ -635,73 +736,88 @@ static void read_results(struct db *db)
 
 static void fd_handler(int flags, void *arg)
 {
-	struct db *db = arg;
+	struct db_conn *c = arg;
+	struct db *db = mem_ref(c->db);
 	PGnotify *n;
 
-	mem_ref(db);
-
-	if (db->state == DB_CONNECTING) {
-		connect_poll(db);
+	if (c->state == DB_CONNECTING) {
+		connect_poll(c);
 		goto out;
 	}
 
-	if (db->state != DB_UP)
+	if (c->state != DB_UP)
 		goto out;
 
 	if (flags & (FD_READ | FD_EXCEPT)) {
 
-		if (!PQconsumeInput(db->conn)) {
-			conn_lost(db, PQerrorMessage(db->conn));
+		if (!PQconsumeInput(c->conn)) {
+			conn_lost(c, PQerrorMessage(c->conn));
 			goto out;
 		}
 
-		while ((n = PQnotifies(db->conn)) != NULL)
+		while ((n = PQnotifies(c->conn)) != NULL)
 			PQfreemem(n);
 	}
 
-	if (db->flushing) {
-		flush(db);
-		if (db->state != DB_UP)
+	if (c->flushing) {
+		flush(c);
+		if (c->state != DB_UP)
 			goto out;
 	}
 
-	read_results(db);
+	read_results(c);
 
-	if (db->state == DB_UP && PQstatus(db->conn) == CONNECTION_BAD)
-		conn_lost(db, PQerrorMessage(db->conn));
+	if (c->state == DB_UP && PQstatus(c->conn) == CONNECTION_BAD)
+		conn_lost(c, PQerrorMessage(c->conn));
 
  out:
 	mem_deref(db);
 }
 
 
-static void conn_lost(struct db *db, const char *why)
+static void conn_lost(struct db_conn *c, const char *why)
 {
-	struct db_query *q = db->cur;
-	bool was_up = (db->state == DB_UP);
+	struct db *db = c->db;
+	struct db_query *q = c->cur;
+	bool was_up = (c->state == DB_UP);
 	char msg[256];
 
 	first_line(msg, sizeof(msg), why);
-	tlog_warn(NULL, "db: connection lost: %s (reconnect in %u ms,"
-		  " %u queued)", msg, db->backoff,
-		  list_count(&db->queryl) + (q ? 1 : 0));
+	tlog_warn(NULL, "db: connection %u lost: %s (reconnect in %u ms,"
+		  " %u queued, %u of %u up)", c->idx, msg, c->backoff,
+		  list_count(&db->queryl) + (q ? 1 : 0),
+		  db->nup - (was_up ? 1 : 0), db->nconn);
 
-	db->cur = NULL;
-	db->failing = false;
-	tmr_cancel(&db->tmr);
+	c->cur = NULL;
+	c->failing = false;
+	tmr_cancel(&c->tmr);
 
-	conn_close(db);
-	schedule_reconnect(db);
+	conn_close(c);
+	schedule_reconnect(c);
+
+	if (was_up)
+		--db->nup;
 
 	if (q) {
+		q->conn = NULL;
 		if (q->retry)
 			list_prepend(&db->queryl, &q->le, q);
 		else
 			query_finish(q, ECONNRESET, NULL);
 	}
 
-	if (was_up && db->stateh && !released(db))
+	if (released(db))
+		return;
+
+	/* the last connection went: the database is out of reach */
+	if (was_up && !db->nup && db->stateh) {
 		db->stateh(false, db->state_arg);
+		if (released(db))
+			return;
+	}
+
+	/* what it carried or held back goes to the others */
+	dispatch(db);
 }
 
 
@@ -711,30 +827,33 @@ static void db_destructor(void *data)
 {
 	struct db *db = data;
 	struct le *le;
+	uint32_t i;
 
-	tmr_cancel(&db->tmr);
+	for (i = 0; i < db->nconn; i++) {
+		struct db_conn *c = &db->connv[i];
 
-	/* pending handlers do not run: their owners get no answer */
-	if (db->cur) {
-		struct db_query *q = db->cur;
+		tmr_cancel(&c->tmr);
 
-		db->cur = NULL;
-		query_drop(q);
+		/* pending handlers do not run: their owners get no answer */
+		if (c->cur)
+			query_drop(c->cur);
 	}
 
 	while ((le = db->queryl.head) != NULL)
 		query_drop(le->data);
 
-	conn_close(db);
+	for (i = 0; i < db->nconn; i++)
+		conn_close(&db->connv[i]);
 
+	mem_deref(db->connv);
 	list_flush(&db->stmtl);
 	mem_deref(db->conninfo);
 }
 
 
 /**
- * Allocate an asynchronous client.  The first connection attempt starts
- * from the event loop; queries may be queued at once.
+ * Allocate an asynchronous client of nconn connections.  The connections
+ * are made from the event loop; queries may be queued at once.
  *
  * Freeing the db (mem_deref) drops every pending query without running
  * its handler and sets each caller's handle (qp) to NULL.
@@ -744,18 +863,27 @@ static void db_destructor(void *data)
  *
  * @param dbp       where to store the client
  * @param conninfo  libpq connection string
+ * @param nconn     connections, 1..DB_CONNECTIONS_MAX
  *
  * @return 0 if success, EINVAL for a connection string libpq cannot parse
+ *         or a number of connections out of range
  */
-int db_alloc(struct db **dbp, const char *conninfo)
+int db_alloc(struct db **dbp, const char *conninfo, uint32_t nconn)
 {
 	PQconninfoOption *opts;
 	struct db *db;
 	char *errmsg = NULL;
+	uint32_t i;
 	int err;
 
 	if (!dbp || !conninfo)
 		return EINVAL;
+
+	if (nconn < 1 || nconn > DB_CONNECTIONS_MAX) {
+		tlog_err(NULL, "db: %u connections: out of range 1..%u",
+			 nconn, DB_CONNECTIONS_MAX);
+		return EINVAL;
+	}
 
 	opts = PQconninfoParse(conninfo, &errmsg);
 	if (!opts) {
@@ -773,18 +901,35 @@ int db_alloc(struct db **dbp, const char *conninfo)
 	if (!db)
 		return ENOMEM;
 
-	db->fd = -1;
-	db->state = DB_DOWN;
-	db->backoff = DB_BACKOFF_MIN;
 	list_init(&db->stmtl);
 	list_init(&db->queryl);
-	tmr_init(&db->tmr);
+
+	db->connv = mem_zalloc(nconn * sizeof(*db->connv), NULL);
+	if (!db->connv) {
+		err = ENOMEM;
+		goto out;
+	}
+
+	db->nconn = nconn;
+
+	for (i = 0; i < nconn; i++) {
+		struct db_conn *c = &db->connv[i];
+
+		c->db = db;
+		c->idx = i;
+		c->fd = -1;
+		c->state = DB_DOWN;
+		c->backoff = DB_BACKOFF_MIN;
+		tmr_init(&c->tmr);
+	}
 
 	err = str_dup(&db->conninfo, conninfo);
 	if (err)
 		goto out;
 
-	tmr_start(&db->tmr, 0, reconnect_handler, db);
+	for (i = 0; i < nconn; i++)
+		tmr_start(&db->connv[i].tmr, 0, reconnect_handler,
+			  &db->connv[i]);
 
  out:
 	if (err)
@@ -822,8 +967,8 @@ static struct db_stmt *stmt_find(const struct db *db, const char *name)
 
 
 /**
- * Register a prepared statement.  It is prepared on the current connection
- * before the next query and again after every reconnect.  Registering the
+ * Register a prepared statement.  It is prepared on every connection
+ * before its next query and again after every reconnect.  Registering the
  * same name with the same text again is a no-op.
  *
  * @param db       client
@@ -949,6 +1094,7 @@ static int exec(struct db_query **qp, struct db *db, const char *name,
 	q->arg = arg;
 	q->own_arg = own_arg;
 	q->t_start = now_us();
+	q->seq = ++db->seq;
 	tmr_init(&q->tmr);
 
 	if (timeout_ms)
@@ -1015,14 +1161,17 @@ int db_exec_owned(struct db_query **qp, struct db *db, const char *stmt,
 }
 
 
-/** True while connected */
+/** True while at least one connection is up */
 bool db_is_up(const struct db *db)
 {
-	return db && db->state == DB_UP;
+	return db && db->nup > 0;
 }
 
 
-/** Set the handler called when the connection comes up or goes down */
+/**
+ * Set the handler called with true when the first connection comes up
+ * (the database is reachable) and with false when the last one goes down
+ */
 void db_set_state_handler(struct db *db, db_state_h *h, void *arg)
 {
 	if (!db)
@@ -1033,12 +1182,20 @@ void db_set_state_handler(struct db *db, db_state_h *h, void *arg)
 }
 
 
-/** Counters of the client */
+/** Counters of the client, summed over its connections */
 void db_stats(const struct db *db, struct db_stats *st)
 {
+	uint32_t i;
+
 	if (!db || !st)
 		return;
 
 	*st = db->st;
-	st->queued = list_count(&db->queryl) + (db->cur ? 1 : 0);
+	st->queued = list_count(&db->queryl);
+	for (i = 0; i < db->nconn; i++) {
+		if (db->connv[i].cur)
+			++st->queued;
+	}
+	st->connections = db->nconn;
+	st->up = db->nup;
 }

@@ -351,7 +351,7 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 
-	err = db_alloc(&app.db, conninfo);
+	err = db_alloc(&app.db, conninfo, app.cfg->db_connections);
 	if (!err)
 		err = acct_register_statements(app.db);
 	if (err) {

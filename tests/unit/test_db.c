@@ -462,7 +462,7 @@ static void state_handler(bool up, void *arg)
 }
 
 
-static int db_open(struct db **dbp, struct waiter *w)
+static int db_open(struct db **dbp, uint32_t nconn, struct waiter *w)
 {
 	static const char *stmts[][2] = {
 		{"t_echo",  "SELECT $1::int"},
@@ -474,7 +474,7 @@ static int db_open(struct db **dbp, struct waiter *w)
 	size_t i;
 	int err;
 
-	err = db_alloc(&db, conninfo);
+	err = db_alloc(&db, conninfo, nconn);
 	if (err)
 		return err;
 
@@ -587,7 +587,7 @@ static int test_queue_order(void)
 	memset(&s, 0, sizeof(s));
 	s.total = N;
 
-	err = db_open(&db, NULL);
+	err = db_open(&db, 1, NULL);
 	if (err)
 		goto out;
 
@@ -651,7 +651,7 @@ static int test_large(void)
 	big[LEN] = '\0';
 	values[0] = big;
 
-	err = db_open(&db, NULL);
+	err = db_open(&db, 1, NULL);
 	if (err)
 		goto out;
 
@@ -687,7 +687,7 @@ static int test_copy(void)
 	items[0].idx = 0;
 	items[1].idx = 1;
 
-	err = db_open(&db, NULL);
+	err = db_open(&db, 1, NULL);
 	if (err)
 		goto out;
 
@@ -715,10 +715,10 @@ static int test_api_errors(void)
 	const char *values[1] = {"1"};
 	int err = 0;
 
-	CHECK_ERR(db_alloc(&db2, "this is not=a conninfo"), EINVAL);
+	CHECK_ERR(db_alloc(&db2, "this is not=a conninfo", 1), EINVAL);
 	CHECK(db2 == NULL);
 
-	err = db_open(&db, NULL);
+	err = db_open(&db, 1, NULL);
 	if (err)
 		goto out;
 
@@ -757,7 +757,7 @@ static int test_sql_error(void)
 		items[i].idx = i;
 	}
 
-	err = db_open(&db, NULL);
+	err = db_open(&db, 1, NULL);
 	if (err)
 		goto out;
 
@@ -807,7 +807,7 @@ static int test_sql_error_result(void)
 	struct db *db = NULL;
 	int err;
 
-	err = db_open(&db, NULL);
+	err = db_open(&db, 1, NULL);
 	if (err)
 		goto out;
 
@@ -844,7 +844,7 @@ static int test_timeout(void)
 		items[i].idx = i;
 	}
 
-	err = db_open(&db, &w);
+	err = db_open(&db, 1, &w);
 	if (err)
 		goto out;
 
@@ -927,7 +927,7 @@ static int test_detach(void)
 	items[1].idx = 1;
 	detached_calls = 0;
 
-	err = db_open(&db, &w);
+	err = db_open(&db, 1, &w);
 	if (err)
 		goto out;
 
@@ -978,7 +978,7 @@ static int test_free_pending(void)
 
 	detached_calls = 0;
 
-	err = db_open(&db, NULL);
+	err = db_open(&db, 1, NULL);
 	if (err)
 		goto out;
 
@@ -1023,7 +1023,7 @@ static int test_free_in_handler(void)
 
 	freed_calls = 0;
 
-	err = db_open(&freed_db, NULL);
+	err = db_open(&freed_db, 1, NULL);
 	if (err)
 		goto out;
 
@@ -1056,7 +1056,7 @@ static int test_unreachable(void)
 	s.total = 1;
 	items[0].seq = &s;
 
-	err = db_alloc(&db, "host=/nonexistent/tollgate dbname=x user=x");
+	err = db_alloc(&db, "host=/nonexistent/tollgate dbname=x user=x", 4);
 	if (err)
 		goto out;
 
@@ -1114,7 +1114,7 @@ static int test_restart(void)
 	memset(&rc, 0, sizeof(rc));
 	tmr_init(&rc.tmr);
 
-	err = db_open(&db, &w);
+	err = db_open(&db, 1, &w);
 	if (err)
 		goto out;
 
@@ -1260,7 +1260,7 @@ static int test_accounts(void)
 	if (err)
 		goto out;
 
-	err = db_alloc(&db, conninfo);
+	err = db_alloc(&db, conninfo, 2);
 	if (err)
 		goto out;
 
