@@ -41,6 +41,7 @@ enum {
 	DRAIN_MAX = 4,       /**< batches per socket and wake-up       */
 	POLL_GAP_US = 500,   /**< pause after a poll with little work  */
 	POLL_BUSY = 64,      /**< packets per poll that mean "busy"    */
+	PEND_MAX = 256,      /**< sockets left with packets to read    */
 	CTL_LEN = CMSG_SPACE(sizeof(struct timespec)),
 };
 
@@ -57,6 +58,9 @@ struct media_worker {
 	int stop;
 
 	/* worker-only packet buffers */
+	struct media_sock *pend[PEND_MAX]; /**< borrowed, not drained  */
+	unsigned npend;
+
 	struct mmsghdr rmsg[BATCH];
 	int rlast;                   /**< entries the last read filled  */
 	struct mmsghdr smsg[BATCH];
@@ -104,8 +108,10 @@ static void sess_register(struct media_worker *w, struct media_sess *s)
 			(void)setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS,
 					 &one, sizeof(one));
 
+		/* edge-triggered: a socket is reported once per arrival,
+		   not again at every poll until read */
 		memset(&ev, 0, sizeof(ev));
-		ev.events = EPOLLIN;
+		ev.events = EPOLLIN | EPOLLET;
 		ev.data.ptr = sk;
 
 		(void)epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
@@ -118,6 +124,13 @@ static void sess_register(struct media_worker *w, struct media_sess *s)
 static void sess_close(struct media_worker *w, struct media_sess *s)
 {
 	unsigned i, k;
+
+	/* no pending read may outlive the session */
+	for (i = 0, k = 0; i < w->npend; i++) {
+		if (w->pend[i]->s != s)
+			w->pend[k++] = w->pend[i];
+	}
+	w->npend = k;
 
 	for (i = 0; i < 2; i++) {
 		for (k = 0; k < 2; k++) {
@@ -276,7 +289,29 @@ static uint32_t pkt_arrival(const struct msghdr *mh, uint32_t srate)
 }
 
 
-/** Relay one batch from a socket; returns how many packets it read */
+/** Whether dst names an address and port (sa_isset(dst, SA_ALL)) */
+static inline bool dst_usable(const struct sa *dst)
+{
+	switch (dst->u.sa.sa_family) {
+
+	case AF_INET:
+		return dst->u.in.sin_port && dst->u.in.sin_addr.s_addr;
+
+	case AF_INET6:
+		return dst->u.in6.sin6_port &&
+			!IN6_IS_ADDR_UNSPECIFIED(&dst->u.in6.sin6_addr);
+
+	default:
+		return false;
+	}
+}
+
+
+/**
+ * Relay one batch from a socket
+ *
+ * @return packets read, 0 if none was waiting, -1 on another error
+ */
 static int sock_read(struct media_worker *w, struct media_sock *sk,
 		     uint64_t now_ms)
 {
@@ -298,7 +333,8 @@ static int sock_read(struct media_worker *w, struct media_sock *sk,
 	n = recvmmsg(in->fd[k], w->rmsg, BATCH, MSG_DONTWAIT, NULL);
 	w->rlast = n > 0 ? n : 0;
 	if (n <= 0)
-		return 0;
+		return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK ?
+			-1 : 0;
 
 	if (!in->latched[k]) {
 		/* symmetric latching: the first packet tells where that
@@ -363,7 +399,7 @@ static int sock_read(struct media_worker *w, struct media_sock *sk,
 	}
 
 	dst = out->latched[k] ? &out->latch[k] : &out->sdp[k];
-	if (!sa_isset(dst, SA_ALL) || out->fd[k] < 0) {
+	if (out->fd[k] < 0 || !dst_usable(dst)) {
 		PUB(in->pub.dropped, in->pub.dropped + n);
 		return n;
 	}
@@ -395,20 +431,49 @@ static struct timespec ts_add_us(struct timespec t, long us)
 }
 
 
+/**
+ * Read a socket until it is empty, or for DRAIN_MAX batches so that
+ * the other sockets get their turn; with edge-triggered epoll a socket
+ * left with packets is remembered and served again on the next round
+ */
+static unsigned sock_serve(struct media_worker *w, struct media_sock *sk,
+			   uint64_t now_ms)
+{
+	unsigned pkts = 0, k;
+	int r = 0;
+
+	for (k = 0; k < DRAIN_MAX; k++) {
+		r = sock_read(w, sk, now_ms);
+		if (r > 0)
+			pkts += (unsigned)r;
+		if (r < BATCH)
+			break;
+	}
+
+	/* full batches to the end, or an error before EAGAIN */
+	if ((r == BATCH || r < 0) && w->npend < PEND_MAX)
+		w->pend[w->npend++] = sk;
+
+	return pkts;
+}
+
+
 static void *worker_main(void *arg)
 {
 	struct media_worker *w = arg;
 	struct epoll_event evv[EV_MAX];
+	struct media_sock *prev[PEND_MAX];
 	uint64_t prev_us = 0;
 
 	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
 		bool cmds = false;
 		struct timespec now;
 		uint64_t now_us;
-		unsigned pkts = 0;
-		int n, i, k, r;
+		unsigned pkts = 0, np;
+		int n, i;
 
-		n = epoll_wait(w->epfd, evv, EV_MAX, 1000);
+		/* no timeout: stopping writes the eventfd */
+		n = epoll_wait(w->epfd, evv, EV_MAX, w->npend ? 0 : -1);
 		if (n < 0)
 			continue;   /* EINTR */
 
@@ -416,21 +481,20 @@ static void *worker_main(void *arg)
 		now_us = (uint64_t)now.tv_sec * 1000000 +
 			(uint64_t)now.tv_nsec / 1000;
 
+		/* sockets left with packets last round first */
+		np = w->npend;
+		memcpy(prev, w->pend, np * sizeof(prev[0]));
+		w->npend = 0;
+		for (i = 0; i < (int)np; i++)
+			pkts += sock_serve(w, prev[i], now_us / 1000);
+
 		for (i = 0; i < n; i++) {
 			if (!evv[i].data.ptr) {
 				cmds = true;
 				continue;
 			}
 
-			/* a full batch: there may be more, up to a limit
-			   so that other sockets get their turn */
-			for (k = 0; k < DRAIN_MAX; k++) {
-				r = sock_read(w, evv[i].data.ptr,
-					      now_us / 1000);
-				pkts += (unsigned)r;
-				if (r < BATCH)
-					break;
-			}
+			pkts += sock_serve(w, evv[i].data.ptr, now_us / 1000);
 		}
 
 		if (cmds)
@@ -441,7 +505,7 @@ static void *worker_main(void *arg)
 		   serves the streams that sent meanwhile with one
 		   wake-up.  Not when idle (the first packet is relayed
 		   at once) nor when busy (the poll would not sleep). */
-		if (pkts && pkts < POLL_BUSY && n < EV_MAX &&
+		if (pkts && pkts < POLL_BUSY && n < EV_MAX && !w->npend &&
 		    now_us - prev_us < 2 * POLL_GAP_US) {
 			struct timespec until = ts_add_us(now, POLL_GAP_US);
 
@@ -465,7 +529,7 @@ static void worker_destructor(void *arg)
 	if (w->started) {
 		__atomic_store_n(&w->stop, 1, __ATOMIC_RELEASE);
 		if (write(w->evfd, &one, sizeof(one)) < 0) {
-			/* the loop also wakes up every second */
+			/* EAGAIN: the counter is non-zero, it wakes up */
 		}
 		(void)pthread_join(w->tid, NULL);
 	}
