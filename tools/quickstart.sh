@@ -158,8 +158,9 @@ run)
 test)
 	setup
 	rc=0
+	log=var/make-check.log
 	step "make check"
-	make check || rc=$?
+	make check 2>&1 | tee "$log" || rc=$?
 	if [ $rc -eq 0 ]; then
 		step "make distcheck"
 		make distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror ||
@@ -167,6 +168,9 @@ test)
 	fi
 	# the tests ran on clusters of their own: leave no server behind
 	tools/pg-cluster.sh stop var/pg || true
+	# one closing line for the whole suite (make check's test scripts)
+	echo "tests: $(grep -c '^PASS: ' "$log") passed," \
+	     "$(grep -c '^FAIL: ' "$log") failed"
 	exit $rc
 	;;
 *)
