@@ -400,6 +400,10 @@ uint64_t relay_call_last_media_ms(const struct b2bua_call *call)
 	if (!mc->answered)
 		return 0;
 
+	/* no packet since the answer: the media ended when it began */
+	if (call_last_rx(mc) <= mc->answer_mono)
+		return b2bua_call_answer_ms(call);
+
 	now = media_mono_ms();
 
 	return b2bua_wallclock_ms() - (now - call_last_rx(mc));
