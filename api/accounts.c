@@ -83,37 +83,21 @@ int api_accounts_register(struct db *db)
 }
 
 
-static int acct_odict(struct odict **odp, const struct pg_result *res,
-		      int row)
-{
-	struct odict *od;
-	int err;
-
-	err = odict_alloc(&od, 16);
-	if (err)
-		return err;
-
-	err  = api_add_col(od, "id", res, row, 0, 'i');
-	err |= api_add_col(od, "name", res, row, 1, 's');
-	err |= api_add_col(od, "status", res, row, 2, 's');
-	err |= api_add_col(od, "currency", res, row, 3, 's');
-	err |= api_add_col(od, "balance", res, row, 4, 'm');
-	err |= api_add_col(od, "reserved", res, row, 8, 'm');
-	err |= api_add_col(od, "live_calls", res, row, 9, 'i');
-	err |= api_add_col(od, "max_calls", res, row, 5, 'i');
-	err |= api_add_col(od, "rate_plan_id", res, row, 6, 'i');
-	err |= api_add_col(od, "sip_username", res, row, 7, 's');
-	err |= api_add_col(od, "sip_password_set", res, row, 12, 'b');
-	err |= api_add_col(od, "created_at", res, row, 10, 's');
-	err |= api_add_col(od, "updated_at", res, row, 11, 's');
-
-	if (err)
-		mem_deref(od);
-	else
-		*odp = od;
-
-	return err;
-}
+static const struct api_col acct_cols[] = {
+	{"id", 0, 'i'},
+	{"name", 1, 's'},
+	{"status", 2, 's'},
+	{"currency", 3, 's'},
+	{"balance", 4, 'm'},
+	{"reserved", 8, 'm'},
+	{"live_calls", 9, 'i'},
+	{"max_calls", 5, 'i'},
+	{"rate_plan_id", 6, 'i'},
+	{"sip_username", 7, 's'},
+	{"sip_password_set", 12, 'b'},
+	{"created_at", 10, 's'},
+	{"updated_at", 11, 's'},
+};
 
 
 /* reply with the one account of a result, or 404 */
@@ -127,7 +111,7 @@ static void acct_reply(struct api_req *req, unsigned status,
 		return;
 	}
 
-	if (acct_odict(&od, res, 0)) {
+	if (api_row(&od, res, 0, API_COLS(acct_cols))) {
 		api_error(req, 500, NULL, "out of memory");
 		return;
 	}
@@ -168,7 +152,7 @@ static void list_done(int err, const struct pg_result *res, void *arg)
 		struct odict *a;
 		char key[16];
 
-		err = acct_odict(&a, res, i);
+		err = api_row(&a, res, i, API_COLS(acct_cols));
 		if (err)
 			break;
 		(void)re_snprintf(key, sizeof(key), "%d", i);

@@ -127,6 +127,18 @@ int  api_add_money(struct odict *od, const char *key, int64_t amount);
 int  api_add_time(struct odict *od, const char *key, uint64_t ms);
 int  api_add_col(struct odict *od, const char *key,
 		 const struct pg_result *res, int row, int col, char type);
+
+/** One column of a result row as a JSON member ('i', 'm', 'b', 's') */
+struct api_col {
+	const char *key;
+	int col;
+	char type;
+};
+
+int  api_row(struct odict **odp, const struct pg_result *res, int row,
+	     const struct api_col *colv, size_t colc);
+
+#define API_COLS(v) (v), (sizeof(v) / sizeof((v)[0]))
 int  api_time_valid(const char *s);
 
 /* handlers */

@@ -367,11 +367,11 @@ static bool prefix_ok(const char *s)
 }
 
 
-typedef int (row_h)(struct odict **odp, const PGresult *res, int row);
 
 
 static void rows_reply(struct api_req *req, const PGresult *res,
-		       const char *key, row_h *rowh)
+		       const char *key, const struct api_col *colv,
+		       size_t colc)
 {
 	struct odict *od = NULL, *arr = NULL;
 	int i, n = PQntuples(res), err;
@@ -383,7 +383,7 @@ static void rows_reply(struct api_req *req, const PGresult *res,
 		struct odict *o;
 		char k[16];
 
-		err = rowh(&o, res, i);
+		err = api_row(&o, res, i, colv, colc);
 		if (err)
 			break;
 		(void)re_snprintf(k, sizeof(k), "%d", i);
@@ -405,11 +405,11 @@ static void rows_reply(struct api_req *req, const PGresult *res,
 
 
 static void one_reply(struct api_req *req, const PGresult *res,
-		      row_h *rowh, bool reload)
+		      const struct api_col *colv, size_t colc, bool reload)
 {
 	struct odict *o;
 
-	if (rowh(&o, res, 0)) {
+	if (api_row(&o, res, 0, colv, colc)) {
 		api_error(req, 500, NULL, "out of memory");
 		return;
 	}
@@ -473,32 +473,17 @@ static void delete_by_id(struct api_req *req, const char *stmt)
 
 /* ---------------------------------------------------------------- rates */
 
-static int rate_row(struct odict **odp, const PGresult *res, int row)
-{
-	struct odict *o;
-	int err;
-
-	err = odict_alloc(&o, 16);
-	if (err)
-		return err;
-
-	err  = api_add_col(o, "id", res, row, 0, 'i');
-	err |= api_add_col(o, "rate_plan_id", res, row, 1, 'i');
-	err |= api_add_col(o, "rate_plan", res, row, 2, 's');
-	err |= api_add_col(o, "prefix", res, row, 3, 's');
-	err |= api_add_col(o, "connect_fee", res, row, 4, 'm');
-	err |= api_add_col(o, "price_per_minute", res, row, 5, 'm');
-	err |= api_add_col(o, "initial_increment", res, row, 6, 'i');
-	err |= api_add_col(o, "subsequent_increment", res, row, 7, 'i');
-	err |= api_add_col(o, "valid_from", res, row, 8, 's');
-
-	if (err)
-		mem_deref(o);
-	else
-		*odp = o;
-
-	return err;
-}
+static const struct api_col rate_cols[] = {
+	{"id", 0, 'i'},
+	{"rate_plan_id", 1, 'i'},
+	{"rate_plan", 2, 's'},
+	{"prefix", 3, 's'},
+	{"connect_fee", 4, 'm'},
+	{"price_per_minute", 5, 'm'},
+	{"initial_increment", 6, 'i'},
+	{"subsequent_increment", 7, 'i'},
+	{"valid_from", 8, 's'},
+};
 
 
 static void rate_list_done(int err, const struct pg_result *res, void *arg)
@@ -508,7 +493,8 @@ static void rate_list_done(int err, const struct pg_result *res, void *arg)
 	if (err)
 		api_db_error(req, err, res, NULL, "rates");
 	else
-		rows_reply(req, (const PGresult *)res, "rates", rate_row);
+		rows_reply(req, (const PGresult *)res, "rates",
+			   API_COLS(rate_cols));
 }
 
 
@@ -523,7 +509,7 @@ static void rate_insert_done(int err, const struct pg_result *res,
 		return;
 	}
 
-	one_reply(req, (const PGresult *)res, rate_row, false);
+	one_reply(req, (const PGresult *)res, API_COLS(rate_cols), false);
 }
 
 
@@ -631,27 +617,12 @@ void api_rate_h(struct api_req *req)
 
 /* ------------------------------------------------------------- gateways */
 
-static int gw_row(struct odict **odp, const PGresult *res, int row)
-{
-	struct odict *o;
-	int err;
-
-	err = odict_alloc(&o, 8);
-	if (err)
-		return err;
-
-	err  = api_add_col(o, "id", res, row, 0, 'i');
-	err |= api_add_col(o, "name", res, row, 1, 's');
-	err |= api_add_col(o, "address", res, row, 2, 's');
-	err |= api_add_col(o, "transport", res, row, 3, 's');
-
-	if (err)
-		mem_deref(o);
-	else
-		*odp = o;
-
-	return err;
-}
+static const struct api_col gw_cols[] = {
+	{"id", 0, 'i'},
+	{"name", 1, 's'},
+	{"address", 2, 's'},
+	{"transport", 3, 's'},
+};
 
 
 static void gw_list_done(int err, const struct pg_result *res, void *arg)
@@ -661,7 +632,8 @@ static void gw_list_done(int err, const struct pg_result *res, void *arg)
 	if (err)
 		api_db_error(req, err, res, NULL, "gateways");
 	else
-		rows_reply(req, (const PGresult *)res, "gateways", gw_row);
+		rows_reply(req, (const PGresult *)res, "gateways",
+			   API_COLS(gw_cols));
 }
 
 
@@ -675,7 +647,7 @@ static void gw_insert_done(int err, const struct pg_result *res, void *arg)
 		return;
 	}
 
-	one_reply(req, (const PGresult *)res, gw_row, true);
+	one_reply(req, (const PGresult *)res, API_COLS(gw_cols), true);
 }
 
 
@@ -752,28 +724,13 @@ void api_gateway_h(struct api_req *req)
 
 /* --------------------------------------------------------------- routes */
 
-static int rt_row(struct odict **odp, const PGresult *res, int row)
-{
-	struct odict *o;
-	int err;
-
-	err = odict_alloc(&o, 8);
-	if (err)
-		return err;
-
-	err  = api_add_col(o, "id", res, row, 0, 'i');
-	err |= api_add_col(o, "prefix", res, row, 1, 's');
-	err |= api_add_col(o, "position", res, row, 2, 'i');
-	err |= api_add_col(o, "gateway", res, row, 3, 's');
-	err |= api_add_col(o, "gateway_id", res, row, 4, 'i');
-
-	if (err)
-		mem_deref(o);
-	else
-		*odp = o;
-
-	return err;
-}
+static const struct api_col rt_cols[] = {
+	{"id", 0, 'i'},
+	{"prefix", 1, 's'},
+	{"position", 2, 'i'},
+	{"gateway", 3, 's'},
+	{"gateway_id", 4, 'i'},
+};
 
 
 static void rt_list_done(int err, const struct pg_result *res, void *arg)
@@ -783,7 +740,8 @@ static void rt_list_done(int err, const struct pg_result *res, void *arg)
 	if (err)
 		api_db_error(req, err, res, NULL, "routes");
 	else
-		rows_reply(req, (const PGresult *)res, "routes", rt_row);
+		rows_reply(req, (const PGresult *)res, "routes",
+			   API_COLS(rt_cols));
 }
 
 
@@ -802,7 +760,7 @@ static void rt_insert_done(int err, const struct pg_result *res, void *arg)
 		return;
 	}
 
-	one_reply(req, (const PGresult *)res, rt_row, true);
+	one_reply(req, (const PGresult *)res, API_COLS(rt_cols), true);
 }
 
 

@@ -41,37 +41,22 @@ int api_cdrs_register(struct db *db)
 }
 
 
-static int cdr_row(struct odict **odp, const struct pg_result *res, int i)
-{
-	struct odict *o;
-	int err;
-
-	err = odict_alloc(&o, 16);
-	if (err)
-		return err;
-
-	err  = api_add_col(o, "id", res, i, 0, 'i');
-	err |= api_add_col(o, "call_id", res, i, 1, 's');
-	err |= api_add_col(o, "account_id", res, i, 2, 'i');
-	err |= api_add_col(o, "caller", res, i, 3, 's');
-	err |= api_add_col(o, "callee", res, i, 4, 's');
-	err |= api_add_col(o, "gateway", res, i, 5, 's');
-	err |= api_add_col(o, "setup_at", res, i, 6, 's');
-	err |= api_add_col(o, "answer_at", res, i, 7, 's');
-	err |= api_add_col(o, "end_at", res, i, 8, 's');
-	err |= api_add_col(o, "billed_seconds", res, i, 9, 'i');
-	err |= api_add_col(o, "cost", res, i, 10, 'm');
-	err |= api_add_col(o, "sip_code", res, i, 11, 'i');
-	err |= api_add_col(o, "hangup_by", res, i, 12, 's');
-	err |= api_add_col(o, "reason", res, i, 13, 's');
-
-	if (err)
-		mem_deref(o);
-	else
-		*odp = o;
-
-	return err;
-}
+static const struct api_col cdr_cols[] = {
+	{"id", 0, 'i'},
+	{"call_id", 1, 's'},
+	{"account_id", 2, 'i'},
+	{"caller", 3, 's'},
+	{"callee", 4, 's'},
+	{"gateway", 5, 's'},
+	{"setup_at", 6, 's'},
+	{"answer_at", 7, 's'},
+	{"end_at", 8, 's'},
+	{"billed_seconds", 9, 'i'},
+	{"cost", 10, 'm'},
+	{"sip_code", 11, 'i'},
+	{"hangup_by", 12, 's'},
+	{"reason", 13, 's'},
+};
 
 
 static void cdrs_done(int err, const struct pg_result *pres, void *arg)
@@ -94,7 +79,7 @@ static void cdrs_done(int err, const struct pg_result *pres, void *arg)
 		struct odict *o;
 		char key[16];
 
-		err = cdr_row(&o, pres, i);
+		err = api_row(&o, pres, i, API_COLS(cdr_cols));
 		if (err)
 			break;
 		(void)re_snprintf(key, sizeof(key), "%d", i);

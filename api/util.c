@@ -155,6 +155,31 @@ int api_add_col(struct odict *od, const char *key,
 }
 
 
+/** A result row as a JSON object, one member per column description */
+int api_row(struct odict **odp, const struct pg_result *res, int row,
+	    const struct api_col *colv, size_t colc)
+{
+	struct odict *o;
+	size_t i;
+	int err;
+
+	err = odict_alloc(&o, 16);
+	if (err)
+		return err;
+
+	for (i = 0; i < colc && !err; i++)
+		err = api_add_col(o, colv[i].key, res, row, colv[i].col,
+				  colv[i].type);
+
+	if (err)
+		mem_deref(o);
+	else
+		*odp = o;
+
+	return err;
+}
+
+
 /* ---------------------------------------------------------------- bodies */
 
 /**
