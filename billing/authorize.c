@@ -51,7 +51,7 @@ static void cut_handler(void *arg)
 	struct b2bua_call *call = bc->call;
 	struct bacct *acct;
 	bool exhausted = bc->exhausted;
-	uint64_t due = bc->cut_jif;
+	uint64_t due = bc->cut_jif, now;
 	struct le *le;
 
 	if (!call)
@@ -61,8 +61,10 @@ static void cut_handler(void *arg)
 	bc->cutting = true;
 	++bl->st.cutoffs;
 
-	tlog_info(bc->id, "billing: money ends after %lld s: cut off",
-		  (long long)bc->funded_s);
+	now = tmr_jiffies();
+	tlog_info(bc->id, "billing: money ends after %lld s: cut off"
+		  " (%llu ms after the due time)", (long long)bc->funded_s,
+		  (unsigned long long)(now > due ? now - due : 0));
 
 	/* BYE on both legs now; ENDED settles and frees bc */
 	(void)b2bua_call_end(call, B2BUA_R_CREDIT, REASON_CREDIT);

@@ -35,7 +35,8 @@ ADMIN=api-test-admin-token-0123456789
 RO=api-test-readonly-token-9876543
 
 ok()   { passed=$((passed + 1)); echo "ok - $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL - $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL - $*"; FAILURES+=("$*"); }
+FAILURES=()
 check() { local w=$1; shift; if "$@"; then ok "$w"; else fail "$w"; fi; }
 equal() {
 	if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi
@@ -555,5 +556,6 @@ rc=$?
 TG_PID=
 equal "tollgate exits cleanly" "$rc" 0
 
+for f in "${FAILURES[@]}"; do echo "# failed: $f"; done
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -266,7 +266,7 @@ acct_new dbdown $((3 * 20000)) >/dev/null
 gw_start gw-dbdown answer 2 30
 caller_start dbdown 5061 caller.xml dbdown 1100 1 20
 sleep 1
-"$PGTEST_CLUSTER" stop "$PGTEST_DIR" fast >/dev/null 2>&1
+"$PGTEST_CLUSTER" stop "$PGTEST_DIR" immediate >/dev/null 2>&1
 check "database stopped" db_is_down
 bt_wait "$CALLER_PID"
 a=$(ms dbdown ANSWER 1); b=$(ms dbdown BYE 1)
@@ -300,7 +300,7 @@ acct_new spool $((2 * 20000)) >/dev/null
 gw_start gw-spool answer 1 20
 caller_start spool 5061 caller.xml spool 1100 1 20
 sleep 0.5
-"$PGTEST_CLUSTER" stop "$PGTEST_DIR" fast >/dev/null 2>&1
+"$PGTEST_CLUSTER" stop "$PGTEST_DIR" immediate >/dev/null 2>&1
 bt_wait "$CALLER_PID"
 a=$(ms spool ANSWER 1); b=$(ms spool BYE 1)
 within "cut at 2000 ms with the database down" "$((b - a))" 1900 2100
@@ -369,5 +369,5 @@ check "round trips and lateness logged at exit" \
 	grep -q "round trips:.*per call" "$TG_LOG"
 grep "round trips:" "$TG_LOG" | tail -n 1 | sed 's/^/# /'
 
-echo "$passed passed, $failed failed"
+summary
 [ "$failed" -eq 0 ]

@@ -19,7 +19,16 @@ passed=0
 failed=0
 
 ok()   { passed=$((passed + 1)); echo "ok - $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL - $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL - $*"; FAILURES+=("$*"); }
+FAILURES=()
+
+# summary: the failures again, then the count, so that the tail of a
+# long run says what went wrong
+summary() {
+	local f
+	for f in "${FAILURES[@]}"; do echo "# failed: $f"; done
+	echo "$passed passed, $failed failed"
+}
 
 # check DESCRIPTION COMMAND...: one test result
 check() {
@@ -100,7 +109,7 @@ reserve_interval ${BT_INTERVAL:-2}
 low_balance_warning 1
 heartbeat 1
 shutdown_grace 2
-log_level debug
+log_level info
 ${2:-}
 EOF
 	echo "$f"

@@ -549,6 +549,7 @@ flow_19b_pai_unknown() {
 # ------------------------------------------------------------ the run
 passed=0
 failed=0
+FAILURES=()
 
 # first line of a SIPp error log that says what went wrong
 sipp_why() {
@@ -574,6 +575,7 @@ for name in $selected; do
 	done
 	if [ -n "$dead" ]; then
 		echo "FAIL $name (daemon died:$dead, log: $work)"
+		FAILURES+=("$name (daemon died:$dead)")
 		failed=$((failed + 1))
 		keep=1
 		continue
@@ -603,6 +605,7 @@ for name in $selected; do
 			[ -n "$d" ] && { detail="$t: $d"; break; }
 		done
 		echo "FAIL $name (${why:-failed}${detail:+; $detail}, logs: $fdir)"
+		FAILURES+=("$name (${why:-failed}${detail:+; $detail})")
 		failed=$((failed + 1))
 		keep=1
 	fi
@@ -614,10 +617,12 @@ for t in main nodigest; do
 			passed=$((passed + 1))
 		else
 			failed=$((failed + 1))
+			FAILURES+=("daemon-$t did not exit 0")
 			keep=1
 		fi
 	fi
 done
 
+for f in "${FAILURES[@]}"; do echo "# failed: $f"; done
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

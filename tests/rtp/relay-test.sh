@@ -59,7 +59,8 @@ failed=0
 trap cleanup EXIT
 
 ok()  { passed=$((passed + 1)); echo "ok - $*"; }
-nok() { failed=$((failed + 1)); echo "FAIL - $*"; }
+nok() { failed=$((failed + 1)); echo "FAIL - $*"; FAILURES+=("$*"); }
+FAILURES=()
 
 # check DESCRIPTION COMMAND...: one check, passed if COMMAND succeeds
 check() {
@@ -393,5 +394,6 @@ check "relaying off: no media line logged" \
 	eval '! grep -q "media {" "$TG_LOG"'
 stop_tg
 
+for f in "${FAILURES[@]}"; do echo "# failed: $f"; done
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
