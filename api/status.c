@@ -264,14 +264,14 @@ void api_metrics_h(struct api_req *req)
 	err |= mbuf_printf(mb, "tollgate_db_up %d\n",
 			   db_is_up(api->db) ? 1 : 0);
 	err |= metric(mb, "tollgate_db_latency_seconds", "summary",
-		      "Database round trips, queued to result");
+		      "Database queries, queued to result");
 	err |= mbuf_printf(mb, "tollgate_db_latency_seconds_sum %llu.%06llu\n"
 			   "tollgate_db_latency_seconds_count %llu\n",
 			   (unsigned long long)(ds.lat_us_sum / 1000000),
 			   (unsigned long long)(ds.lat_us_sum % 1000000),
 			   (unsigned long long)ds.queries);
 	err |= metric(mb, "tollgate_db_latency_max_seconds", "gauge",
-		      "Slowest database round trip");
+		      "Slowest database query, queued to result");
 	err |= mbuf_printf(mb, "tollgate_db_latency_max_seconds"
 			   " %llu.%06llu\n",
 			   (unsigned long long)(ds.lat_us_max / 1000000),
@@ -284,6 +284,14 @@ void api_metrics_h(struct api_req *req)
 		      "Database connections made again");
 	err |= mbuf_printf(mb, "tollgate_db_reconnects_total %llu\n",
 			   (unsigned long long)ds.reconnects);
+	err |= metric(mb, "tollgate_db_batches_total", "counter",
+		      "Database round trips that carried several queries");
+	err |= mbuf_printf(mb, "tollgate_db_batches_total %llu\n",
+			   (unsigned long long)ds.batches);
+	err |= metric(mb, "tollgate_db_batched_queries_total", "counter",
+		      "Database queries that went in a batch");
+	err |= mbuf_printf(mb, "tollgate_db_batched_queries_total %llu\n",
+			   (unsigned long long)ds.batched);
 	err |= metric(mb, "tollgate_db_queued", "gauge",
 		      "Database queries queued or in flight");
 	err |= mbuf_printf(mb, "tollgate_db_queued %u\n", ds.queued);

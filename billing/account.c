@@ -43,9 +43,26 @@ int acct_register_statements(struct db *db)
 	if (err)
 		return err;
 
-	return db_prepare(db, stmt_by_name,
-			  "SELECT " ACCT_COLUMNS " FROM accounts"
-			  " WHERE name = $1", 1);
+	err = db_prepare(db, stmt_by_name,
+			 "SELECT " ACCT_COLUMNS " FROM accounts"
+			 " WHERE name = $1", 1);
+	if (err)
+		return err;
+
+	/* look-ups waiting for a connection go together */
+	err = db_prepare_batch(db, stmt_by_sipuser, "acct_by_sipuser_batch",
+			       "SELECT u.i, " ACCT_COLUMNS
+			       " FROM unnest($1::text[]) WITH ORDINALITY"
+			       " AS u(k, i) JOIN accounts"
+			       " ON accounts.sip_username = u.k", 32);
+	if (err)
+		return err;
+
+	return db_prepare_batch(db, stmt_by_name, "acct_by_name_batch",
+				"SELECT u.i, " ACCT_COLUMNS
+				" FROM unnest($1::text[]) WITH ORDINALITY"
+				" AS u(k, i) JOIN accounts"
+				" ON accounts.name = u.k", 32);
 }
 
 

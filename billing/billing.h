@@ -51,7 +51,7 @@
 /* ------------------------------------------------------ start-up, blocking */
 
 /** Schema version this build needs (highest sql/NNN_*.sql it knows) */
-#define DB_SCHEMA_VERSION 4
+#define DB_SCHEMA_VERSION 5
 
 int db_migrate_sync(const char *conninfo, const char *sqldir,
 		    struct re_printf *errpf);
@@ -90,8 +90,10 @@ struct db_stats {
 	uint32_t queued;      /**< waiting or in flight now                   */
 	uint32_t connections; /**< connections of the pool                    */
 	uint32_t up;          /**< connections up now                         */
-	uint64_t lat_us_sum;  /**< db_exec() to result, over "queries"        */
+	uint64_t lat_us_sum;  /**< db_exec() to result, summed over queries   */
 	uint64_t lat_us_max;
+	uint64_t batches;     /**< round trips that carried a batch           */
+	uint64_t batched;     /**< queries that went in a batch               */
 };
 
 /** Most connections one client may have (db_connections) */
@@ -100,6 +102,9 @@ struct db_stats {
 int  db_alloc(struct db **dbp, const char *conninfo, uint32_t nconn);
 int  db_prepare(struct db *db, const char *name, const char *sql,
 		int nparams);
+int  db_prepare_batch(struct db *db, const char *name,
+		      const char *batch_name, const char *batch_sql,
+		      uint32_t max);
 int  db_exec(struct db_query **qp, struct db *db, const char *stmt,
 	     int nparams, const char *const *values, uint32_t timeout_ms,
 	     bool retry, db_result_h *h, void *arg);

@@ -98,6 +98,9 @@ struct billing {
 #define STMT_SETTLE    "tg_settle"
 #define STMT_HEARTBEAT "tg_heartbeat"
 
+/** Most authorisations or settlements in one batch */
+#define BILLING_BATCH_MAX 32
+
 struct pg_result;
 
 /* engine.c */

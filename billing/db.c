@@ -31,6 +31,7 @@
  * from the event loop.
  */
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <libpq-fe.h>
@@ -43,6 +44,8 @@ enum {
 	DB_BACKOFF_MAX     = 5000,   /* ms, longest reconnect delay    */
 	DB_CONNECT_TIMEOUT = 10000,  /* ms, one connection attempt     */
 	DB_NAME_MAX        = 63,     /* NAMEDATALEN - 1                */
+	DB_BATCH_MAX       = 64,     /* most queries in one batch      */
+	DB_BATCH_PARAMS    = 32,     /* most parameters of a batch form */
 };
 
 enum db_state {
@@ -57,6 +60,8 @@ struct db_stmt {
 	char *sql;              /* owned                                  */
 	int nparams;
 	uint32_t prepared;      /* bit i: prepared on connection i        */
+	struct db_stmt *batch;  /* borrowed; its batch form, or NULL      */
+	uint32_t batch_max;     /* most queries in one batch              */
 };
 
 struct db_conn;
@@ -77,6 +82,9 @@ struct db_query {
 	bool own_arg;
 	uint64_t t_start;       /* us, when db_exec() queued it           */
 	uint64_t seq;           /* db_exec() order, from 1                */
+	uint32_t bidx;          /* its place in the batch in flight       */
+	bool inbatch;           /* in conn->bq: part of a batch in flight */
+	bool single;            /* its batch failed: goes alone now       */
 };
 
 /* one connection of the pool */
@@ -96,6 +104,11 @@ struct db_conn {
 	struct db_query *cur;   /* borrowed; query in flight, NULL if none
 				   or if its owner went away (the result
 				   is then discarded)                     */
+	struct list bq;         /* the queries of the batch in flight,
+				   by their place in it; one that went
+				   away has left it                       */
+	uint32_t bn;            /* queries the batch in flight was sent
+				   with, 0 if no batch is in flight       */
 	struct db_stmt *cur_prep; /* borrowed; statement being prepared   */
 	PGresult *res;          /* owned; result of the command in flight */
 	struct tmr tmr;         /* reconnect back-off, connect timeout,
@@ -175,6 +188,24 @@ static void conn_orphan(struct db_conn *c)
 }
 
 
+/* q goes away while on c's server: later queries wait for c's command */
+static void query_leave_conn(struct db_query *q)
+{
+	struct db_conn *c = q->conn;
+
+	if (!c)
+		return;
+
+	if (c->cur == q) {
+		conn_orphan(c);
+	}
+	else if (q->inbatch) {
+		c->fenced = true;
+		c->fence_seq = c->db->seq;
+	}
+}
+
+
 static void query_destructor(void *data)
 {
 	struct db_query *q = data;
@@ -182,8 +213,7 @@ static void query_destructor(void *data)
 	tmr_cancel(&q->tmr);
 	list_unlink(&q->le);
 
-	if (q->conn && q->conn->cur == q)
-		conn_orphan(q->conn);
+	query_leave_conn(q);
 
 	if (q->own_arg)
 		mem_deref(q->arg);
@@ -201,9 +231,9 @@ static void query_finish(struct db_query *q, int err, const PGresult *res)
 	tmr_cancel(&q->tmr);
 	list_unlink(&q->le);
 
-	if (q->conn && q->conn->cur == q)
-		conn_orphan(q->conn);
+	query_leave_conn(q);
 	q->conn = NULL;
+	q->inbatch = false;
 
 	if (q->db && err)
 		++q->db->st.errors;
@@ -231,6 +261,7 @@ static void query_drop(struct db_query *q)
 	if (q->conn && q->conn->cur == q)
 		q->conn->cur = NULL;
 	q->conn = NULL;
+	q->inbatch = false;
 	q->db = NULL;
 
 	if (q->qp) {
@@ -522,10 +553,129 @@ static bool may_send(const struct db *db, const struct db_query *q)
 }
 
 
+/* append v to an array literal as one quoted element (NULL for NULL) */
+static int array_elem(struct mbuf *mb, const char *v)
+{
+	int err = 0;
+
+	if (!v)
+		return mbuf_write_str(mb, "NULL");
+
+	err |= mbuf_write_u8(mb, '"');
+	for (; *v && !err; v++) {
+		if (*v == '"' || *v == '\\')
+			err |= mbuf_write_u8(mb, '\\');
+		err |= mbuf_write_u8(mb, (uint8_t)*v);
+	}
+	err |= mbuf_write_u8(mb, '"');
+
+	return err;
+}
+
+
+/*
+ * Send q together with the queries of the same statement queued after it
+ * (those no fence holds back, at most the statement's batch_max) as one
+ * command: the batch form of the statement, its k-th parameter an array
+ * of their k-th values.  Its first column numbers the query a row belongs
+ * to, from 1; command_done() gives each query its own rows.
+ *
+ * @return 1 if sent, 0 if q goes alone (nothing to batch it with), -1 if
+ *         the connection failed
+ */
+static int batch_send(struct db_conn *c, struct db_query *q)
+{
+	struct db *db = c->db;
+	const struct db_stmt *stmt = q->stmt;
+	struct db_query *mv[DB_BATCH_MAX];
+	struct mbuf *pv[DB_BATCH_PARAMS];
+	const char *vv[DB_BATCH_PARAMS];
+	uint64_t fence = 0;
+	uint32_t n = 0, i;
+	struct le *le;
+	int k, ok = 0, err = 0;
+
+	for (le = &q->le; le && n < stmt->batch_max; le = le->next) {
+		struct db_query *p = le->data;
+
+		if (p->stmt == stmt && !p->single && may_send(db, p))
+			mv[n++] = p;
+	}
+
+	if (n < 2)
+		return 0;
+
+	/* more parameters than a batch form may have are refused by
+	   db_prepare_batch() */
+	memset(pv, 0, sizeof(pv));
+	for (k = 0; k < stmt->nparams && !err; k++) {
+		pv[k] = mbuf_alloc(64 * n);
+		if (!pv[k]) {
+			err = ENOMEM;
+			break;
+		}
+
+		err |= mbuf_write_u8(pv[k], '{');
+		for (i = 0; i < n && !err; i++) {
+			if (i)
+				err |= mbuf_write_u8(pv[k], ',');
+			err |= array_elem(pv[k], mv[i]->values[k]);
+		}
+		err |= mbuf_write_u8(pv[k], '}');
+		err |= mbuf_write_u8(pv[k], 0);
+		vv[k] = (const char *)pv[k]->buf;
+	}
+
+	if (!err)
+		ok = PQsendQueryPrepared(c->conn, stmt->batch->name,
+					 stmt->nparams, vv, NULL, NULL, 0);
+
+	for (k = 0; k < stmt->nparams; k++)
+		mem_deref(pv[k]);
+
+	if (err) {
+		/* out of memory: they go one by one */
+		tlog_warn(NULL, "db: cannot build a batch of %s: %s",
+			  stmt->name, strerror(err));
+		return 0;
+	}
+
+	if (!ok)
+		return -1;
+
+	for (i = 0; i < n; i++) {
+		struct db_query *p = mv[i];
+
+		list_unlink(&p->le);
+		list_append(&c->bq, &p->le, p);
+		p->conn = c;
+		p->inbatch = true;
+		p->bidx = i;
+
+		if (!p->h && p->seq > fence)
+			fence = p->seq;
+	}
+
+	c->busy = true;
+	c->bn = n;
+	++db->st.batches;
+	db->st.batched += n;
+
+	/* nobody waits for some of them: what follows waits for them */
+	if (fence) {
+		c->fenced = true;
+		c->fence_seq = fence;
+	}
+
+	return 1;
+}
+
+
 /*
  * Send the next command on c if it is up and idle: a statement still to
- * be prepared on this connection first, else the head of the queue.  Runs
- * no handler: a failure to send is reported from the event loop.
+ * be prepared on this connection first, else the head of the queue (with
+ * the queries it can be batched with).  Runs no handler: a failure to
+ * send is reported from the event loop.
  *
  * @return true if c took a command
  */
@@ -561,6 +711,20 @@ static bool conn_dispatch(struct db_conn *c)
 	q = le->data;
 	if (!may_send(db, q))
 		return false;
+
+	if (q->stmt->batch && !q->single) {
+		switch (batch_send(c, q)) {
+
+		case 1:
+			goto sent;
+
+		case -1:
+			goto fail;
+
+		default:
+			break;
+		}
+	}
 
 	ok = PQsendQueryPrepared(c->conn, q->stmt->name, q->nparams,
 				 (const char *const *)q->values, NULL, NULL,
@@ -627,6 +791,168 @@ static bool is_fatal(const PGresult *res)
 }
 
 
+/* take the queries of c's batch out of it, into l (same order) */
+static void batch_take(struct db_conn *c, struct list *l)
+{
+	struct le *le;
+
+	list_init(l);
+	c->bn = 0;
+
+	while ((le = c->bq.head)) {
+		struct db_query *q = le->data;
+
+		list_unlink(le);
+		list_append(l, le, q);
+		q->conn = NULL;
+		q->inbatch = false;
+	}
+}
+
+
+/* the queries of a failed batch go again, one by one, first in line */
+static void batch_requeue(struct db *db, struct list *l)
+{
+	struct le *le;
+
+	while ((le = list_tail(l))) {
+		struct db_query *q = le->data;
+
+		list_unlink(le);
+		q->single = true;
+		list_prepend(&db->queryl, le, q);
+	}
+}
+
+
+/*
+ * Split a batch's result into one result per query: the same columns but
+ * the first (the query's number, from 1), and the rows that carry its
+ * number.  res is PGRES_TUPLES_OK.
+ *
+ * @return 0, or ENOMEM/EPROTO (then nothing is left in subv)
+ */
+static int batch_split(PGconn *conn, const PGresult *res, PGresult **subv,
+		       uint32_t n)
+{
+	PGresAttDesc attv[64];
+	int nf = PQnfields(res) - 1, ntup = PQntuples(res), r, k;
+	uint32_t i;
+	int err = 0;
+
+	if (nf < 0 || nf > (int)ARRAY_SIZE(attv))
+		return EPROTO;
+
+	for (k = 0; k < nf; k++) {
+		attv[k].name      = PQfname(res, k + 1);
+		attv[k].tableid   = PQftable(res, k + 1);
+		attv[k].columnid  = PQftablecol(res, k + 1);
+		attv[k].format    = PQfformat(res, k + 1);
+		attv[k].typid     = PQftype(res, k + 1);
+		attv[k].typlen    = PQfsize(res, k + 1);
+		attv[k].atttypmod = PQfmod(res, k + 1);
+	}
+
+	for (i = 0; i < n && !err; i++) {
+		subv[i] = PQmakeEmptyPGresult(conn, PGRES_TUPLES_OK);
+		if (!subv[i] || !PQsetResultAttrs(subv[i], nf, attv))
+			err = ENOMEM;
+	}
+
+	for (r = 0; r < ntup && !err; r++) {
+		const char *v = PQgetvalue(res, r, 0);
+		char *end;
+		unsigned long ord;
+		PGresult *sub;
+		int t;
+
+		ord = strtoul(v, &end, 10);
+		if (end == v || *end || ord < 1 || ord > n) {
+			tlog_err(NULL, "db: batch row %d names query '%s'"
+				 " of %u", r, v, n);
+			err = EPROTO;
+			break;
+		}
+
+		sub = subv[ord - 1];
+		t = PQntuples(sub);
+
+		for (k = 0; k < nf && !err; k++) {
+			bool null = PQgetisnull(res, r, k + 1);
+
+			if (!PQsetvalue(sub, t, k,
+					null ? NULL : PQgetvalue(res, r, k + 1),
+					null ? -1 : PQgetlength(res, r, k + 1)))
+				err = ENOMEM;
+		}
+	}
+
+	if (err) {
+		for (i = 0; i < n; i++) {
+			PQclear(subv[i]);
+			subv[i] = NULL;
+		}
+	}
+
+	return err;
+}
+
+
+/* A batch ended: each query gets its rows, or all go again one by one */
+static void batch_done(struct db_conn *c, PGresult *res, const char *msg)
+{
+	struct db *db = c->db;
+	uint32_t n = c->bn;
+	PGresult *subv[DB_BATCH_MAX];
+	const char *name = "?";
+	struct list l;
+	struct le *le;
+	int err = EPROTO;
+
+	memset(subv, 0, sizeof(subv));
+	batch_take(c, &l);
+
+	if (l.head)
+		name = ((struct db_query *)l.head->data)->stmt->name;
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		err = batch_split(c->conn, res, subv, n);
+
+	if (err) {
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+		tlog_warn(NULL, "db: a batch of %u %s failed: %s [%s]: they"
+			  " go one by one", n, name,
+			  err == EPROTO ? msg : strerror(err),
+			  state ? state : "-");
+		batch_requeue(db, &l);
+		return;
+	}
+
+	/* a handler may queue (and send on c), detach a query of l, or
+	   free the db */
+	while ((le = l.head)) {
+		struct db_query *q = le->data;
+		uint64_t lat = now_us() - q->t_start;
+
+		if (released(db)) {
+			query_drop(q);
+			continue;
+		}
+
+		++db->st.queries;
+		db->st.lat_us_sum += lat;
+		if (lat > db->st.lat_us_max)
+			db->st.lat_us_max = lat;
+
+		query_finish(q, 0, subv[q->bidx]);
+	}
+
+	for (n = 0; n < DB_BATCH_MAX; n++)
+		PQclear(subv[n]);
+}
+
+
 static void command_done(struct db_conn *c)
 {
 	struct db *db = c->db;
@@ -654,7 +980,10 @@ static void command_done(struct db_conn *c)
 	status = PQresultStatus(res);
 	first_line(msg, sizeof(msg), PQresultErrorMessage(res));
 
-	if (stmt) {
+	if (c->bn) {
+		batch_done(c, res, msg);
+	}
+	else if (stmt) {
 		/* a broken statement fails each of its queries with EPROTO */
 		if (status != PGRES_COMMAND_OK) {
 			tlog_err(NULL, "db: cannot prepare %s: %s",
@@ -780,12 +1109,15 @@ static void conn_lost(struct db_conn *c, const char *why)
 	struct db *db = c->db;
 	struct db_query *q = c->cur;
 	bool was_up = (c->state == DB_UP);
+	struct list bl;
+	struct le *le;
 	char msg[256];
 
 	first_line(msg, sizeof(msg), why);
+	batch_take(c, &bl);
 	tlog_warn(NULL, "db: connection %u lost: %s (reconnect in %u ms,"
 		  " %u queued, %u of %u up)", c->idx, msg, c->backoff,
-		  list_count(&db->queryl) + (q ? 1 : 0),
+		  list_count(&db->queryl) + (q ? 1 : 0) + list_count(&bl),
 		  db->nup - (was_up ? 1 : 0), db->nconn);
 
 	c->cur = NULL;
@@ -804,6 +1136,23 @@ static void conn_lost(struct db_conn *c, const char *why)
 			list_prepend(&db->queryl, &q->le, q);
 		else
 			query_finish(q, ECONNRESET, NULL);
+	}
+
+	/* a batch's queries: again, in their order, or failed */
+	for (le = list_tail(&bl); le; ) {
+		struct db_query *p = le->data;
+
+		le = le->prev;
+		if (p->retry) {
+			list_unlink(&p->le);
+			list_prepend(&db->queryl, &p->le, p);
+		}
+	}
+	while ((le = bl.head)) {
+		if (released(db))
+			query_drop(le->data);
+		else
+			query_finish(le->data, ECONNRESET, NULL);
 	}
 
 	if (released(db))
@@ -837,6 +1186,9 @@ static void db_destructor(void *data)
 		/* pending handlers do not run: their owners get no answer */
 		if (c->cur)
 			query_drop(c->cur);
+		while (c->bq.head)
+			query_drop(c->bq.head->data);
+		c->bn = 0;
 	}
 
 	while ((le = db->queryl.head) != NULL)
@@ -920,6 +1272,7 @@ int db_alloc(struct db **dbp, const char *conninfo, uint32_t nconn)
 		c->fd = -1;
 		c->state = DB_DOWN;
 		c->backoff = DB_BACKOFF_MIN;
+		list_init(&c->bq);
 		tmr_init(&c->tmr);
 	}
 
@@ -1013,6 +1366,64 @@ int db_prepare(struct db *db, const char *name, const char *sql, int nparams)
 	list_append(&db->stmtl, &stmt->le, stmt);
 
 	dispatch(db);
+
+	return 0;
+}
+
+
+/**
+ * Give a registered statement a batch form: when more than one query of
+ * it waits for a connection, up to max of them go as one command (one
+ * round trip, one transaction).  The batch form takes as many parameters
+ * as the statement, the k-th an array of the queries' k-th values (text
+ * array literals: cast them, e.g. $2::bigint[]), and returns the
+ * statement's columns after a first one, the number (from 1, in the
+ * arrays' order) of the query the row belongs to; a query with no row
+ * gets an empty result.  Each handler sees a result of its own rows, as
+ * if its query had run alone.  If the batch fails (an SQL error, e.g. one
+ * query's), its queries are sent again one by one, so that only the one
+ * at fault fails.
+ *
+ * All the queries of a batch commit or fail together: batch only
+ * statements whose queries are independent of one another, and let the
+ * batch form take row locks in one order (e.g. by account) so that two
+ * batches cannot deadlock.
+ *
+ * @param db          client
+ * @param name        a statement given to db_prepare()
+ * @param batch_name  name of the batch form
+ * @param batch_sql   its text
+ * @param max         most queries in one batch (2..64)
+ *
+ * @return 0 if success, ENOENT for an unknown statement, EINVAL (also
+ *         for a statement of more than 32 parameters)
+ */
+int db_prepare_batch(struct db *db, const char *name, const char *batch_name,
+		     const char *batch_sql, uint32_t max)
+{
+	struct db_stmt *stmt, *bstmt;
+	int err;
+
+	if (!db || !name || max < 2 || max > DB_BATCH_MAX)
+		return EINVAL;
+
+	stmt = stmt_find(db, name);
+	if (!stmt)
+		return ENOENT;
+
+	if (stmt->nparams > DB_BATCH_PARAMS)
+		return EINVAL;
+
+	err = db_prepare(db, batch_name, batch_sql, stmt->nparams);
+	if (err)
+		return err;
+
+	bstmt = stmt_find(db, batch_name);
+	if (!bstmt || bstmt == stmt)
+		return EINVAL;
+
+	stmt->batch = bstmt;
+	stmt->batch_max = max;
 
 	return 0;
 }
@@ -1195,6 +1606,7 @@ void db_stats(const struct db *db, struct db_stats *st)
 	for (i = 0; i < db->nconn; i++) {
 		if (db->connv[i].cur)
 			++st->queued;
+		st->queued += list_count(&db->connv[i].bq);
 	}
 	st->connections = db->nconn;
 	st->up = db->nup;

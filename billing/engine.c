@@ -357,6 +357,48 @@ static int register_statements(struct db *db)
 	if (err)
 		return err;
 
+	/*
+	 * Batch forms: under load, authorisations and settlements waiting
+	 * for a connection go together, one round trip and one commit for
+	 * all.  Each call still runs through the same function, in account
+	 * order (then call id), so that two batches, or a batch and the
+	 * heartbeat (sql/005), take their row locks in one order.
+	 */
+	err = db_prepare_batch(db, STMT_AUTHORIZE, STMT_AUTHORIZE "_batch",
+			       "SELECT u.i, t.result, t.sip_code, t.rate_id,"
+			       " t.connect_fee, t.price_per_minute,"
+			       " t.initial_increment, t.subsequent_increment,"
+			       " t.reserved, t.balance"
+			       " FROM (SELECT * FROM unnest($1::text[],"
+			       " $2::text[], $3::bigint[], $4::text[],"
+			       " $5::text[], $6::text[], $7::bigint[],"
+			       " $8::integer[]) WITH ORDINALITY"
+			       " AS u(c, n, a, cr, ce, g, s, iv, i)"
+			       " ORDER BY u.a, u.c OFFSET 0) u"
+			       " CROSS JOIN LATERAL tg_authorize(u.c, u.n, u.a,"
+			       " u.cr, u.ce, u.g, u.s, u.iv) AS t",
+			       BILLING_BATCH_MAX);
+	if (err)
+		return err;
+
+	err = db_prepare_batch(db, STMT_SETTLE, STMT_SETTLE "_batch",
+			       "SELECT u.i, t.result, t.refunded, t.balance"
+			       " FROM (SELECT * FROM unnest($1::text[],"
+			       " $2::bigint[], $3::text[], $4::text[],"
+			       " $5::text[], $6::bigint[], $7::bigint[],"
+			       " $8::bigint[], $9::integer[], $10::bigint[],"
+			       " $11::integer[], $12::text[], $13::text[],"
+			       " $14::jsonb[]) WITH ORDINALITY"
+			       " AS u(c, a, cr, ce, g, s, an, e, b, co, sc, h,"
+			       " r, m, i)"
+			       " ORDER BY u.a, u.c OFFSET 0) u"
+			       " CROSS JOIN LATERAL tg_settle_media(u.c, u.a,"
+			       " u.cr, u.ce, u.g, u.s, u.an, u.e, u.b, u.co,"
+			       " u.sc, u.h, u.r, u.m) AS t",
+			       BILLING_BATCH_MAX);
+	if (err)
+		return err;
+
 	err = db_prepare(db, STMT_HEARTBEAT,
 			 "SELECT tg_heartbeat($1, $2::text[], $3::bigint[])",
 			 3);
@@ -538,12 +580,14 @@ void billing_stats(const struct billing *bl, struct billing_stats *st)
 int billing_debug(struct re_printf *pf, const struct billing *bl)
 {
 	struct billing_stats st;
+	struct db_stats ds;
 	uint64_t q;
 
 	if (!bl)
 		return 0;
 
 	billing_stats(bl, &st);
+	db_stats(bl->db, &ds);
 	q = st.q_authorize + st.q_reserve + st.q_settle;
 
 	return re_hprintf(pf, "billing: %llu calls settled, %llu authorised,"
@@ -551,6 +595,7 @@ int billing_debug(struct re_printf *pf, const struct billing *bl)
 			  " live, %u pending, %llu spooled; round trips:"
 			  " %llu authorise, %llu reserve, %llu settle"
 			  " (%llu.%02llu per call), %llu heartbeat;"
+			  " %llu queries went in %llu batches;"
 			  " cut-off lateness p50 %u ms, p99 %u ms,"
 			  " max %u ms\n",
 			  (unsigned long long)st.calls,
@@ -566,5 +611,7 @@ int billing_debug(struct re_printf *pf, const struct billing *bl)
 			  (unsigned long long)(st.calls ?
 					       (q * 100 / st.calls) % 100 : 0),
 			  (unsigned long long)st.q_heartbeat,
+			  (unsigned long long)ds.batched,
+			  (unsigned long long)ds.batches,
 			  st.lat_p50, st.lat_p99, st.lat_max);
 }
