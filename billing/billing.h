@@ -32,8 +32,12 @@
  * tg_settle queued after its call's tg_authorize or tg_reserve was
  * abandoned still run in order.
  *
- * With one connection everything runs in db_exec() order, as it always
- * did.  LISTEN/NOTIFY does not use this client: billing listens on a
+ * With one connection everything runs in db_exec() order, but for
+ * batches: a statement with a batch form (db_prepare_batch()) takes the
+ * queries of that statement waiting behind it along, ahead of other
+ * statements queued between them.  Batched statements (look-ups,
+ * tg_authorize, tg_settle) are about different calls and independent of
+ * whatever else waits.  LISTEN/NOTIFY does not use this client: billing listens on a
  * connection of its own (notify.c); notifications arriving here are
  * dropped.
  *

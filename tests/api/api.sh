@@ -211,6 +211,8 @@ check "metrics: calls total by outcome" \
 	grep -q '^tollgate_calls_total{outcome="admin"} 0$' "$DIR/body"
 check "metrics: database latency" \
 	grep -q '^tollgate_db_latency_seconds_count [0-9]' "$DIR/body"
+check "metrics: database batches" \
+	grep -q '^tollgate_db_batched_queries_total [0-9]' "$DIR/body"
 check "metrics: HELP and TYPE lines" \
 	grep -q '^# TYPE tollgate_cutoffs_total counter' "$DIR/body"
 CODE=$(curl -s -o "$DIR/body" -w '%{http_code}' "$API/v1/calls")
