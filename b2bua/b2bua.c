@@ -78,6 +78,39 @@ static void reply_options(struct b2bua *b, const struct sip_msg *msg)
  */
 enum { SIP_UDP_RXSZ = 4096 };
 
+/*
+ * The kernel's default UDP receive buffer (about 200 KB) holds a few
+ * hundred messages: at several hundred calls a second, a pause of the
+ * process of a tenth of a second (a busy or shared machine) overflows it
+ * and the datagrams are lost, to be retransmitted 500 ms later.  Ask for
+ * 4 MB (the kernel caps it at net.core.rmem_max), as SIP proxies do.
+ */
+enum { SIP_UDP_SOCKBUF = 4 << 20 };
+
+
+/* first message on a UDP socket: its buffer sizes */
+static void udp_tune(struct b2bua *b, struct udp_sock *us)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(b->tuned); i++) {
+		if (b->tuned[i] == us)
+			return;
+
+		if (!b->tuned[i]) {
+			b->tuned[i] = us;
+			udp_rxsz_set(us, SIP_UDP_RXSZ);
+			if (udp_sockbuf_set(us, SIP_UDP_SOCKBUF))
+				tlog_warn(NULL, "sip: cannot enlarge a UDP"
+					  " socket's buffers");
+			return;
+		}
+	}
+
+	/* more sockets than expected: still the small receive size */
+	udp_rxsz_set(us, SIP_UDP_RXSZ);
+}
+
 
 static bool request_handler(const struct sip_msg *msg, void *arg)
 {
@@ -85,7 +118,7 @@ static bool request_handler(const struct sip_msg *msg, void *arg)
 	struct leg *leg;
 
 	if (msg->tp == SIP_TRANSP_UDP && msg->sock)
-		udp_rxsz_set(msg->sock, SIP_UDP_RXSZ);
+		udp_tune(b, msg->sock);
 
 	if (pl_isset(&msg->to.tag)) {
 

@@ -54,6 +54,7 @@ struct b2bua {
 	void *cred_arg;
 	struct b2bua_routes *routes;   /**< (ref.) NULL = config routes  */
 	uint8_t nonce_key[20];
+	const struct udp_sock *tuned[4]; /**< UDP sockets given big buffers */
 	uint32_t ncalls;
 	bool shutting_down;
 	void (*shutdownh)(void *arg);
