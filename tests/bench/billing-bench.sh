@@ -24,7 +24,7 @@
 # started here and stopped by its PID.
 #
 # Environment: CALLS, FUNDED_S, RAMP, CPS_CALLS (10000), HOLD_MS (1000),
-# RATES ("200 300 400 500 600 700"), SIPP; NO_ANCHOR=1 skips the anchor
+# RATES ("300 400 500 600 700 800 900"), SIPP; NO_ANCHOR=1 skips the anchor
 # (a look at tollgate alone, not a comparison).
 
 set -uo pipefail
@@ -41,7 +41,7 @@ FUNDED_S=${FUNDED_S:-20}
 RAMP=${RAMP:-100}
 CPS_CALLS=${CPS_CALLS:-10000}
 HOLD_MS=${HOLD_MS:-1000}
-RATES=${RATES:-"200 300 400 500 600 700"}
+RATES=${RATES:-"300 400 500 600 700 800 900"}
 SIPP=${SIPP:-$(command -v sipp)}
 
 [ -x "$top_builddir/tollgate" ] || { echo "build tollgate first" >&2; exit 2; }
