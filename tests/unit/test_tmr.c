@@ -423,27 +423,42 @@ static void test_zero_delay(void)
  * of the wheel) run in start order, a restart counting as a new start */
 static void test_equal_expiry(void)
 {
-	enum { N = 40 };
+	enum { N = 40, MARGIN = 40, TRIES = 3 };
 	struct probe p[N + 1];
 	struct probe *d = &p[N];
 	uint64_t target, poll0;
 	unsigned n = 0, i;
+	int tries;
 	bool ok = true;
 
-	memset(p, 0, sizeof(p));
-	flog_reset();
+	/* the starts must all come before the expiry: a pause of the
+	   process (a loaded machine) that runs past it spoils a try, which
+	   is then made again; the wheel has no part in that */
+	for (tries = 0; tries < TRIES; tries++) {
+		memset(p, 0, sizeof(p));
+		flog_reset();
+		n = 0;
+		ok = true;
 
-	target = tmr_jiffies() + 150;
-	ok = ok && probe_start_at(&p[n++], target);
-	ok = ok && probe_start_at(d, target);
-
-	while (n < N && tmr_jiffies() + 2 < target) {
-		(void)poll(NULL, 0, 3);
-		poll_once();
+		target = tmr_jiffies() + 200;
 		ok = ok && probe_start_at(&p[n++], target);
+		ok = ok && probe_start_at(d, target);
+
+		while (n < N && tmr_jiffies() + MARGIN < target) {
+			(void)poll(NULL, 0, 3);
+			poll_once();
+			ok = ok && probe_start_at(&p[n++], target);
+		}
+
+		ok = ok && probe_start_at(d, target);   /* the last start */
+		if (ok && flog_n == 0 && tmr_jiffies() < target)
+			break;
+
+		for (i = 0; i <= N; i++)
+			tmr_cancel(&p[i].tmr);
+		drive(300, done_nothing_live, NULL);
 	}
 
-	ok = ok && probe_start_at(d, target);   /* now the last start */
 	CHECK(ok);
 	CHECK(n >= 20);
 	CHECK(flog_n == 0);
