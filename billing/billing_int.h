@@ -19,6 +19,7 @@ struct settle {
 	char *v[SETTLE_NPARAMS];     /**< owned; NULL = SQL NULL         */
 	int64_t account_id;
 	bool spooled;                /**< written to the spool file      */
+	bool replay;                 /**< read from the spool at start   */
 };
 
 /** A running call of an account, from authorisation to settlement */
@@ -85,6 +86,9 @@ struct billing {
 	struct notify *notify;       /**< owned                          */
 	struct db_query *hbq;        /**< owned; heartbeat in flight     */
 	struct db_query *recq;       /**< owned; recovery list           */
+	uint32_t replays;            /**< spool replays not yet written  */
+	uint64_t start_ms;           /**< wall clock when this run began */
+	bool recover_wait;           /**< recovery waits for the replays */
 	struct tmr tmr_hb;
 	void (*flushh)(void *arg);
 	void *flush_arg;

@@ -420,6 +420,8 @@ static void spool_entry(const char *const v[SETTLE_NPARAMS], void *arg)
 	}
 
 	st->spooled = true;
+	st->replay = true;
+	++bl->replays;
 	tlog_info(st->v[0], "billing: settling from the spool");
 	billing_settle_queue(bl, st);
 }
@@ -455,6 +457,7 @@ int billing_alloc(struct billing **blp, const struct tg_config *cfg,
 	bl->cfg = cfg;
 	bl->db = db;
 	bl->b2bua = b2bua;
+	bl->start_ms = b2bua_wallclock_ms();
 	list_init(&bl->settlel);
 	list_init(&bl->hbl);
 	list_init(&bl->hbsent);
@@ -476,16 +479,24 @@ int billing_alloc(struct billing **blp, const struct tg_config *cfg,
 		err = 0;
 	}
 
-	/* first what a previous run could not write, then its live calls */
+	/* first what a previous run could not write, then its live calls:
+	   a settlement in the spool deletes its call's live_calls row, so
+	   the recovery reads them only once the spool has been written
+	   (else it would settle that call again, as 'recovered') */
 	if (bl->spool) {
 		err = spool_load(bl->spool, spool_entry, bl);
 		if (err)
 			goto out;
 	}
 
-	err = recover_start(bl);
-	if (err)
-		goto out;
+	if (bl->replays) {
+		bl->recover_wait = true;
+	}
+	else {
+		err = recover_start(bl);
+		if (err)
+			goto out;
+	}
 
 	err = notify_alloc(&bl->notify, conninfo, notify_handler, bl);
 	if (err)

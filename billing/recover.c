@@ -40,7 +40,9 @@ int recover_register(struct db *db)
 			  " FROM live_calls l"
 			  " LEFT JOIN nodes n ON n.name = l.node"
 			  " LEFT JOIN rates r ON r.id = l.rate_id"
-			  " WHERE l.node = $1 ORDER BY l.setup_at", 1);
+			  " WHERE l.node = $1"
+			  " AND l.setup_at < to_timestamp($2::bigint / 1000.0)"
+			  " ORDER BY l.setup_at", 2);
 }
 
 
@@ -149,15 +151,23 @@ static void recover_handler(int err, const struct pg_result *pres,
 }
 
 
-/** Queue the recovery of this node's calls (before any authorisation) */
+/**
+ * Queue the recovery of the calls this node left, those set up before
+ * this run began: it may read live_calls after calls of this run have
+ * been authorised (it waits for the spool to be written first)
+ */
 int recover_start(struct billing *bl)
 {
-	const char *v[1];
+	char start[24];
+	const char *v[2];
 	int err;
 
+	(void)re_snprintf(start, sizeof(start), "%llu",
+			  (unsigned long long)bl->start_ms);
 	v[0] = bl->cfg->node_name;
+	v[1] = start;
 
-	err = db_exec(&bl->recq, bl->db, stmt_recover, 1, v, 0, true,
+	err = db_exec(&bl->recq, bl->db, stmt_recover, 2, v, 0, true,
 		      recover_handler, bl);
 	if (!err)
 		++bl->st.q_recover;

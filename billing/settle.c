@@ -85,7 +85,8 @@ void billing_flush_check(struct billing *bl)
 {
 	void (*h)(void *arg) = bl->flushh;
 
-	if (!h || !list_isempty(&bl->settlel) || bl->recq)
+	if (!h || !list_isempty(&bl->settlel) || bl->recq ||
+	    bl->recover_wait)
 		return;
 
 	bl->flushh = NULL;
@@ -132,6 +133,15 @@ static void settle_handler(int err, const struct pg_result *pres, void *arg)
 		billing_account_changed(bl, st->account_id);
 
  done:
+	/* the spool is written: the live calls it left can be recovered */
+	if (st->replay && bl->replays && !--bl->replays &&
+	    bl->recover_wait) {
+		bl->recover_wait = false;
+		if (recover_start(bl))
+			tlog_err(NULL, "billing: cannot queue the recovery of"
+				 " the last run's calls");
+	}
+
 	mem_deref(st);
 	billing_flush_check(bl);
 }
