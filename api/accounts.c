@@ -136,8 +136,8 @@ static bool name_ok(const char *s, size_t max)
 static void list_done(int err, const struct pg_result *res, void *arg)
 {
 	struct api_req *req = arg;
-	struct odict *od = NULL, *arr = NULL;
-	int i, n;
+	struct odict *od = NULL;
+	int n;
 
 	if (err) {
 		api_db_error(req, err, res, NULL, "accounts");
@@ -145,34 +145,22 @@ static void list_done(int err, const struct pg_result *res, void *arg)
 	}
 
 	n = PQntuples((const PGresult *)res);
-	err  = odict_alloc(&od, 4);
-	err |= odict_alloc(&arr, 64);
-
-	for (i = 0; i < n && !err; i++) {
-		struct odict *a;
-		char key[16];
-
-		err = api_row(&a, res, i, API_COLS(acct_cols));
-		if (err)
-			break;
-		(void)re_snprintf(key, sizeof(key), "%d", i);
-		err = odict_entry_add(arr, key, ODICT_OBJECT, a);
-		mem_deref(a);
-	}
+	err = odict_alloc(&od, 4);
+	if (!err)
+		err = api_rows(od, "accounts", res, API_COLS(acct_cols));
 
 	if (!err) {
-		err = odict_entry_add(od, "accounts", ODICT_ARRAY, arr);
 		if (n && n == req->n) {
 			char cur[24];
 
 			(void)re_snprintf(cur, sizeof(cur), "%s",
 					  PQgetvalue((const PGresult *)res,
 						     n - 1, 0));
-			err |= odict_entry_add(od, "next_cursor",
+			err = odict_entry_add(od, "next_cursor",
 					       ODICT_STRING, cur);
 		}
 		else {
-			err |= odict_entry_add(od, "next_cursor", ODICT_NULL);
+			err = odict_entry_add(od, "next_cursor", ODICT_NULL);
 		}
 	}
 
@@ -181,7 +169,6 @@ static void list_done(int err, const struct pg_result *res, void *arg)
 	else
 		api_reply(req, 200, od);
 
-	mem_deref(arr);
 	mem_deref(od);
 }
 

@@ -137,6 +137,8 @@ struct api_col {
 
 int  api_row(struct odict **odp, const struct pg_result *res, int row,
 	     const struct api_col *colv, size_t colc);
+int  api_rows(struct odict *od, const char *key, const struct pg_result *res,
+	      const struct api_col *colv, size_t colc);
 
 #define API_COLS(v) (v), (sizeof(v) / sizeof((v)[0]))
 int  api_time_valid(const char *s);

@@ -373,33 +373,19 @@ static void rows_reply(struct api_req *req, const PGresult *res,
 		       const char *key, const struct api_col *colv,
 		       size_t colc)
 {
-	struct odict *od = NULL, *arr = NULL;
-	int i, n = PQntuples(res), err;
+	struct odict *od = NULL;
+	int err;
 
-	err  = odict_alloc(&od, 4);
-	err |= odict_alloc(&arr, 64);
-
-	for (i = 0; i < n && !err; i++) {
-		struct odict *o;
-		char k[16];
-
-		err = api_row(&o, res, i, colv, colc);
-		if (err)
-			break;
-		(void)re_snprintf(k, sizeof(k), "%d", i);
-		err = odict_entry_add(arr, k, ODICT_OBJECT, o);
-		mem_deref(o);
-	}
-
+	err = odict_alloc(&od, 4);
 	if (!err)
-		err = odict_entry_add(od, key, ODICT_ARRAY, arr);
+		err = api_rows(od, key, (const struct pg_result *)res, colv,
+			       colc);
 
 	if (err)
 		api_error(req, 500, NULL, "out of memory");
 	else
 		api_reply(req, 200, od);
 
-	mem_deref(arr);
 	mem_deref(od);
 }
 

@@ -63,8 +63,8 @@ static void cdrs_done(int err, const struct pg_result *pres, void *arg)
 {
 	struct api_req *req = arg;
 	const PGresult *res = (const PGresult *)pres;
-	struct odict *od = NULL, *arr = NULL;
-	int i, n;
+	struct odict *od = NULL;
+	int n;
 
 	if (err) {
 		api_db_error(req, err, pres, NULL, "cdrs");
@@ -72,34 +72,22 @@ static void cdrs_done(int err, const struct pg_result *pres, void *arg)
 	}
 
 	n = PQntuples(res);
-	err  = odict_alloc(&od, 4);
-	err |= odict_alloc(&arr, 64);
-
-	for (i = 0; i < n && !err; i++) {
-		struct odict *o;
-		char key[16];
-
-		err = api_row(&o, pres, i, API_COLS(cdr_cols));
-		if (err)
-			break;
-		(void)re_snprintf(key, sizeof(key), "%d", i);
-		err = odict_entry_add(arr, key, ODICT_OBJECT, o);
-		mem_deref(o);
-	}
+	err = odict_alloc(&od, 4);
+	if (!err)
+		err = api_rows(od, "cdrs", pres, API_COLS(cdr_cols));
 
 	if (!err) {
-		err = odict_entry_add(od, "cdrs", ODICT_ARRAY, arr);
 		if (n && n == req->n) {
 			char cur[48];
 
 			(void)re_snprintf(cur, sizeof(cur), "%s-%s",
 					  PQgetvalue(res, n - 1, 14),
 					  PQgetvalue(res, n - 1, 0));
-			err |= odict_entry_add(od, "next_cursor",
+			err = odict_entry_add(od, "next_cursor",
 					       ODICT_STRING, cur);
 		}
 		else {
-			err |= odict_entry_add(od, "next_cursor", ODICT_NULL);
+			err = odict_entry_add(od, "next_cursor", ODICT_NULL);
 		}
 	}
 
@@ -108,7 +96,6 @@ static void cdrs_done(int err, const struct pg_result *pres, void *arg)
 	else
 		api_reply(req, 200, od);
 
-	mem_deref(arr);
 	mem_deref(od);
 }
 

@@ -180,6 +180,41 @@ int api_row(struct odict **odp, const struct pg_result *res, int row,
 }
 
 
+/**
+ * Every row of a result, as objects of a JSON array stored under key in
+ * od
+ */
+int api_rows(struct odict *od, const char *key, const struct pg_result *res,
+	     const struct api_col *colv, size_t colc)
+{
+	struct odict *arr;
+	int i, n = PQntuples((const PGresult *)res), err;
+
+	err = odict_alloc(&arr, 64);
+	if (err)
+		return err;
+
+	for (i = 0; i < n && !err; i++) {
+		struct odict *o;
+		char k[16];
+
+		err = api_row(&o, res, i, colv, colc);
+		if (err)
+			break;
+		(void)re_snprintf(k, sizeof(k), "%d", i);
+		err = odict_entry_add(arr, k, ODICT_OBJECT, o);
+		mem_deref(o);
+	}
+
+	if (!err)
+		err = odict_entry_add(od, key, ODICT_ARRAY, arr);
+
+	mem_deref(arr);
+
+	return err;
+}
+
+
 /* ---------------------------------------------------------------- bodies */
 
 /**
