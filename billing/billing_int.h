@@ -86,9 +86,9 @@ struct billing {
 	struct notify *notify;       /**< owned                          */
 	struct db_query *hbq;        /**< owned; heartbeat in flight     */
 	struct db_query *recq;       /**< owned; recovery list           */
-	uint32_t replays;            /**< spool replays not yet written  */
+	uint32_t replays;            /**< spool replays not yet written;
+					  the recovery waits for them    */
 	uint64_t start_ms;           /**< wall clock when this run began */
-	bool recover_wait;           /**< recovery waits for the replays */
 	struct tmr tmr_hb;
 	void (*flushh)(void *arg);
 	void *flush_arg;

@@ -489,10 +489,7 @@ int billing_alloc(struct billing **blp, const struct tg_config *cfg,
 			goto out;
 	}
 
-	if (bl->replays) {
-		bl->recover_wait = true;
-	}
-	else {
+	if (!bl->replays) {
 		err = recover_start(bl);
 		if (err)
 			goto out;

@@ -85,8 +85,7 @@ void billing_flush_check(struct billing *bl)
 {
 	void (*h)(void *arg) = bl->flushh;
 
-	if (!h || !list_isempty(&bl->settlel) || bl->recq ||
-	    bl->recover_wait)
+	if (!h || !list_isempty(&bl->settlel) || bl->recq || bl->replays)
 		return;
 
 	bl->flushh = NULL;
@@ -134,9 +133,7 @@ static void settle_handler(int err, const struct pg_result *pres, void *arg)
 
  done:
 	/* the spool is written: the live calls it left can be recovered */
-	if (st->replay && bl->replays && !--bl->replays &&
-	    bl->recover_wait) {
-		bl->recover_wait = false;
+	if (st->replay && bl->replays && !--bl->replays) {
 		if (recover_start(bl))
 			tlog_err(NULL, "billing: cannot queue the recovery of"
 				 " the last run's calls");
