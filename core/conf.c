@@ -1164,6 +1164,26 @@ static int h_rtp_relay(struct parser *p, struct tg_config *cfg,
 }
 
 
+static int h_rtp_io(struct parser *p, struct tg_config *cfg,
+		    const struct pl *val)
+{
+	static const char * const v[] = {"auto", "io_uring", "epoll"};
+	static const enum cfg_rtp_io iov[] = {
+		CFG_RTP_IO_AUTO, CFG_RTP_IO_URING, CFG_RTP_IO_EPOLL
+	};
+	size_t i;
+	int err;
+
+	err = get_choice(p, val, v, ARRAY_SIZE(v), &i);
+	if (err)
+		return err;
+
+	cfg->rtp_io = iov[i];
+
+	return 0;
+}
+
+
 static int h_rtp_addr_gw(struct parser *p, struct tg_config *cfg,
 			 const struct pl *val)
 {
@@ -1321,6 +1341,7 @@ static const struct key keyv[] = {
 	{"rtp_relay",         h_rtp_relay,    false, 0, 0, 0},
 	{"rtp_addr_gateway",  h_rtp_addr_gw,  false, 0, 0, 0},
 	{"rtp_threads",       h_u32, false, OFF(rtp_threads),    1, 16},
+	{"rtp_io",            h_rtp_io,       false, 0, 0, 0},
 	{"media_timeout",     h_u32, false, OFF(media_timeout),  0, 86400},
 	{"media_timeout_hold", h_u32, false, OFF(media_timeout_hold), 0,
 	 86400},
@@ -2029,6 +2050,9 @@ int cfg_print(struct re_printf *pf, const struct tg_config *cfg)
 		err |= re_hprintf(pf, "rtp_addr_gateway %j\n",
 				  &cfg->rtp_addr_gw);
 	err |= re_hprintf(pf, "rtp_threads %u\n", cfg->rtp_threads);
+	err |= re_hprintf(pf, "rtp_io %s\n",
+			  cfg->rtp_io == CFG_RTP_IO_URING ? "io_uring" :
+			  cfg->rtp_io == CFG_RTP_IO_EPOLL ? "epoll" : "auto");
 	err |= re_hprintf(pf, "media_timeout %u\n", cfg->media_timeout);
 	err |= re_hprintf(pf, "media_timeout_hold %u\n",
 			  cfg->media_timeout_hold);

@@ -72,6 +72,9 @@ struct cfg_token {
 
 enum cfg_logtarget { CFG_LOG_STDERR = 0, CFG_LOG_SYSLOG };
 
+/** How the media relay waits for packets (rtp_io) */
+enum cfg_rtp_io { CFG_RTP_IO_AUTO = 0, CFG_RTP_IO_URING, CFG_RTP_IO_EPOLL };
+
 struct tg_config {
 	char *file;                 /**< owned; path it was read from    */
 
@@ -100,6 +103,7 @@ struct tg_config {
 	bool rtp_relay;             /**< anchor media (else SDP verbatim) */
 	struct sa rtp_addr_gw;      /**< gateway side; unset = rtp_addr   */
 	uint32_t rtp_threads;       /**< relay worker threads            */
+	enum cfg_rtp_io rtp_io;     /**< io_uring or epoll               */
 	uint32_t media_timeout;     /**< s without RTP -> BYE, 0 = off   */
 	uint32_t media_timeout_hold; /**< s, the same while on hold      */
 

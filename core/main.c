@@ -268,8 +268,9 @@ int main(int argc, char *argv[])
 		case 'M': migrate = true; break;
 		case 'S': sqldir = optarg; break;
 		case 'v':
-			(void)printf("tollgate %s (libre %s)\n",
-				     TOLLGATE_VERSION, sys_libre_version_get());
+			(void)printf("tollgate %s (libre %s; media relay: %s)\n",
+				     TOLLGATE_VERSION, sys_libre_version_get(),
+				     relay_io_modes());
 			return 0;
 		case 'h':
 			usage();

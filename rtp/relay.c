@@ -39,6 +39,7 @@ struct media_relay {
 	struct mqueue *mq;            /**< owned                          */
 	struct media_worker *workerv[MAX_WORKERS]; /**< owned             */
 	unsigned workerc, next;
+	unsigned workerc_uring;      /**< workers waiting with io_uring */
 	struct list sessl;            /**< struct media_sess, owned       */
 	struct list calll;            /**< struct media_call, owned       */
 	struct mbuf *tone;            /**< owned: 1 s of 16-bit PCM       */
@@ -847,9 +848,22 @@ int relay_alloc(struct media_relay **mrp, const struct tg_config *cfg,
 		mr->workerc = MAX_WORKERS;
 
 	for (i = 0; i < mr->workerc; i++) {
-		err = media_worker_alloc(&mr->workerv[i], mr->mq, i);
-		if (err)
+		static const enum media_io iov[] = {
+			[CFG_RTP_IO_AUTO]  = MEDIA_IO_AUTO,
+			[CFG_RTP_IO_URING] = MEDIA_IO_URING,
+			[CFG_RTP_IO_EPOLL] = MEDIA_IO_EPOLL,
+		};
+
+		err = media_worker_alloc(&mr->workerv[i], mr->mq, i,
+					 iov[cfg->rtp_io]);
+		if (err) {
+			tlog_err(NULL, "media relay: worker %u: %s%m", i,
+				 cfg->rtp_io == CFG_RTP_IO_URING ?
+				 "rtp_io io_uring: " : "", err);
 			goto out;
+		}
+		if (media_worker_uring(mr->workerv[i]))
+			++mr->workerc_uring;
 	}
 
 	err = b2bua_subscribe(b, event_handler, mr);
@@ -859,8 +873,10 @@ int relay_alloc(struct media_relay **mrp, const struct tg_config *cfg,
 	b2bua_set_sdp(b, sdp_handler, mr);
 
 	tlog_info(NULL, "media relay: %j (caller side), %j (gateway side), "
-		  "ports %u-%u, %u threads", &mr->addr[0], &mr->addr[1],
-		  cfg->rtp_port_min, cfg->rtp_port_max, mr->workerc);
+		  "ports %u-%u, %u threads (%s)", &mr->addr[0], &mr->addr[1],
+		  cfg->rtp_port_min, cfg->rtp_port_max, mr->workerc,
+		  mr->workerc_uring == mr->workerc ? "io_uring" :
+		  mr->workerc_uring ? "io_uring and epoll" : "epoll");
 
  out:
 	if (err) {
@@ -872,6 +888,17 @@ int relay_alloc(struct media_relay **mrp, const struct tg_config *cfg,
 	}
 
 	return err;
+}
+
+
+/** The ways this build can wait for packets (rtp_io), for --version */
+const char *relay_io_modes(void)
+{
+#ifdef HAVE_LIBURING
+	return "io_uring, epoll";
+#else
+	return "epoll";
+#endif
 }
 
 
@@ -887,6 +914,7 @@ void relay_info(const struct media_relay *mr, struct relay_info *info)
 
 	info->enabled        = mr->cfg->rtp_relay;
 	info->threads        = mr->workerc;
+	info->threads_uring  = mr->workerc_uring;
 	info->ports          = media_pool_size(mr->pool);
 	info->ports_free     = media_pool_free(mr->pool);
 	info->calls          = mr->n_calls;

@@ -48,6 +48,7 @@ enum { RELAY_MAX_STREAMS = 8 };
 struct relay_info {
 	bool     enabled;        /**< rtp_relay yes                      */
 	unsigned threads;
+	unsigned threads_uring;  /**< of them, waiting with io_uring      */
 	uint32_t ports;          /**< RTP/RTCP port pairs in the pool    */
 	uint32_t ports_free;
 	uint64_t calls;          /**< calls relayed since start          */
@@ -65,6 +66,7 @@ int  relay_call_stats(const struct b2bua_call *call,
 int  relay_call_stats_json(struct re_printf *pf,
 			   const struct b2bua_call *call);
 uint64_t relay_call_last_media_ms(const struct b2bua_call *call);
+const char *relay_io_modes(void);
 void relay_info(const struct media_relay *mr, struct relay_info *info);
 int  relay_debug(struct re_printf *pf, const struct media_relay *mr);
 

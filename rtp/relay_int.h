@@ -108,6 +108,7 @@ struct media_sock {
 	struct media_sess *s;       /**< borrowed: the session owns us    */
 	uint8_t side;               /**< MEDIA_CALLER / MEDIA_GATEWAY     */
 	uint8_t rtcp;
+	bool armed;                 /**< io_uring: a receive is queued    */
 };
 
 /** One side of a session: the port pair a far end sends to */
@@ -142,6 +143,11 @@ struct media_sess {
 	size_t tone_n, tone_pos;
 	int tone_pcmu, tone_pcma;
 	bool registered;
+	/* io_uring only: the session is handed back once nothing of the
+	   kernel's refers to it any more */
+	bool closing;
+	unsigned armed;             /**< receives queued                  */
+	unsigned inflight;          /**< sends not completed              */
 };
 
 enum media_cmd_type {
@@ -169,7 +175,15 @@ struct media_worker;
 /** Messages from the workers to the main thread (mqueue ids) */
 enum { MEDIA_MQ_FREED = 1 };
 
+/** How a worker waits for packets (rtp_io) */
+enum media_io {
+	MEDIA_IO_AUTO = 0,          /**< io_uring where the kernel has it */
+	MEDIA_IO_URING,
+	MEDIA_IO_EPOLL,
+};
+
 int  media_worker_alloc(struct media_worker **wp, struct mqueue *mq,
-			unsigned index);
+			unsigned index, enum media_io io);
+bool media_worker_uring(const struct media_worker *w);
 int  media_worker_send(struct media_worker *w, struct media_cmd *cmd);
 uint64_t media_mono_ms(void);

@@ -10,7 +10,8 @@
 # Set-up, every step idempotent:
 #   1. as root: apt-get install of the packages that are missing
 #      (not root: fails naming them if any is missing)
-#   2. autoreconf -fi, ./configure --enable-werror, make -j2 (in the tree)
+#   2. autoreconf -fi, ./configure --enable-werror --with-liburing, make -j2
+#      (in the tree)
 #   3. a private PostgreSQL 15 cluster in ./var/pg (tools/pg-cluster.sh),
 #      started; it listens only on the socket ./var/pg/run
 #   4. ./tollgate --migrate, then tools/seed-demo.sql (rate plan "demo",
@@ -26,7 +27,7 @@ set -euo pipefail
 
 PROG=${0##*/}
 PACKAGES=(build-essential autoconf automake libtool pkg-config
-	  libre-dev librem-dev libpq-dev libmicrohttpd-dev postgresql-15
+	  libre-dev librem-dev libpq-dev libmicrohttpd-dev liburing-dev postgresql-15
 	  sip-tester valgrind curl acl)
 
 die() {
@@ -67,7 +68,7 @@ install_packages() {
 build() {
 	step "building"
 	autoreconf -fi
-	./configure --enable-werror
+	./configure --enable-werror --with-liburing
 	make -j2
 }
 

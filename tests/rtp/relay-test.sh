@@ -8,6 +8,10 @@
 #   127.0.0.63:5080  SIPp gateway           127.0.0.66  caller's RTP
 #   127.0.0.68       REST API (unused)      127.0.0.67  gateway's RTP
 #
+# RTP_IO is the daemon's rtp_io: io_uring by default when the build has
+# it (tollgate --version), else epoll; tests/rtp/relay-test-epoll.sh runs
+# the suite again with epoll.
+#
 # make check runs it from the top build directory (top_srcdir,
 # top_builddir, SIPP from the environment).  Prints one line per check
 # and "N passed, M failed" last; exit status 1 if a check failed, 77 if
@@ -31,6 +35,14 @@ fi
 for b in "$TG" "$RTPEER"; do
 	[ -x "$b" ] || { echo "relay-test: $b not built" >&2; exit 99; }
 done
+
+if [ -z "${RTP_IO:-}" ]; then
+	case $("$TG" --version) in
+	*io_uring*) RTP_IO=io_uring ;;
+	*) RTP_IO=epoll ;;
+	esac
+fi
+echo "# relay waits with: $RTP_IO"
 
 . "$top_srcdir/tests/lib/pgtest.sh"
 
@@ -100,6 +112,7 @@ start_tg() {
 		echo "api_listen 127.0.0.68:8080"
 		echo "log_level debug"
 		echo "state_dir $W/state"
+		echo "rtp_io $RTP_IO"
 		printf '%s\n' "$@"
 	} >"$W/$name.conf"
 	mkdir -p "$W/state"
@@ -188,6 +201,8 @@ no_relay_sockets() {
 # ------------------------------------------------------------- the calls
 
 start_tg relay "rtp_ports 41000-41199" "media_timeout 2" || exit 99
+check "the relay's workers wait with $RTP_IO" \
+	grep -q "media relay: .* threads ($RTP_IO)" "$TG_LOG"
 
 # 1. a basic call with G.711 both ways, 3 packets dropped by the caller,
 #    RTCP receiver reports from the gateway

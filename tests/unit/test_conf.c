@@ -919,6 +919,7 @@ static void test_media_keys(void)
 		CHECK(cfg->rtp_relay);
 		CHECK(!sa_isset(&cfg->rtp_addr_gw, SA_ADDR));
 		CHECK(cfg->rtp_threads == 2);
+		CHECK(cfg->rtp_io == CFG_RTP_IO_AUTO);
 		CHECK(cfg->media_timeout == 30);
 		CHECK(cfg->media_timeout_hold == 600);
 		mem_deref(cfg);
@@ -943,11 +944,33 @@ static void test_media_keys(void)
 		mem_deref(cfg);
 	}
 
+	cfg = OK(BASE "rtp_io io_uring\n");
+	if (cfg) {
+		CHECK(cfg->rtp_io == CFG_RTP_IO_URING);
+		mem_deref(cfg);
+	}
+
+	cfg = OK(BASE "rtp_io epoll\n");
+	if (cfg) {
+		CHECK(cfg->rtp_io == CFG_RTP_IO_EPOLL);
+		mem_deref(cfg);
+	}
+
+	cfg = OK(BASE "rtp_io auto\n");
+	if (cfg) {
+		CHECK(cfg->rtp_io == CFG_RTP_IO_AUTO);
+		mem_deref(cfg);
+	}
+
 	BAD(BASE "rtp_relay maybe\n", "t.conf:3: ",
 	    "rtp_relay: 'maybe' is not one of yes|no");
 	BAD(BASE "rtp_addr_gateway gw.example\n", "t.conf:3: ",
 	    "rtp_addr_gateway: 'gw.example' is not an IPv4 or IPv6 address");
 	BAD(BASE "rtp_addr_gateway ::\n", "t.conf:3: ", "concrete address");
+	BAD(BASE "rtp_io uring\n", "t.conf:3: ",
+	    "rtp_io: 'uring' is not one of auto|io_uring|epoll");
+	BAD(BASE "rtp_io\n", "t.conf:3: ", "rtp_io");
+	BAD(BASE "rtp_io epoll\nrtp_io auto\n", "t.conf:4: ", "rtp_io");
 	BAD(BASE "rtp_threads 0\n", "t.conf:3: ", "out of range 1..16");
 	BAD(BASE "rtp_threads 17\n", "t.conf:3: ", "out of range 1..16");
 	BAD(BASE "media_timeout -1\n", "t.conf:3: ", "media_timeout");
