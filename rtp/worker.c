@@ -132,13 +132,20 @@ struct media_worker {
 #define PUB(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
 
-uint64_t media_mono_ms(void)
+/** Monotonic clock in microseconds */
+static uint64_t mono_us(void)
 {
 	struct timespec ts;
 
 	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
 
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+
+uint64_t media_mono_ms(void)
+{
+	return mono_us() / 1000;
 }
 
 
@@ -864,6 +871,7 @@ static void usend_done(struct media_worker *w,
 
 static void uring_loop(struct media_worker *w)
 {
+	uint64_t rate = 0, prev_us = mono_us();
 	unsigned want = 1;
 
 	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
@@ -871,7 +879,7 @@ static void uring_loop(struct media_worker *w)
 		struct io_uring_cqe *cqe;
 		unsigned head, seen = 0, pkts = 0;
 		bool cmds = false;
-		uint64_t now_ms;
+		uint64_t now_ms, now_us;
 
 		if (!w->ucmd_armed)
 			ucmd_arm(w);
@@ -923,7 +931,20 @@ static void uring_loop(struct media_worker *w)
 			cmds_run(w);
 		}
 
-		want = pkts < 1 ? 1 : pkts > WANT_MAX ? WANT_MAX : pkts;
+		/* Packets per second, averaged over a few rounds: a wait
+		   asks for those that arrive in about 3/4 of WAIT_US.  It
+		   follows the traffic, not the size of the last batch,
+		   which a short wait would keep short. */
+		now_us = mono_us();
+		rate = (3 * rate + (uint64_t)pkts * 1000000 /
+			(now_us - prev_us + 1)) / 4;
+		prev_us = now_us;
+
+		want = (unsigned)(rate * WAIT_US * 3 / 4 / 1000000);
+		if (want < 1)
+			want = 1;
+		else if (want > WANT_MAX)
+			want = WANT_MAX;
 	}
 }
 
