@@ -11,10 +11,11 @@
  * - io_uring (where the kernel and the build have it): a multishot
  *   receive per socket fills buffers of a ring the kernel picks from, and
  *   the kernel's receive work is deferred until the worker asks for it
- *   (IORING_SETUP_DEFER_TASKRUN).  The worker waits until about as many
- *   packets have arrived as it found last time, for at most WAIT_US, then
- *   reads all of them, queues their sends and hands the sends over with
- *   the next wait: one system call for a whole batch, across sockets.
+ *   (IORING_SETUP_DEFER_TASKRUN).  The worker waits until the packets
+ *   its recent rate brings in about 3/4 of WAIT_US have arrived, for at
+ *   most WAIT_US, then reads all of them, queues their sends and hands
+ *   the sends over with the next wait: one system call for a whole
+ *   batch, across sockets.
  *
  * - epoll: read a batch with recvmmsg() and send it on with sendmmsg().
  *   Waking up costs more than relaying a packet, so a poll that found
