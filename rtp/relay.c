@@ -862,8 +862,12 @@ int relay_alloc(struct media_relay **mrp, const struct tg_config *cfg,
 				 "rtp_io io_uring: " : "", err);
 			goto out;
 		}
-		if (media_worker_uring(mr->workerv[i]))
+		if (media_worker_uring(mr->workerv[i], &err))
 			++mr->workerc_uring;
+		else if (err)
+			tlog_warn(NULL, "media relay: worker %u: io_uring not "
+				  "available (%m): waiting with epoll", i, err);
+		err = 0;
 	}
 
 	err = b2bua_subscribe(b, event_handler, mr);

@@ -184,6 +184,6 @@ enum media_io {
 
 int  media_worker_alloc(struct media_worker **wp, struct mqueue *mq,
 			unsigned index, enum media_io io);
-bool media_worker_uring(const struct media_worker *w);
+bool media_worker_uring(const struct media_worker *w, int *errp);
 int  media_worker_send(struct media_worker *w, struct media_cmd *cmd);
 uint64_t media_mono_ms(void);

@@ -103,6 +103,7 @@ struct media_worker {
 	int stop;
 	int init;                    /**< 0 starting, 1 up, -errno      */
 	bool uring;                  /**< waits with io_uring           */
+	int uring_err;               /**< why not, when it tried         */
 
 	/* worker-only packet buffers */
 	struct media_sock *pend[PEND_MAX]; /**< borrowed, not drained  */
@@ -1058,6 +1059,7 @@ static void *worker_main(void *arg)
 	if (w->io != MEDIA_IO_EPOLL) {
 		err = uring_init(w);
 		w->uring = !err;
+		w->uring_err = err;
 		if (err && w->io == MEDIA_IO_AUTO)
 			err = 0;
 	}
@@ -1195,9 +1197,17 @@ int media_worker_alloc(struct media_worker **wp, struct mqueue *mq,
 }
 
 
-/** Whether a worker waits for packets with io_uring */
-bool media_worker_uring(const struct media_worker *w)
+/**
+ * Whether a worker waits for packets with io_uring
+ *
+ * @param w     The worker
+ * @param errp  Set to why not when it tried and failed, else 0 (optional)
+ */
+bool media_worker_uring(const struct media_worker *w, int *errp)
 {
+	if (errp)
+		*errp = w ? w->uring_err : 0;
+
 	return w ? w->uring : false;
 }
 
