@@ -802,7 +802,7 @@ int relay_alloc(struct media_relay **mrp, const struct tg_config *cfg,
 {
 	struct media_relay *mr;
 	unsigned i;
-	int err;
+	int err, why;
 
 	if (!mrp || !cfg || !b)
 		return EINVAL;
@@ -862,12 +862,11 @@ int relay_alloc(struct media_relay **mrp, const struct tg_config *cfg,
 				 "rtp_io io_uring: " : "", err);
 			goto out;
 		}
-		if (media_worker_uring(mr->workerv[i], &err))
+		if (media_worker_uring(mr->workerv[i], &why))
 			++mr->workerc_uring;
-		else if (err)
+		else if (why)
 			tlog_warn(NULL, "media relay: worker %u: io_uring not "
-				  "available (%m): waiting with epoll", i, err);
-		err = 0;
+				  "available (%m): waiting with epoll", i, why);
 	}
 
 	err = b2bua_subscribe(b, event_handler, mr);
@@ -918,7 +917,6 @@ void relay_info(const struct media_relay *mr, struct relay_info *info)
 
 	info->enabled        = mr->cfg->rtp_relay;
 	info->threads        = mr->workerc;
-	info->threads_uring  = mr->workerc_uring;
 	info->ports          = media_pool_size(mr->pool);
 	info->ports_free     = media_pool_free(mr->pool);
 	info->calls          = mr->n_calls;

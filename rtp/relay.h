@@ -48,7 +48,6 @@ enum { RELAY_MAX_STREAMS = 8 };
 struct relay_info {
 	bool     enabled;        /**< rtp_relay yes                      */
 	unsigned threads;
-	unsigned threads_uring;  /**< of them, waiting with io_uring      */
 	uint32_t ports;          /**< RTP/RTCP port pairs in the pool    */
 	uint32_t ports_free;
 	uint64_t calls;          /**< calls relayed since start          */

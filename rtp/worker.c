@@ -125,7 +125,7 @@ struct media_worker {
 	struct uslot *uslot;         /**< one per buffer                */
 	struct msghdr utmpl;         /**< shape of a multishot receive  */
 	unsigned uback;              /**< buffers given back, to publish */
-	unsigned usends;             /**< sends queued since the wait   */
+	unsigned usends;             /**< sends whose completion is due */
 	bool ucmd_armed;
 #endif
 };
@@ -716,8 +716,6 @@ static void usess_add(struct media_worker *w, struct media_sess *s)
 			sock_stamp(s->side[sk->side].fd[0]);
 		urecv_arm(w, sk);
 	}
-
-	s->registered = false;   /* not in the epoll set */
 }
 
 
@@ -881,21 +879,21 @@ static void uring_loop(struct media_worker *w)
 		struct io_uring_cqe *cqe;
 		unsigned head, seen = 0, pkts = 0;
 		bool cmds = false;
-		uint64_t now_ms, now_us;
+		uint64_t now_us;
 
 		if (!w->ucmd_armed)
 			ucmd_arm(w);
 
-		/* Hand over the last batch's sends and wait for about as
-		   many packets as last time (the sends' own completions
-		   are posted at once), at most WAIT_US; with nothing
-		   going on, until something arrives. */
+		/* Hand over the last batch's sends and wait for the
+		   packets asked for (the sends' own completions are posted
+		   at once), at most WAIT_US; with nothing going on, until
+		   something arrives. */
 		(void)io_uring_submit_and_wait_timeout(&w->ring, &cqe,
 						       want + w->usends,
 						       want > 1 || w->usends ?
 						       &ts : NULL, NULL);
 
-		now_ms = media_mono_ms();
+		now_us = mono_us();
 
 		io_uring_for_each_cqe(&w->ring, head, cqe) {
 			++seen;
@@ -903,7 +901,7 @@ static void uring_loop(struct media_worker *w)
 			switch (cqe->user_data & UD_MASK) {
 
 			case UD_RECV:
-				pkts += urecv_done(w, cqe, now_ms);
+				pkts += urecv_done(w, cqe, now_us / 1000);
 				break;
 
 			case UD_SEND:
@@ -937,7 +935,6 @@ static void uring_loop(struct media_worker *w)
 		   asks for those that arrive in about 3/4 of WAIT_US.  It
 		   follows the traffic, not the size of the last batch,
 		   which a short wait would keep short. */
-		now_us = mono_us();
 		rate = (3 * rate + (uint64_t)pkts * 1000000 /
 			(now_us - prev_us + 1)) / 4;
 		prev_us = now_us;
