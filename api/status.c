@@ -185,6 +185,15 @@ static int metric(struct mbuf *mb, const char *name, const char *type,
 }
 
 
+/** A metric with one value and no labels */
+static int metric_val(struct mbuf *mb, const char *name, const char *type,
+		      const char *help, uint64_t v)
+{
+	return metric(mb, name, type, help) |
+		mbuf_printf(mb, "%s %llu\n", name, (unsigned long long)v);
+}
+
+
 /** GET /metrics */
 void api_metrics_h(struct api_req *req)
 {
@@ -207,20 +216,17 @@ void api_metrics_h(struct api_req *req)
 	for (i = 0; i < API_RATE_WINDOW; i++)
 		rate += api->rate_slot[i];
 
-	err |= metric(mb, "tollgate_calls_active", "gauge",
-		      "Calls in progress");
-	err |= mbuf_printf(mb, "tollgate_calls_active %u\n",
-			   b2bua_call_count(api->b2bua));
+	err |= metric_val(mb, "tollgate_calls_active", "gauge",
+			  "Calls in progress",
+			  b2bua_call_count(api->b2bua));
 
-	err |= metric(mb, "tollgate_calls_created_total", "counter",
-		      "Calls accepted for routing");
-	err |= mbuf_printf(mb, "tollgate_calls_created_total %llu\n",
-			   (unsigned long long)api->created);
+	err |= metric_val(mb, "tollgate_calls_created_total", "counter",
+			  "Calls accepted for routing",
+			  api->created);
 
-	err |= metric(mb, "tollgate_calls_answered_total", "counter",
-		      "Calls answered by a gateway");
-	err |= mbuf_printf(mb, "tollgate_calls_answered_total %llu\n",
-			   (unsigned long long)api->answered);
+	err |= metric_val(mb, "tollgate_calls_answered_total", "counter",
+			  "Calls answered by a gateway",
+			  api->answered);
 
 	err |= metric(mb, "tollgate_calls_total", "counter",
 		      "Calls over, by outcome (the CDR reason)");
@@ -240,10 +246,9 @@ void api_metrics_h(struct api_req *req)
 	if (api->billing) {
 		billing_stats(api->billing, &bs);
 
-		err |= metric(mb, "tollgate_cutoffs_total", "counter",
-			      "Calls cut because their money ended");
-		err |= mbuf_printf(mb, "tollgate_cutoffs_total %llu\n",
-				   (unsigned long long)bs.cutoffs);
+		err |= metric_val(mb, "tollgate_cutoffs_total", "counter",
+				  "Calls cut because their money ended",
+				  bs.cutoffs);
 		err |= metric(mb, "tollgate_authorizations_total", "counter",
 			      "Authorisations by result");
 		err |= mbuf_printf(mb, "tollgate_authorizations_total"
@@ -252,17 +257,15 @@ void api_metrics_h(struct api_req *req)
 				   "{result=\"refused\"} %llu\n",
 				   (unsigned long long)bs.authorized,
 				   (unsigned long long)bs.refused);
-		err |= metric(mb, "tollgate_settlements_pending", "gauge",
-			      "Settlements not yet confirmed");
-		err |= mbuf_printf(mb, "tollgate_settlements_pending %u\n",
-				   bs.pending);
+		err |= metric_val(mb, "tollgate_settlements_pending", "gauge",
+				  "Settlements not yet confirmed",
+				  bs.pending);
 	}
 
 	db_stats(api->db, &ds);
-	err |= metric(mb, "tollgate_db_up", "gauge",
-		      "Database connection up");
-	err |= mbuf_printf(mb, "tollgate_db_up %d\n",
-			   db_is_up(api->db) ? 1 : 0);
+	err |= metric_val(mb, "tollgate_db_up", "gauge",
+			  "Database connection up",
+			  db_is_up(api->db) ? 1 : 0);
 	err |= metric(mb, "tollgate_db_latency_seconds", "summary",
 		      "Database queries, queued to result");
 	err |= mbuf_printf(mb, "tollgate_db_latency_seconds_sum %llu.%06llu\n"
@@ -276,60 +279,49 @@ void api_metrics_h(struct api_req *req)
 			   " %llu.%06llu\n",
 			   (unsigned long long)(ds.lat_us_max / 1000000),
 			   (unsigned long long)(ds.lat_us_max % 1000000));
-	err |= metric(mb, "tollgate_db_errors_total", "counter",
-		      "Database queries that failed");
-	err |= mbuf_printf(mb, "tollgate_db_errors_total %llu\n",
-			   (unsigned long long)ds.errors);
-	err |= metric(mb, "tollgate_db_reconnects_total", "counter",
-		      "Database connections made again");
-	err |= mbuf_printf(mb, "tollgate_db_reconnects_total %llu\n",
-			   (unsigned long long)ds.reconnects);
-	err |= metric(mb, "tollgate_db_batches_total", "counter",
-		      "Database round trips that carried several queries");
-	err |= mbuf_printf(mb, "tollgate_db_batches_total %llu\n",
-			   (unsigned long long)ds.batches);
-	err |= metric(mb, "tollgate_db_batched_queries_total", "counter",
-		      "Database queries that went in a batch");
-	err |= mbuf_printf(mb, "tollgate_db_batched_queries_total %llu\n",
-			   (unsigned long long)ds.batched);
-	err |= metric(mb, "tollgate_db_queued", "gauge",
-		      "Database queries queued or in flight");
-	err |= mbuf_printf(mb, "tollgate_db_queued %u\n", ds.queued);
+	err |= metric_val(mb, "tollgate_db_errors_total", "counter",
+			  "Database queries that failed",
+			  ds.errors);
+	err |= metric_val(mb, "tollgate_db_reconnects_total", "counter",
+			  "Database connections made again",
+			  ds.reconnects);
+	err |= metric_val(mb, "tollgate_db_batches_total", "counter",
+			  "Database round trips that carried several queries",
+			  ds.batches);
+	err |= metric_val(mb, "tollgate_db_batched_queries_total", "counter",
+			  "Database queries that went in a batch",
+			  ds.batched);
+	err |= metric_val(mb, "tollgate_db_queued", "gauge",
+			  "Database queries queued or in flight",
+			  ds.queued);
 
 	memset(&pk, 0, sizeof(pk));
 	(void)b2bua_call_apply(api->b2bua, pkt_apply, &pk);
-	err |= metric(mb, "tollgate_relay_packets_live", "gauge",
-		      "RTP packets relayed so far by the calls in progress");
-	err |= mbuf_printf(mb, "tollgate_relay_packets_live %llu\n",
-			   (unsigned long long)pk.packets);
-	err |= metric(mb, "tollgate_relay_bytes_live", "gauge",
-		      "RTP bytes relayed so far by the calls in progress");
-	err |= mbuf_printf(mb, "tollgate_relay_bytes_live %llu\n",
-			   (unsigned long long)pk.bytes);
+	err |= metric_val(mb, "tollgate_relay_packets_live", "gauge",
+			  "RTP packets relayed so far by the calls in progress",
+			  pk.packets);
+	err |= metric_val(mb, "tollgate_relay_bytes_live", "gauge",
+			  "RTP bytes relayed so far by the calls in progress",
+			  pk.bytes);
 
 	if (api->relay) {
 		struct relay_info ri;
 
 		relay_info(api->relay, &ri);
-		err |= metric(mb, "tollgate_relay_ports_free", "gauge",
-			      "RTP/RTCP port pairs free");
-		err |= mbuf_printf(mb, "tollgate_relay_ports_free %u\n",
-				   ri.ports_free);
-		err |= metric(mb, "tollgate_relay_ports", "gauge",
-			      "RTP/RTCP port pairs in the pool");
-		err |= mbuf_printf(mb, "tollgate_relay_ports %u\n",
-				   ri.ports);
-		err |= metric(mb, "tollgate_relay_media_timeouts_total",
-			      "counter", "Calls ended for lack of RTP");
-		err |= mbuf_printf(mb, "tollgate_relay_media_timeouts_total"
-				   " %llu\n",
-				   (unsigned long long)ri.media_timeouts);
+		err |= metric_val(mb, "tollgate_relay_ports_free", "gauge",
+				  "RTP/RTCP port pairs free",
+				  ri.ports_free);
+		err |= metric_val(mb, "tollgate_relay_ports", "gauge",
+				  "RTP/RTCP port pairs in the pool",
+				  ri.ports);
+		err |= metric_val(mb, "tollgate_relay_media_timeouts_total",
+				  "counter", "Calls ended for lack of RTP",
+				  ri.media_timeouts);
 	}
 
-	err |= metric(mb, "tollgate_api_requests_total", "counter",
-		      "REST API requests");
-	err |= mbuf_printf(mb, "tollgate_api_requests_total %llu\n",
-			   (unsigned long long)api->requests);
+	err |= metric_val(mb, "tollgate_api_requests_total", "counter",
+			  "REST API requests",
+			  api->requests);
 	err |= metric(mb, "tollgate_api_responses_total", "counter",
 		      "REST API responses by status class");
 	for (i = 2; i < 6; i++)
@@ -337,11 +329,9 @@ void api_metrics_h(struct api_req *req)
 				   "{class=\"%uxx\"} %llu\n", i,
 				   (unsigned long long)api->responses[i]);
 
-	err |= metric(mb, "tollgate_uptime_seconds", "gauge",
-		      "Seconds since the API started");
-	err |= mbuf_printf(mb, "tollgate_uptime_seconds %llu\n",
-			   (unsigned long long)((tmr_jiffies() -
-						 api->start_jif) / 1000));
+	err |= metric_val(mb, "tollgate_uptime_seconds", "gauge",
+			  "Seconds since the API started",
+			  (tmr_jiffies() - api->start_jif) / 1000);
 
 	if (err)
 		api_error(req, 500, NULL, "out of memory");
