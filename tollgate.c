@@ -1,5 +1,6 @@
 /**
- * @file main.c  The tollgate daemon: options, start-up, signals, shutdown
+ * @file tollgate.c  The tollgate daemon: options, start-up, signals,
+ *                   shutdown
  */
 
 #include <stdio.h>
