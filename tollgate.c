@@ -1,6 +1,10 @@
 /**
  * @file tollgate.c  The tollgate daemon: options, start-up, signals,
  *                   shutdown
+ *
+ * The composition root: the one file that knows every module.  It reads
+ * the configuration with every module's keys, hands each module its own
+ * part and whatever it needs from another, and wires them together.
  */
 
 #include <stdio.h>
@@ -15,6 +19,8 @@
 #include "billing.h"
 #include "relay.h"
 #include "api.h"
+#include "db_conf.h"
+#include "tollgate.h"
 
 
 #ifndef TOLLGATE_SRC_SQLDIR
@@ -25,7 +31,8 @@ enum { CRED_TIMEOUT_MS = 2000, FD_MAX = 65536 };
 
 
 static struct {
-	struct tg_config *cfg;   /**< owned */
+	struct cfg *cfg;         /**< owned */
+	const struct tg_conf *tgc;   /**< borrowed from cfg */
 	struct b2bua *b2bua;     /**< owned */
 	struct db *db;           /**< owned */
 	struct media_relay *relay; /**< owned; freed after the b2bua */
@@ -195,7 +202,7 @@ static void grace_expired(void *arg)
 	(void)arg;
 
 	tlog_warn(NULL, "%u calls still open after %u s: exiting",
-		  b2bua_call_count(app.b2bua), app.cfg->shutdown_grace);
+		  b2bua_call_count(app.b2bua), app.tgc->shutdown_grace);
 	re_cancel();
 }
 
@@ -211,7 +218,7 @@ static void signal_handler(int sig)
 	app.stopping = true;
 	tlog_info(NULL, "signal %d: stopping", sig);
 
-	tmr_start(&app.tmr_grace, (uint64_t)app.cfg->shutdown_grace * 1000 +
+	tmr_start(&app.tmr_grace, (uint64_t)app.tgc->shutdown_grace * 1000 +
 		  1, grace_expired, NULL);
 	b2bua_shutdown(app.b2bua, calls_gone, NULL);
 }
@@ -255,6 +262,11 @@ int main(int argc, char *argv[])
 		{NULL, 0, NULL, 0}
 	};
 	const char *file = NULL, *conninfo = NULL, *sqldir = NULL;
+	const struct b2bua_conf *b2bc;
+	const struct billing_conf *blc;
+	const struct log_conf *logc;
+	const struct api_conf *apic;
+	const struct db_conf *dbc;
 	bool test = false, migrate = false;
 	struct tmr_wheel_stats ws;
 	int c, err;
@@ -304,7 +316,7 @@ int main(int argc, char *argv[])
 		return 2;
 	}
 
-	err = cfg_load(&app.cfg, file, &errpf);
+	err = cfg_load(&app.cfg, file, tollgate_modv, tollgate_modc, &errpf);
 	if (err) {
 		(void)fprintf(stderr, "tollgate: configuration %s is not "
 			      "valid\n", file);
@@ -319,8 +331,15 @@ int main(int argc, char *argv[])
 		return 0;
 	}
 
+	app.tgc = cfg_get(app.cfg, &tg_conf_module);
+	b2bc = cfg_get(app.cfg, &b2bua_conf_module);
+	blc  = cfg_get(app.cfg, &billing_conf_module);
+	logc = cfg_get(app.cfg, &log_conf_module);
+	apic = cfg_get(app.cfg, &api_conf_module);
+	dbc  = cfg_get(app.cfg, &db_conf_module);
+
 	if (!conninfo)
-		conninfo = app.cfg->db_conninfo;
+		conninfo = dbc->db_conninfo;
 
 	if (migrate) {
 		err = db_migrate_sync(conninfo, sqldir ? sqldir
@@ -329,7 +348,7 @@ int main(int argc, char *argv[])
 		return err ? 1 : 0;
 	}
 
-	tlog_init(app.cfg->log_target, app.cfg->log_level, "tollgate");
+	tlog_init(logc->log_target, logc->log_level, "tollgate");
 
 	err = db_schema_check_sync(conninfo, &errpf);
 	if (err) {
@@ -353,7 +372,7 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 
-	err = db_alloc(&app.db, conninfo, app.cfg->db_connections);
+	err = db_alloc(&app.db, conninfo, dbc->db_connections);
 	if (!err)
 		err = acct_register_statements(app.db);
 	if (err) {
@@ -361,22 +380,23 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 
-	err = b2bua_alloc(&app.b2bua, app.cfg);
+	err = b2bua_alloc(&app.b2bua, b2bc);
 	if (err)
 		goto out;
 
 	b2bua_set_cred(app.b2bua, cred_lookup, NULL);
 
 	/* media relay: SDP rewrite, RTP/RTCP relay, media timeout, tone */
-	err = relay_alloc(&app.relay, app.cfg, app.b2bua);
+	err = relay_alloc(&app.relay, cfg_get(app.cfg, &relay_conf_module),
+			  app.b2bua);
 	if (err) {
 		tlog_err(NULL, "media relay: %m", err);
 		goto out;
 	}
 
 	/* prepaid billing: authorise, reserve, cut off, settle */
-	if (app.cfg->billing) {
-		err = billing_alloc(&app.billing, app.cfg, app.db, app.b2bua,
+	if (blc->billing) {
+		err = billing_alloc(&app.billing, blc, app.db, app.b2bua,
 				    conninfo);
 		if (err) {
 			tlog_err(NULL, "billing: %m", err);
@@ -389,9 +409,10 @@ int main(int argc, char *argv[])
 
 	/* REST API: calls, accounts and credit, rates, gateways and
 	 * routes, CDRs, health and metrics */
-	if (api_enabled(app.cfg)) {
-		err = api_alloc(&app.api, app.cfg, app.db, app.b2bua,
-				app.billing, app.relay);
+	if (api_enabled(apic)) {
+		/* the API computes HA1 with the B2BUA's digest realm */
+		err = api_alloc(&app.api, apic, b2bc->realm, app.db,
+				app.b2bua, app.billing, app.relay);
 		if (err) {
 			tlog_err(NULL, "api: %m", err);
 			goto out;

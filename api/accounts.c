@@ -309,7 +309,7 @@ static int fields_get(struct api_req *req, const struct odict *od,
 		}
 
 		if (re_sdprintf(&s, "%s:%s:%s", f->sip_username,
-				req->api->cfg->realm, pw)) {
+				req->api->realm, pw)) {
 			api_error(req, 500, NULL, "out of memory");
 			return ENOMEM;
 		}

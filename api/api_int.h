@@ -40,7 +40,8 @@ struct api_route {
 };
 
 struct api {
-	const struct tg_config *cfg; /**< borrowed                       */
+	const struct api_conf *cfg;  /**< borrowed                       */
+	const char *realm;           /**< borrowed; digest realm (HA1)   */
 	struct db *db;               /**< borrowed                       */
 	struct b2bua *b2bua;         /**< borrowed                       */
 	struct billing *billing;     /**< borrowed; NULL if billing off  */

@@ -234,7 +234,7 @@ static void load_done(int err, const struct pg_result *pres, void *arg)
 
 static void seed(struct api *api)
 {
-	const struct tg_config *cfg = api->cfg;
+	const struct b2bua_conf *cfg = b2bua_config(api->b2bua);
 	struct le *le;
 
 	LIST_FOREACH(&cfg->gatewayl, le) {

@@ -332,7 +332,7 @@ static bool token_eq(const char *a, const char *b, size_t bl)
 /* 0 and the role, or 401 */
 static int authorize(struct api_req *req)
 {
-	const struct tg_config *cfg = req->api->cfg;
+	const struct api_conf *cfg = req->api->cfg;
 	const char *h = api_header(req, "Authorization");
 	struct le *le;
 	size_t l;
@@ -362,7 +362,7 @@ static int authorize(struct api_req *req)
 
 static bool is_open(const struct api_req *req)
 {
-	const struct tg_config *cfg = req->api->cfg;
+	const struct api_conf *cfg = req->api->cfg;
 
 	if (!req->route || req->meth != API_GET)
 		return false;
@@ -638,7 +638,7 @@ static void api_destructor(void *arg)
 
 
 /** Does the configuration ask for the API (a token or an open path)? */
-bool api_enabled(const struct tg_config *cfg)
+bool api_enabled(const struct api_conf *cfg)
 {
 	return cfg && (!list_isempty(&cfg->tokenl) || cfg->api_open_health ||
 		       cfg->api_open_metrics);
@@ -650,6 +650,7 @@ bool api_enabled(const struct tg_config *cfg)
  *
  * @param apip     where to store it
  * @param cfg      configuration (borrowed)
+ * @param realm    digest realm of the accounts' HA1 (borrowed)
  * @param db       asynchronous database client (borrowed)
  * @param b2bua    the B2BUA (borrowed; free the API first)
  * @param billing  the billing engine (borrowed, NULL if off)
@@ -657,9 +658,9 @@ bool api_enabled(const struct tg_config *cfg)
  *
  * @return 0 if success
  */
-int api_alloc(struct api **apip, const struct tg_config *cfg, struct db *db,
-	      struct b2bua *b2bua, struct billing *billing,
-	      struct media_relay *relay)
+int api_alloc(struct api **apip, const struct api_conf *cfg,
+	      const char *realm, struct db *db, struct b2bua *b2bua,
+	      struct billing *billing, struct media_relay *relay)
 {
 	const union MHD_DaemonInfo *info;
 	struct api *api;
@@ -668,7 +669,7 @@ int api_alloc(struct api **apip, const struct tg_config *cfg, struct db *db,
 		MHD_USE_ERROR_LOG;
 	int err;
 
-	if (!apip || !cfg || !db || !b2bua)
+	if (!apip || !cfg || !realm || !db || !b2bua)
 		return EINVAL;
 
 	api = mem_zalloc(sizeof(*api), api_destructor);
@@ -676,6 +677,7 @@ int api_alloc(struct api **apip, const struct tg_config *cfg, struct db *db,
 		return ENOMEM;
 
 	api->cfg = cfg;
+	api->realm = realm;
 	api->db = db;
 	api->b2bua = b2bua;
 	api->billing = billing;

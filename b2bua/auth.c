@@ -238,7 +238,7 @@ static int header_user(char *buf, size_t sz, const struct sip_msg *msg,
 
 void auth_identify(struct b2bua_call *call, const struct sip_msg *msg)
 {
-	const struct tg_config *cfg = call->b->cfg;
+	const struct b2bua_conf *cfg = call->b->cfg;
 	const struct cfg_peer *peer;
 	const struct sip_hdr *hdr;
 	struct httpauth_digest_resp resp;

@@ -193,7 +193,7 @@ static void destructor(void *arg)
 }
 
 
-int b2bua_alloc(struct b2bua **bp, const struct tg_config *cfg)
+int b2bua_alloc(struct b2bua **bp, const struct b2bua_conf *cfg)
 {
 	struct b2bua *b;
 	struct le *le;
@@ -245,6 +245,13 @@ int b2bua_alloc(struct b2bua **bp, const struct tg_config *cfg)
 		*bp = b;
 
 	return err;
+}
+
+
+/** The configuration the B2BUA runs with */
+const struct b2bua_conf *b2bua_config(const struct b2bua *b)
+{
+	return b ? b->cfg : NULL;
 }
 
 

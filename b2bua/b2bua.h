@@ -11,9 +11,91 @@
 #ifndef TOLLGATE_B2BUA_H
 #define TOLLGATE_B2BUA_H
 
-struct tg_config;
+#include <re.h>
+
+struct cfg_module;
 struct b2bua;
 struct b2bua_call;
+
+/* ------------------------------------------------------- configuration */
+
+/** How a trusted peer's calls are mapped to an account */
+enum cfg_idmode {
+	CFG_ID_FIXED = 0,   /**< every call of the peer bills one account  */
+	CFG_ID_HEADER,      /**< account = user part of a named header      */
+	CFG_ID_FROM,        /**< account = user part of the From header     */
+};
+
+/** sip_listen udp:127.0.0.1:5060 */
+struct cfg_listen {
+	struct le le;
+	enum sip_transp tp;
+	struct sa addr;
+	unsigned line;
+};
+
+/** trusted_peer 127.0.0.0/8 account=demo | header=P-Asserted-Identity | from */
+struct cfg_peer {
+	struct le le;
+	struct sa addr;         /**< network address (port ignored)      */
+	unsigned bits;          /**< prefix length (32/128 = one host)    */
+	enum cfg_idmode mode;
+	char *account;          /**< owned; account name for CFG_ID_FIXED */
+	char *hdr;              /**< owned; header name for CFG_ID_HEADER */
+	unsigned line;
+};
+
+/** gateway gw1 127.0.0.1:5080 [transport=udp|tcp] */
+struct cfg_gateway {
+	struct le le;
+	char *name;             /**< owned                               */
+	struct sa addr;
+	enum sip_transp tp;
+	unsigned line;
+};
+
+/** route 4420 gw1,gw2   (prefix "default" matches every number) */
+struct cfg_route {
+	struct le le;
+	char *prefix;           /**< owned; "" for default               */
+	struct cfg_gateway **gwv; /**< owned array of borrowed gateways  */
+	uint32_t gwc;
+	unsigned line;
+	char *gwnames;          /**< owned; the names until resolved     */
+};
+
+/** copy_header X-Account-Code */
+struct cfg_hdr {
+	struct le le;
+	char *name;             /**< owned                               */
+};
+
+/** The B2BUA's keys (b2bua/conf.c) */
+struct b2bua_conf {
+	char *file;                 /**< owned; path it was read from    */
+	struct list listenl;        /**< struct cfg_listen               */
+	struct list peerl;          /**< struct cfg_peer                 */
+	struct list gatewayl;       /**< struct cfg_gateway              */
+	struct list routel;         /**< struct cfg_route                */
+	struct list copyl;          /**< struct cfg_hdr                  */
+	char *realm;                /**< owned; digest realm             */
+	bool digest_auth;           /**< challenge untrusted sources     */
+	uint32_t nonce_ttl;         /**< s, digest nonce lifetime        */
+	uint32_t ring_timeout;      /**< s, no answer -> CANCEL + 408    */
+	uint32_t max_duration;      /**< s, 0 = unlimited                */
+	uint32_t ack_timeout;       /**< s, 2xx without ACK -> BYE        */
+	uint32_t max_calls;         /**< node-wide limit, 0 = none       */
+};
+
+extern const struct cfg_module b2bua_conf_module;
+
+const struct cfg_route *cfg_route_find(const struct b2bua_conf *cfg,
+				       const char *number);
+const struct cfg_peer *cfg_peer_find(const struct b2bua_conf *cfg,
+				     const struct sa *src);
+const struct cfg_gateway *cfg_gateway_find(const struct b2bua_conf *cfg,
+					   const char *name);
+
 
 /** Call states (one row of the state x event table each) */
 enum b2bua_state {
@@ -96,7 +178,8 @@ typedef void (b2bua_cred_done_h)(int err, const struct b2bua_cred *cred,
 typedef int (b2bua_cred_h)(void **handlep, bool by_sipuser, const char *name,
 			   b2bua_cred_done_h *done, void *done_arg, void *arg);
 
-int  b2bua_alloc(struct b2bua **bp, const struct tg_config *cfg);
+int  b2bua_alloc(struct b2bua **bp, const struct b2bua_conf *cfg);
+const struct b2bua_conf *b2bua_config(const struct b2bua *b);
 int  b2bua_subscribe(struct b2bua *b, b2bua_event_h *h, void *arg);
 void b2bua_set_authz(struct b2bua *b, b2bua_authz_h *h, void *arg);
 void b2bua_set_sdp(struct b2bua *b, b2bua_sdp_h *h, void *arg);

@@ -39,7 +39,7 @@ enum call_ev {
 };
 
 struct b2bua {
-	const struct tg_config *cfg;   /**< borrowed                     */
+	const struct b2bua_conf *cfg;  /**< borrowed                     */
 	struct sip *sip;               /**< owned                        */
 	struct sip_lsnr *lsnr_req;     /**< owned                        */
 	struct sip_lsnr *lsnr_resp;    /**< owned                        */
@@ -209,3 +209,10 @@ bool leg_ack_again(struct b2bua *b, const struct sip_msg *msg);
 void dialog_request(struct leg *leg, const struct sip_msg *msg);
 int  leg_bye(struct leg *leg, const char *reason_hdr);
 void relay_flush(struct b2bua_call *call);
+
+/* conf_route.c: gateway and route keys of b2bua/conf.c */
+cfg_parse_h b2bua_conf_gateway;
+cfg_parse_h b2bua_conf_route;
+cfg_print_h b2bua_conf_print_gateway;
+cfg_print_h b2bua_conf_print_route;
+int  b2bua_conf_resolve(struct cfg_parser *p, struct b2bua_conf *cfg);

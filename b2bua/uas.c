@@ -146,7 +146,7 @@ static void reply_stateless(struct b2bua *b, const struct sip_msg *msg,
 /** A new INVITE (no To tag) arrived */
 void uas_invite(struct b2bua *b, const struct sip_msg *msg)
 {
-	const struct tg_config *cfg = b->cfg;
+	const struct b2bua_conf *cfg = b->cfg;
 	const struct sip_hdr *hdr;
 	struct b2bua_call *call = NULL;
 	uint32_t maxfwd = 70;

@@ -220,7 +220,7 @@ void bcall_refill(void *arg)
  */
 void bcall_arm(struct bcall *bc)
 {
-	const struct tg_config *cfg = bc->bl->cfg;
+	const struct billing_conf *cfg = bc->bl->cfg;
 	uint64_t now = tmr_jiffies(), warn, lead;
 	int64_t f;
 

@@ -181,7 +181,19 @@ int64_t  rate_first_cost(const struct rate *r);
 
 struct billing;
 struct b2bua;
-struct tg_config;
+struct cfg_module;
+
+/** The billing engine's keys (billing/conf.c) */
+struct billing_conf {
+	char *state_dir;            /**< owned; where the spool lives    */
+	bool billing;               /**< rate, reserve and cut off calls */
+	uint32_t reserve_interval;  /**< s of talk reserved per step     */
+	uint32_t low_balance_warning; /**< s before cut-off, 0 = none   */
+	uint32_t heartbeat;         /**< s, liveness kept in the DB      */
+	char *node_name;            /**< owned; this node in live_calls  */
+};
+
+extern const struct cfg_module billing_conf_module;
 
 /** Counters of the billing engine */
 struct billing_stats {
@@ -203,7 +215,7 @@ struct billing_stats {
 	uint32_t lat_max;
 };
 
-int  billing_alloc(struct billing **blp, const struct tg_config *cfg,
+int  billing_alloc(struct billing **blp, const struct billing_conf *cfg,
 		   struct db *db, struct b2bua *b2bua, const char *conninfo);
 void billing_account_changed(struct billing *bl, int64_t account_id);
 void billing_flush(struct billing *bl, void (*doneh)(void *arg), void *arg);

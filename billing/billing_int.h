@@ -75,7 +75,7 @@ struct notify;
 enum { LAT_BUCKETS = 1024 };   /* ms; the last bucket takes the rest */
 
 struct billing {
-	const struct tg_config *cfg; /**< borrowed                       */
+	const struct billing_conf *cfg; /**< borrowed                    */
 	struct db *db;               /**< borrowed                       */
 	struct b2bua *b2bua;         /**< borrowed                       */
 	struct hash *accts;          /**< struct bacct by account id     */

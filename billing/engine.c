@@ -441,7 +441,7 @@ static void spool_entry(const char *const v[SETTLE_NPARAMS], void *arg)
  *
  * @return 0 if success
  */
-int billing_alloc(struct billing **blp, const struct tg_config *cfg,
+int billing_alloc(struct billing **blp, const struct billing_conf *cfg,
 		  struct db *db, struct b2bua *b2bua, const char *conninfo)
 {
 	struct billing *bl;

@@ -1,143 +1,151 @@
 /**
  * @file core.h  tollgate core: configuration, logging, process-wide helpers
  *
- * The core is what every other module may use: the parsed configuration
- * (read-only after start-up) and the logger.  It knows nothing of SIP
- * calls, money or media.
+ * The core is what every other module may use: the configuration
+ * machinery (modules bring their own keys), the logger and the timer
+ * wheel.  It knows nothing of SIP calls, money or media.
  */
 
 #ifndef TOLLGATE_CORE_H
 #define TOLLGATE_CORE_H
 
+#include <stddef.h>
 #include <re.h>
 
 /* ---------------------------------------------------------------- config */
 
-/** How a trusted peer's calls are mapped to an account */
-enum cfg_idmode {
-	CFG_ID_FIXED = 0,   /**< every call of the peer bills one account  */
-	CFG_ID_HEADER,      /**< account = user part of a named header      */
-	CFG_ID_FROM,        /**< account = user part of the From header     */
+/*
+ * The configuration machinery.  The core parses the file (one "key value"
+ * a line) and knows no key itself: every module declares its keys in a
+ * table (struct cfg_key) inside a struct cfg_module, with the parser,
+ * bounds, default and a one-line doc of each, and the struct they fill.
+ * The composition root hands the list of modules to cfg_load(); the same
+ * tables print the effective configuration (tollgate -t).
+ */
+
+struct cfg;
+struct cfg_parser;
+struct cfg_key;
+
+/** Parse the value of one key into the module's struct (0 or errno) */
+typedef int (cfg_parse_h)(struct cfg_parser *p, void *mod,
+			  const struct cfg_key *k, const struct pl *val);
+
+/** Print one key's effective value as whole config lines (may be none) */
+typedef int (cfg_print_h)(struct re_printf *pf, const void *mod,
+			  const struct cfg_key *k);
+
+/** A key of the file */
+struct cfg_key {
+	const char *name;
+	cfg_parse_h *parse;
+	cfg_print_h *print;
+	size_t off;                 /**< field in the module's struct    */
+	uint32_t min, max;          /**< bounds of numbers               */
+	const char *def;            /**< default as config text, or NULL */
+	const char *doc;            /**< one line for the reader         */
+	bool repeat;                /**< may appear more than once       */
+	const char *const *choices; /**< cfg_key_choice: NULL-terminated */
 };
 
-/** sip_listen udp:127.0.0.1:5060 */
-struct cfg_listen {
-	struct le le;
-	enum sip_transp tp;
-	struct sa addr;
-	unsigned line;
+/** A module's part of the configuration */
+struct cfg_module {
+	const char *name;
+	const struct cfg_key *keyv;
+	size_t keyc;
+	size_t size;                /**< size of the module's struct     */
+	/** after the table's defaults, before the file (optional) */
+	int (*init)(void *mod);
+	/** after the whole file, when it had no error (optional) */
+	int (*check)(struct cfg_parser *p, void *mod);
+	mem_destroy_h *dtor;        /**< frees the struct's members      */
 };
 
-/** trusted_peer 127.0.0.0/8 account=demo | header=P-Asserted-Identity | from */
-struct cfg_peer {
-	struct le le;
-	struct sa addr;         /**< network address (port ignored)      */
-	unsigned bits;          /**< prefix length (32/128 = one host)    */
-	enum cfg_idmode mode;
-	char *account;          /**< owned; account name for CFG_ID_FIXED */
-	char *hdr;              /**< owned; header name for CFG_ID_HEADER */
-	unsigned line;
-};
+int  cfg_load(struct cfg **cfgp, const char *file,
+	      const struct cfg_module *const *modv, size_t modc,
+	      struct re_printf *errpf);
+int  cfg_parse(struct cfg **cfgp, const char *file, const char *text,
+	       size_t len, const struct cfg_module *const *modv, size_t modc,
+	       struct re_printf *errpf);
+void *cfg_get(const struct cfg *cfg, const struct cfg_module *m);
+const char *cfg_filename(const struct cfg *cfg);
+int  cfg_print(struct re_printf *pf, const struct cfg *cfg);
+int  cfg_doc(struct re_printf *pf, const struct cfg_module *const *modv,
+	     size_t modc);
 
-/** gateway gw1 127.0.0.1:5080 [transport=udp|tcp] */
-struct cfg_gateway {
-	struct le le;
-	char *name;             /**< owned                               */
-	struct sa addr;
-	enum sip_transp tp;
-	unsigned line;
-};
+/* errors, for key parsers and checks: FILE:LINE: [key: ]reason */
+int  cfg_err(struct cfg_parser *p, const char *fmt, ...);
+int  cfg_kerr(struct cfg_parser *p, const char *fmt, ...);
+void cfg_set_line(struct cfg_parser *p, unsigned line);
+unsigned cfg_line(const struct cfg_parser *p);
+const char *cfg_file(const struct cfg_parser *p);
 
-/** route 4420 gw1,gw2   (prefix "default" matches every number) */
-struct cfg_route {
-	struct le le;
-	char *prefix;           /**< owned; "" for default               */
-	struct cfg_gateway **gwv; /**< owned array of borrowed gateways  */
-	uint32_t gwc;
-	unsigned line;
-};
+/* typed parsers (conf_parse.c); errors name the key */
+int  cfg_get_u32(struct cfg_parser *p, const char *what,
+		 const struct pl *pl, uint32_t min, uint32_t max,
+		 uint32_t *vp);
+int  cfg_get_ip(const struct pl *pl, struct sa *sa);
+int  cfg_get_hostport(struct cfg_parser *p, const struct pl *pl,
+		      uint16_t defport, struct sa *sa);
+int  cfg_get_transport(struct cfg_parser *p, const struct pl *pl,
+		       enum sip_transp *tpp);
+int  cfg_get_choice(struct cfg_parser *p, const struct pl *val,
+		    const char * const *namev, size_t namec, size_t *ip);
+int  cfg_one_arg(struct cfg_parser *p, const struct pl *val,
+		 struct pl *arg, const char *expect);
+int  cfg_set_str(char **dst, const struct pl *pl);
+const char *cfg_transp_name(enum sip_transp tp);
 
-/** copy_header X-Account-Code */
-struct cfg_hdr {
-	struct le le;
-	char *name;             /**< owned                               */
-};
+/* lexical helpers */
+unsigned cfg_split_args(const struct pl *val, struct pl *argv,
+			unsigned max);
+bool cfg_pl_split(const struct pl *pl, char c, struct pl *left,
+		  struct pl *right);
+bool cfg_pl_skip_prefix(struct pl *pl, const char *prefix);
+bool cfg_pl_is_token(const struct pl *pl);
+void cfg_pl_trim(struct pl *pl);
 
-/** api_token SECRET admin|readonly */
-struct cfg_token {
-	struct le le;
-	char *token;            /**< owned                               */
-	bool admin;
-};
+/* generic keys: the value at k->off */
+cfg_parse_h cfg_key_u32;        /**< uint32_t in min..max            */
+cfg_parse_h cfg_key_yesno;      /**< bool from yes|no                */
+cfg_parse_h cfg_key_str;        /**< char *, owned, rest of the line */
+cfg_parse_h cfg_key_choice;     /**< int, index into k->choices      */
+cfg_print_h cfg_print_u32;
+cfg_print_h cfg_print_yesno;
+cfg_print_h cfg_print_str;
+cfg_print_h cfg_print_choice;
+cfg_print_h cfg_print_ip;       /**< struct sa address, if set       */
+cfg_print_h cfg_print_hostport; /**< struct sa address and port      */
+
+#define CFG_U32(nm, type, field, lo, hi, dflt, text) \
+	{ .name = (nm), .parse = cfg_key_u32, .print = cfg_print_u32, \
+	  .off = offsetof(type, field), .min = (lo), .max = (hi), \
+	  .def = (dflt), .doc = (text) }
+#define CFG_YESNO(nm, type, field, dflt, text) \
+	{ .name = (nm), .parse = cfg_key_yesno, .print = cfg_print_yesno, \
+	  .off = offsetof(type, field), .def = (dflt), .doc = (text) }
+#define CFG_STR(nm, type, field, dflt, text) \
+	{ .name = (nm), .parse = cfg_key_str, .print = cfg_print_str, \
+	  .off = offsetof(type, field), .def = (dflt), .doc = (text) }
+#define CFG_CHOICE(nm, type, field, namev, dflt, text) \
+	{ .name = (nm), .parse = cfg_key_choice, \
+	  .print = cfg_print_choice, .off = offsetof(type, field), \
+	  .choices = (namev), .def = (dflt), .doc = (text) }
+#define CFG_FIELD(mod, k, type) \
+	((type *)(void *)((char *)(mod) + (k)->off))
+#define CFG_CFIELD(mod, k, type) \
+	((const type *)(const void *)((const char *)(mod) + (k)->off))
+
 
 enum cfg_logtarget { CFG_LOG_STDERR = 0, CFG_LOG_SYSLOG };
 
-/** How the media relay waits for packets (rtp_io) */
-enum cfg_rtp_io { CFG_RTP_IO_AUTO = 0, CFG_RTP_IO_URING, CFG_RTP_IO_EPOLL };
-
-struct tg_config {
-	char *file;                 /**< owned; path it was read from    */
-
-	/* SIP */
-	struct list listenl;        /**< struct cfg_listen               */
-	struct list peerl;          /**< struct cfg_peer                 */
-	struct list gatewayl;       /**< struct cfg_gateway              */
-	struct list routel;         /**< struct cfg_route                */
-	struct list copyl;          /**< struct cfg_hdr                  */
-	char *realm;                /**< owned; digest realm             */
-	bool digest_auth;           /**< challenge untrusted sources     */
-	uint32_t nonce_ttl;         /**< s, digest nonce lifetime        */
-	uint32_t ring_timeout;      /**< s, no answer -> CANCEL + 408    */
-	uint32_t max_duration;      /**< s, 0 = unlimited                */
-	uint32_t ack_timeout;       /**< s, 2xx without ACK -> BYE        */
-	uint32_t shutdown_grace;    /**< s, wait for BYE answers on exit */
-	uint32_t max_calls;         /**< node-wide limit, 0 = none       */
-
-	/* database */
-	char *db_conninfo;          /**< owned                           */
-	uint32_t db_connections;    /**< connections of the query pool   */
-
-	/* media */
-	struct sa rtp_addr;
-	uint16_t rtp_port_min, rtp_port_max;
-	bool rtp_relay;             /**< anchor media (else SDP verbatim) */
-	struct sa rtp_addr_gw;      /**< gateway side; unset = rtp_addr   */
-	uint32_t rtp_threads;       /**< relay worker threads            */
-	enum cfg_rtp_io rtp_io;     /**< io_uring or epoll               */
-	uint32_t media_timeout;     /**< s without RTP -> BYE, 0 = off   */
-	uint32_t media_timeout_hold; /**< s, the same while on hold      */
-
-	/* REST API */
-	struct sa api_listen;
-	struct list tokenl;         /**< struct cfg_token                */
-	bool api_open_metrics;      /**< GET /metrics without a token    */
-	bool api_open_health;       /**< GET /v1/health without a token  */
-	uint32_t api_max_body;      /**< bytes, larger bodies get 413    */
-
-	/* logging and state */
+/** log_target, log_level (log_conf.c) */
+struct log_conf {
 	enum cfg_logtarget log_target;
 	int log_level;              /**< LOG_DEBUG .. LOG_ERR (syslog.h) */
-	char *state_dir;            /**< owned                           */
-
-	/* prepaid billing */
-	bool billing;               /**< rate, reserve and cut off calls */
-	uint32_t reserve_interval;  /**< s of talk reserved per step     */
-	uint32_t low_balance_warning; /**< s before cut-off, 0 = none   */
-	uint32_t heartbeat;         /**< s, liveness kept in the DB      */
-	char *node_name;            /**< owned; this node in live_calls  */
 };
 
-int  cfg_load(struct tg_config **cfgp, const char *file,
-	      struct re_printf *errpf);
-int  cfg_parse(struct tg_config **cfgp, const char *file,
-	       const char *text, size_t len, struct re_printf *errpf);
-const struct cfg_route *cfg_route_find(const struct tg_config *cfg,
-				       const char *number);
-const struct cfg_peer *cfg_peer_find(const struct tg_config *cfg,
-				     const struct sa *src);
-const struct cfg_gateway *cfg_gateway_find(const struct tg_config *cfg,
-					   const char *name);
-int  cfg_print(struct re_printf *pf, const struct tg_config *cfg);
+extern const struct cfg_module log_conf_module;
 
 
 /* ------------------------------------------------------------------- log */

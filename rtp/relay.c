@@ -33,7 +33,7 @@ enum {
 };
 
 struct media_relay {
-	const struct tg_config *cfg;  /**< borrowed                       */
+	const struct relay_conf *cfg;  /**< borrowed                      */
 	struct b2bua *b;              /**< borrowed                       */
 	struct media_pool *pool;      /**< owned                          */
 	struct mqueue *mq;            /**< owned                          */
@@ -602,7 +602,7 @@ static bool call_on_hold(const struct media_call *mc)
 static void timeout_handler(void *arg)
 {
 	struct media_call *mc = arg;
-	const struct tg_config *cfg = mc->mr->cfg;
+	const struct relay_conf *cfg = mc->mr->cfg;
 	uint32_t limit = call_on_hold(mc) ? cfg->media_timeout_hold
 		: cfg->media_timeout;
 	uint64_t now = media_mono_ms(), last = call_last_rx(mc);
@@ -797,7 +797,7 @@ static void relay_destructor(void *arg)
  *
  * @return 0 or an errno
  */
-int relay_alloc(struct media_relay **mrp, const struct tg_config *cfg,
+int relay_alloc(struct media_relay **mrp, const struct relay_conf *cfg,
 		struct b2bua *b)
 {
 	struct media_relay *mr;

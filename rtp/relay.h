@@ -12,10 +12,27 @@
 #ifndef TOLLGATE_RELAY_H
 #define TOLLGATE_RELAY_H
 
-struct tg_config;
+struct cfg_module;
 struct b2bua;
 struct b2bua_call;
 struct media_relay;
+
+/** How the media relay waits for packets (rtp_io) */
+enum cfg_rtp_io { CFG_RTP_IO_AUTO = 0, CFG_RTP_IO_URING, CFG_RTP_IO_EPOLL };
+
+/** The media relay's keys (rtp/conf.c) */
+struct relay_conf {
+	struct sa rtp_addr;
+	uint16_t rtp_port_min, rtp_port_max;
+	bool rtp_relay;             /**< anchor media (else SDP verbatim) */
+	struct sa rtp_addr_gw;      /**< gateway side; unset = rtp_addr   */
+	uint32_t rtp_threads;       /**< relay worker threads            */
+	enum cfg_rtp_io rtp_io;     /**< io_uring or epoll               */
+	uint32_t media_timeout;     /**< s without RTP -> BYE, 0 = off   */
+	uint32_t media_timeout_hold; /**< s, the same while on hold      */
+};
+
+extern const struct cfg_module relay_conf_module;
 
 /** One direction of one stream */
 struct relay_dir_stats {
@@ -58,7 +75,7 @@ struct relay_info {
 	uint64_t tones;          /**< warning tones started              */
 };
 
-int  relay_alloc(struct media_relay **mrp, const struct tg_config *cfg,
+int  relay_alloc(struct media_relay **mrp, const struct relay_conf *cfg,
 		 struct b2bua *b);
 int  relay_call_stats(const struct b2bua_call *call,
 		      struct relay_stream_stats *v, unsigned *n);

@@ -1,0 +1,519 @@
+/**
+ * @file conf.c  The B2BUA's keys: where it listens, whom it trusts, the
+ *               gateways and routes, digest authentication and the limits
+ *               of a call
+ */
+
+#include <string.h>
+#include <arpa/inet.h>
+#include "b2bua_int.h"
+
+
+enum {
+	CFG_MAX_HDR     = 64,           /* header name                     */
+	CFG_MAX_REALM   = 128,
+};
+
+
+static void peer_destructor(void *arg)
+{
+	struct cfg_peer *peer = arg;
+
+	mem_deref(peer->account);
+	mem_deref(peer->hdr);
+}
+
+
+static void hdr_destructor(void *arg)
+{
+	struct cfg_hdr *hdr = arg;
+
+	mem_deref(hdr->name);
+}
+
+
+/** Copy of an address with all but the first bits cleared, port 0 */
+static void net_mask(struct sa *out, const struct sa *in, unsigned bits)
+{
+	sa_init(out, AF_UNSPEC);
+
+	if (sa_af(in) == AF_INET) {
+		uint32_t mask = bits ? 0xffffffffu << (32 - bits) : 0;
+
+		sa_set_in(out, sa_in(in) & mask, 0);
+	}
+	else {
+		uint8_t a[16];
+		unsigned i;
+
+		sa_in6(in, a);
+		for (i = 0; i < 16; i++) {
+			unsigned b = i * 8;
+
+			if (b >= bits)
+				a[i] = 0;
+			else if (bits - b < 8)
+				a[i] &= (uint8_t)(0xff << (8 - (bits - b)));
+		}
+
+		sa_set_in6(out, a, 0);
+	}
+}
+
+
+/** True if the first bits of two addresses of one family are equal */
+static bool same_net(const struct sa *a, const struct sa *b, unsigned bits)
+{
+	struct sa x, y;
+	int af = sa_af(a);
+
+	if (af != sa_af(b) || (af != AF_INET && af != AF_INET6))
+		return false;
+
+	if (bits > (af == AF_INET ? 32u : 128u))
+		return false;
+
+	net_mask(&x, a, bits);
+	net_mask(&y, b, bits);
+
+	return sa_cmp(&x, &y, SA_ADDR);
+}
+
+
+static int h_sip_listen(struct cfg_parser *p, void *mod,
+			const struct cfg_key *k, const struct pl *val)
+{
+	struct b2bua_conf *cfg = mod;
+	const char *expect = "TRANSPORT:ADDRESS[:PORT], "
+		"e.g. udp:127.0.0.1:5060";
+	struct cfg_listen *l;
+	struct pl arg, tp, addr;
+	struct le *le;
+	int err;
+	(void)k;
+
+	err = cfg_one_arg(p, val, &arg, expect);
+	if (err)
+		return err;
+
+	if (!cfg_pl_split(&arg, ':', &tp, &addr))
+		return cfg_kerr(p, "'%r': expected %s", &arg, expect);
+
+	l = mem_zalloc(sizeof(*l), NULL);
+	if (!l)
+		return ENOMEM;
+
+	l->line = cfg_line(p);
+
+	err = cfg_get_transport(p, &tp, &l->tp);
+	if (err)
+		goto out;
+
+	err = cfg_get_hostport(p, &addr, 5060, &l->addr);
+	if (err)
+		goto out;
+
+	if (sa_is_any(&l->addr)) {
+		err = cfg_kerr(p, "'%r': listen on a concrete address, not the "
+			       "unspecified one (it goes into Via and Contact)",
+			       &addr);
+		goto out;
+	}
+
+	LIST_FOREACH(&cfg->listenl, le) {
+		const struct cfg_listen *o = le->data;
+
+		if (o->tp == l->tp && sa_cmp(&o->addr, &l->addr, SA_ALL)) {
+			err = cfg_kerr(p, "duplicate '%r' (first at line %u)",
+				       &arg, o->line);
+			goto out;
+		}
+	}
+
+	list_append(&cfg->listenl, &l->le, l);
+
+ out:
+	if (err)
+		mem_deref(l);
+
+	return err;
+}
+
+
+static int h_trusted_peer(struct cfg_parser *p, void *mod,
+			  const struct cfg_key *k, const struct pl *val)
+{
+	struct b2bua_conf *cfg = mod;
+	const char *expect = "NETWORK[/BITS] followed by account=NAME, "
+		"header=NAME or from";
+	struct pl argv[2], net, bits = PL_INIT, v;
+	struct cfg_peer *peer;
+	struct sa masked;
+	unsigned n, maxbits;
+	struct le *le;
+	int err;
+	(void)k;
+
+	n = cfg_split_args(val, argv, 2);
+	if (n != 2)
+		return cfg_kerr(p, "'%r': expected %s", val, expect);
+
+	peer = mem_zalloc(sizeof(*peer), peer_destructor);
+	if (!peer)
+		return ENOMEM;
+
+	peer->line = cfg_line(p);
+
+	if (!cfg_pl_split(&argv[0], '/', &net, &bits))
+		net = argv[0];
+
+	if (cfg_get_ip(&net, &peer->addr)) {
+		err = cfg_kerr(p, "'%r' is not an IPv4 or IPv6 address", &net);
+		goto out;
+	}
+
+	if (sa_af(&peer->addr) == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&peer->addr.u.in6.sin6_addr)) {
+		err = cfg_kerr(p, "'%r' is an IPv4-mapped address: write the "
+			       "IPv4 network instead", &net);
+		goto out;
+	}
+
+	maxbits = sa_af(&peer->addr) == AF_INET ? 32 : 128;
+	peer->bits = maxbits;
+
+	if (bits.p) {
+		err = cfg_get_u32(p, "prefix length", &bits, 0, maxbits,
+				  &peer->bits);
+		if (err)
+			goto out;
+	}
+
+	net_mask(&masked, &peer->addr, peer->bits);
+	if (!sa_cmp(&masked, &peer->addr, SA_ADDR)) {
+		err = cfg_kerr(p, "'%r' has host bits set (the network is "
+			       "%j/%u)", &argv[0], &masked, peer->bits);
+		goto out;
+	}
+
+	v = argv[1];
+	if (!pl_strcmp(&v, "from")) {
+		peer->mode = CFG_ID_FROM;
+	}
+	else if (cfg_pl_skip_prefix(&v, "account=")) {
+		if (!v.l) {
+			err = cfg_kerr(p, "account name is empty");
+			goto out;
+		}
+		peer->mode = CFG_ID_FIXED;
+		err = pl_strdup(&peer->account, &v);
+		if (err)
+			goto out;
+	}
+	else if (cfg_pl_skip_prefix(&v, "header=")) {
+		if (!cfg_pl_is_token(&v) || v.l > CFG_MAX_HDR) {
+			err = cfg_kerr(p, "'%r' is not a valid header name",
+				       &v);
+			goto out;
+		}
+		peer->mode = CFG_ID_HEADER;
+		err = pl_strdup(&peer->hdr, &v);
+		if (err)
+			goto out;
+	}
+	else {
+		err = cfg_kerr(p, "unknown mode '%r' (account=NAME, "
+			       "header=NAME or from)", &argv[1]);
+		goto out;
+	}
+
+	LIST_FOREACH(&cfg->peerl, le) {
+		const struct cfg_peer *o = le->data;
+
+		if (o->bits == peer->bits &&
+		    same_net(&o->addr, &peer->addr, peer->bits)) {
+			err = cfg_kerr(p, "duplicate network '%r' (first at "
+				       "line %u)", &argv[0], o->line);
+			goto out;
+		}
+	}
+
+	list_append(&cfg->peerl, &peer->le, peer);
+
+ out:
+	if (err)
+		mem_deref(peer);
+
+	return err;
+}
+
+
+static const char * const managed_hdrv[] = {
+	"Via", "From", "To", "Call-ID", "CSeq", "Contact", "Route",
+	"Record-Route", "Max-Forwards", "Content-Length", "Content-Type",
+	"Authorization", "Proxy-Authorization",
+	/* compact forms (RFC 3261 section 7.3.3) of the above */
+	"v", "f", "t", "i", "m", "l", "c",
+};
+
+
+static int h_copy_header(struct cfg_parser *p, void *mod,
+			 const struct cfg_key *k, const struct pl *val)
+{
+	struct b2bua_conf *cfg = mod;
+	struct cfg_hdr *hdr;
+	struct pl arg;
+	struct le *le;
+	size_t i;
+	int err;
+	(void)k;
+
+	err = cfg_one_arg(p, val, &arg, "one header name");
+	if (err)
+		return err;
+
+	if (!cfg_pl_is_token(&arg) || arg.l > CFG_MAX_HDR)
+		return cfg_kerr(p, "'%r' is not a valid header name", &arg);
+
+	for (i = 0; i < ARRAY_SIZE(managed_hdrv); i++) {
+		if (!pl_strcasecmp(&arg, managed_hdrv[i]))
+			return cfg_kerr(p, "'%r' is managed by tollgate itself "
+					"and cannot be copied", &arg);
+	}
+
+	LIST_FOREACH(&cfg->copyl, le) {
+		const struct cfg_hdr *o = le->data;
+
+		if (!pl_strcasecmp(&arg, o->name))
+			return cfg_kerr(p, "'%r' already listed", &arg);
+	}
+
+	hdr = mem_zalloc(sizeof(*hdr), hdr_destructor);
+	if (!hdr)
+		return ENOMEM;
+
+	err = pl_strdup(&hdr->name, &arg);
+	if (err) {
+		mem_deref(hdr);
+		return err;
+	}
+
+	list_append(&cfg->copyl, &hdr->le, hdr);
+
+	return 0;
+}
+
+
+static int h_sip_realm(struct cfg_parser *p, void *mod,
+		       const struct cfg_key *k, const struct pl *val)
+{
+	struct b2bua_conf *cfg = mod;
+	size_t i;
+	(void)k;
+
+	if (val->l > CFG_MAX_REALM)
+		return cfg_kerr(p, "longer than %u characters", CFG_MAX_REALM);
+
+	for (i = 0; i < val->l; i++) {
+		if (val->p[i] == '"' || val->p[i] == '\\')
+			return cfg_kerr(p, "'%r' may not contain '\"' or '\\'",
+					val);
+	}
+
+	return cfg_set_str(&cfg->realm, val);
+}
+
+
+/**
+ * Find the first trusted peer whose network contains an address.  An
+ * IPv4-mapped IPv6 address (from a dual-stack socket) is taken as the
+ * IPv4 address it carries.
+ *
+ * @return The peer, NULL if the address is not trusted
+ */
+const struct cfg_peer *cfg_peer_find(const struct b2bua_conf *cfg,
+				     const struct sa *src)
+{
+	struct sa v4;
+	struct le *le;
+
+	if (!cfg || !src)
+		return NULL;
+
+	if (sa_af(src) == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&src->u.in6.sin6_addr)) {
+		uint8_t a[16];
+
+		sa_in6(src, a);
+		sa_init(&v4, AF_INET);
+		sa_set_in(&v4, (uint32_t)a[12] << 24 | (uint32_t)a[13] << 16 |
+			  (uint32_t)a[14] << 8 | a[15], sa_port(src));
+		src = &v4;
+	}
+
+	LIST_FOREACH(&cfg->peerl, le) {
+		const struct cfg_peer *peer = le->data;
+
+		if (same_net(&peer->addr, src, peer->bits))
+			return peer;
+	}
+
+	return NULL;
+}
+
+
+/* ---------------------------------------------------------------- print */
+
+static int print_listen(struct re_printf *pf, const void *mod,
+			const struct cfg_key *k)
+{
+	const struct b2bua_conf *cfg = mod;
+	struct le *le;
+	int err = 0;
+
+	LIST_FOREACH(&cfg->listenl, le) {
+		const struct cfg_listen *l = le->data;
+
+		err |= re_hprintf(pf, "%s %s:%J\n", k->name,
+				  cfg_transp_name(l->tp), &l->addr);
+	}
+
+	return err;
+}
+
+
+static int print_peer(struct re_printf *pf, const void *mod,
+		      const struct cfg_key *k)
+{
+	const struct b2bua_conf *cfg = mod;
+	struct le *le;
+	int err = 0;
+
+	LIST_FOREACH(&cfg->peerl, le) {
+		const struct cfg_peer *peer = le->data;
+
+		err |= re_hprintf(pf, "%s %j/%u ", k->name, &peer->addr,
+				  peer->bits);
+
+		switch (peer->mode) {
+
+		case CFG_ID_FIXED:
+			err |= re_hprintf(pf, "account=%s\n", peer->account);
+			break;
+
+		case CFG_ID_HEADER:
+			err |= re_hprintf(pf, "header=%s\n", peer->hdr);
+			break;
+
+		case CFG_ID_FROM:
+		default:
+			err |= re_hprintf(pf, "from\n");
+			break;
+		}
+	}
+
+	return err;
+}
+
+
+static int print_copy_header(struct re_printf *pf, const void *mod,
+			     const struct cfg_key *k)
+{
+	const struct b2bua_conf *cfg = mod;
+	struct le *le;
+	int err = 0;
+
+	LIST_FOREACH(&cfg->copyl, le) {
+		const struct cfg_hdr *hdr = le->data;
+
+		err |= re_hprintf(pf, "%s %s\n", k->name, hdr->name);
+	}
+
+	return err;
+}
+
+
+/* --------------------------------------------------------------- module */
+
+static void conf_destructor(void *arg)
+{
+	struct b2bua_conf *cfg = arg;
+
+	list_flush(&cfg->listenl);
+	list_flush(&cfg->peerl);
+	list_flush(&cfg->routel);
+	list_flush(&cfg->gatewayl);
+	list_flush(&cfg->copyl);
+
+	mem_deref(cfg->file);
+	mem_deref(cfg->realm);
+}
+
+
+static int conf_check(struct cfg_parser *p, void *mod)
+{
+	struct b2bua_conf *cfg = mod;
+	int err;
+
+	err = b2bua_conf_resolve(p, cfg);
+	if (err)
+		return err;
+
+	cfg_set_line(p, 0);
+
+	if (!cfg->listenl.head)
+		(void)cfg_err(p, "no sip_listen given (at least one is "
+			      "required)");
+
+	return str_dup(&cfg->file, cfg_file(p));
+}
+
+
+#define B struct b2bua_conf
+
+static const struct cfg_key keyv[] = {
+	{ .name = "sip_listen", .parse = h_sip_listen, .print = print_listen,
+	  .repeat = true,
+	  .doc = "TRANSPORT:ADDRESS[:PORT] SIP listens on (at least one)" },
+	{ .name = "trusted_peer", .parse = h_trusted_peer,
+	  .print = print_peer, .repeat = true,
+	  .doc = "NETWORK[/BITS] account=NAME|header=NAME|from: callers "
+		 "let in without digest" },
+	{ .name = "gateway", .parse = b2bua_conf_gateway,
+	  .print = b2bua_conf_print_gateway, .repeat = true,
+	  .doc = "NAME ADDRESS[:PORT] [transport=udp|tcp]: where calls go" },
+	{ .name = "route", .parse = b2bua_conf_route,
+	  .print = b2bua_conf_print_route, .repeat = true,
+	  .doc = "PREFIX|default GATEWAY[,GATEWAY...]: longest prefix wins, "
+		 "gateways tried in order" },
+	{ .name = "copy_header", .parse = h_copy_header,
+	  .print = print_copy_header, .repeat = true,
+	  .doc = "header copied from the caller's INVITE to the gateway's" },
+	{ .name = "sip_realm", .parse = h_sip_realm, .print = cfg_print_str,
+	  .off = offsetof(B, realm), .def = "tollgate",
+	  .doc = "digest realm (also in the accounts' HA1)" },
+	CFG_YESNO("digest_auth", B, digest_auth, "yes",
+		  "challenge callers that are no trusted_peer"),
+	CFG_U32("nonce_ttl", B, nonce_ttl, 10, 86400, "300",
+		"seconds a digest nonce stays valid"),
+	CFG_U32("ring_timeout", B, ring_timeout, 1, 3600, "60",
+		"seconds without answer before CANCEL and 408"),
+	CFG_U32("max_call_duration", B, max_duration, 0, 604800, "14400",
+		"seconds an answered call may last, 0 = unlimited"),
+	CFG_U32("ack_timeout", B, ack_timeout, 1, 300, "32",
+		"seconds a 2xx waits for its ACK"),
+	CFG_U32("max_calls", B, max_calls, 0, 1000000, "0",
+		"calls at once on this node, 0 = no limit"),
+};
+
+#undef B
+
+
+const struct cfg_module b2bua_conf_module = {
+	.name  = "b2bua",
+	.keyv  = keyv,
+	.keyc  = ARRAY_SIZE(keyv),
+	.size  = sizeof(struct b2bua_conf),
+	.check = conf_check,
+	.dtor  = conf_destructor,
+};

@@ -1,0 +1,61 @@
+/**
+ * @file conf.c  The billing engine's keys: on or off, how much talk is
+ *               reserved at a time, the warning, the heartbeat, the node
+ */
+
+#include <unistd.h>
+#include <re.h>
+#include "core.h"
+#include "billing.h"
+
+
+/** node_name defaults to the host name */
+static int conf_init(void *mod)
+{
+	struct billing_conf *cfg = mod;
+	char host[256] = "";
+
+	if (gethostname(host, sizeof(host) - 1) || !host[0])
+		str_ncpy(host, "tollgate", sizeof(host));
+
+	return str_dup(&cfg->node_name, host);
+}
+
+
+static void conf_destructor(void *arg)
+{
+	struct billing_conf *cfg = arg;
+
+	mem_deref(cfg->state_dir);
+	mem_deref(cfg->node_name);
+}
+
+
+#define L struct billing_conf
+
+static const struct cfg_key keyv[] = {
+	CFG_STR("state_dir", L, state_dir, "/var/lib/tollgate",
+		"directory of the settlement spool"),
+	CFG_YESNO("billing", L, billing, "yes",
+		  "rate, reserve and cut off calls (no: calls are free)"),
+	CFG_U32("reserve_interval", L, reserve_interval, 1, 3600, "60",
+		"seconds of talk reserved from the balance at a time"),
+	CFG_U32("low_balance_warning", L, low_balance_warning, 0, 3600, "30",
+		"seconds before the cut-off the caller is warned, 0 = never"),
+	CFG_U32("heartbeat", L, heartbeat, 1, 300, "5",
+		"seconds between the node's liveness updates"),
+	CFG_STR("node_name", L, node_name, NULL,
+		"this node in live_calls (default: the host name)"),
+};
+
+#undef L
+
+
+const struct cfg_module billing_conf_module = {
+	.name = "billing",
+	.keyv = keyv,
+	.keyc = ARRAY_SIZE(keyv),
+	.size = sizeof(struct billing_conf),
+	.init = conf_init,
+	.dtor = conf_destructor,
+};

@@ -1,0 +1,462 @@
+/**
+ * @file test_conf_sip.c  Unit tests of the B2BUA's keys: sip_listen,
+ *                        trusted_peer (and CIDR matching), gateway, route
+ *                        (and longest prefix match), copy_header
+ */
+
+#include "test_conf.h"
+
+
+void test_sip_listen(void)
+{
+	struct cfg *cfg;
+	struct le *le;
+	struct sa sa;
+
+	cfg = OK("sip_listen udp:127.0.0.1:5060\n"
+		 "sip_listen tcp:127.0.0.1:5060\n"
+		 "sip_listen udp:127.0.0.2\n"
+		 "sip_listen tcp:[::1]:5070\n"
+		 "sip_listen udp:[::1]\n"
+		 "db_conninfo dbname=x\n");
+	if (!cfg)
+		return;
+
+	CHECK(list_count(&SIP(cfg)->listenl) == 5);
+	le = list_head(&SIP(cfg)->listenl);
+	{
+		const struct cfg_listen *l = le->data;
+		CHECK(l->tp == SIP_TRANSP_UDP && l->line == 1);
+	}
+	le = le->next;
+	{
+		const struct cfg_listen *l = le->data;
+		CHECK(l->tp == SIP_TRANSP_TCP && l->line == 2);
+	}
+	le = le->next;
+	{
+		const struct cfg_listen *l = le->data;
+		sa_set_str(&sa, "127.0.0.2", 5060);
+		CHECK(sa_cmp(&l->addr, &sa, SA_ALL));
+	}
+	le = le->next;
+	{
+		const struct cfg_listen *l = le->data;
+		sa_set_str(&sa, "::1", 5070);
+		CHECK(l->tp == SIP_TRANSP_TCP);
+		CHECK(sa_cmp(&l->addr, &sa, SA_ALL));
+	}
+	le = le->next;
+	{
+		const struct cfg_listen *l = le->data;
+		sa_set_str(&sa, "::1", 5060);
+		CHECK(l->tp == SIP_TRANSP_UDP);
+		CHECK(sa_cmp(&l->addr, &sa, SA_ALL));
+		CHECK(l->line == 5);
+	}
+	mem_deref(cfg);
+
+	BAD(BASE "sip_listen tls:127.0.0.1:5061\n", "t.conf:3: ",
+	    "sip_listen: unknown transport 'tls' (udp or tcp)");
+	BAD(BASE "sip_listen 127.0.0.1:5060\n", "t.conf:3: ",
+	    "unknown transport '127.0.0.1'");
+	BAD(BASE "sip_listen 127.0.0.1\n", "t.conf:3: ",
+	    "expected TRANSPORT:ADDRESS[:PORT]");
+	BAD(BASE "sip_listen udp:localhost:5060\n", "t.conf:3: ",
+	    "'localhost' is not an IPv4 address");
+	BAD(BASE "sip_listen udp:127.0.0.1:0\n", "t.conf:3: ",
+	    "port 0 out of range 1..65535");
+	BAD(BASE "sip_listen udp:127.0.0.1:65536\n", "t.conf:3: ",
+	    "port 65536 out of range 1..65535");
+	BAD(BASE "sip_listen udp:127.0.0.1:50x\n", "t.conf:3: ",
+	    "port '50x' is not a decimal number");
+	BAD(BASE "sip_listen udp:127.0.0.1:\n", "t.conf:3: ",
+	    "port is empty");
+	BAD(BASE "sip_listen udp:::1:5060\n", "t.conf:3: ",
+	    "write an IPv6 address in brackets");
+	BAD(BASE "sip_listen udp:[::1\n", "t.conf:3: ", "missing ']'");
+	BAD(BASE "sip_listen udp:[::1]5060\n", "t.conf:3: ",
+	    "expected ':PORT' after ']'");
+	BAD(BASE "sip_listen udp:[127.0.0.1]:5060\n", "t.conf:3: ",
+	    "'127.0.0.1' is not an IPv6 address");
+	BAD(BASE "sip_listen udp:0.0.0.0:5060\n", "t.conf:3: ",
+	    "concrete address");
+	BAD(BASE "sip_listen udp:[::]:5060\n", "t.conf:3: ",
+	    "concrete address");
+	BAD(BASE "sip_listen udp:127.0.0.1 udp:127.0.0.2\n", "t.conf:3: ",
+	    "expected TRANSPORT:ADDRESS[:PORT]");
+	BAD(BASE "sip_listen udp:127.0.0.256\n", "t.conf:3: ",
+	    "not an IPv4 address");
+	BAD(BASE "sip_listen udp:127.1\n", "t.conf:3: ",
+	    "not an IPv4 address");
+}
+
+
+void test_trusted_peer(void)
+{
+	struct cfg *cfg;
+	const struct cfg_peer *peer;
+	struct le *le;
+
+	cfg = OK(BASE
+		 "trusted_peer 127.0.0.1 account=demo\n"
+		 "trusted_peer 10.0.0.0/8 header=P-Asserted-Identity\n"
+		 "trusted_peer ::1 from\n"
+		 "trusted_peer 2001:db8::/32 account=carrier-7\n"
+		 "trusted_peer 0.0.0.0/0 from\n");
+	if (!cfg)
+		return;
+
+	CHECK(list_count(&SIP(cfg)->peerl) == 5);
+	le = list_head(&SIP(cfg)->peerl);
+	peer = le->data;
+	CHECK(peer->bits == 32 && peer->mode == CFG_ID_FIXED);
+	CHECK(peer->account && !strcmp(peer->account, "demo"));
+	CHECK(peer->hdr == NULL);
+	CHECK(peer->line == 3);
+
+	peer = le->next->data;
+	CHECK(peer->bits == 8 && peer->mode == CFG_ID_HEADER);
+	CHECK(peer->hdr && !strcmp(peer->hdr, "P-Asserted-Identity"));
+	CHECK(peer->account == NULL);
+
+	peer = le->next->next->data;
+	CHECK(peer->bits == 128 && peer->mode == CFG_ID_FROM);
+	CHECK(sa_af(&peer->addr) == AF_INET6);
+
+	peer = le->next->next->next->data;
+	CHECK(peer->bits == 32 && sa_af(&peer->addr) == AF_INET6);
+	CHECK(!strcmp(peer->account, "carrier-7"));
+
+	peer = list_ledata(list_tail(&SIP(cfg)->peerl));
+	CHECK(peer->bits == 0);
+	mem_deref(cfg);
+
+	BAD(BASE "trusted_peer 127.0.0.1 account=\n", "t.conf:3: ",
+	    "trusted_peer: account name is empty");
+	BAD(BASE "trusted_peer 127.0.0.1 header=\n", "t.conf:3: ",
+	    "'' is not a valid header name");
+	BAD(BASE "trusted_peer 127.0.0.1 header=P-Asserted:Id\n",
+	    "t.conf:3: ", "'P-Asserted:Id' is not a valid header name");
+	BAD(BASE "trusted_peer 127.0.0.1 header=X(y)\n", "t.conf:3: ",
+	    "not a valid header name");
+	BAD(BASE "trusted_peer 127.0.0.1\n", "t.conf:3: ",
+	    "expected NETWORK[/BITS]");
+	BAD(BASE "trusted_peer 127.0.0.1 from extra\n", "t.conf:3: ",
+	    "expected NETWORK[/BITS]");
+	BAD(BASE "trusted_peer 127.0.0.1 user=demo\n", "t.conf:3: ",
+	    "unknown mode 'user=demo'");
+	BAD(BASE "trusted_peer 127.0.0.1 From\n", "t.conf:3: ",
+	    "unknown mode 'From'");
+	BAD(BASE "trusted_peer 10.0.0.0/33 from\n", "t.conf:3: ",
+	    "prefix length 33 out of range 0..32");
+	BAD(BASE "trusted_peer ::/129 from\n", "t.conf:3: ",
+	    "prefix length 129 out of range 0..128");
+	BAD(BASE "trusted_peer 10.0.0.0/ from\n", "t.conf:3: ",
+	    "prefix length is empty");
+	BAD(BASE "trusted_peer 10.0.0.0/8x from\n", "t.conf:3: ",
+	    "prefix length '8x' is not a decimal number");
+	BAD(BASE "trusted_peer 10.0.0.1/8 from\n", "t.conf:3: ",
+	    "'10.0.0.1/8' has host bits set (the network is 10.0.0.0/8)");
+	BAD(BASE "trusted_peer 2001:db8::1/64 from\n", "t.conf:3: ",
+	    "has host bits set (the network is 2001:db8::/64)");
+	BAD(BASE "trusted_peer gw.example.com from\n", "t.conf:3: ",
+	    "'gw.example.com' is not an IPv4 or IPv6 address");
+	BAD(BASE "trusted_peer [::1] from\n", "t.conf:3: ",
+	    "not an IPv4 or IPv6 address");
+	BAD(BASE "trusted_peer ::ffff:10.0.0.0/104 from\n", "t.conf:3: ",
+	    "'::ffff:10.0.0.0' is an IPv4-mapped address");
+	BAD(BASE "trusted_peer 10.0.0.0/8 from\n"
+	    "trusted_peer 10.0.0.0/8 account=x\n", "t.conf:4: ",
+	    "duplicate network '10.0.0.0/8' (first at line 3)");
+	BAD(BASE "trusted_peer ::1 from\ntrusted_peer ::1/128 from\n",
+	    "t.conf:4: ", "(first at line 3)");
+}
+
+
+void test_cidr(void)
+{
+	struct cfg *cfg;
+	const struct cfg_peer *peer;
+	struct sa sa;
+
+	cfg = OK(BASE
+		 "trusted_peer 192.0.2.7 account=one\n"
+		 "trusted_peer 192.0.2.0/24 account=net\n"
+		 "trusted_peer 198.51.96.0/20 account=twenty\n"
+		 "trusted_peer 2001:db8::1 account=v6host\n"
+		 "trusted_peer 2001:db8:0:0:8000::/65 account=v6odd\n"
+		 "trusted_peer 2001:db8::/32 account=v6net\n");
+	if (!cfg)
+		return;
+
+#define PEER(addr) (sa_set_str(&sa, (addr), 5060), cfg_peer_find(SIP(cfg), &sa))
+
+	peer = PEER("192.0.2.7");
+	CHECK(peer && !strcmp(peer->account, "one"));
+	peer = PEER("192.0.2.8");
+	CHECK(peer && !strcmp(peer->account, "net"));
+	peer = PEER("192.0.2.255");
+	CHECK(peer && !strcmp(peer->account, "net"));
+	CHECK(PEER("192.0.3.1") == NULL);
+	peer = PEER("198.51.96.1");
+	CHECK(peer && !strcmp(peer->account, "twenty"));
+	peer = PEER("198.51.111.255");
+	CHECK(peer && !strcmp(peer->account, "twenty"));
+	CHECK(PEER("198.51.112.0") == NULL);
+	CHECK(PEER("198.51.95.255") == NULL);
+	CHECK(PEER("127.0.0.1") == NULL);
+
+	peer = PEER("2001:db8::1");
+	CHECK(peer && !strcmp(peer->account, "v6host"));
+	peer = PEER("2001:db8::2");
+	CHECK(peer && !strcmp(peer->account, "v6net"));
+	peer = PEER("2001:db8::8000:0:0:1");
+	CHECK(peer && !strcmp(peer->account, "v6odd"));
+	peer = PEER("2001:db8::7fff:0:0:1");
+	CHECK(peer && !strcmp(peer->account, "v6net"));
+	peer = PEER("2001:db8:ffff::1");
+	CHECK(peer && !strcmp(peer->account, "v6net"));
+	CHECK(PEER("2001:db9::1") == NULL);
+	CHECK(PEER("::1") == NULL);
+
+	/* an IPv4-mapped source is matched as the IPv4 address it carries */
+	{
+		uint8_t a[16] = {0,0,0,0, 0,0,0,0, 0,0,0xff,0xff, 192,0,2,7};
+
+		sa_set_in6(&sa, a, 5060);
+		peer = cfg_peer_find(SIP(cfg), &sa);
+		CHECK(peer && !strcmp(peer->account, "one"));
+		a[15] = 99;
+		sa_set_in6(&sa, a, 5060);
+		peer = cfg_peer_find(SIP(cfg), &sa);
+		CHECK(peer && !strcmp(peer->account, "net"));
+		a[14] = 3;
+		sa_set_in6(&sa, a, 5060);
+		CHECK(cfg_peer_find(SIP(cfg), &sa) == NULL);
+	}
+
+	CHECK(cfg_peer_find(SIP(cfg), NULL) == NULL);
+	CHECK(cfg_peer_find(NULL, &sa) == NULL);
+	mem_deref(cfg);
+
+	/* /0 matches everything of its family, the first match wins */
+	cfg = OK(BASE "trusted_peer 10.1.2.3 account=a\n"
+		 "trusted_peer 0.0.0.0/0 from\n"
+		 "trusted_peer ::/0 header=X-Id\n");
+	if (!cfg)
+		return;
+
+	peer = PEER("10.1.2.3");
+	CHECK(peer && peer->mode == CFG_ID_FIXED);
+	peer = PEER("203.0.113.9");
+	CHECK(peer && peer->mode == CFG_ID_FROM);
+	peer = PEER("fe80::1");
+	CHECK(peer && peer->mode == CFG_ID_HEADER);
+	mem_deref(cfg);
+
+#undef PEER
+}
+
+
+void test_gateway(void)
+{
+	struct cfg *cfg;
+	const struct cfg_gateway *gw;
+	struct sa sa;
+
+	cfg = OK(BASE "gateway gw1 192.0.2.10:5080\n"
+		 "gateway gw-2.b_c 192.0.2.11 transport=tcp\n"
+		 "gateway v6 [2001:db8::5]:5090 transport=udp\n");
+	if (!cfg)
+		return;
+
+	gw = cfg_gateway_find(SIP(cfg), "gw1");
+	CHECK(gw != NULL);
+	if (gw) {
+		sa_set_str(&sa, "192.0.2.10", 5080);
+		CHECK(sa_cmp(&gw->addr, &sa, SA_ALL));
+		CHECK(gw->tp == SIP_TRANSP_UDP);
+		CHECK(gw->line == 3);
+	}
+
+	gw = cfg_gateway_find(SIP(cfg), "gw-2.b_c");
+	CHECK(gw != NULL);
+	if (gw) {
+		sa_set_str(&sa, "192.0.2.11", 5060);
+		CHECK(sa_cmp(&gw->addr, &sa, SA_ALL));
+		CHECK(gw->tp == SIP_TRANSP_TCP);
+	}
+
+	gw = cfg_gateway_find(SIP(cfg), "v6");
+	CHECK(gw != NULL);
+	if (gw) {
+		sa_set_str(&sa, "2001:db8::5", 5090);
+		CHECK(sa_cmp(&gw->addr, &sa, SA_ALL));
+	}
+
+	CHECK(cfg_gateway_find(SIP(cfg), "GW1") == NULL);
+	CHECK(cfg_gateway_find(SIP(cfg), "gw3") == NULL);
+	CHECK(cfg_gateway_find(SIP(cfg), NULL) == NULL);
+	mem_deref(cfg);
+
+	BAD(BASE "gateway gw1 192.0.2.1\n# c\ngateway gw1 192.0.2.2\n",
+	    "t.conf:5: ", "gateway 'gw1' already defined at line 3");
+	BAD(BASE "gateway gw1\n", "t.conf:3: ",
+	    "expected NAME ADDRESS[:PORT]");
+	BAD(BASE "gateway gw1 192.0.2.1 transport=tcp x\n", "t.conf:3: ",
+	    "expected NAME ADDRESS[:PORT]");
+	BAD(BASE "gateway gw1 192.0.2.1 transport=tls\n", "t.conf:3: ",
+	    "unknown transport 'tls'");
+	BAD(BASE "gateway gw1 192.0.2.1 tcp\n", "t.conf:3: ",
+	    "unexpected 'tcp' (expected transport=udp|tcp)");
+	BAD(BASE "gateway gw,1 192.0.2.1\n", "t.conf:3: ",
+	    "'gw,1' is not a valid gateway name");
+	BAD(BASE "gateway gw1 carrier.example:5060\n", "t.conf:3: ",
+	    "'carrier.example' is not an IPv4 address");
+	BAD(BASE "gateway gw1 192.0.2.1:99999\n", "t.conf:3: ",
+	    "port 99999 out of range 1..65535");
+	BAD(BASE "gateway gw1 0.0.0.0\n", "t.conf:3: ",
+	    "not a usable destination");
+}
+
+
+void test_routes(void)
+{
+	struct cfg *cfg;
+	const struct cfg_route *rt;
+
+	/* routes may name gateways declared further down */
+	cfg = OK(BASE
+		 "route 4420 gw1,gw2\n"
+		 "route 44 gw2\n"
+		 "route 4 gw1 , gw2 ,gw3\n"
+		 "route default gw3\n"
+		 "route 442071 gw3\n"
+		 "gateway gw1 192.0.2.1\n"
+		 "gateway gw2 192.0.2.2\n"
+		 "gateway gw3 198.51.100.3\n");
+	if (!cfg)
+		return;
+
+	CHECK(list_count(&SIP(cfg)->routel) == 5);
+
+	rt = cfg_route_find(SIP(cfg), "442012345678");
+	CHECK(rt && !strcmp(rt->prefix, "4420"));
+	if (rt) {
+		CHECK(rt->gwc == 2);
+		CHECK(rt->gwv[0] == cfg_gateway_find(SIP(cfg), "gw1"));
+		CHECK(rt->gwv[1] == cfg_gateway_find(SIP(cfg), "gw2"));
+		CHECK(rt->line == 3);
+	}
+
+	rt = cfg_route_find(SIP(cfg), "4420");
+	CHECK(rt && !strcmp(rt->prefix, "4420"));
+	rt = cfg_route_find(SIP(cfg), "442");
+	CHECK(rt && !strcmp(rt->prefix, "44"));
+	rt = cfg_route_find(SIP(cfg), "4421999");
+	CHECK(rt && !strcmp(rt->prefix, "44"));
+	rt = cfg_route_find(SIP(cfg), "442071234567");
+	CHECK(rt && !strcmp(rt->prefix, "442071"));
+	CHECK(rt && rt->gwc == 1 && rt->gwv[0] ==
+	      cfg_gateway_find(SIP(cfg), "gw3"));
+	rt = cfg_route_find(SIP(cfg), "49301234");
+	CHECK(rt && !strcmp(rt->prefix, "4"));
+	CHECK(rt && rt->gwc == 3);
+	if (rt && rt->gwc == 3)
+		CHECK(!strcmp(rt->gwv[2]->name, "gw3"));
+
+	rt = cfg_route_find(SIP(cfg), "3312345");
+	CHECK(rt && !strcmp(rt->prefix, ""));
+	CHECK(rt && rt->line == 6);
+	rt = cfg_route_find(SIP(cfg), "");
+	CHECK(rt && !strcmp(rt->prefix, ""));
+	CHECK(cfg_route_find(SIP(cfg), NULL) == NULL);
+	mem_deref(cfg);
+
+	/* no default route: unmatched numbers have no route */
+	cfg = OK(BASE "gateway gw1 192.0.2.1\nroute 1 gw1\n");
+	if (cfg) {
+		CHECK(cfg_route_find(SIP(cfg), "1555") != NULL);
+		CHECK(cfg_route_find(SIP(cfg), "2555") == NULL);
+		CHECK(cfg_route_find(SIP(cfg), "") == NULL);
+		mem_deref(cfg);
+	}
+
+	BAD(BASE "route 4420 gw1,gw9\n"
+	    "gateway gw1 192.0.2.1\n", "t.conf:3: ",
+	    "route 4420: unknown gateway 'gw9'");
+	BAD(BASE "gateway gw1 192.0.2.1\n"
+	    "route default gw2\n", "t.conf:4: ",
+	    "route default: unknown gateway 'gw2'");
+	BAD(BASE "gateway gw1 192.0.2.1\n"
+	    "route 4420 gw1\n"
+	    "route 4420 gw1\n", "t.conf:5: ",
+	    "duplicate prefix 4420 (first at line 4)");
+	BAD(BASE "gateway gw1 192.0.2.1\n"
+	    "route default gw1\n"
+	    "route default gw1\n", "t.conf:5: ",
+	    "duplicate default route (first at line 4)");
+	BAD(BASE "gateway gw1 192.0.2.1\n"
+	    "route 44 gw1,gw1\n", "t.conf:4: ",
+	    "route 44: gateway 'gw1' listed twice");
+	BAD(BASE "gateway gw1 192.0.2.1\nroute 44a gw1\n", "t.conf:4: ",
+	    "prefix '44a' must be digits or 'default'");
+	BAD(BASE "gateway gw1 192.0.2.1\nroute +44 gw1\n", "t.conf:4: ",
+	    "must be digits or 'default'");
+	BAD(BASE "gateway gw1 192.0.2.1\nroute 44\n", "t.conf:4: ",
+	    "expected PREFIX GATEWAY");
+	BAD(BASE "gateway gw1 192.0.2.1\nroute 44 gw1,\n", "t.conf:4: ",
+	    "empty gateway name");
+	BAD(BASE "gateway gw1 192.0.2.1\nroute 44 ,gw1\n", "t.conf:4: ",
+	    "empty gateway name");
+	BAD(BASE "gateway gw1 192.0.2.1\nroute 44 gw1 gw2\n", "t.conf:4: ",
+	    "'gw1 gw2' is not a valid gateway name");
+	BAD(BASE "gateway gw1 192.0.2.1\n"
+	    "route 123456789012345678901234567890123 gw1\n", "t.conf:4: ",
+	    "longer than 32 digits");
+}
+
+
+void test_copy_header(void)
+{
+	static const char *managed[] = {
+		"Via", "from", "TO", "call-id", "CSeq", "Contact", "Route",
+		"record-route", "Max-Forwards", "Content-Length",
+		"content-type", "Authorization", "Proxy-Authorization",
+		"v", "I",
+	};
+	struct cfg *cfg;
+	const struct cfg_hdr *hdr;
+	char text[256];
+	size_t i;
+
+	cfg = OK(BASE "copy_header X-Account-Code\n"
+		 "copy_header P-Charging-Vector\ncopy_header Subject\n");
+	if (cfg) {
+		CHECK(list_count(&SIP(cfg)->copyl) == 3);
+		hdr = list_ledata(list_head(&SIP(cfg)->copyl));
+		CHECK(!strcmp(hdr->name, "X-Account-Code"));
+		hdr = list_ledata(list_tail(&SIP(cfg)->copyl));
+		CHECK(!strcmp(hdr->name, "Subject"));
+		mem_deref(cfg);
+	}
+
+	for (i = 0; i < sizeof(managed) / sizeof(managed[0]); i++) {
+		char reason[128];
+
+		snprintf(text, sizeof(text), BASE "copy_header %s\n",
+			 managed[i]);
+		snprintf(reason, sizeof(reason), "copy_header: '%s' is "
+			 "managed by tollgate itself", managed[i]);
+		BAD(text, "t.conf:3: ", reason);
+	}
+
+	BAD(BASE "copy_header X-A\ncopy_header x-a\n", "t.conf:4: ",
+	    "'x-a' already listed");
+	BAD(BASE "copy_header X-A:\n", "t.conf:3: ",
+	    "'X-A:' is not a valid header name");
+	BAD(BASE "copy_header X-A X-B\n", "t.conf:3: ",
+	    "expected one header name");
+	BAD(BASE "copy_header X@A\n", "t.conf:3: ", "not a valid header");
+}

@@ -1,0 +1,41 @@
+/**
+ * @file tollgate_conf.c  The configuration file of the daemon: its own
+ *                        keys and the list of modules that declare the
+ *                        others
+ */
+
+#include <re.h>
+#include "core.h"
+#include "b2bua.h"
+#include "db_conf.h"
+#include "relay.h"
+#include "api.h"
+#include "billing.h"
+#include "tollgate.h"
+
+
+static const struct cfg_key keyv[] = {
+	CFG_U32("shutdown_grace", struct tg_conf, shutdown_grace, 0, 60, "5",
+		"seconds the calls get to end with BYE on SIGTERM"),
+};
+
+
+const struct cfg_module tg_conf_module = {
+	.name = "tollgate",
+	.keyv = keyv,
+	.keyc = ARRAY_SIZE(keyv),
+	.size = sizeof(struct tg_conf),
+};
+
+
+const struct cfg_module *const tollgate_modv[] = {
+	&b2bua_conf_module,
+	&tg_conf_module,
+	&db_conf_module,
+	&relay_conf_module,
+	&api_conf_module,
+	&log_conf_module,
+	&billing_conf_module,
+};
+
+const size_t tollgate_modc = ARRAY_SIZE(tollgate_modv);
