@@ -22,48 +22,19 @@ TG="$top_builddir/tollgate"
 [ -n "$SIPP" ] || { echo "api.sh: sipp not found" >&2; exit 77; }
 command -v curl >/dev/null || { echo "api.sh: no curl" >&2; exit 77; }
 
+TEST_KEEP=${API_KEEP:-}
+# shellcheck source=../lib/check.sh
+. "$top_srcdir/tests/lib/check.sh"
+# shellcheck source=../lib/pgtest.sh
 . "$top_srcdir/tests/lib/pgtest.sh"
+test_init api || exit 99
 pgtest_start || exit 99
 
-DIR=$(mktemp -d /tmp/tollgate-api.XXXXXX)
-PIDS=""
+DIR=$TEST_DIR
 TG_PID=
-passed=0
-failed=0
 API=http://127.0.0.71:8080
 ADMIN=api-test-admin-token-0123456789
 RO=api-test-readonly-token-9876543
-
-ok()   { passed=$((passed + 1)); echo "ok - $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL - $*"; FAILURES+=("$*"); }
-FAILURES=()
-check() { local w=$1; shift; if "$@"; then ok "$w"; else fail "$w"; fi; }
-equal() {
-	if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi
-}
-sql() { pgtest_psql -At -c "$1"; }
-
-kill_pid() {
-	local pid=$1 i
-	kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null
-	for i in $(seq 1 50); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return 0
-}
-
-cleanup() {
-	local pid
-	for pid in $PIDS $TG_PID; do kill_pid "$pid"; done
-	if [ -n "${API_KEEP:-}" ]; then echo "api: kept $DIR" >&2
-	else rm -rf "$DIR"; fi
-	pgtest_stop
-}
-trap cleanup EXIT
 
 # req METHOD PATH [BODY] [CURL ARGS...]: sets CODE, BODY (admin token)
 req() {
@@ -117,7 +88,7 @@ sipp_bg() {
 		-trace_logs -log_file "$DIR/$name.log" "$@" \
 		>"$DIR/$name.out" 2>&1 </dev/null &
 	SIPP_PID=$!
-	PIDS="$PIDS $SIPP_PID"
+	pid_remember "$SIPP_PID"
 }
 sipp_fg() {
 	local name=$1 ip=$2 port=$3 sf=$4
@@ -126,7 +97,7 @@ sipp_fg() {
 		-trace_logs -log_file "$DIR/$name.log" "$@" \
 		>"$DIR/$name.out" 2>&1 </dev/null &
 	SIPP_PID=$!
-	PIDS="$PIDS $SIPP_PID"
+	pid_remember "$SIPP_PID"
 }
 
 # call NAME ACCOUNT NUMBER TIMEOUT: one call from the caller, in the
@@ -181,12 +152,9 @@ mkdir -p "$DIR/state"
 
 "$TG" -f "$DIR/tg.conf" >"$DIR/tollgate.log" 2>&1 &
 TG_PID=$!
-for i in $(seq 1 100); do
-	grep -q "routing by the database" "$DIR/tollgate.log" && break
-	kill -0 "$TG_PID" 2>/dev/null || break
-	sleep 0.1
-done
-if ! grep -q "routing by the database" "$DIR/tollgate.log"; then
+pid_remember "$TG_PID"
+if ! wait_line "$DIR/tollgate.log" "routing by the database" 10 "$TG_PID"
+then
 	echo "api.sh: tollgate did not come up:" >&2
 	tail -n 30 "$DIR/tollgate.log" >&2
 	exit 99
@@ -552,12 +520,9 @@ CODE=$(curl -s -o "$DIR/body" -w '%{http_code}' "$API/metrics")
 check "metrics count the admin end" \
 	grep -q '^tollgate_calls_total{outcome="admin"} [1-9]' "$DIR/body"
 
-kill -TERM "$TG_PID"
-wait "$TG_PID"
+pid_stop "$TG_PID" 30
 rc=$?
 TG_PID=
 equal "tollgate exits cleanly" "$rc" 0
 
-for f in "${FAILURES[@]}"; do echo "# failed: $f"; done
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+summary

@@ -40,10 +40,14 @@ if [ -z "$SIPP" ]; then
 	exit 77
 fi
 
+TEST_KEEP=${BT_KEEP:-}
+# shellcheck source=../lib/check.sh
+. "$top_srcdir/tests/lib/check.sh"
+# shellcheck source=../lib/pgtest.sh
 . "$top_srcdir/tests/lib/pgtest.sh"
+test_init billing || exit 99
 pgtest_start || exit 99
 . "$here/lib.sh"
-trap 'bt_cleanup; pgtest_stop' EXIT
 
 UNIT=1000000
 
@@ -90,7 +94,7 @@ bt_wait "$CALLER_PID"
 check "blocked calling 1000 gets 403" grep -q "FINAL 403 .*blocked" \
 	"$BT_DIR/refused-blocked.log"
 sleep 0.3
-bt_kill "$GW_PID"
+pid_stop "$GW_PID"
 equal "no INVITE reached the gateway" "$(count gw-refuse '^INVITE')" 0
 equal "refusals took no money" "$(balance poor)" 89999
 equal "no live calls left" "$(sql "SELECT count(*) FROM live_calls")" 0
@@ -257,7 +261,7 @@ equal "CDRs: answered 1 s 20000; ringing 487 cost 0, both credit" \
 		ON a.id = c.account_id WHERE a.name = 'ring'")" \
 	"credit:200:20000 credit:487:0"
 equal "the ringing call's reservation came back" "$(balance ring)" 40000
-bt_kill "$GW_PID"
+pid_stop "$GW_PID"
 
 
 # -------------------------------------------------------------- db down
@@ -288,7 +292,7 @@ check "the CDR appears once the database is back" wait_for 20 \
 	 JOIN accounts a ON a.id = c.account_id WHERE a.name = 'dbdown'
 	 AND c.sip_code = 200" "credit:3:60000"
 equal "balance exactly 0" "$(balance dbdown)" 0
-bt_kill "$GW_PID"
+pid_stop "$GW_PID"
 equal "the gateway saw only the first call" "$(count gw-dbdown '^INVITE')" 1
 sleep 0.5
 check "the spool is empty again" test ! -s "$BT_DIR/state/billing.spool"
@@ -308,7 +312,7 @@ sleep 0.3
 check "the settlement is in the spool" grep -q "^S	=" \
 	"$BT_DIR/state/billing.spool"
 tg_kill9
-bt_kill "$GW_PID"
+pid_stop "$GW_PID"
 "$PGTEST_CLUSTER" start "$PGTEST_DIR" >/dev/null 2>&1 ||
 	fail "cannot start the database again"
 tg_start "$CONF" || fail "restart after kill -9 with a spool"
@@ -336,8 +340,8 @@ sleep 2.5                    # two heartbeats record the answers
 equal "20 live calls in the database" \
 	"$(sql "SELECT count(*) FROM live_calls WHERE answer_at IS NOT NULL")" 20
 tg_kill9
-bt_kill "$CALLER_PID"
-bt_kill "$GW_PID"
+pid_stop "$CALLER_PID"
+pid_stop "$GW_PID"
 tg_start "$CONF" || fail "restart after kill -9"
 check "20 recovered CDRs" wait_for 10 \
 	"SELECT count(*) FROM cdrs c JOIN accounts a ON a.id = c.account_id
@@ -370,4 +374,3 @@ check "round trips and lateness logged at exit" \
 grep "round trips:" "$TG_LOG" | tail -n 1 | sed 's/^/# /'
 
 summary
-[ "$failed" -eq 0 ]

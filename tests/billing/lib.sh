@@ -1,92 +1,24 @@
-# tests/billing/lib.sh - the daemon, SIPp peers and checks for the billing
-# suites.  Source it after tests/lib/pgtest.sh has started a cluster.
+# tests/billing/lib.sh - the daemon and SIPp peers for the billing suites.
+# Source it after tests/lib/check.sh (the checks, TEST_DIR, pid_*) and
+# tests/lib/pgtest.sh, once test_init has run and pgtest_start has started
+# a cluster.
 #
 # Addresses (only 127.0.0.51-59, so no other suite collides):
 #   tollgate 127.0.0.51:5060, callers 127.0.0.52 (ports 5061-5069),
 #   answering gateway 127.0.0.54:5080, ringing gateway 127.0.0.55:5080.
 #
-# Every process started here is remembered by PID and ended by PID.
+# Every process started here is remembered by PID (pid_remember) and
+# ended by PID, at the latest by test_cleanup at exit.
 
-: "${top_srcdir:?}" "${top_builddir:?}" "${PGTEST_CONNINFO:?}"
+: "${top_srcdir:?}" "${top_builddir:?}" "${PGTEST_CONNINFO:?}" "${TEST_DIR:?}"
 
-BT_DIR=$(mktemp -d /tmp/tollgate-billing.XXXXXX)
+BT_DIR=$TEST_DIR
 BT_SRC="$top_srcdir/tests/billing"
 BT_TG="$top_builddir/tollgate"
-BT_PIDS=""
 TG_PID=
 TG_LOG=
-passed=0
-failed=0
-
-ok()   { passed=$((passed + 1)); echo "ok - $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL - $*"; FAILURES+=("$*"); }
-FAILURES=()
-
-# summary: the failures again, then the count, so that the tail of a
-# long run says what went wrong
-summary() {
-	local f
-	for f in "${FAILURES[@]}"; do echo "# failed: $f"; done
-	echo "$passed passed, $failed failed"
-}
-
-# check DESCRIPTION COMMAND...: one test result
-check() {
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else fail "$what"; fi
-}
-
-# equal DESCRIPTION GOT WANT
-equal() {
-	if [ "$2" = "$3" ]; then
-		ok "$1"
-	else
-		fail "$1: got '$2', want '$3'"
-	fi
-}
-
-# within DESCRIPTION VALUE LOW HIGH (integers)
-within() {
-	if [ -n "$2" ] && [ "$2" -ge "$3" ] 2>/dev/null &&
-	   [ "$2" -le "$4" ]; then
-		ok "$1 ($2)"
-	else
-		fail "$1: got '$2', want $3..$4"
-	fi
-}
-
-sql() { pgtest_psql -At -c "$1"; }
 
 db_is_down() { ! pgtest_psql -c 'SELECT 1' >/dev/null 2>&1; }
-
-bt_remember() { BT_PIDS="$BT_PIDS $1"; }
-
-# bt_kill PID: end one process we started (TERM, then KILL after 5 s)
-bt_kill() {
-	local pid=$1 i
-	kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null
-	for i in $(seq 1 50); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return 0
-}
-
-bt_cleanup() {
-	local pid
-	for pid in $BT_PIDS $TG_PID; do
-		bt_kill "$pid"
-	done
-	if [ -n "${BT_KEEP:-}" ]; then
-		echo "billing: kept $BT_DIR" >&2
-	else
-		rm -rf "$BT_DIR"
-	fi
-}
 
 # tg_config NAME [EXTRA LINES]: write a configuration, print its path
 tg_config() {
@@ -117,46 +49,36 @@ EOF
 
 # tg_start CONFIG: start the daemon, wait until it is connected
 tg_start() {
-	local i from
+	local from
 	TG_LOG="$BT_DIR/tollgate.log"
 	echo "=== start $(date +%T.%N)" >>"$TG_LOG"
 	from=$(wc -l <"$TG_LOG")
 	"$BT_TG" -f "$1" >>"$TG_LOG" 2>&1 &
 	TG_PID=$!
-	for i in $(seq 1 100); do
-		if ! kill -0 "$TG_PID" 2>/dev/null; then
-			echo "tollgate exited at start:" >&2
-			tail -n 20 "$TG_LOG" >&2
-			TG_PID=
-			return 1
-		fi
-		if tail -n "+$from" "$TG_LOG" | grep -q "listening for account"
-		then
-			sleep 0.2
-			return 0
-		fi
-		sleep 0.1
-	done
+	pid_remember "$TG_PID"
+	if wait_line "$TG_LOG" "listening for account" 10 "$TG_PID" "$from"
+	then
+		sleep 0.2
+		return 0
+	fi
+	if ! kill -0 "$TG_PID" 2>/dev/null; then
+		echo "tollgate exited at start:" >&2
+		tail -n 20 "$TG_LOG" >&2
+		TG_PID=
+		return 1
+	fi
 	echo "tollgate did not come up:" >&2
 	tail -n 20 "$TG_LOG" >&2
 	return 1
 }
 
-# tg_stop: SIGTERM, wait for the exit (15 s); prints the exit status
+# tg_stop: SIGTERM, wait for the exit (15 s, then SIGKILL); returns the
+# exit status
 tg_stop() {
-	local i rc
+	local rc
 	[ -n "$TG_PID" ] || return 0
-	kill -TERM "$TG_PID" 2>/dev/null
-	for i in $(seq 1 150); do
-		kill -0 "$TG_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$TG_PID" 2>/dev/null; then
-		kill -KILL "$TG_PID" 2>/dev/null
-		rc=137
-	fi
-	wait "$TG_PID" 2>/dev/null
-	rc=${rc:-$?}
+	pid_stop "$TG_PID" 15
+	rc=$?
 	TG_PID=
 	return "$rc"
 }
@@ -180,7 +102,7 @@ sipp_bg() {
 		-trace_err -error_file "$BT_DIR/$name.err" \
 		"$@" >"$BT_DIR/$name.out" 2>&1 </dev/null &
 	SIPP_PID=$!
-	bt_remember "$SIPP_PID"
+	pid_remember "$SIPP_PID"
 }
 
 # gw_start NAME answer|ring CALLS TIMEOUT: a gateway; sets GW_PID

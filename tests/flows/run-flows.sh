@@ -107,73 +107,27 @@ else
 	selected=$ALL_FLOWS
 fi
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/tollgate-flows.XXXXXX") ||
-	die "cannot create a temporary directory"
+# ---------------------------------------- checks, processes and cleanup
+# tests/lib/check.sh: the counts, "PASS name" / "FAIL name (why)" lines,
+# the work directory, every process started here ended by its PID at exit
+TEST_OK=PASS
+TEST_FAIL=FAIL
+TEST_KEEP=${TG_KEEP:-}
+# shellcheck source=../lib/check.sh
+. "$top_srcdir/tests/lib/check.sh"
+test_init run-flows flows || exit 1
+work=$TEST_DIR
 
-# ------------------------------------------------------ cleanup on exit
 declare -A DPID=()      # daemon tag -> pid
 declare -A SPID=()      # sipp tag of the current flow -> pid
 declare -A SRC=()       # sipp tag of the current flow -> exit code
-keep=${TG_KEEP:-}
-
-cleanup() {
-	local t
-	for t in "${!SPID[@]}"; do
-		kill -TERM "${SPID[$t]}" 2>/dev/null
-	done
-	for t in "${!DPID[@]}"; do
-		kill -TERM "${DPID[$t]}" 2>/dev/null
-	done
-	for t in "${!DPID[@]}"; do
-		wait_gone "${DPID[$t]}" 10 || kill -KILL "${DPID[$t]}" 2>/dev/null
-	done
-	if type pgtest_stop >/dev/null 2>&1; then
-		pgtest_stop
-	fi
-	if [ -n "$keep" ]; then
-		echo "run-flows: logs kept in $work"
-	else
-		rm -rf "$work"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 1' HUP INT TERM
-
-# wait_gone PID SECONDS: true once PID (our child) has ended
-wait_gone() {
-	local i
-	for ((i = 0; i < $2 * 10; i++)); do
-		kill -0 "$1" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-# wait_bound udp|tcp IP PORT SECONDS [PID]: until something listens there
-wait_bound() {
-	local opt i
-	case $1 in
-	udp) opt=-Hlnu ;;
-	tcp) opt=-Hlnt ;;
-	esac
-	for ((i = 0; i < $4 * 10; i++)); do
-		if [ -n "$(ss $opt "src $2:$3" 2>/dev/null)" ]; then
-			return 0
-		fi
-		if [ -n "${5:-}" ] && ! kill -0 "$5" 2>/dev/null; then
-			return 1
-		fi
-		sleep 0.1
-	done
-	return 1
-}
 
 # ---------------------------------------------------------- database
 # shellcheck source=../lib/pgtest.sh
 . "$top_srcdir/tests/lib/pgtest.sh"
 pgtest_start >"$work/pgtest.log" 2>&1 || {
 	cat "$work/pgtest.log" >&2
-	keep=1
+	TEST_KEEP=1
 	die "cannot start the PostgreSQL fixture (log: $work/pgtest.log)"
 }
 
@@ -185,7 +139,7 @@ INSERT INTO accounts (name, status, sip_username, sip_ha1)
 		md5('flowuser:tollgate:flowpass'));
 SQL
 	cat "$work/pgtest.log" >&2
-	keep=1
+	TEST_KEEP=1
 	die "cannot seed the accounts (log: $work/pgtest.log)"
 }
 
@@ -239,23 +193,25 @@ daemon_start() {
 	fi
 	"${cmd[@]}" >"$work/$tag.log" 2>&1 &
 	DPID[$tag]=$!
+	pid_remember "${DPID[$tag]}"
 	if ! wait_bound udp "$TG_IP" "$port" "$T_DAEMON_UP" "${DPID[$tag]}"; then
-		keep=1
+		TEST_KEEP=1
 		echo "run-flows: daemon $tag did not come up; log:" >&2
 		tail -n 30 "$work/$tag.log" >&2
 		die "daemon $tag failed to start (log: $work/$tag.log)"
 	fi
 }
 
-# daemon_stop TAG: SIGTERM, require exit 0 in time
+# daemon_stop TAG: SIGTERM, require exit 0 in time; one check
 daemon_stop() {
-	local tag=$1 pid=${DPID[$1]} rc
+	local tag=$1 pid=${DPID[$1]} rc why
+	local dnf="daemon-$tag did not exit 0"
 	kill -TERM "$pid" 2>/dev/null
-	if ! wait_gone "$pid" "$T_DAEMON_DOWN"; then
+	if ! pid_gone "$pid" "$T_DAEMON_DOWN"; then
 		kill -KILL "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 		unset "DPID[$tag]"
-		echo "FAIL daemon-$tag (no exit within ${T_DAEMON_DOWN} s of SIGTERM, log: $work/$tag.log)"
+		fail "daemon-$tag (no exit within ${T_DAEMON_DOWN} s of SIGTERM, log: $work/$tag.log)" "$dnf"
 		return 1
 	fi
 	wait "$pid"
@@ -263,13 +219,14 @@ daemon_stop() {
 	unset "DPID[$tag]"
 	if [ "$rc" != 0 ]; then
 		if [ "$rc" = 42 ]; then
-			echo "FAIL daemon-$tag (valgrind errors, log: $work/$tag.valgrind)"
+			why="valgrind errors, log: $work/$tag.valgrind"
 		else
-			echo "FAIL daemon-$tag (exit $rc after SIGTERM, log: $work/$tag.log)"
+			why="exit $rc after SIGTERM, log: $work/$tag.log"
 		fi
+		fail "daemon-$tag ($why)" "$dnf"
 		return 1
 	fi
-	echo "PASS daemon-$tag (exit 0 after SIGTERM)"
+	ok "daemon-$tag (exit 0 after SIGTERM)"
 	return 0
 }
 
@@ -299,6 +256,7 @@ gw_start() {
 		-trace_err -error_file "$fdir/$tag.err" \
 		>"$fdir/$tag.out" 2>&1 &
 	SPID[$tag]=$!
+	pid_remember "${SPID[$tag]}"
 	if ! wait_bound "$proto" "$ip" "$port" 5 "${SPID[$tag]}"; then
 		echo "$tag: SIPp did not bind $proto:$ip:$port" >>"$fdir/why"
 		return 1
@@ -326,7 +284,7 @@ caller_run() {
 gw_wait() {
 	local t
 	for t in "${!SPID[@]}"; do
-		if ! wait_gone "${SPID[$t]}" "$T_GW_END"; then
+		if ! pid_gone "${SPID[$t]}" "$T_GW_END"; then
 			echo "$t still running ${T_GW_END} s after the caller" \
 				>>"$fdir/why"
 			kill -TERM "${SPID[$t]}" 2>/dev/null
@@ -547,10 +505,6 @@ flow_19b_pai_unknown() {
 }
 
 # ------------------------------------------------------------ the run
-passed=0
-failed=0
-FAILURES=()
-
 # first line of a SIPp error log that says what went wrong
 sipp_why() {
 	local f=$fdir/$1.err
@@ -574,16 +528,13 @@ for name in $selected; do
 		kill -0 "${DPID[$t]}" 2>/dev/null || dead="$dead $t"
 	done
 	if [ -n "$dead" ]; then
-		echo "FAIL $name (daemon died:$dead, log: $work)"
-		FAILURES+=("$name (daemon died:$dead)")
-		failed=$((failed + 1))
-		keep=1
+		fail "$name (daemon died:$dead, log: $work)" \
+			"$name (daemon died:$dead)"
 		continue
 	fi
 
 	if $fn; then
-		echo "PASS $name"
-		passed=$((passed + 1))
+		ok "$name"
 	else
 		# anything still running of this flow ends now
 		for t in "${!SPID[@]}"; do
@@ -604,25 +555,15 @@ for name in $selected; do
 			d=$(sipp_why "$t")
 			[ -n "$d" ] && { detail="$t: $d"; break; }
 		done
-		echo "FAIL $name (${why:-failed}${detail:+; $detail}, logs: $fdir)"
-		FAILURES+=("$name (${why:-failed}${detail:+; $detail})")
-		failed=$((failed + 1))
-		keep=1
+		fail "$name (${why:-failed}${detail:+; $detail}, logs: $fdir)" \
+			"$name (${why:-failed}${detail:+; $detail})"
 	fi
 done
 
 for t in main nodigest; do
 	if [ -n "${DPID[$t]:-}" ]; then
-		if daemon_stop "$t"; then
-			passed=$((passed + 1))
-		else
-			failed=$((failed + 1))
-			FAILURES+=("daemon-$t did not exit 0")
-			keep=1
-		fi
+		daemon_stop "$t"
 	fi
 done
 
-for f in "${FAILURES[@]}"; do echo "# failed: $f"; done
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+summary

@@ -49,42 +49,16 @@ else
 fi
 echo "# rtp_io $RTP_IO: the relay should wait with $EXPECT_IO"
 
+# the checks, the work directory (kept when a check failed) and every
+# process started here, ended by its PID at exit: tests/lib/check.sh
+TEST_KEEP=${RTPTEST_KEEP:-}
+# shellcheck source=../lib/check.sh
+. "$top_srcdir/tests/lib/check.sh"
+# shellcheck source=../lib/pgtest.sh
 . "$top_srcdir/tests/lib/pgtest.sh"
-
-W=$(mktemp -d /tmp/tollgate-rtptest.XXXXXX) || exit 99
-PIDS=()
+test_init relay-test rtptest || exit 99
+W=$TEST_DIR
 TG_PID=
-
-cleanup() {
-	local p
-	for p in "${PIDS[@]}" $TG_PID; do
-		kill "$p" 2>/dev/null
-	done
-	for p in "${PIDS[@]}" $TG_PID; do
-		wait "$p" 2>/dev/null
-	done
-	pgtest_stop
-	if [ -n "${RTPTEST_KEEP:-}" ] || [ "$failed" -gt 0 ]; then
-		echo "relay-test: logs kept in $W" >&2
-	else
-		rm -rf "$W"
-	fi
-}
-
-passed=0
-failed=0
-trap cleanup EXIT
-
-ok()  { passed=$((passed + 1)); echo "ok - $*"; }
-nok() { failed=$((failed + 1)); echo "FAIL - $*"; FAILURES+=("$*"); }
-FAILURES=()
-
-# check DESCRIPTION COMMAND...: one check, passed if COMMAND succeeds
-check() {
-	local d=$1
-	shift
-	if "$@"; then ok "$d"; else nok "$d"; fi
-}
 
 # value of KEY in an rtpeer report
 kv() { sed -n "s/^$2=//p" "$1"; }
@@ -104,7 +78,7 @@ SQL
 
 # start_tg NAME [CONFIG LINES...]: a daemon with the base configuration
 start_tg() {
-	local name=$1 i
+	local name=$1
 	shift
 	{
 		echo "sip_listen udp:127.0.0.61:5060"
@@ -124,30 +98,21 @@ start_tg() {
 	TG_LOG="$W/$name.log"
 	"$TG" -f "$W/$name.conf" >"$TG_LOG" 2>&1 &
 	TG_PID=$!
-	for i in $(seq 1 100); do
-		grep -q "running" "$TG_LOG" && return 0
-		kill -0 "$TG_PID" 2>/dev/null || break
-		sleep 0.1
-	done
+	pid_remember "$TG_PID"
+	wait_line "$TG_LOG" "running" 10 "$TG_PID" && return 0
 	echo "relay-test: tollgate did not start:" >&2
 	cat "$TG_LOG" >&2
 	return 1
 }
 
 stop_tg() {
-	local i
 	[ -n "$TG_PID" ] || return 0
-	kill -TERM "$TG_PID" 2>/dev/null
-	for i in $(seq 1 100); do
-		kill -0 "$TG_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$TG_PID" 2>/dev/null
-	wait "$TG_PID" 2>/dev/null
+	pid_stop "$TG_PID" 10
 	TG_PID=
 }
 
-# sipp_bg NAME SCENARIO ROLE-ARGS...: SIPp in the background, $! in PIDS
+# sipp_bg NAME SCENARIO ROLE-ARGS...: SIPp in the background, its PID in
+# LAST_PID
 sipp_bg() {
 	local name=$1 sf=$2
 	shift 2
@@ -156,7 +121,7 @@ sipp_bg() {
 		-trace_err -error_file "$W/$name.err" \
 		"$@" >"$W/$name.out" 2>&1 &
 	LAST_PID=$!
-	PIDS+=("$LAST_PID")
+	pid_remember "$LAST_PID"
 }
 
 gw_sipp() {
@@ -177,7 +142,7 @@ rtpeer_bg() {
 	shift
 	"$RTPEER" "$@" >"$W/$name.rtp" 2>"$W/$name.rtperr" &
 	LAST_PID=$!
-	PIDS+=("$LAST_PID")
+	pid_remember "$LAST_PID"
 }
 
 # wait_pid PID: its exit status
@@ -212,7 +177,7 @@ elif [ "$RTP_IO" = auto ] &&
      why=$(grep -m1 -o 'io_uring not available ([^)]*)' "$TG_LOG"); then
 	ok "the relay's workers wait with epoll: $why on this kernel"
 else
-	nok "the relay's workers wait with $EXPECT_IO"
+	fail "the relay's workers wait with $EXPECT_IO"
 fi
 
 # 1. a basic call with G.711 both ways, 3 packets dropped by the caller,
@@ -329,22 +294,22 @@ check "after the configured 2 s, not before: ${el} ms" \
 	[ "$el" -ge 2000 -a "$el" -lt 6000 ]
 check "call closed with reason media_timeout" \
 	grep -q "closed: media_timeout" "$TG_LOG"
-ncdr=$(pgtest_psql -At -c "SELECT count(*) FROM cdrs" 2>/dev/null)
+ncdr=$(sql "SELECT count(*) FROM cdrs" 2>/dev/null)
 if [ "${ncdr:-0}" -gt 0 ]; then
 	check "CDR reason media_timeout" \
-		[ "$(pgtest_psql -At -c "SELECT count(*) FROM cdrs WHERE
+		[ "$(sql "SELECT count(*) FROM cdrs WHERE
 		     reason = 'media_timeout'")" = 1 ]
 	check "billing ended at the last packet (none: at the answer)" \
-		[ "$(pgtest_psql -At -c "SELECT count(*) FROM cdrs WHERE
+		[ "$(sql "SELECT count(*) FROM cdrs WHERE
 		     reason = 'media_timeout' AND billed_seconds = 0
 		     AND end_at - answer_at < interval '1 second'")" = 1 ]
 	check "CDRs of calls with media carry its statistics" \
-		[ "$(pgtest_psql -At -c "SELECT count(*) FROM cdrs WHERE
+		[ "$(sql "SELECT count(*) FROM cdrs WHERE
 		     reason <> 'media_timeout' AND answer_at IS NOT NULL
 		     AND (media #>> '{streams,0,to_gateway,packets}')::bigint > 0
 		     AND (media #>> '{streams,0,to_caller,packets}')::bigint > 0")" -ge 1 ]
 else
-	nok "no CDR written: CDR reason not checked"
+	fail "no CDR written: CDR reason not checked"
 fi
 
 stop_tg
@@ -420,6 +385,4 @@ check "relaying off: no media line logged" \
 	eval '! grep -q "media {" "$TG_LOG"'
 stop_tg
 
-for f in "${FAILURES[@]}"; do echo "# failed: $f"; done
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+summary
