@@ -305,33 +305,18 @@ static int get_u32(struct parser *p, const char *what, const struct pl *pl,
 }
 
 
-/** Numeric IPv4 or IPv6 address, no port, no brackets */
+/**
+ * Numeric IPv4 or IPv6 address, no port, no brackets.  libre's sa_set
+ * turns an IPv4-mapped IPv6 address into plain IPv4.
+ */
 static int get_ip(const struct pl *pl, struct sa *sa)
 {
-	char buf[INET6_ADDRSTRLEN];
-	uint8_t a6[16];
-	struct in_addr a4;
-
-	if (!pl->l || pl->l >= sizeof(buf))
+	if (!pl->l || pl->l >= INET6_ADDRSTRLEN)
 		return EINVAL;
 
-	(void)pl_strcpy(pl, buf, sizeof(buf));
 	sa_init(sa, AF_UNSPEC);
 
-	if (strchr(buf, ':')) {
-		if (inet_pton(AF_INET6, buf, a6) != 1)
-			return EINVAL;
-
-		sa_set_in6(sa, a6, 0);
-	}
-	else {
-		if (inet_pton(AF_INET, buf, &a4) != 1)
-			return EINVAL;
-
-		sa_set_in(sa, ntohl(a4.s_addr), 0);
-	}
-
-	return 0;
+	return sa_set(sa, pl, 0);
 }
 
 
@@ -614,8 +599,7 @@ static int h_trusted_peer(struct parser *p, struct tg_config *cfg,
 		goto out;
 	}
 
-	if (sa_af(&peer->addr) == AF_INET6 &&
-	    IN6_IS_ADDR_V4MAPPED(&peer->addr.u.in6.sin6_addr)) {
+	if (sa_af(&peer->addr) == AF_INET && pl_strchr(&net, ':')) {
 		err = kerr(p, "'%r' is an IPv4-mapped address: write the "
 			   "IPv4 network instead", &net);
 		goto out;
