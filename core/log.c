@@ -22,7 +22,7 @@
 #include <re_dbg.h>
 
 
-enum { LIBRE_LINE_MAX = 512 };
+enum { TEXT_LINE_MAX = 512 };
 
 
 static struct {
@@ -84,14 +84,20 @@ static int dbg_of_level(int level)
 
 
 /**
- * Log one message of libre's: trailing newlines go, every other control
- * character (an inner newline included) is written as an escape, so that
- * one message stays one line and bytes from the network cannot forge one.
+ * Log a message of a library's (libre, libmicrohttpd) as one line: trailing
+ * newlines go, every other control character (an inner newline included)
+ * and the backslash are written as escapes, so that one message stays one
+ * line and bytes from the network cannot forge one.
+ *
+ * @param level  syslog level
+ * @param tag    what the line starts with, before ": "
+ * @param p      the message, not necessarily NUL-terminated
+ * @param len    its length
  */
-static void libre_line(int level, const char *p, size_t len)
+void tlog_text(int level, const char *tag, const char *p, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
-	char line[LIBRE_LINE_MAX];
+	char line[TEXT_LINE_MAX];
 	size_t i, n = 0;
 
 	while (len && (p[len - 1] == '\n' || p[len - 1] == '\r'))
@@ -126,7 +132,7 @@ static void libre_line(int level, const char *p, size_t len)
 
 	line[n] = '\0';
 
-	tlog(level, NULL, "libre: %s%s", line, i < len ? " ..." : "");
+	tlog(level, NULL, "%s: %s%s", tag, line, i < len ? " ..." : "");
 }
 
 
@@ -134,7 +140,7 @@ static void dbg_handler(int level, const char *p, size_t len, void *arg)
 {
 	(void)arg;
 
-	libre_line(level_of_dbg(level), p, len);
+	tlog_text(level_of_dbg(level), "libre", p, len);
 }
 
 
@@ -163,7 +169,8 @@ int re_fprintf(FILE *stream, const char *fmt, ...)
 	va_end(ap);
 
 	if (!err)
-		libre_line(LOG_WARNING, (const char *)mb->buf, mb->end);
+		tlog_text(LOG_WARNING, "libre", (const char *)mb->buf,
+			  mb->end);
 
 	n = err ? -1 : (int)mb->end;
 	mem_deref(mb);
