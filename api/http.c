@@ -597,14 +597,18 @@ static void epoll_h(int flags, void *arg)
 }
 
 
+/** libmicrohttpd's messages (printf formats) as warnings of ours */
 static void mhd_log(void *arg, const char *fmt, va_list ap)
 {
-	char buf[256];
+	char buf[512];
+	int n;
 	(void)arg;
 
-	(void)vsnprintf(buf, sizeof(buf), fmt, ap);
-	buf[strcspn(buf, "\n")] = '\0';
-	tlog_warn(NULL, "api: %s", buf);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (n < 0)
+		return;
+
+	tlog_text(LOG_WARNING, "api", buf, strlen(buf));
 }
 
 
@@ -701,12 +705,14 @@ int api_alloc(struct api **apip, const struct api_conf *cfg,
 	if (sa_af(&sa) == AF_INET6)
 		flags |= MHD_USE_IPv6;
 
+	/* the logger first: MHD logs what it parses after it with its own
+	 * (and complains on stderr when it is not first) */
 	api->mhd = MHD_start_daemon(flags, sa_port(&sa), NULL, NULL,
 				    access_h, api,
+				    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api,
 				    MHD_OPTION_SOCK_ADDR, &sa.u.sa,
 				    MHD_OPTION_NOTIFY_COMPLETED, completed_h,
 				    api,
-				    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, api,
 				    MHD_OPTION_CONNECTION_TIMEOUT,
 				    (unsigned)30,
 				    MHD_OPTION_CONNECTION_LIMIT,

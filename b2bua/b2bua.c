@@ -52,11 +52,14 @@ int body_print(struct re_printf *pf, const struct body *body)
 int contact_sendh(enum sip_transp tp, const struct sa *src,
 		  const struct sa *dst, struct mbuf *mb, void *arg)
 {
+	struct sip_contact contact;
+
 	(void)dst;
 	(void)arg;
 
-	return mbuf_printf(mb, "Contact: <sip:tollgate@%J%s>\r\n", src,
-			   tp == SIP_TRANSP_TCP ? ";transport=tcp" : "");
+	sip_contact_set(&contact, "tollgate", src, tp);
+
+	return mbuf_printf(mb, "%H", sip_contact_print, &contact);
 }
 
 

@@ -4,20 +4,8 @@
 
 #include <re.h>
 #include "core.h"
+#include "re_private.h"
 #include "b2bua.h"
-
-/*
- * Exported by libre 1.1.x but only declared in its private sip.h.  The UAC
- * leg needs them to send an INVITE with its own Max-Forwards (the public
- * sip_drequestf() always writes 70).  configure pins libre to 1.1.x.
- */
-int sip_dialog_encode(struct mbuf *mb, struct sip_dialog *dlg, uint32_t cseq,
-		      const char *met);
-const char *sip_dialog_uri(const struct sip_dialog *dlg);
-const struct uri *sip_dialog_route(const struct sip_dialog *dlg);
-uint32_t sip_dialog_hash(const struct sip_dialog *dlg);
-bool sip_transp_reliable(enum sip_transp tp);
-
 
 /** Events that drive the call state table */
 enum call_ev {

@@ -172,8 +172,7 @@ static int h_trusted_peer(struct cfg_parser *p, void *mod,
 		goto out;
 	}
 
-	if (sa_af(&peer->addr) == AF_INET6 &&
-	    IN6_IS_ADDR_V4MAPPED(&peer->addr.u.in6.sin6_addr)) {
+	if (sa_af(&peer->addr) == AF_INET && pl_strchr(&net, ':')) {
 		err = cfg_kerr(p, "'%r' is an IPv4-mapped address: write the "
 			       "IPv4 network instead", &net);
 		goto out;

@@ -440,8 +440,11 @@ static void ack_timeout(void *arg)
 
 int b2bua_contact(struct re_printf *pf, const struct sip_msg *msg)
 {
-	return re_hprintf(pf, "Contact: <sip:tollgate@%J%s>\r\n", &msg->dst,
-			  msg->tp == SIP_TRANSP_TCP ? ";transport=tcp" : "");
+	struct sip_contact contact;
+
+	sip_contact_set(&contact, "tollgate", &msg->dst, msg->tp);
+
+	return sip_contact_print(pf, &contact);
 }
 
 

@@ -185,30 +185,12 @@ int cfg_get_u32(struct cfg_parser *p, const char *what, const struct pl *pl,
 /** Numeric IPv4 or IPv6 address, no port, no brackets */
 int cfg_get_ip(const struct pl *pl, struct sa *sa)
 {
-	char buf[INET6_ADDRSTRLEN];
-	uint8_t a6[16];
-	struct in_addr a4;
-
-	if (!pl->l || pl->l >= sizeof(buf))
+	if (!pl->l || pl->l >= INET6_ADDRSTRLEN)
 		return EINVAL;
 
-	(void)pl_strcpy(pl, buf, sizeof(buf));
 	sa_init(sa, AF_UNSPEC);
 
-	if (strchr(buf, ':')) {
-		if (inet_pton(AF_INET6, buf, a6) != 1)
-			return EINVAL;
-
-		sa_set_in6(sa, a6, 0);
-	}
-	else {
-		if (inet_pton(AF_INET, buf, &a4) != 1)
-			return EINVAL;
-
-		sa_set_in(sa, ntohl(a4.s_addr), 0);
-	}
-
-	return 0;
+	return sa_set(sa, pl, 0);
 }
 
 

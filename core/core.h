@@ -156,6 +156,7 @@ void tlog_init(enum cfg_logtarget target, int level, const char *ident);
 void tlog_set_level(int level);
 bool tlog_enabled(int level);
 void tlog(int level, const char *callid, const char *fmt, ...);
+void tlog_text(int level, const char *tag, const char *p, size_t len);
 
 #define tlog_dbg(cid, ...)  do { if (tlog_enabled(LOG_DEBUG)) \
 			tlog(LOG_DEBUG, cid, __VA_ARGS__); } while (0)
