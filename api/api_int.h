@@ -7,6 +7,7 @@
 #include <microhttpd.h>
 #include "core.h"
 #include "b2bua.h"
+#include "db.h"
 #include "billing.h"
 #include "relay.h"
 #include "api.h"

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include "core.h"
 #include "b2bua.h"
+#include "db.h"
 #include "billing.h"
 #include "relay.h"
 #include "api.h"

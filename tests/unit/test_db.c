@@ -20,7 +20,7 @@
 #include <libpq-fe.h>
 #include <re.h>
 #include "core.h"
-#include "billing.h"
+#include "db.h"
 
 static const char *conninfo;
 static const char *cluster_dir;

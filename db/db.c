@@ -22,7 +22,7 @@
  * and every registered statement is prepared on it again before its next
  * query.  Queries wait in the queue while no connection is up.
  *
- * Order (see billing.h): a command whose outcome nobody waits for any more
+ * Order (see db.h): a command whose outcome nobody waits for any more
  * (no handler, detached or past its deadline while on the server) raises a
  * fence on its connection: queries queued after that moment are handed
  * out only once it has ended.
@@ -37,7 +37,7 @@
 #include <libpq-fe.h>
 #include <re.h>
 #include "core.h"
-#include "billing.h"
+#include "db.h"
 
 enum {
 	DB_BACKOFF_MIN     = 100,    /* ms, first reconnect delay      */

@@ -1,5 +1,5 @@
 /**
- * @file db_sync.c  Blocking start-up helpers: migrations and schema check
+ * @file migrate.c  Blocking start-up helpers: migrations and schema check
  *
  * Used only before the event loop runs (tollgate --migrate, the schema
  * check at start-up).  Migrations are the files sqldir/NNN_name.sql,
@@ -19,7 +19,7 @@
 #include <string.h>
 #include <libpq-fe.h>
 #include <re.h>
-#include "billing.h"
+#include "db.h"
 
 /* key of the advisory lock taken by every migration transaction: "toll" */
 #define MIGRATE_LOCK "SELECT pg_advisory_xact_lock(x'746f6c6c'::int)"
