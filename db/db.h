@@ -2,7 +2,7 @@
  * @file db.h  tollgate database: PostgreSQL client, migrations, accounts
  *
  * The one way to PostgreSQL for billing, the REST API and the B2BUA's
- * caller identification.  Two ways to reach the database:
+ * caller identification.  Three ways to reach the database:
  *
  * - db_*_sync(): blocking helpers for start-up only (migrations, schema
  *   check), before re_main() runs.
@@ -11,6 +11,8 @@
  *   key) with one query in flight on each, one FIFO queue in front of
  *   them, reconnection with back-off, prepared statements prepared on
  *   each connection again after every reconnect.
+ * - struct db_listen: a connection of its own that LISTENs on a channel
+ *   and hands each NOTIFY to its handler, on the same event loop.
  *
  * Order.  Queries are handed out in the order of db_exec(), but with more
  * than one connection they run side by side: two queries queued one after
@@ -37,9 +39,8 @@
  * queries of that statement waiting behind it along, ahead of other
  * statements queued between them.  Batched statements (look-ups,
  * tg_authorize, tg_settle) are about different calls and independent of
- * whatever else waits.  LISTEN/NOTIFY does not use this client: billing
- * listens on a connection of its own (billing/notify.c); notifications
- * arriving here are dropped.
+ * whatever else waits.  LISTEN/NOTIFY does not use this client but a
+ * struct db_listen; notifications arriving here are dropped.
  *
  * Handlers read results with libpq (include <libpq-fe.h>; a
  * "const struct pg_result *" is a "const PGresult *").  A result is valid
@@ -119,6 +120,25 @@ int  db_exec_owned(struct db_query **qp, struct db *db, const char *stmt,
 bool db_is_up(const struct db *db);
 void db_set_state_handler(struct db *db, db_state_h *h, void *arg);
 void db_stats(const struct db *db, struct db_stats *st);
+
+
+/* ------------------------------------------------------------ LISTEN/NOTIFY */
+
+struct db_listen;
+
+/**
+ * A notification on the channel, or the LISTEN taking effect
+ *
+ * @param payload  the notification's payload ("" if none), or NULL once
+ *                 the LISTEN has taken effect: after the first connection
+ *                 and after every reconnection (what was notified while
+ *                 the connection was down is lost)
+ * @param arg      handler argument
+ */
+typedef void (db_notify_h)(const char *payload, void *arg);
+
+int  db_listen_alloc(struct db_listen **lp, const char *conninfo,
+		     const char *channel, db_notify_h *h, void *arg);
 
 
 /* ----------------------------------------------------------------- accounts */
