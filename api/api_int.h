@@ -8,7 +8,6 @@
 #include "core.h"
 #include "b2bua.h"
 #include "db.h"
-#include "billing.h"
 #include "relay.h"
 #include "api.h"
 
@@ -44,7 +43,9 @@ struct api {
 	const struct tg_config *cfg; /**< borrowed                       */
 	struct db *db;               /**< borrowed                       */
 	struct b2bua *b2bua;         /**< borrowed                       */
-	struct billing *billing;     /**< borrowed; NULL if billing off  */
+	struct api_hooks hooks;      /**< what billing answers; NULLs if
+					  billing is off               */
+	bool billing;                /**< hooks were given: billing on   */
 	struct media_relay *relay;   /**< borrowed; may be NULL          */
 	struct MHD_Daemon *mhd;      /**< owned                          */
 	int epfd;                    /**< MHD's epoll fd (not owned)     */
