@@ -6,6 +6,9 @@
  * query.c  the queue: db_exec(), deadlines, fences, handing out work
  * batch.c  several queries of one statement as one command
  * result.c the end of a command: results to their queries
+ * listen.c a LISTEN connection of its own
+ * schema.c blocking start-up helpers, schema version
+ * migrate.c migrations (blocking)
  */
 
 #include <libpq-fe.h>
@@ -140,3 +143,14 @@ void db_batch_done(struct db_conn *c, PGresult *res, const char *msg);
 
 /* result.c */
 void db_conn_read(struct db_conn *c);
+
+/* schema.c: blocking, start-up only; messages go to pf, else stdout
+   (db_say) or stderr (db_complain) */
+void db_say(struct re_printf *pf, const char *fmt, ...);
+void db_complain(struct re_printf *pf, const char *fmt, ...);
+struct pl db_line_of(const char *msg);
+int  db_connect_sync(PGconn **connp, const char *conninfo,
+		     struct re_printf *pf);
+int  db_exec_cmd(PGconn *conn, const char *sql, const char *what,
+		 struct re_printf *pf);
+int  db_version_of(PGconn *conn, int *version, struct re_printf *pf);
