@@ -140,10 +140,20 @@ static void connect_timeout(void *arg)
 }
 
 
+static void notice_handler(void *arg, const char *message)
+{
+	char msg[256];
+	(void)arg;
+
+	db_first_line(msg, sizeof(msg), message);
+	tlog_info(NULL, "db: %s", msg);
+}
+
+
 static void connected(struct db_listen *l)
 {
+	char sql[2 * DB_NAME_MAX + 16];   /* LISTEN and a quoted name */
 	char *id;
-	int ok;
 
 	tmr_cancel(&l->tmr);
 	l->connecting = false;
@@ -153,21 +163,18 @@ static void connected(struct db_listen *l)
 		return;
 	}
 
+	PQsetNoticeProcessor(l->conn, notice_handler, l);
+
 	id = PQescapeIdentifier(l->conn, l->channel, strlen(l->channel));
 	if (!id) {
 		lost(l, PQerrorMessage(l->conn));
 		return;
 	}
 
-	{
-		char sql[128 + 8];
-
-		(void)re_snprintf(sql, sizeof(sql), "LISTEN %s", id);
-		ok = PQsendQuery(l->conn, sql);
-	}
+	(void)re_snprintf(sql, sizeof(sql), "LISTEN %s", id);
 	PQfreemem(id);
 
-	if (!ok) {
+	if (!PQsendQuery(l->conn, sql)) {
 		lost(l, PQerrorMessage(l->conn));
 		return;
 	}
