@@ -16,10 +16,10 @@
 #include <sys/stat.h>
 #include "core.h"
 #include "b2bua.h"
+#include "db.h"
 #include "billing.h"
 #include "relay.h"
 #include "api.h"
-#include "db_conf.h"
 #include "tollgate.h"
 
 
@@ -141,6 +141,63 @@ static int cred_lookup(void **handlep, bool by_sipuser, const char *name,
 
 	return 0;
 }
+
+
+/* ---- what the REST API asks of billing ---- */
+
+static void hook_account_changed(int64_t account_id, void *arg)
+{
+	(void)arg;
+
+	billing_account_changed(app.billing, account_id);
+}
+
+
+static int hook_call_money(const struct b2bua_call *call,
+			   struct api_call_money *money, void *arg)
+{
+	struct billing_call_info bi;
+	int err;
+	(void)arg;
+
+	if (!app.billing)
+		return ENOENT;
+
+	err = billing_call_info(call, &bi);
+	if (err)
+		return err;
+
+	money->rate_id = bi.rate_id;
+	money->reserved = bi.reserved;
+	money->spent = bi.spent;
+	money->seconds = bi.seconds;
+	money->seconds_left = bi.seconds_left;
+
+	return 0;
+}
+
+
+static void hook_billing_metrics(struct api_billing_metrics *m, void *arg)
+{
+	struct billing_stats bs;
+	(void)arg;
+
+	memset(&bs, 0, sizeof(bs));
+	billing_stats(app.billing, &bs);
+
+	m->cutoffs = bs.cutoffs;
+	m->authorized = bs.authorized;
+	m->refused = bs.refused;
+	m->pending = bs.pending;
+}
+
+
+static const struct api_hooks api_billing_hooks = {
+	.account_changed = hook_account_changed,
+	.call_money = hook_call_money,
+	.billing_metrics = hook_billing_metrics,
+	.arg = NULL,
+};
 
 
 /* ---- shutdown ---- */
@@ -412,7 +469,9 @@ int main(int argc, char *argv[])
 	if (api_enabled(apic)) {
 		/* the API computes HA1 with the B2BUA's digest realm */
 		err = api_alloc(&app.api, apic, b2bc->realm, app.db,
-				app.b2bua, app.billing, app.relay);
+				app.b2bua,
+				app.billing ? &api_billing_hooks : NULL,
+				app.relay);
 		if (err) {
 			tlog_err(NULL, "api: %m", err);
 			goto out;

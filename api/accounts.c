@@ -46,6 +46,14 @@ static const char stmt_update[] = "api_acct_update";
 static const char stmt_credit[] = "api_credit";
 
 
+/* billing, if on, re-arms the account's calls */
+static void account_changed(const struct api *api, int64_t id)
+{
+	if (api->hooks.account_changed)
+		api->hooks.account_changed(id, api->hooks.arg);
+}
+
+
 int api_accounts_register(struct db *db)
 {
 	int err = 0;
@@ -439,7 +447,7 @@ static void patch_done(int err, const struct pg_result *res, void *arg)
 	}
 
 	if (PQntuples(r) == 1)
-		billing_account_changed(req->api->billing, req->n);
+		account_changed(req->api, req->n);
 
 	acct_reply(req, 200, res);
 }
@@ -552,7 +560,7 @@ static void credit_done(int err, const struct pg_result *res, void *arg)
 		tlog_info(NULL, "api: account %lld credit %s %H: balance %s",
 			  (long long)c->id, c->set ? "set" : "add",
 			  api_money_print, &c->amount, PQgetvalue(r, 0, 1));
-		billing_account_changed(req->api->billing, c->id);
+		account_changed(req->api, c->id);
 		if (c->set && c->amount == 0)
 			cut = api_cut_account(req->api, c->id, B2BUA_R_CREDIT,
 					      CREDIT_REASON);

@@ -17,7 +17,7 @@
 struct cfg_module;
 struct db;
 struct b2bua;
-struct billing;
+struct b2bua_call;
 struct media_relay;
 struct api;
 
@@ -45,9 +45,55 @@ enum { API_MONEY_DECIMALS = 6 };
 int  api_money_parse(int64_t *amountp, const char *str);
 int  api_money_print(struct re_printf *pf, const int64_t *amount);
 
+/** Money of a running call, micro-units (api_call_money_h) */
+struct api_call_money {
+	int64_t rate_id;        /**< 0 if none                          */
+	int64_t reserved;       /**< held for the call                  */
+	int64_t spent;          /**< cost of the seconds talked so far  */
+	uint64_t seconds;       /**< since answer                       */
+	int64_t seconds_left;   /**< before the cut-off, -1 if not set  */
+};
+
+/** Counters of the billing engine for GET /metrics */
+struct api_billing_metrics {
+	uint64_t cutoffs;       /**< calls cut because their money ended */
+	uint64_t authorized;    /**< authorisations granted             */
+	uint64_t refused;       /**< authorisations refused             */
+	uint32_t pending;       /**< settlements not yet confirmed      */
+};
+
+/** The API changed an account's balance or status (credit, PATCH) */
+typedef void (api_account_changed_h)(int64_t account_id, void *arg);
+
+/**
+ * Money of a running call
+ *
+ * @return 0 with *money filled, or an error (ENOENT: the call is not
+ *         charged) and the call is shown without money
+ */
+typedef int  (api_call_money_h)(const struct b2bua_call *call,
+				struct api_call_money *money, void *arg);
+
+/** Fill in the billing counters of GET /metrics */
+typedef void (api_billing_metrics_h)(struct api_billing_metrics *m,
+				     void *arg);
+
+/**
+ * What the API asks of the billing engine, filled in by whoever puts the
+ * daemon together.  Every handler may be NULL, and api_alloc() may be
+ * given no hooks at all (billing off): account changes then go unheard,
+ * calls show no money and /metrics carries no billing counters.
+ */
+struct api_hooks {
+	api_account_changed_h *account_changed;
+	api_call_money_h *call_money;
+	api_billing_metrics_h *billing_metrics;
+	void *arg;              /**< borrowed, for each handler         */
+};
+
 int  api_alloc(struct api **apip, const struct api_conf *cfg,
 	       const char *realm, struct db *db, struct b2bua *b2bua,
-	       struct billing *billing, struct media_relay *relay);
+	       const struct api_hooks *hooks, struct media_relay *relay);
 bool api_enabled(const struct api_conf *cfg);
 int  api_debug(struct re_printf *pf, const struct api *api);
 

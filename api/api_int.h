@@ -7,7 +7,7 @@
 #include <microhttpd.h>
 #include "core.h"
 #include "b2bua.h"
-#include "billing.h"
+#include "db.h"
 #include "relay.h"
 #include "api.h"
 
@@ -44,7 +44,9 @@ struct api {
 	const char *realm;           /**< borrowed; digest realm (HA1)   */
 	struct db *db;               /**< borrowed                       */
 	struct b2bua *b2bua;         /**< borrowed                       */
-	struct billing *billing;     /**< borrowed; NULL if billing off  */
+	struct api_hooks hooks;      /**< what billing answers; NULLs if
+					  billing is off               */
+	bool billing;                /**< hooks were given: billing on   */
 	struct media_relay *relay;   /**< borrowed; may be NULL          */
 	struct MHD_Daemon *mhd;      /**< owned                          */
 	int epfd;                    /**< MHD's epoll fd (not owned)     */

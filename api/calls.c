@@ -84,9 +84,11 @@ static int str_or_null(struct odict *od, const char *key, const char *v)
 
 
 /** One call as a JSON object */
-static int call_odict(struct odict **odp, const struct b2bua_call *call)
+static int call_odict(struct odict **odp, const struct api *api,
+		      const struct b2bua_call *call)
 {
-	struct billing_call_info bi;
+	const struct api_hooks *hk = &api->hooks;
+	struct api_call_money bi;
 	struct odict *od;
 	bool billed;
 	int err;
@@ -95,7 +97,7 @@ static int call_odict(struct odict **odp, const struct b2bua_call *call)
 	if (err)
 		return err;
 
-	billed = !billing_call_info(call, &bi);
+	billed = hk->call_money && !hk->call_money(call, &bi, hk->arg);
 
 	err  = odict_entry_add(od, "id", ODICT_STRING, b2bua_call_id(call));
 	err |= str_or_null(od, "sip_call_id", b2bua_call_sipid(call));
@@ -148,6 +150,7 @@ static int call_odict(struct odict **odp, const struct b2bua_call *call)
 
 
 struct list_ctx {
+	const struct api *api;       /**< borrowed                       */
 	struct odict *arr;           /**< borrowed                       */
 	const char *account;
 	int64_t account_id;
@@ -175,7 +178,7 @@ static bool calls_apply(struct b2bua_call *call, void *arg)
 	if (ctx->state >= 0 && (int)b2bua_call_state(call) != ctx->state)
 		return false;
 
-	ctx->err = call_odict(&od, call);
+	ctx->err = call_odict(&od, ctx->api, call);
 	if (ctx->err)
 		return true;
 
@@ -209,6 +212,7 @@ void api_calls_h(struct api_req *req)
 	int err;
 
 	memset(&ctx, 0, sizeof(ctx));
+	ctx.api = req->api;
 	ctx.state = -1;
 	ctx.account = api_arg(req, "account");
 
@@ -301,7 +305,7 @@ void api_call_h(struct api_req *req)
 		mem_ref(call);
 	}
 
-	err = call_odict(&od, call);
+	err = call_odict(&od, req->api, call);
 	mem_deref(call);
 	if (err) {
 		api_error(req, 500, NULL, "cannot describe call (%m)", err);

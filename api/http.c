@@ -657,14 +657,14 @@ bool api_enabled(const struct api_conf *cfg)
  * @param realm    digest realm of the accounts' HA1 (borrowed)
  * @param db       asynchronous database client (borrowed)
  * @param b2bua    the B2BUA (borrowed; free the API first)
- * @param billing  the billing engine (borrowed, NULL if off)
+ * @param hooks    what the API asks of billing (copied; NULL if off)
  * @param relay    the media relay (borrowed, may be NULL)
  *
  * @return 0 if success
  */
 int api_alloc(struct api **apip, const struct api_conf *cfg,
 	      const char *realm, struct db *db, struct b2bua *b2bua,
-	      struct billing *billing, struct media_relay *relay)
+	      const struct api_hooks *hooks, struct media_relay *relay)
 {
 	const union MHD_DaemonInfo *info;
 	struct api *api;
@@ -684,7 +684,10 @@ int api_alloc(struct api **apip, const struct api_conf *cfg,
 	api->realm = realm;
 	api->db = db;
 	api->b2bua = b2bua;
-	api->billing = billing;
+	if (hooks) {
+		api->hooks = *hooks;
+		api->billing = true;
+	}
 	api->relay = relay;
 	api->epfd = -1;
 	api->start_jif = tmr_jiffies();

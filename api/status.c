@@ -112,7 +112,7 @@ static void ping_done(int err, const struct pg_result *res, void *arg)
 			       (int64_t)((tmr_jiffies() - api->start_jif) /
 					 1000));
 	err |= odict_entry_add(od, "billing", ODICT_BOOL,
-			       api->billing != NULL);
+			       api->billing);
 	err |= odict_entry_add(od, "sip", ODICT_OBJECT, sip);
 	err |= odict_entry_add(od, "database", ODICT_OBJECT, db);
 
@@ -198,7 +198,7 @@ static int metric_val(struct mbuf *mb, const char *name, const char *type,
 void api_metrics_h(struct api_req *req)
 {
 	struct api *api = req->api;
-	struct billing_stats bs;
+	struct api_billing_metrics bs;
 	struct db_stats ds;
 	struct pkt_ctx pk;
 	struct mbuf *mb;
@@ -243,8 +243,9 @@ void api_metrics_h(struct api_req *req)
 			   (unsigned long long)(rate / API_RATE_WINDOW),
 			   (unsigned long long)(rate % API_RATE_WINDOW));
 
-	if (api->billing) {
-		billing_stats(api->billing, &bs);
+	if (api->hooks.billing_metrics) {
+		memset(&bs, 0, sizeof(bs));
+		api->hooks.billing_metrics(&bs, api->hooks.arg);
 
 		err |= metric_val(mb, "tollgate_cutoffs_total", "counter",
 				  "Calls cut because their money ended",

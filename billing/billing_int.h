@@ -5,6 +5,7 @@
 #include <re.h>
 #include "core.h"
 #include "b2bua.h"
+#include "db.h"
 #include "billing.h"
 
 

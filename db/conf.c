@@ -5,7 +5,7 @@
 #include <string.h>
 #include <re.h>
 #include "core.h"
-#include "db_conf.h"
+#include "db.h"
 
 
 static inline bool is_ws(char c)

@@ -12,7 +12,7 @@
 #include <re.h>
 #include "core.h"
 #include "b2bua.h"
-#include "db_conf.h"
+#include "db.h"
 #include "relay.h"
 #include "api.h"
 #include "billing.h"

@@ -14,7 +14,7 @@
 #include <libpq-fe.h>
 #include <re.h>
 #include "core.h"
-#include "billing.h"
+#include "db.h"
 
 #define ACCT_COLUMNS "id, name, status = 'active'," \
 	" coalesce(sip_ha1, ''), coalesce(sip_username, '')"

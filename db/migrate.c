@@ -1,25 +1,25 @@
 /**
- * @file db_sync.c  Blocking start-up helpers: migrations and schema check
+ * @file migrate.c  Blocking start-up helper: migrations
  *
- * Used only before the event loop runs (tollgate --migrate, the schema
- * check at start-up).  Migrations are the files sqldir/NNN_name.sql,
- * numbered 1, 2, 3 ... without gaps; each is applied in its own
- * transaction together with its row in schema_version, under a
- * transaction-level advisory lock so that two migrators cannot both apply
- * the same file.  A file must not COMMIT or ROLLBACK itself, nor use
- * statements that cannot run in a transaction block.
+ * Used only before the event loop runs (tollgate --migrate); schema.c
+ * has the blocking connection it uses.  Migrations are the files
+ * sqldir/NNN_name.sql, numbered 1, 2, 3 ... without gaps; each is applied
+ * in its own transaction together with its row in schema_version, under
+ * a transaction-level advisory lock so that two migrators cannot both
+ * apply the same file.  A file must not COMMIT or ROLLBACK itself, nor
+ * use statements that cannot run in a transaction block.
  */
 
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <libpq-fe.h>
 #include <re.h>
-#include "billing.h"
+#include "db.h"
+#include "db_int.h"
 
 /* key of the advisory lock taken by every migration transaction: "toll" */
 #define MIGRATE_LOCK "SELECT pg_advisory_xact_lock(x'746f6c6c'::int)"
@@ -40,226 +40,6 @@ struct mig_list {
 	size_t sz;
 };
 
-
-static void vreport(struct re_printf *pf, FILE *f, const char *fmt,
-		    va_list ap)
-{
-	if (pf)
-		(void)re_vhprintf(fmt, ap, pf->vph, pf->arg);
-	else
-		(void)re_vfprintf(f, fmt, ap);
-}
-
-
-/* a line of progress: errpf, else stdout */
-static void say(struct re_printf *pf, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vreport(pf, stdout, fmt, ap);
-	va_end(ap);
-}
-
-
-/* an error: errpf, else stderr */
-static void complain(struct re_printf *pf, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vreport(pf, stderr, fmt, ap);
-	va_end(ap);
-}
-
-
-/* libpq's messages end with a newline: print up to it */
-static struct pl line_of(const char *msg)
-{
-	struct pl pl;
-
-	if (!msg)
-		msg = "";
-
-	pl.p = msg;
-	pl.l = strcspn(msg, "\n");
-
-	return pl;
-}
-
-
-static void notice_handler(void *arg, const char *message)
-{
-	struct re_printf *pf = arg;
-	struct pl pl = line_of(message);
-
-	complain(pf, "%r\n", &pl);
-}
-
-
-static int connect_sync(PGconn **connp, const char *conninfo,
-			struct re_printf *pf)
-{
-	PGconn *conn;
-	PGresult *res;
-	struct pl pl;
-
-	if (!conninfo) {
-		complain(pf, "no database connection string (db_conninfo)\n");
-		return EINVAL;
-	}
-
-	conn = PQconnectdb(conninfo);
-	if (!conn) {
-		complain(pf, "cannot connect to the database: out of memory\n");
-		return ENOMEM;
-	}
-
-	if (PQstatus(conn) != CONNECTION_OK) {
-		pl = line_of(PQerrorMessage(conn));
-		complain(pf, "cannot connect to the database: %r\n", &pl);
-		PQfinish(conn);
-		return ECONNREFUSED;
-	}
-
-	PQsetNoticeProcessor(conn, notice_handler, pf);
-
-	res = PQexec(conn, "SET client_min_messages = warning");
-	PQclear(res);
-
-	*connp = conn;
-
-	return 0;
-}
-
-
-/* run a command that returns no rows; report what failed */
-static int exec_cmd(PGconn *conn, const char *sql, const char *what,
-		    struct re_printf *pf)
-{
-	PGresult *res = PQexec(conn, sql);
-	ExecStatusType st = PQresultStatus(res);
-	int err = 0;
-
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		struct pl pl = line_of(res ? PQresultErrorMessage(res)
-				       : PQerrorMessage(conn));
-
-		complain(pf, "%s: %r\n", what, &pl);
-		err = EPROTO;
-	}
-
-	PQclear(res);
-
-	return err;
-}
-
-
-/* one integer from a one-row query */
-static int query_int(PGconn *conn, const char *sql, int *val,
-		     struct re_printf *pf)
-{
-	PGresult *res = PQexec(conn, sql);
-	int err = 0;
-
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
-	    PQnfields(res) != 1) {
-		struct pl pl = line_of(res ? PQresultErrorMessage(res)
-				       : PQerrorMessage(conn));
-
-		complain(pf, "cannot read the schema version: %r\n", &pl);
-		err = EPROTO;
-		goto out;
-	}
-
-	*val = PQgetisnull(res, 0, 0) ? 0 : atoi(PQgetvalue(res, 0, 0));
-
- out:
-	PQclear(res);
-
-	return err;
-}
-
-
-static int version_of(PGconn *conn, int *version, struct re_printf *pf)
-{
-	int exists = 0;
-	int err;
-
-	err = query_int(conn, "SELECT (to_regclass('schema_version')"
-			" IS NOT NULL)::int", &exists, pf);
-	if (err)
-		return err;
-
-	if (!exists) {
-		*version = 0;
-		return 0;
-	}
-
-	return query_int(conn, "SELECT coalesce(max(version), 0)"
-			 " FROM schema_version", version, pf);
-}
-
-
-/**
- * Highest migration applied to the database
- *
- * @param conninfo  libpq connection string
- * @param version   0 when schema_version does not exist
- * @param errpf     where errors go (NULL: stderr)
- *
- * @return 0 if success, else an errno (the reason is printed)
- */
-int db_schema_version_sync(const char *conninfo, int *version,
-			   struct re_printf *errpf)
-{
-	PGconn *conn = NULL;
-	int err;
-
-	if (!version)
-		return EINVAL;
-
-	err = connect_sync(&conn, conninfo, errpf);
-	if (err)
-		return err;
-
-	err = version_of(conn, version, errpf);
-
-	PQfinish(conn);
-
-	return err;
-}
-
-
-/**
- * Check that the database has the schema this build needs.  If it has not,
- * print what to do.
- *
- * @return 0 if the schema is recent enough, EPROTO if it is older, or the
- *         error of db_schema_version_sync()
- */
-int db_schema_check_sync(const char *conninfo, struct re_printf *errpf)
-{
-	int version = 0;
-	int err;
-
-	err = db_schema_version_sync(conninfo, &version, errpf);
-	if (err)
-		return err;
-
-	if (version < DB_SCHEMA_VERSION) {
-		complain(errpf, "database schema is at version %d, this build"
-			 " needs version %d: run 'tollgate --migrate -f FILE'"
-			 " with the same configuration file first\n",
-			 version, DB_SCHEMA_VERSION);
-		return EPROTO;
-	}
-
-	return 0;
-}
-
-
-/* ------------------------------------------------------------ migrations */
 
 static void mig_list_reset(struct mig_list *ml)
 {
@@ -358,8 +138,8 @@ static int mig_scan(struct mig_list *ml, const char *sqldir,
 	dir = opendir(sqldir);
 	if (!dir) {
 		err = errno;
-		complain(pf, "cannot read migration directory %s: %s\n",
-			 sqldir, strerror(err));
+		db_complain(pf, "cannot read migration directory %s: %s\n",
+			    sqldir, strerror(err));
 		return err;
 	}
 
@@ -371,9 +151,9 @@ static int mig_scan(struct mig_list *ml, const char *sqldir,
 			continue;
 
 		if (r < 0) {
-			complain(pf, "%s/%s: bad migration file name (want"
-				 " NNN_name.sql, NNN from 1 to %u)\n",
-				 sqldir, de->d_name, MIGRATION_MAX);
+			db_complain(pf, "%s/%s: bad migration file name (want"
+				    " NNN_name.sql, NNN from 1 to %u)\n",
+				    sqldir, de->d_name, MIGRATION_MAX);
 			err = EINVAL;
 			goto out;
 		}
@@ -384,7 +164,7 @@ static int mig_scan(struct mig_list *ml, const char *sqldir,
 	}
 
 	if (ml->n == 0) {
-		complain(pf, "no migrations (NNN_name.sql) in %s\n", sqldir);
+		db_complain(pf, "no migrations (NNN_name.sql) in %s\n", sqldir);
 		err = ENOENT;
 		goto out;
 	}
@@ -395,17 +175,17 @@ static int mig_scan(struct mig_list *ml, const char *sqldir,
 		unsigned want = i ? ml->v[i - 1].num + 1 : 1;
 
 		if (i && ml->v[i].num == ml->v[i - 1].num) {
-			complain(pf, "%s: %s and %s have the same number %u\n",
-				 sqldir, ml->v[i - 1].file, ml->v[i].file,
-				 ml->v[i].num);
+			db_complain(pf, "%s: %s and %s have the same number"
+				    " %u\n", sqldir, ml->v[i - 1].file,
+				    ml->v[i].file, ml->v[i].num);
 			err = EINVAL;
 			goto out;
 		}
 
 		if (ml->v[i].num != want) {
-			complain(pf, "%s: migration %u is missing (gap before"
-				 " %s): numbers must run 1, 2, 3 ...\n",
-				 sqldir, want, ml->v[i].file);
+			db_complain(pf, "%s: migration %u is missing (gap"
+				    " before %s): numbers must run 1, 2, 3"
+				    " ...\n", sqldir, want, ml->v[i].file);
 			err = EINVAL;
 			goto out;
 		}
@@ -428,20 +208,20 @@ static int file_read(char **bufp, const char *path, struct re_printf *pf)
 	f = fopen(path, "rb");
 	if (!f) {
 		err = errno;
-		complain(pf, "cannot open %s: %s\n", path, strerror(err));
+		db_complain(pf, "cannot open %s: %s\n", path, strerror(err));
 		return err;
 	}
 
 	if (fseek(f, 0, SEEK_END) || (len = ftell(f)) < 0 ||
 	    fseek(f, 0, SEEK_SET)) {
 		err = errno ? errno : EIO;
-		complain(pf, "cannot read %s: %s\n", path, strerror(err));
+		db_complain(pf, "cannot read %s: %s\n", path, strerror(err));
 		goto out;
 	}
 
 	if (len > MIGRATION_BYTES) {
-		complain(pf, "%s: larger than %d bytes\n", path,
-			 MIGRATION_BYTES);
+		db_complain(pf, "%s: larger than %d bytes\n", path,
+			    MIGRATION_BYTES);
 		err = EFBIG;
 		goto out;
 	}
@@ -454,14 +234,14 @@ static int file_read(char **bufp, const char *path, struct re_printf *pf)
 
 	if (len && fread(buf, 1, (size_t)len, f) != (size_t)len) {
 		err = ferror(f) ? EIO : EINVAL;
-		complain(pf, "cannot read %s\n", path);
+		db_complain(pf, "cannot read %s\n", path);
 		goto out;
 	}
 
 	buf[len] = '\0';
 
 	if (strlen(buf) != (size_t)len) {
-		complain(pf, "%s: contains a NUL byte\n", path);
+		db_complain(pf, "%s: contains a NUL byte\n", path);
 		err = EINVAL;
 		goto out;
 	}
@@ -504,8 +284,8 @@ static void report_sql_error(struct re_printf *pf, const char *file,
 	struct pl pl;
 
 	if (!res) {
-		pl = line_of(PQerrorMessage(conn));
-		complain(pf, "%s: %r\n", file, &pl);
+		pl = db_line_of(PQerrorMessage(conn));
+		db_complain(pf, "%s: %r\n", file, &pl);
 		return;
 	}
 
@@ -514,16 +294,17 @@ static void report_sql_error(struct re_printf *pf, const char *file,
 	pos = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
 
 	if (!msg) {
-		pl = line_of(PQresultErrorMessage(res));
-		complain(pf, "%s: %r\n", file, &pl);
+		pl = db_line_of(PQresultErrorMessage(res));
+		db_complain(pf, "%s: %r\n", file, &pl);
 		return;
 	}
 
 	if (pos)
-		complain(pf, "%s:%u: %s [%s]\n", file,
-			 line_at(text, atol(pos)), msg, state ? state : "-");
+		db_complain(pf, "%s:%u: %s [%s]\n", file,
+			    line_at(text, atol(pos)), msg, state ? state : "-");
 	else
-		complain(pf, "%s: %s [%s]\n", file, msg, state ? state : "-");
+		db_complain(pf, "%s: %s [%s]\n", file, msg,
+			    state ? state : "-");
 }
 
 
@@ -554,12 +335,12 @@ static int mig_apply(PGconn *conn, const char *sqldir,
 	if (err)
 		goto out;
 
-	err = exec_cmd(conn, "BEGIN", m->file, pf);
+	err = db_exec_cmd(conn, "BEGIN", m->file, pf);
 	if (err)
 		goto out;
 	begun = true;
 
-	err = exec_cmd(conn, MIGRATE_LOCK, m->file, pf);
+	err = db_exec_cmd(conn, MIGRATE_LOCK, m->file, pf);
 	if (err)
 		goto out;
 
@@ -586,8 +367,8 @@ static int mig_apply(PGconn *conn, const char *sqldir,
 	}
 
 	if (PQtransactionStatus(conn) != PQTRANS_INTRANS) {
-		complain(pf, "%s: ends the transaction itself (COMMIT or"
-			 " ROLLBACK in a migration): not recorded\n", path);
+		db_complain(pf, "%s: ends the transaction itself (COMMIT or"
+			    " ROLLBACK in a migration): not recorded\n", path);
 		begun = false;
 		err = EPROTO;
 		goto out;
@@ -603,7 +384,7 @@ static int mig_apply(PGconn *conn, const char *sqldir,
 		goto out;
 	}
 
-	err = exec_cmd(conn, "COMMIT", m->file, pf);
+	err = db_exec_cmd(conn, "COMMIT", m->file, pf);
 	begun = false;
 	if (err)
 		goto out;
@@ -614,7 +395,7 @@ static int mig_apply(PGconn *conn, const char *sqldir,
 	PQclear(res);
 
 	if (begun)
-		(void)exec_cmd(conn, "ROLLBACK", m->file, pf);
+		(void)db_exec_cmd(conn, "ROLLBACK", m->file, pf);
 
 	mem_deref(text);
 	mem_deref(path);
@@ -651,19 +432,19 @@ int db_migrate_sync(const char *conninfo, const char *sqldir,
 	if (err)
 		goto out;
 
-	err = connect_sync(&conn, conninfo, errpf);
+	err = db_connect_sync(&conn, conninfo, errpf);
 	if (err)
 		goto out;
 
-	err  = exec_cmd(conn, "BEGIN", "schema_version", errpf);
-	err |= exec_cmd(conn, MIGRATE_LOCK, "schema_version", errpf);
-	err |= exec_cmd(conn,
-			"CREATE TABLE IF NOT EXISTS schema_version ("
-			" version INTEGER PRIMARY KEY,"
-			" name TEXT NOT NULL,"
-			" applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
-			"cannot create table schema_version", errpf);
-	err |= exec_cmd(conn, "COMMIT", "schema_version", errpf);
+	err  = db_exec_cmd(conn, "BEGIN", "schema_version", errpf);
+	err |= db_exec_cmd(conn, MIGRATE_LOCK, "schema_version", errpf);
+	err |= db_exec_cmd(conn,
+			   "CREATE TABLE IF NOT EXISTS schema_version ("
+			   " version INTEGER PRIMARY KEY,"
+			   " name TEXT NOT NULL,"
+			   " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+			   "cannot create table schema_version", errpf);
+	err |= db_exec_cmd(conn, "COMMIT", "schema_version", errpf);
 	if (err) {
 		err = EPROTO;
 		goto out;
@@ -674,31 +455,31 @@ int db_migrate_sync(const char *conninfo, const char *sqldir,
 
 		err = mig_apply(conn, sqldir, &ml.v[i], &applied, errpf);
 		if (err) {
-			complain(errpf, "migration %s failed: not applied,"
-				 " later ones not tried\n", ml.v[i].file);
+			db_complain(errpf, "migration %s failed: not applied,"
+				    " later ones not tried\n", ml.v[i].file);
 			goto out;
 		}
 
 		if (applied) {
-			say(errpf, "applied %s\n", ml.v[i].file);
+			db_say(errpf, "applied %s\n", ml.v[i].file);
 			++count;
 		}
 	}
 
-	err = version_of(conn, &version, errpf);
+	err = db_version_of(conn, &version, errpf);
 	if (err)
 		goto out;
 
 	if ((unsigned)version > ml.v[ml.n - 1].num) {
-		say(errpf, "note: the database is at version %d, newer than"
-		    " the newest file in %s (%u)\n", version, sqldir,
-		    ml.v[ml.n - 1].num);
+		db_say(errpf, "note: the database is at version %d, newer"
+		       " than the newest file in %s (%u)\n", version, sqldir,
+		       ml.v[ml.n - 1].num);
 	}
 
 	if (!count)
-		say(errpf, "schema up to date (version %d)\n", version);
+		db_say(errpf, "schema up to date (version %d)\n", version);
 	else
-		say(errpf, "schema at version %d\n", version);
+		db_say(errpf, "schema at version %d\n", version);
 
  out:
 	if (conn)

@@ -1,0 +1,355 @@
+/**
+ * @file db.c  Asynchronous PostgreSQL client on libre's event loop
+ *
+ * A small pool of connections, one command in flight on each, one FIFO
+ * queue in front of them all.  Each connection is made with
+ * PQconnectStart()/PQconnectPoll() driven by fd_listen() on its own
+ * PQsocket(); queries go out with PQsendQueryPrepared() in non-blocking
+ * mode (PQflush() with a write watch while it returns 1) and come back
+ * through PQconsumeInput()/PQisBusy()/PQgetResult().  Nothing in here
+ * blocks after db_alloc().
+ *
+ * This file: the client itself, its prepared statements and counters.
+ * conn.c makes and remakes the connections, query.c queues the queries
+ * and hands them out, batch.c sends several as one command, result.c
+ * gives each its result.
+ *
+ * Handlers never run from db_exec(), db_prepare() or a destructor: only
+ * from the event loop.
+ */
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <libpq-fe.h>
+#include <re.h>
+#include "core.h"
+#include "db.h"
+#include "db_int.h"
+
+
+uint64_t db_now_us(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+
+/* libpq's messages end with a newline (or several lines): keep the first */
+void db_first_line(char *buf, size_t sz, const char *msg)
+{
+	size_t n;
+
+	if (!msg)
+		msg = "";
+
+	n = strcspn(msg, "\n");
+	if (n >= sz)
+		n = sz - 1;
+
+	memcpy(buf, msg, n);
+	buf[n] = '\0';
+}
+
+
+/* ------------------------------------------------------------------ API */
+
+static void db_destructor(void *data)
+{
+	struct db *db = data;
+	struct le *le;
+	uint32_t i;
+
+	for (i = 0; i < db->nconn; i++) {
+		struct db_conn *c = &db->connv[i];
+
+		tmr_cancel(&c->tmr);
+
+		/* pending handlers do not run: their owners get no answer */
+		if (c->cur)
+			db_query_drop(c->cur);
+		while (c->bq.head)
+			db_query_drop(c->bq.head->data);
+		c->bn = 0;
+	}
+
+	while ((le = db->queryl.head) != NULL)
+		db_query_drop(le->data);
+
+	for (i = 0; i < db->nconn; i++)
+		db_conn_close(&db->connv[i]);
+
+	mem_deref(db->connv);
+	list_flush(&db->stmtl);
+	mem_deref(db->conninfo);
+}
+
+
+/**
+ * Allocate an asynchronous client of nconn connections.  The connections
+ * are made from the event loop; queries may be queued at once.
+ *
+ * Freeing the db (mem_deref) drops every pending query without running
+ * its handler and sets each caller's handle (qp) to NULL.
+ *
+ * libpq resolves a host name inside PQconnectStart(), which blocks: give
+ * a socket directory (host=/path) or a numeric hostaddr=.
+ *
+ * @param dbp       where to store the client
+ * @param conninfo  libpq connection string
+ * @param nconn     connections, 1..DB_CONNECTIONS_MAX
+ *
+ * @return 0 if success, EINVAL for a connection string libpq cannot parse
+ *         or a number of connections out of range
+ */
+int db_alloc(struct db **dbp, const char *conninfo, uint32_t nconn)
+{
+	PQconninfoOption *opts;
+	struct db *db;
+	char *errmsg = NULL;
+	uint32_t i;
+	int err;
+
+	if (!dbp || !conninfo)
+		return EINVAL;
+
+	if (nconn < 1 || nconn > DB_CONNECTIONS_MAX) {
+		tlog_err(NULL, "db: %u connections: out of range 1..%u",
+			 nconn, DB_CONNECTIONS_MAX);
+		return EINVAL;
+	}
+
+	opts = PQconninfoParse(conninfo, &errmsg);
+	if (!opts) {
+		char msg[256];
+
+		db_first_line(msg, sizeof(msg),
+			   errmsg ? errmsg : "out of memory");
+		tlog_err(NULL, "db: bad connection string: %s", msg);
+		PQfreemem(errmsg);
+		return errmsg ? EINVAL : ENOMEM;
+	}
+	PQconninfoFree(opts);
+
+	db = mem_zalloc(sizeof(*db), db_destructor);
+	if (!db)
+		return ENOMEM;
+
+	list_init(&db->stmtl);
+	list_init(&db->queryl);
+
+	db->connv = mem_zalloc(nconn * sizeof(*db->connv), NULL);
+	if (!db->connv) {
+		err = ENOMEM;
+		goto out;
+	}
+
+	db->nconn = nconn;
+
+	for (i = 0; i < nconn; i++) {
+		struct db_conn *c = &db->connv[i];
+
+		c->db = db;
+		c->idx = i;
+		c->fd = -1;
+		c->state = DB_DOWN;
+		c->backoff = DB_BACKOFF_MIN;
+		list_init(&c->bq);
+		tmr_init(&c->tmr);
+	}
+
+	err = str_dup(&db->conninfo, conninfo);
+	if (err)
+		goto out;
+
+	for (i = 0; i < nconn; i++)
+		tmr_start(&db->connv[i].tmr, 0, db_conn_reconnect,
+			  &db->connv[i]);
+
+ out:
+	if (err)
+		mem_deref(db);
+	else
+		*dbp = db;
+
+	return err;
+}
+
+
+static void stmt_destructor(void *data)
+{
+	struct db_stmt *stmt = data;
+
+	list_unlink(&stmt->le);
+	mem_deref(stmt->name);
+	mem_deref(stmt->sql);
+}
+
+
+struct db_stmt *db_stmt_find(const struct db *db, const char *name)
+{
+	struct le *le;
+
+	for (le = db->stmtl.head; le; le = le->next) {
+		struct db_stmt *stmt = le->data;
+
+		if (0 == strcmp(stmt->name, name))
+			return stmt;
+	}
+
+	return NULL;
+}
+
+
+/**
+ * Register a prepared statement.  It is prepared on every connection
+ * before its next query and again after every reconnect.  Registering the
+ * same name with the same text again is a no-op.
+ *
+ * @param db       client
+ * @param name     statement name (1..63 bytes)
+ * @param sql      statement text with $1..$n
+ * @param nparams  number of parameters; db_exec() must pass as many
+ *
+ * @return 0 if success, EEXIST if the name has another text, EINVAL
+ */
+int db_prepare(struct db *db, const char *name, const char *sql, int nparams)
+{
+	struct db_stmt *stmt;
+	int err;
+
+	if (!db || !name || !*name || strlen(name) > DB_NAME_MAX || !sql ||
+	    !*sql || nparams < 0 || nparams > 65535)
+		return EINVAL;
+
+	stmt = db_stmt_find(db, name);
+	if (stmt) {
+		if (0 == strcmp(stmt->sql, sql) && stmt->nparams == nparams)
+			return 0;
+
+		tlog_err(NULL, "db: statement %s registered twice with"
+			 " different text", name);
+		return EEXIST;
+	}
+
+	stmt = mem_zalloc(sizeof(*stmt), stmt_destructor);
+	if (!stmt)
+		return ENOMEM;
+
+	stmt->nparams = nparams;
+
+	err = str_dup(&stmt->name, name);
+	err |= str_dup(&stmt->sql, sql);
+	if (err) {
+		mem_deref(stmt);
+		return ENOMEM;
+	}
+
+	list_append(&db->stmtl, &stmt->le, stmt);
+
+	db_dispatch(db);
+
+	return 0;
+}
+
+
+/**
+ * Give a registered statement a batch form: when more than one query of
+ * it waits for a connection, up to max of them go as one command (one
+ * round trip, one transaction).  The batch form takes as many parameters
+ * as the statement, the k-th an array of the queries' k-th values (text
+ * array literals: cast them, e.g. $2::bigint[]), and returns the
+ * statement's columns after a first one, the number (from 1, in the
+ * arrays' order) of the query the row belongs to; a query with no row
+ * gets an empty result.  Each handler sees a result of its own rows, as
+ * if its query had run alone.  If the batch fails (an SQL error, e.g. one
+ * query's), its queries are sent again one by one, so that only the one
+ * at fault fails.
+ *
+ * All the queries of a batch commit or fail together: batch only
+ * statements whose queries are independent of one another, and let the
+ * batch form take row locks in one order (e.g. by account) so that two
+ * batches cannot deadlock.
+ *
+ * @param db          client
+ * @param name        a statement given to db_prepare()
+ * @param batch_name  name of the batch form
+ * @param batch_sql   its text
+ * @param max         most queries in one batch (2..64)
+ *
+ * @return 0 if success, ENOENT for an unknown statement, EINVAL (also
+ *         for a statement of more than 32 parameters)
+ */
+int db_prepare_batch(struct db *db, const char *name, const char *batch_name,
+		     const char *batch_sql, uint32_t max)
+{
+	struct db_stmt *stmt, *bstmt;
+	int err;
+
+	if (!db || !name || max < 2 || max > DB_BATCH_MAX)
+		return EINVAL;
+
+	stmt = db_stmt_find(db, name);
+	if (!stmt)
+		return ENOENT;
+
+	if (stmt->nparams > DB_BATCH_PARAMS)
+		return EINVAL;
+
+	err = db_prepare(db, batch_name, batch_sql, stmt->nparams);
+	if (err)
+		return err;
+
+	bstmt = db_stmt_find(db, batch_name);
+	if (!bstmt || bstmt == stmt)
+		return EINVAL;
+
+	stmt->batch = bstmt;
+	stmt->batch_max = max;
+
+	return 0;
+}
+
+
+/** True while at least one connection is up */
+bool db_is_up(const struct db *db)
+{
+	return db && db->nup > 0;
+}
+
+
+/**
+ * Set the handler called with true when the first connection comes up
+ * (the database is reachable) and with false when the last one goes down
+ */
+void db_set_state_handler(struct db *db, db_state_h *h, void *arg)
+{
+	if (!db)
+		return;
+
+	db->stateh = h;
+	db->state_arg = arg;
+}
+
+
+/** Counters of the client, summed over its connections */
+void db_stats(const struct db *db, struct db_stats *st)
+{
+	uint32_t i;
+
+	if (!db || !st)
+		return;
+
+	*st = db->st;
+	st->queued = list_count(&db->queryl);
+	for (i = 0; i < db->nconn; i++) {
+		if (db->connv[i].cur)
+			++st->queued;
+		st->queued += list_count(&db->connv[i].bq);
+	}
+	st->connections = db->nconn;
+	st->up = db->nup;
+}
