@@ -246,7 +246,7 @@ static void req_destructor(void *arg)
 	struct api_req *req = arg;
 
 	list_unlink(&req->le);
-	list_unlink(&req->wle);
+	mem_deref(req->reload);
 	mem_deref(req->q);
 	mem_deref(req->ctx);
 	mem_deref(req->body);
@@ -614,13 +614,13 @@ static void api_destructor(void *arg)
 	struct le *le;
 
 	tmr_cancel(&api->tmr);
-	api_catalog_close(api);
 
 	/* MHD frees suspended connections only once resumed */
 	LIST_FOREACH(&api->reql, le) {
 		struct api_req *req = le->data;
 
 		req->q = mem_deref(req->q);
+		req->reload = mem_deref(req->reload);
 		if (req->suspended) {
 			req->suspended = false;
 			MHD_resume_connection(req->conn);
@@ -683,7 +683,6 @@ int api_alloc(struct api **apip, const struct tg_config *cfg, struct db *db,
 	api->epfd = -1;
 	api->start_jif = tmr_jiffies();
 	list_init(&api->reql);
-	list_init(&api->reloadl);
 	tmr_init(&api->tmr);
 
 	err  = api_accounts_register(db);
@@ -731,10 +730,6 @@ int api_alloc(struct api **apip, const struct tg_config *cfg, struct db *db,
 		goto out;
 
 	err = b2bua_subscribe(b2bua, api_status_event, api);
-	if (err)
-		goto out;
-
-	err = api_catalog_start(api);
 	if (err)
 		goto out;
 

@@ -186,6 +186,7 @@ static void destructor(void *arg)
 	hash_clear(b->ht_legs);
 	mem_deref(b->ht_legs);
 	list_flush(&b->subl);
+	mem_deref(b->store);
 	mem_deref(b->routes);
 	if (b->sip)
 		sip_close(b->sip, true);

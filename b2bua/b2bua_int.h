@@ -53,6 +53,7 @@ struct b2bua {
 	b2bua_cred_h *credh;
 	void *cred_arg;
 	struct b2bua_routes *routes;   /**< (ref.) NULL = config routes  */
+	struct route_store *store;     /**< owned; NULL = not started    */
 	uint8_t nonce_key[20];
 	const struct udp_sock *tuned[4]; /**< UDP sockets given big buffers */
 	uint32_t ncalls;
@@ -209,3 +210,10 @@ bool leg_ack_again(struct b2bua *b, const struct sip_msg *msg);
 void dialog_request(struct leg *leg, const struct sip_msg *msg);
 int  leg_bye(struct leg *leg, const char *reason_hdr);
 void relay_flush(struct b2bua_call *call);
+
+
+/* route_listen.c: NOTIFY tollgate_routes */
+struct route_listen;
+typedef void (route_changed_h)(void *arg);
+int route_listen_alloc(struct route_listen **lp, const char *conninfo,
+		       route_changed_h *h, void *arg);
