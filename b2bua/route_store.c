@@ -195,10 +195,10 @@ static void sync_done(int err, const struct pg_result *pres, void *arg)
 	}
 
 	rs->synced = true;
-	tlog_info(NULL, "b2bua: %s gateways and routes in the database "
-		  "(%s gateways, %s routes; %s gateways, %s routes of an "
-		  "earlier configuration removed)",
-		  cfg->file ? cfg->file : "the configuration's",
+	tlog_info(NULL, "b2bua: gateways and routes of %s written to the "
+		  "database (%s gateways, %s routes; %s gateways and %s route"
+		  " entries no longer in it removed)",
+		  cfg->file ? cfg->file : "the configuration",
 		  PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
 		  PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3));
 
