@@ -10,7 +10,8 @@
 -- added go.  The API refuses to change or delete 'config' rows.
 --
 -- Every change of gateways or routes, by tollgate or straight in SQL,
--- sends NOTIFY tollgate_routes: every node loads its routing table again.
+-- sends NOTIFY tollgate_routes (once per transaction): every node loads
+-- its routing table again.
 
 ALTER TABLE gateways
     ADD COLUMN origin TEXT NOT NULL DEFAULT 'api'
@@ -116,10 +117,18 @@ BEGIN
 END
 $$;
 
+-- per row, so that a statement that changes nothing sends nothing; one
+-- notification per transaction reaches the listeners
 CREATE TRIGGER gateways_notify
-    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON gateways
+    AFTER INSERT OR UPDATE OR DELETE ON gateways
+    FOR EACH ROW EXECUTE FUNCTION tg_routes_notify();
+CREATE TRIGGER gateways_notify_truncate
+    AFTER TRUNCATE ON gateways
     FOR EACH STATEMENT EXECUTE FUNCTION tg_routes_notify();
 
 CREATE TRIGGER routes_notify
-    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON routes
+    AFTER INSERT OR UPDATE OR DELETE ON routes
+    FOR EACH ROW EXECUTE FUNCTION tg_routes_notify();
+CREATE TRIGGER routes_notify_truncate
+    AFTER TRUNCATE ON routes
     FOR EACH STATEMENT EXECUTE FUNCTION tg_routes_notify();
