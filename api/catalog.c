@@ -130,17 +130,16 @@ static void reload_then_reply(struct api_req *req, unsigned status,
 	struct api *api = req->api;
 	int err;
 
+	req->ctx = mem_deref(req->ctx);
+	req->ctx = mem_ref(od);
+	req->n = status;
+
 	req->reload = mem_deref(req->reload);
 	err = b2bua_store_reload(&req->reload, api->b2bua, reloaded, req);
 	if (err) {
 		tlog_warn(NULL, "api: routing table not reloaded: %m", err);
 		api_reply(req, status, od);
-		return;
 	}
-
-	req->ctx = mem_deref(req->ctx);
-	req->ctx = mem_ref(od);
-	req->n = status;
 }
 
 
