@@ -443,6 +443,14 @@ int main(int argc, char *argv[])
 
 	b2bua_set_cred(app.b2bua, cred_lookup, NULL);
 
+	/* routing: the configuration's gateways and routes written to the
+	 * database, calls routed by the table it holds */
+	err = b2bua_store_start(app.b2bua, app.db, conninfo);
+	if (err) {
+		tlog_err(NULL, "routing table: %m", err);
+		goto out;
+	}
+
 	/* media relay: SDP rewrite, RTP/RTCP relay, media timeout, tone */
 	err = relay_alloc(&app.relay, cfg_get(app.cfg, &relay_conf_module),
 			  app.b2bua);

@@ -54,16 +54,6 @@ struct api {
 	struct list reql;            /**< struct api_req, open requests  */
 	uint64_t start_jif;
 
-	/* routing table loaded from the database (catalog.c) */
-	struct db_query *loadq;      /**< owned; reload in flight        */
-	struct tmr tmr_load;         /**< retry of a failed load         */
-	bool seeded;                 /**< the seed check is done         */
-	struct list reloadl;         /**< struct api_req waiting for it  */
-	bool reload_again;
-	uint64_t load_started;       /**< loads of the table started     */
-	uint64_t load_inflight;      /**< number of the one in flight    */
-	uint64_t routes_gen;         /**< tables handed to the B2BUA     */
-
 	/* counters (status.c) */
 	uint64_t requests;
 	uint64_t responses[6];       /**< by status class, 1xx..5xx      */
@@ -77,7 +67,6 @@ struct api {
 
 struct api_req {
 	struct le le;                /**< api.reql                       */
-	struct le wle;               /**< api.reloadl while waiting      */
 	struct api *api;             /**< borrowed                       */
 	struct MHD_Connection *conn; /**< borrowed                       */
 	const struct api_route *route;
@@ -94,7 +83,7 @@ struct api_req {
 	struct db_query *q;          /**< owned                          */
 	void *ctx;                   /**< owned: handler state           */
 	int64_t n;                   /**< handler scratch                */
-	uint64_t need_load;          /**< load a waiting change needs    */
+	struct b2bua_reload *reload; /**< owned; the change's reload     */
 };
 
 /* http.c */
@@ -166,8 +155,6 @@ int  api_accounts_register(struct db *db);
 int  api_catalog_register(struct db *db);
 int  api_cdrs_register(struct db *db);
 int  api_status_register(struct db *db);
-int  api_catalog_start(struct api *api);
-void api_catalog_close(struct api *api);
 uint32_t api_cut_account(struct api *api, int64_t account_id,
 			 enum b2bua_reason reason, const char *hdr);
 void api_status_event(struct b2bua_call *call, enum b2bua_event ev,

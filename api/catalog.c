@@ -5,12 +5,13 @@
  *   GET/POST /v1/gateways, DELETE /v1/gateways/{id}
  *   GET/POST /v1/routes, DELETE /v1/routes/{id}
  *
- * Gateways and routes live in PostgreSQL.  At start, an empty gateways
- * table is seeded from the configuration file; then, and after every
- * change made through the API, the whole table is loaded and handed to the
- * B2BUA (b2bua_set_routes): new calls use it at once, calls in progress
- * keep the table they were routed by.  A change is answered once the new
- * table is in use.
+ * Gateways and routes live in PostgreSQL, where the B2BUA keeps them
+ * (b2bua/route_store.c).  The configuration file owns what it names:
+ * entries with origin 'config' are read-only here (409 naming the file
+ * and line), and a route prefix the configuration names takes no gateway
+ * through the API.  After a change the B2BUA loads the table again
+ * (b2bua_store_reload); the change is answered once the new table is in
+ * use.
  */
 
 #include <string.h>
@@ -25,8 +26,10 @@
 	" r.price_per_minute, r.initial_increment, r.subsequent_increment," \
 	" " TS("r.valid_from")
 
-enum { LOAD_RETRY_MS = 5000, NAME_MAX_LEN = 64, PREFIX_MAX_LEN = 32,
-       INCREMENT_MAX = 3600 };
+#define SOURCE(t) "CASE WHEN " t ".origin = 'config' THEN " t \
+	".config_file || ':' || " t ".config_line END"
+
+enum { NAME_MAX_LEN = 64, PREFIX_MAX_LEN = 32, INCREMENT_MAX = 3600 };
 
 static const char stmt_rate_list[]   = "api_rate_list";
 static const char stmt_rate_insert[] = "api_rate_insert";
@@ -34,13 +37,9 @@ static const char stmt_rate_delete[] = "api_rate_delete";
 static const char stmt_gw_list[]     = "api_gw_list";
 static const char stmt_gw_insert[]   = "api_gw_insert";
 static const char stmt_gw_delete[]   = "api_gw_delete";
-static const char stmt_gw_count[]    = "api_gw_count";
-static const char stmt_gw_seed[]     = "api_gw_seed";
 static const char stmt_rt_list[]     = "api_rt_list";
 static const char stmt_rt_insert[]   = "api_rt_insert";
 static const char stmt_rt_delete[]   = "api_rt_delete";
-static const char stmt_rt_seed[]     = "api_rt_seed";
-static const char stmt_load[]        = "api_routes_load";
 
 
 int api_catalog_register(struct db *db)
@@ -67,267 +66,60 @@ int api_catalog_register(struct db *db)
 			  " SELECT " RATE_COLS " FROM r JOIN p"
 			  " ON p.id = r.rate_plan_id", 7);
 	err |= db_prepare(db, stmt_rate_delete, "DELETE FROM rates"
-			  " WHERE id = $1::bigint RETURNING id", 1);
+			  " WHERE id = $1::bigint RETURNING id, 'api', NULL,"
+			  " NULL", 1);
 
-	err |= db_prepare(db, stmt_gw_list, "SELECT id, name, address,"
-			  " transport FROM gateways ORDER BY id", 0);
+	err |= db_prepare(db, stmt_gw_list, "SELECT g.id, g.name,"
+			  " g.address, g.transport, g.origin, " SOURCE("g")
+			  " FROM gateways g ORDER BY g.id", 0);
 	err |= db_prepare(db, stmt_gw_insert, "INSERT INTO gateways (name,"
 			  " address, transport) VALUES ($1, $2, $3)"
-			  " RETURNING id, name, address, transport", 3);
-	err |= db_prepare(db, stmt_gw_delete, "DELETE FROM gateways"
-			  " WHERE id = $1::bigint RETURNING id", 1);
-	err |= db_prepare(db, stmt_gw_count, "SELECT count(*) FROM gateways",
-			  0);
-	err |= db_prepare(db, stmt_gw_seed, "INSERT INTO gateways (name,"
-			  " address, transport) VALUES ($1, $2, $3)"
-			  " ON CONFLICT (name) DO NOTHING", 3);
+			  " RETURNING id, name, address, transport, origin,"
+			  " NULL", 3);
+	/* the configuration's gateways stay */
+	err |= db_prepare(db, stmt_gw_delete, "WITH t AS (SELECT * FROM"
+			  " gateways WHERE id = $1::bigint),"
+			  " d AS (DELETE FROM gateways g USING t"
+			  " WHERE g.id = t.id AND t.origin = 'api')"
+			  " SELECT t.id, t.origin, t.name, " SOURCE("t")
+			  " FROM t", 1);
 
 	err |= db_prepare(db, stmt_rt_list, "SELECT r.id, r.prefix,"
-			  " r.position, g.name, r.gateway_id FROM routes r"
+			  " r.position, g.name, r.gateway_id, r.origin, "
+			  SOURCE("r") " FROM routes r"
 			  " JOIN gateways g ON g.id = r.gateway_id"
 			  " ORDER BY r.prefix, r.position, r.id", 0);
-	err |= db_prepare(db, stmt_rt_insert, "INSERT INTO routes (prefix,"
-			  " position, gateway_id) SELECT $1, $2::integer, g.id"
+	/* not to a prefix of the configuration's: a row naming its line */
+	err |= db_prepare(db, stmt_rt_insert, "WITH c AS (SELECT " SOURCE("r")
+			  " AS src FROM routes r WHERE r.prefix = $1"
+			  " AND r.origin = 'config' LIMIT 1),"
+			  " i AS (INSERT INTO routes (prefix, position,"
+			  " gateway_id) SELECT $1, $2::integer, g.id"
 			  " FROM gateways g WHERE g.name = $3"
-			  " RETURNING id, prefix, position, $3, gateway_id",
-			  3);
-	err |= db_prepare(db, stmt_rt_delete, "DELETE FROM routes"
-			  " WHERE id = $1::bigint RETURNING id", 1);
-	err |= db_prepare(db, stmt_rt_seed, "INSERT INTO routes (prefix,"
-			  " position, gateway_id) SELECT $1, $2::integer, g.id"
-			  " FROM gateways g WHERE g.name = $3"
-			  " ON CONFLICT DO NOTHING", 3);
-
-	err |= db_prepare(db, stmt_load, "SELECT g.name, g.address,"
-			  " g.transport, r.prefix FROM gateways g"
-			  " LEFT JOIN routes r ON r.gateway_id = g.id"
-			  " ORDER BY r.prefix NULLS FIRST, r.position, r.id",
-			  0);
+			  " AND NOT EXISTS (SELECT 1 FROM c)"
+			  " RETURNING id, prefix, position, gateway_id, origin)"
+			  " SELECT id, prefix, position, $3, gateway_id, origin,"
+			  " NULL FROM i UNION ALL SELECT NULL, $1, NULL, $3,"
+			  " NULL, 'config', src FROM c", 3);
+	err |= db_prepare(db, stmt_rt_delete, "WITH t AS (SELECT * FROM"
+			  " routes WHERE id = $1::bigint),"
+			  " d AS (DELETE FROM routes r USING t"
+			  " WHERE r.id = t.id AND t.origin = 'api')"
+			  " SELECT t.id, t.origin, t.prefix, " SOURCE("t")
+			  " FROM t", 1);
 
 	return err;
 }
 
 
-/* ------------------------------------------------------ routing table */
-
-static void load_start(struct api *api);
-
-
-static void load_retry(void *arg)
+static void reloaded(int err, void *arg)
 {
-	load_start(arg);
-}
+	struct api_req *req = arg;
+	(void)err;
 
-
-/* answer the requests whose change the finished load includes */
-static void waiters_reply(struct api *api)
-{
-	struct le *le = list_head(&api->reloadl);
-
-	while (le) {
-		struct api_req *req = le->data;
-
-		le = le->next;
-		if (req->need_load > api->load_inflight)
-			continue;
-
-		list_unlink(&req->wle);
-		api_reply(req, (unsigned)req->n, req->ctx);
-	}
-}
-
-
-static int table_build(struct b2bua_routes **rtp, const PGresult *res)
-{
-	struct b2bua_routes *rt;
-	const char *gwv[64];
-	uint32_t gwc = 0;
-	int i, n = PQntuples(res), err;
-
-	err = b2bua_routes_alloc(&rt);
-	if (err)
-		return err;
-
-	for (i = 0; i < n; i++) {
-		const char *name = PQgetvalue(res, i, 0);
-		struct sa sa;
-		enum sip_transp tp = strcmp(PQgetvalue(res, i, 2), "tcp") ?
-			SIP_TRANSP_UDP : SIP_TRANSP_TCP;
-		const char *a = PQgetvalue(res, i, 1);
-
-		if (sa_decode(&sa, a, strlen(a))) {
-			tlog_warn(NULL, "api: gateway %s: bad address '%s': "
-				  "skipped", name, a);
-			continue;
-		}
-
-		err = b2bua_routes_add_gateway(rt, name, &sa, tp);
-		if (err && err != EEXIST)
-			goto out;
-		err = 0;
-	}
-
-	for (i = 0; i < n; i++) {
-		const char *prefix;
-
-		if (PQgetisnull(res, i, 3))
-			continue;
-
-		prefix = PQgetvalue(res, i, 3);
-		if (gwc < ARRAY_SIZE(gwv))
-			gwv[gwc++] = PQgetvalue(res, i, 0);
-
-		if (i + 1 < n && !PQgetisnull(res, i + 1, 3) &&
-		    !strcmp(PQgetvalue(res, i + 1, 3), prefix))
-			continue;
-
-		err = b2bua_routes_add_route(rt, prefix, gwv, gwc);
-		if (err == ENOENT) {
-			tlog_warn(NULL, "api: route '%s' names a gateway that"
-				  " cannot be used: skipped", prefix);
-			err = 0;
-		}
-		if (err)
-			goto out;
-		gwc = 0;
-	}
-
- out:
-	if (err)
-		mem_deref(rt);
-	else
-		*rtp = rt;
-
-	return err;
-}
-
-
-static void load_done(int err, const struct pg_result *pres, void *arg)
-{
-	struct api *api = arg;
-	struct b2bua_routes *rt = NULL;
-
-	if (!err)
-		err = table_build(&rt, (const PGresult *)pres);
-
-	if (err) {
-		tlog_warn(NULL, "api: cannot load gateways and routes (%m): "
-			  "routing unchanged, trying again", err);
-		tmr_start(&api->tmr_load, LOAD_RETRY_MS, load_retry, api);
-	}
-	else {
-		b2bua_set_routes(api->b2bua, rt);
-		++api->routes_gen;
-		tlog_info(NULL, "api: routing by the database: %u routes",
-			  b2bua_routes_count(rt));
-		mem_deref(rt);
-	}
-
-	waiters_reply(api);
-
-	if (api->reload_again) {
-		api->reload_again = false;
-		load_start(api);
-	}
-}
-
-
-static void seed(struct api *api)
-{
-	const struct b2bua_conf *cfg = b2bua_config(api->b2bua);
-	struct le *le;
-
-	LIST_FOREACH(&cfg->gatewayl, le) {
-		const struct cfg_gateway *gw = le->data;
-		char addr[64];
-		const char *v[3];
-
-		(void)re_snprintf(addr, sizeof(addr), "%J", &gw->addr);
-		v[0] = gw->name;
-		v[1] = addr;
-		v[2] = gw->tp == SIP_TRANSP_TCP ? "tcp" : "udp";
-		(void)db_exec(NULL, api->db, stmt_gw_seed, 3, v,
-			      API_DB_TIMEOUT_MS, false, NULL, NULL);
-	}
-
-	LIST_FOREACH(&cfg->routel, le) {
-		const struct cfg_route *r = le->data;
-		uint32_t i;
-
-		for (i = 0; i < r->gwc; i++) {
-			char pos[16];
-			const char *v[3];
-
-			(void)re_snprintf(pos, sizeof(pos), "%u", i);
-			v[0] = r->prefix;
-			v[1] = pos;
-			v[2] = r->gwv[i]->name;
-			(void)db_exec(NULL, api->db, stmt_rt_seed, 3, v,
-				      API_DB_TIMEOUT_MS, false, NULL, NULL);
-		}
-	}
-
-	tlog_info(NULL, "api: gateways and routes seeded from %s",
-		  cfg->file ? cfg->file : "the configuration");
-}
-
-
-static void count_done(int err, const struct pg_result *pres, void *arg)
-{
-	struct api *api = arg;
-	const PGresult *res = (const PGresult *)pres;
-
-	if (err || PQntuples(res) != 1) {
-		tlog_warn(NULL, "api: gateways not readable (%m): routing by"
-			  " the configuration for now", err ? err : EPROTO);
-		tmr_start(&api->tmr_load, LOAD_RETRY_MS, load_retry, api);
-		return;
-	}
-
-	api->seeded = true;
-	if (!strcmp(PQgetvalue(res, 0, 0), "0"))
-		seed(api);
-
-	load_start(api);
-}
-
-
-static void load_start(struct api *api)
-{
-	int err;
-
-	if (api->loadq) {
-		api->reload_again = true;
-		return;
-	}
-
-	if (!api->seeded)
-		err = db_exec(&api->loadq, api->db, stmt_gw_count, 0, NULL,
-			      API_DB_TIMEOUT_MS, true, count_done, api);
-	else {
-		err = db_exec(&api->loadq, api->db, stmt_load, 0, NULL,
-			      API_DB_TIMEOUT_MS, true, load_done, api);
-		if (!err)
-			api->load_inflight = ++api->load_started;
-	}
-	if (err)
-		tmr_start(&api->tmr_load, LOAD_RETRY_MS, load_retry, api);
-}
-
-
-int api_catalog_start(struct api *api)
-{
-	tmr_init(&api->tmr_load);
-	load_start(api);
-
-	return 0;
-}
-
-
-void api_catalog_close(struct api *api)
-{
-	tmr_cancel(&api->tmr_load);
-	api->loadq = mem_deref(api->loadq);
+	/* the change is in the database whether the load worked or not */
+	req->reload = mem_deref(req->reload);
+	api_reply(req, (unsigned)req->n, req->ctx);
 }
 
 
@@ -336,14 +128,18 @@ static void reload_then_reply(struct api_req *req, unsigned status,
 			      struct odict *od)
 {
 	struct api *api = req->api;
+	int err;
 
 	req->ctx = mem_deref(req->ctx);
 	req->ctx = mem_ref(od);
 	req->n = status;
-	req->need_load = api->load_started + 1;
-	list_append(&api->reloadl, &req->wle, req);
 
-	load_start(api);
+	req->reload = mem_deref(req->reload);
+	err = b2bua_store_reload(&req->reload, api->b2bua, reloaded, req);
+	if (err) {
+		tlog_warn(NULL, "api: routing table not reloaded: %m", err);
+		api_reply(req, status, od);
+	}
 }
 
 
@@ -409,9 +205,24 @@ static void one_reply(struct api_req *req, const PGresult *res,
 }
 
 
+/* 409 for an entry of the configuration file: "route 4420 is set by
+ * /etc/tollgate/tollgate.conf:12" (what: "gateway" or "route") */
+static void owned_error(struct api_req *req, const char *field,
+			const char *what, const char *name, const char *src)
+{
+	if (!strcmp(what, "route") && !*name)
+		api_error(req, 409, field, "the default route is set by %s;"
+			  " change it there", src);
+	else
+		api_error(req, 409, field, "%s %s is set by %s; change it "
+			  "there", what, name, src);
+}
+
+
 static void delete_done(int err, const struct pg_result *res, void *arg)
 {
 	struct api_req *req = arg;
+	const PGresult *r = (const PGresult *)res;
 	struct odict *od;
 
 	if (err) {
@@ -419,15 +230,22 @@ static void delete_done(int err, const struct pg_result *res, void *arg)
 		return;
 	}
 
-	if (PQntuples((const PGresult *)res) != 1) {
+	if (PQntuples(r) != 1) {
 		api_error(req, 404, "id", "no object with id %r", &req->id);
+		return;
+	}
+
+	if (!strcmp(PQgetvalue(r, 0, 1), "config")) {
+		owned_error(req, "id", req->route->h == api_gateway_h ?
+			    "gateway" : "route", PQgetvalue(r, 0, 2),
+			    PQgetvalue(r, 0, 3));
 		return;
 	}
 
 	if (odict_alloc(&od, 4) ||
 	    odict_entry_add(od, "deleted", ODICT_INT,
-			    (int64_t)strtoll(PQgetvalue((const PGresult *)res,
-							0, 0), NULL, 10))) {
+			    (int64_t)strtoll(PQgetvalue(r, 0, 0), NULL,
+					     10))) {
 		api_error(req, 500, NULL, "out of memory");
 		return;
 	}
@@ -608,6 +426,8 @@ static const struct api_col gw_cols[] = {
 	{"name", 1, 's'},
 	{"address", 2, 's'},
 	{"transport", 3, 's'},
+	{"origin", 4, 's'},
+	{"config", 5, 's'},
 };
 
 
@@ -716,6 +536,8 @@ static const struct api_col rt_cols[] = {
 	{"position", 2, 'i'},
 	{"gateway", 3, 's'},
 	{"gateway_id", 4, 'i'},
+	{"origin", 5, 's'},
+	{"config", 6, 's'},
 };
 
 
@@ -743,6 +565,13 @@ static void rt_insert_done(int err, const struct pg_result *res, void *arg)
 
 	if (PQntuples((const PGresult *)res) != 1) {
 		api_error(req, 400, "gateway", "no such gateway");
+		return;
+	}
+
+	if (PQgetisnull((const PGresult *)res, 0, 0)) {
+		owned_error(req, "prefix", "route",
+			    PQgetvalue((const PGresult *)res, 0, 1),
+			    PQgetvalue((const PGresult *)res, 0, 6));
 		return;
 	}
 

@@ -246,7 +246,7 @@ static void req_destructor(void *arg)
 	struct api_req *req = arg;
 
 	list_unlink(&req->le);
-	list_unlink(&req->wle);
+	mem_deref(req->reload);
 	mem_deref(req->q);
 	mem_deref(req->ctx);
 	mem_deref(req->body);
@@ -618,13 +618,13 @@ static void api_destructor(void *arg)
 	struct le *le;
 
 	tmr_cancel(&api->tmr);
-	api_catalog_close(api);
 
 	/* MHD frees suspended connections only once resumed */
 	LIST_FOREACH(&api->reql, le) {
 		struct api_req *req = le->data;
 
 		req->q = mem_deref(req->q);
+		req->reload = mem_deref(req->reload);
 		if (req->suspended) {
 			req->suspended = false;
 			MHD_resume_connection(req->conn);
@@ -692,7 +692,6 @@ int api_alloc(struct api **apip, const struct api_conf *cfg,
 	api->epfd = -1;
 	api->start_jif = tmr_jiffies();
 	list_init(&api->reql);
-	list_init(&api->reloadl);
 	tmr_init(&api->tmr);
 
 	err  = api_accounts_register(db);
@@ -742,10 +741,6 @@ int api_alloc(struct api **apip, const struct api_conf *cfg,
 		goto out;
 
 	err = b2bua_subscribe(b2bua, api_status_event, api);
-	if (err)
-		goto out;
-
-	err = api_catalog_start(api);
 	if (err)
 		goto out;
 

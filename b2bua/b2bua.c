@@ -189,6 +189,7 @@ static void destructor(void *arg)
 	hash_clear(b->ht_legs);
 	mem_deref(b->ht_legs);
 	list_flush(&b->subl);
+	mem_deref(b->store);
 	mem_deref(b->routes);
 	if (b->sip)
 		sip_close(b->sip, true);
@@ -248,13 +249,6 @@ int b2bua_alloc(struct b2bua **bp, const struct b2bua_conf *cfg)
 		*bp = b;
 
 	return err;
-}
-
-
-/** The configuration the B2BUA runs with */
-const struct b2bua_conf *b2bua_config(const struct b2bua *b)
-{
-	return b ? b->cfg : NULL;
 }
 
 

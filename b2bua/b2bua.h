@@ -179,7 +179,6 @@ typedef int (b2bua_cred_h)(void **handlep, bool by_sipuser, const char *name,
 			   b2bua_cred_done_h *done, void *done_arg, void *arg);
 
 int  b2bua_alloc(struct b2bua **bp, const struct b2bua_conf *cfg);
-const struct b2bua_conf *b2bua_config(const struct b2bua *b);
 int  b2bua_subscribe(struct b2bua *b, b2bua_event_h *h, void *arg);
 void b2bua_set_authz(struct b2bua *b, b2bua_authz_h *h, void *arg);
 void b2bua_set_sdp(struct b2bua *b, b2bua_sdp_h *h, void *arg);
@@ -242,6 +241,27 @@ const struct cfg_route *b2bua_routes_find(const struct b2bua_routes *rt,
 					  const char *number);
 uint32_t b2bua_routes_count(const struct b2bua_routes *rt);
 void b2bua_set_routes(struct b2bua *b, struct b2bua_routes *rt);
+
+/*
+ * The routing table in the database (gateways and routes tables).  The
+ * configuration file owns what it names: b2bua_store_start() writes its
+ * `gateway` and `route` lines there (created or updated to match; those
+ * of an earlier configuration removed; those made through the REST API
+ * kept), then routes new calls by the whole table, loaded again after
+ * b2bua_store_reload() and whenever the tables change (NOTIFY
+ * tollgate_routes).  Until the first load, calls are routed by the
+ * configuration file.
+ */
+struct db;
+struct b2bua_reload;
+
+/** A load that includes the caller's change ended (err 0: in use) */
+typedef void (b2bua_reload_h)(int err, void *arg);
+
+int  b2bua_store_start(struct b2bua *b, struct db *db, const char *conninfo);
+int  b2bua_store_reload(struct b2bua_reload **rlp, struct b2bua *b,
+			b2bua_reload_h *h, void *arg);
+uint64_t b2bua_store_loads(const struct b2bua *b);
 
 /** Wall-clock milliseconds since the epoch (for CDR timestamps) */
 uint64_t b2bua_wallclock_ms(void);

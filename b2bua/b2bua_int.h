@@ -41,6 +41,7 @@ struct b2bua {
 	b2bua_cred_h *credh;
 	void *cred_arg;
 	struct b2bua_routes *routes;   /**< (ref.) NULL = config routes  */
+	struct route_store *store;     /**< owned; NULL = not started    */
 	uint8_t nonce_key[20];
 	const struct udp_sock *tuned[4]; /**< UDP sockets given big buffers */
 	uint32_t ncalls;
