@@ -39,6 +39,7 @@
 # Processes, always by the PID this shell got from "&", never by name:
 #   pid_remember PID        end PID at exit
 #   pid_ours PID            true while PID runs as a child of this shell
+#                           (or of the subshell calling it)
 #   pid_gone PID SECONDS    true once PID has ended, false after SECONDS
 #   pid_stop PID [SECONDS]  SIGTERM, SIGKILL after SECONDS (5); reaps it and
 #                           returns its exit status (137 when killed)
@@ -141,10 +142,11 @@ test_cleanup() {
 pid_remember() { TEST_PIDS+=("$1"); }
 
 # a PID that ended may be handed to another process: signal only a live
-# child of this shell
+# child of this shell or of the subshell asking (a helper run by "$(...)")
 pid_ours() {
 	[ -n "$1" ] && [ -r "/proc/$1/status" ] &&
-		grep -q "^PPid:[[:space:]]*$$\$" "/proc/$1/status" 2>/dev/null
+		grep -qE "^PPid:[[:space:]]*($$|$BASHPID)\$" "/proc/$1/status" \
+			2>/dev/null
 }
 
 pid_gone() {

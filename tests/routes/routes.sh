@@ -34,53 +34,22 @@ TG="$top_builddir/tollgate"
 [ -n "$SIPP" ] || { echo "routes.sh: sipp not found" >&2; exit 77; }
 command -v curl >/dev/null || { echo "routes.sh: no curl" >&2; exit 77; }
 
+TEST_KEEP=${ROUTES_KEEP:-}
+# shellcheck source=../lib/check.sh
+. "$top_srcdir/tests/lib/check.sh"
+# shellcheck source=../lib/pgtest.sh
 . "$top_srcdir/tests/lib/pgtest.sh"
+test_init routes || exit 99
 pgtest_start || exit 99
 
-DIR=$(mktemp -d /tmp/tollgate-routes.XXXXXX)
+DIR=$TEST_DIR
 CONF="$DIR/tg.conf"
-PIDS=""
 TG_PID=
 RUN=0
-passed=0
-failed=0
-FAILURES=()
 API=http://127.0.0.91:8080
 ADMIN=routes-test-admin-token-0123456789
 
 declare -A GW_IP=([gwa]=127.0.0.93 [gwb]=127.0.0.94 [gwc]=127.0.0.95)
-
-ok()   { passed=$((passed + 1)); echo "ok - $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL - $*"; FAILURES+=("$*"); }
-equal() {
-	if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: got '$2', want '$3'"; fi
-}
-sql() { pgtest_psql -At -c "$1"; }
-
-kill_pid() {
-	local pid=$1 i
-	kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null
-	for i in $(seq 1 50); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return 0
-}
-
-cleanup() {
-	local pid
-	for pid in $PIDS $TG_PID; do kill_pid "$pid"; done
-	if [ -n "${ROUTES_KEEP:-}" ] || [ "$failed" != 0 ]; then
-		echo "routes: logs kept in $DIR" >&2
-	else
-		rm -rf "$DIR"
-	fi
-	pgtest_stop
-}
-trap cleanup EXIT
 
 # req METHOD PATH [BODY]: sets CODE and BODY
 req() {
@@ -116,7 +85,7 @@ line() { grep -n -- "$1" "$CONF" | head -n 1 | cut -d: -f1; }
 
 # start [api]: tollgate with $CONF (plus the API lines), up and routing
 start() {
-	local i log
+	local log
 	RUN=$((RUN + 1))
 	log="$DIR/tollgate.$RUN.log"
 	if [ "${1:-}" = api ]; then
@@ -127,21 +96,17 @@ start() {
 	"$TG" -f "$CONF" >"$log" 2>&1 &
 	TG_PID=$!
 	TG_LOG=$log
-	for i in $(seq 1 100); do
-		grep -q "routing by the database" "$log" && return 0
-		kill -0 "$TG_PID" 2>/dev/null || break
-		sleep 0.1
-	done
+	pid_remember "$TG_PID"
+	wait_line "$log" "routing by the database" 10 "$TG_PID" && return 0
 	echo "routes.sh: tollgate did not come up:" >&2
 	tail -n 30 "$log" >&2
 	exit 99
 }
 
-# stop: SIGTERM, the daemon must exit 0
+# stop: SIGTERM, the daemon must exit 0 (SIGKILL after 30 s fails it)
 stop() {
 	local rc
-	kill -TERM "$TG_PID"
-	wait "$TG_PID"
+	pid_stop "$TG_PID" 30
 	rc=$?
 	TG_PID=
 	equal "tollgate run $RUN exits 0 on SIGTERM" "$rc" 0
@@ -161,7 +126,8 @@ wait_loads() {
 }
 
 # dial NUMBER: call NUMBER; prints the gateways that were called for it,
-# "none" if none was, "no answer" if the caller's call failed
+# "none" if none was, "no answer" if the caller's call failed.  Run by
+# "$(...)": the gateways are children of that subshell, which ends them.
 dial() {
 	local n=$1 gw pids="" caller out=""
 	DIALS=$(($(cat "$DIR/dials" 2>/dev/null || echo 0) + 1))
@@ -172,7 +138,6 @@ dial() {
 			-log_file "$DIR/$DIALS-$gw.log" \
 			>"$DIR/$DIALS-$gw.out" 2>&1 </dev/null &
 		pids="$pids $!"
-		PIDS="$PIDS $!"
 	done
 	sleep 0.2
 	"$SIPP" -nostdin -i 127.0.0.92 -p 5061 -sf "$here/${2:-caller.xml}" \
@@ -181,7 +146,7 @@ dial() {
 		127.0.0.91:5060 >"$DIR/$DIALS-caller.out" 2>&1 </dev/null
 	caller=$?
 	sleep 0.2
-	for gw in $pids; do kill_pid "$gw"; done
+	for gw in $pids; do pid_stop "$gw"; done
 	for gw in gwa gwb gwc; do
 		if grep -q "CALLED $n" "$DIR/$DIALS-$gw.log" 2>/dev/null; then
 			out="${out:+$out,}$gw"
@@ -241,8 +206,7 @@ equal "the config's gateways are in the database" \
 n=$(loads)
 sql "INSERT INTO routes (prefix, gateway_id) SELECT '4440', id
 	FROM gateways WHERE name = 'gwc'" >/dev/null
-if wait_loads "$n"; then ok "a route added in SQL loads the table again"
-else fail "a route added in SQL loads the table again"; fi
+check "a route added in SQL loads the table again" wait_loads "$n"
 equal "the route added in SQL is used at once" "$(dial 4440555)" gwc
 stop
 
@@ -331,6 +295,4 @@ equal "DELETE the route added in SQL" "$CODE" 200
 stop
 
 
-echo "$passed passed, $failed failed"
-for f in "${FAILURES[@]}"; do echo "  FAIL: $f"; done
-[ "$failed" = 0 ]
+summary
