@@ -22,9 +22,9 @@
 #define TS(col) "CASE WHEN isfinite(" col ") THEN to_char(" col \
 	" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') END"
 
-#define RATE_COLS "r.id, r.rate_plan_id, p.name, r.prefix, r.connect_fee," \
-	" r.price_per_minute, r.initial_increment, r.subsequent_increment," \
-	" " TS("r.valid_from")
+#define RATE_COLS "r.id, r.rate_plan_id, p.name AS rate_plan, r.prefix," \
+	" r.connect_fee, r.price_per_minute, r.initial_increment," \
+	" r.subsequent_increment, " TS("r.valid_from") " AS valid_from"
 
 #define SOURCE(t) "CASE WHEN " t ".origin = 'config' THEN " t \
 	".config_file || ':' || " t ".config_line END"
@@ -70,12 +70,12 @@ int api_catalog_register(struct db *db)
 			  " NULL", 1);
 
 	err |= db_prepare(db, stmt_gw_list, "SELECT g.id, g.name,"
-			  " g.address, g.transport, g.origin, " SOURCE("g")
+			  " g.address, g.transport, g.origin, " SOURCE("g") " AS config"
 			  " FROM gateways g ORDER BY g.id", 0);
 	err |= db_prepare(db, stmt_gw_insert, "INSERT INTO gateways (name,"
 			  " address, transport) VALUES ($1, $2, $3)"
 			  " RETURNING id, name, address, transport, origin,"
-			  " NULL", 3);
+			  " NULL AS config", 3);
 	/* the configuration's gateways stay */
 	err |= db_prepare(db, stmt_gw_delete, "WITH t AS (SELECT * FROM"
 			  " gateways WHERE id = $1::bigint),"
@@ -85,8 +85,8 @@ int api_catalog_register(struct db *db)
 			  " FROM t", 1);
 
 	err |= db_prepare(db, stmt_rt_list, "SELECT r.id, r.prefix,"
-			  " r.position, g.name, r.gateway_id, r.origin, "
-			  SOURCE("r") " FROM routes r"
+			  " r.position, g.name AS gateway, r.gateway_id,"
+			  " r.origin, " SOURCE("r") " AS config FROM routes r"
 			  " JOIN gateways g ON g.id = r.gateway_id"
 			  " ORDER BY r.prefix, r.position, r.id", 0);
 	/* not to a prefix of the configuration's: a row naming its line */
@@ -98,8 +98,8 @@ int api_catalog_register(struct db *db)
 			  " FROM gateways g WHERE g.name = $3"
 			  " AND NOT EXISTS (SELECT 1 FROM c)"
 			  " RETURNING id, prefix, position, gateway_id, origin)"
-			  " SELECT id, prefix, position, $3, gateway_id, origin,"
-			  " NULL FROM i UNION ALL SELECT NULL, $1, NULL, $3,"
+			  " SELECT id, prefix, position, $3 AS gateway, gateway_id,"
+			  " origin, NULL AS config FROM i UNION ALL SELECT NULL, $1, NULL, $3,"
 			  " NULL, 'config', src FROM c", 3);
 	err |= db_prepare(db, stmt_rt_delete, "WITH t AS (SELECT * FROM"
 			  " routes WHERE id = $1::bigint),"
@@ -110,40 +110,6 @@ int api_catalog_register(struct db *db)
 
 	return err;
 }
-
-
-/* the columns the statements above return, as JSON members */
-
-static const struct api_col rate_cols[] = {
-	{"id", 0, 'i'},
-	{"rate_plan_id", 1, 'i'},
-	{"rate_plan", 2, 's'},
-	{"prefix", 3, 's'},
-	{"connect_fee", 4, 'm'},
-	{"price_per_minute", 5, 'm'},
-	{"initial_increment", 6, 'i'},
-	{"subsequent_increment", 7, 'i'},
-	{"valid_from", 8, 's'},
-};
-
-static const struct api_col gw_cols[] = {
-	{"id", 0, 'i'},
-	{"name", 1, 's'},
-	{"address", 2, 's'},
-	{"transport", 3, 's'},
-	{"origin", 4, 's'},
-	{"config", 5, 's'},
-};
-
-static const struct api_col rt_cols[] = {
-	{"id", 0, 'i'},
-	{"prefix", 1, 's'},
-	{"position", 2, 'i'},
-	{"gateway", 3, 's'},
-	{"gateway_id", 4, 'i'},
-	{"origin", 5, 's'},
-	{"config", 6, 's'},
-};
 
 
 static void reloaded(int err, void *arg)
@@ -198,16 +164,14 @@ static bool prefix_ok(const char *s)
 
 
 static void rows_reply(struct api_req *req, const PGresult *res,
-		       const char *key, const struct api_col *colv,
-		       size_t colc)
+		       const char *key, const char *types)
 {
 	struct odict *od = NULL;
 	int err;
 
 	err = odict_alloc(&od, 4);
 	if (!err)
-		err = api_rows(od, key, (const struct pg_result *)res, colv,
-			       colc);
+		err = api_rows(od, key, (const struct pg_result *)res, types);
 
 	if (err)
 		api_error(req, 500, NULL, "out of memory");
@@ -219,11 +183,11 @@ static void rows_reply(struct api_req *req, const PGresult *res,
 
 
 static void one_reply(struct api_req *req, const PGresult *res,
-		      const struct api_col *colv, size_t colc, bool reload)
+		      const char *types, bool reload)
 {
 	struct odict *o;
 
-	if (api_row(&o, res, 0, colv, colc)) {
+	if (api_row(&o, res, 0, types)) {
 		api_error(req, 500, NULL, "out of memory");
 		return;
 	}
@@ -455,8 +419,7 @@ static bool rt_refused(struct api_req *req, const PGresult *res)
 struct collection {
 	const char *key;             /**< the list's member: "rates"     */
 	const char *what;            /**< one of them: "rate"            */
-	const struct api_col *colv;
-	size_t colc;
+	const char *types;           /**< of the columns, for api_row    */
 	const char *list, *insert, *del;  /**< statements                */
 	const char *const *fields;   /**< a POST body's members          */
 	params_h *params;
@@ -468,21 +431,21 @@ struct collection {
 };
 
 static const struct collection rates = {
-	"rates", "rate", API_COLS(rate_cols),
+	"rates", "rate", "iissmmiis",
 	stmt_rate_list, stmt_rate_insert, stmt_rate_delete,
 	rate_fields, rate_params, "prefix",
 	"a rate for this plan, prefix and valid_from", false, NULL
 };
 
 static const struct collection gateways = {
-	"gateways", "gateway", API_COLS(gw_cols),
+	"gateways", "gateway", "isssss",
 	stmt_gw_list, stmt_gw_insert, stmt_gw_delete,
 	gw_fields, gw_params, "name",
 	"a gateway with this name", true, NULL
 };
 
 static const struct collection routes = {
-	"routes", "route", API_COLS(rt_cols),
+	"routes", "route", "isisiss",
 	stmt_rt_list, stmt_rt_insert, stmt_rt_delete,
 	rt_fields, rt_params, "prefix",
 	"a route for this prefix and gateway", true, rt_refused
@@ -511,8 +474,7 @@ static void list_done(int err, const struct pg_result *res, void *arg)
 	if (err)
 		api_db_error(req, err, res, NULL, c->key);
 	else
-		rows_reply(req, (const PGresult *)res, c->key, c->colv,
-			   c->colc);
+		rows_reply(req, (const PGresult *)res, c->key, c->types);
 }
 
 
@@ -529,7 +491,7 @@ static void insert_done(int err, const struct pg_result *res, void *arg)
 	if (c->refused && c->refused(req, (const PGresult *)res))
 		return;
 
-	one_reply(req, (const PGresult *)res, c->colv, c->colc, c->reload);
+	one_reply(req, (const PGresult *)res, c->types, c->reload);
 }
 
 
