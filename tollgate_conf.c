@@ -20,12 +20,8 @@ static const struct cfg_key keyv[] = {
 };
 
 
-const struct cfg_module tg_conf_module = {
-	.name = "tollgate",
-	.keyv = keyv,
-	.keyc = ARRAY_SIZE(keyv),
-	.size = sizeof(struct tg_conf),
-};
+CFG_MODULE(tg_conf_module, "tollgate", keyv, struct tg_conf,
+	   NULL, NULL, NULL);
 
 
 const struct cfg_module *const tollgate_modv[] = {

@@ -21,17 +21,22 @@
 #include "api_int.h"
 
 
+/* an account as the API shows it, in the reply's order */
 #define ACCT_COLS \
-	"a.id, a.name, a.status, a.currency, a.balance, a.max_calls," \
-	" a.rate_plan_id, a.sip_username," \
+	"a.id, a.name, a.status, a.currency, a.balance," \
 	" (SELECT coalesce(sum(l.reserved), 0) FROM live_calls l" \
-	"   WHERE l.account_id = a.id)," \
-	" (SELECT count(*) FROM live_calls l WHERE l.account_id = a.id)," \
+	"   WHERE l.account_id = a.id) AS reserved," \
+	" (SELECT count(*) FROM live_calls l WHERE l.account_id = a.id)" \
+	"   AS live_calls," \
+	" a.max_calls, a.rate_plan_id, a.sip_username," \
+	" a.sip_ha1 IS NOT NULL AS sip_password_set," \
 	" to_char(a.created_at AT TIME ZONE 'UTC'," \
-	"   'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')," \
+	"   'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS created_at," \
 	" to_char(a.updated_at AT TIME ZONE 'UTC'," \
-	"   'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')," \
-	" a.sip_ha1 IS NOT NULL"
+	"   'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS updated_at"
+
+/* api_row's types of ACCT_COLS */
+#define ACCT_TYPES "isssmmiiisbss"
 
 #define BLOCK_REASON "Q.850;cause=21;text=\"account blocked\""
 #define CREDIT_REASON "Q.850;cause=16;text=\"credit set to zero\""
@@ -91,23 +96,6 @@ int api_accounts_register(struct db *db)
 }
 
 
-static const struct api_col acct_cols[] = {
-	{"id", 0, 'i'},
-	{"name", 1, 's'},
-	{"status", 2, 's'},
-	{"currency", 3, 's'},
-	{"balance", 4, 'm'},
-	{"reserved", 8, 'm'},
-	{"live_calls", 9, 'i'},
-	{"max_calls", 5, 'i'},
-	{"rate_plan_id", 6, 'i'},
-	{"sip_username", 7, 's'},
-	{"sip_password_set", 12, 'b'},
-	{"created_at", 10, 's'},
-	{"updated_at", 11, 's'},
-};
-
-
 /* reply with the one account of a result, or 404 */
 static void acct_reply(struct api_req *req, unsigned status,
 		       const struct pg_result *res)
@@ -119,7 +107,7 @@ static void acct_reply(struct api_req *req, unsigned status,
 		return;
 	}
 
-	if (api_row(&od, res, 0, API_COLS(acct_cols))) {
+	if (api_row(&od, res, 0, ACCT_TYPES)) {
 		api_error(req, 500, NULL, "out of memory");
 		return;
 	}
@@ -155,7 +143,7 @@ static void list_done(int err, const struct pg_result *res, void *arg)
 	n = PQntuples((const PGresult *)res);
 	err = odict_alloc(&od, 4);
 	if (!err)
-		err = api_rows(od, "accounts", res, API_COLS(acct_cols));
+		err = api_rows(od, "accounts", res, ACCT_TYPES);
 
 	if (!err) {
 		if (n && n == req->n) {

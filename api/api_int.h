@@ -120,19 +120,13 @@ int  api_add_time(struct odict *od, const char *key, uint64_t ms);
 int  api_add_col(struct odict *od, const char *key,
 		 const struct pg_result *res, int row, int col, char type);
 
-/** One column of a result row as a JSON member ('i', 'm', 'b', 's') */
-struct api_col {
-	const char *key;
-	int col;
-	char type;
-};
-
+/* a result's rows as JSON: members named as the columns, types one
+   letter a column ('i', 'm', 'b', 's'; '-' leaves the column out) */
 int  api_row(struct odict **odp, const struct pg_result *res, int row,
-	     const struct api_col *colv, size_t colc);
+	     const char *types);
 int  api_rows(struct odict *od, const char *key, const struct pg_result *res,
-	      const struct api_col *colv, size_t colc);
+	      const char *types);
 
-#define API_COLS(v) (v), (sizeof(v) / sizeof((v)[0]))
 int  api_time_valid(const char *s);
 
 /* handlers */

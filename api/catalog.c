@@ -22,9 +22,9 @@
 #define TS(col) "CASE WHEN isfinite(" col ") THEN to_char(" col \
 	" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') END"
 
-#define RATE_COLS "r.id, r.rate_plan_id, p.name, r.prefix, r.connect_fee," \
-	" r.price_per_minute, r.initial_increment, r.subsequent_increment," \
-	" " TS("r.valid_from")
+#define RATE_COLS "r.id, r.rate_plan_id, p.name AS rate_plan, r.prefix," \
+	" r.connect_fee, r.price_per_minute, r.initial_increment," \
+	" r.subsequent_increment, " TS("r.valid_from") " AS valid_from"
 
 #define SOURCE(t) "CASE WHEN " t ".origin = 'config' THEN " t \
 	".config_file || ':' || " t ".config_line END"
@@ -70,12 +70,12 @@ int api_catalog_register(struct db *db)
 			  " NULL", 1);
 
 	err |= db_prepare(db, stmt_gw_list, "SELECT g.id, g.name,"
-			  " g.address, g.transport, g.origin, " SOURCE("g")
+			  " g.address, g.transport, g.origin, " SOURCE("g") " AS config"
 			  " FROM gateways g ORDER BY g.id", 0);
 	err |= db_prepare(db, stmt_gw_insert, "INSERT INTO gateways (name,"
 			  " address, transport) VALUES ($1, $2, $3)"
 			  " RETURNING id, name, address, transport, origin,"
-			  " NULL", 3);
+			  " NULL AS config", 3);
 	/* the configuration's gateways stay */
 	err |= db_prepare(db, stmt_gw_delete, "WITH t AS (SELECT * FROM"
 			  " gateways WHERE id = $1::bigint),"
@@ -85,8 +85,8 @@ int api_catalog_register(struct db *db)
 			  " FROM t", 1);
 
 	err |= db_prepare(db, stmt_rt_list, "SELECT r.id, r.prefix,"
-			  " r.position, g.name, r.gateway_id, r.origin, "
-			  SOURCE("r") " FROM routes r"
+			  " r.position, g.name AS gateway, r.gateway_id,"
+			  " r.origin, " SOURCE("r") " AS config FROM routes r"
 			  " JOIN gateways g ON g.id = r.gateway_id"
 			  " ORDER BY r.prefix, r.position, r.id", 0);
 	/* not to a prefix of the configuration's: a row naming its line */
@@ -98,8 +98,8 @@ int api_catalog_register(struct db *db)
 			  " FROM gateways g WHERE g.name = $3"
 			  " AND NOT EXISTS (SELECT 1 FROM c)"
 			  " RETURNING id, prefix, position, gateway_id, origin)"
-			  " SELECT id, prefix, position, $3, gateway_id, origin,"
-			  " NULL FROM i UNION ALL SELECT NULL, $1, NULL, $3,"
+			  " SELECT id, prefix, position, $3 AS gateway, gateway_id,"
+			  " origin, NULL AS config FROM i UNION ALL SELECT NULL, $1, NULL, $3,"
 			  " NULL, 'config', src FROM c", 3);
 	err |= db_prepare(db, stmt_rt_delete, "WITH t AS (SELECT * FROM"
 			  " routes WHERE id = $1::bigint),"
@@ -163,19 +163,15 @@ static bool prefix_ok(const char *s)
 }
 
 
-
-
 static void rows_reply(struct api_req *req, const PGresult *res,
-		       const char *key, const struct api_col *colv,
-		       size_t colc)
+		       const char *key, const char *types)
 {
 	struct odict *od = NULL;
 	int err;
 
 	err = odict_alloc(&od, 4);
 	if (!err)
-		err = api_rows(od, key, (const struct pg_result *)res, colv,
-			       colc);
+		err = api_rows(od, key, (const struct pg_result *)res, types);
 
 	if (err)
 		api_error(req, 500, NULL, "out of memory");
@@ -187,11 +183,11 @@ static void rows_reply(struct api_req *req, const PGresult *res,
 
 
 static void one_reply(struct api_req *req, const PGresult *res,
-		      const struct api_col *colv, size_t colc, bool reload)
+		      const char *types, bool reload)
 {
 	struct odict *o;
 
-	if (api_row(&o, res, 0, colv, colc)) {
+	if (api_row(&o, res, 0, types)) {
 		api_error(req, 500, NULL, "out of memory");
 		return;
 	}
@@ -219,6 +215,286 @@ static void owned_error(struct api_req *req, const char *field,
 }
 
 
+/** An insert's parameters as text, checked from a POST body */
+struct params {
+	const char *v[7];            /**< borrowed from the body or num  */
+	char num[4][64];             /**< numbers, an address, for v     */
+	int n;
+};
+
+/** Check a POST body into p: 0, or errno once the error is answered */
+typedef int (params_h)(struct api_req *req, const struct odict *od,
+		       struct params *p);
+
+
+/* ---------------------------------------------------------------- rates */
+
+
+static const char *const rate_fields[] = {
+	"rate_plan", "prefix", "connect_fee", "price_per_minute",
+	"initial_increment", "subsequent_increment", "valid_from", NULL
+};
+
+
+static int rate_params(struct api_req *req, const struct odict *od,
+		       struct params *p)
+{
+	const char *plan, *prefix, *from = NULL;
+	int64_t cf = 0, ppm, ini = 60, sub = 60;
+	int err;
+
+	if (api_get_str(req, od, "rate_plan", true, false, &plan))
+		return EINVAL;
+	if (!name_ok(plan)) {
+		api_error(req, 400, "rate_plan", "1 to %u letters, digits or"
+			  " ._-", NAME_MAX_LEN);
+		return EINVAL;
+	}
+
+	if (api_get_str(req, od, "prefix", true, false, &prefix))
+		return EINVAL;
+	if (!prefix_ok(prefix)) {
+		api_error(req, 400, "prefix", "0 to %u digits",
+			  PREFIX_MAX_LEN);
+		return EINVAL;
+	}
+
+	if (api_get_money(req, od, "connect_fee", false, &cf) == EINVAL ||
+	    api_get_money(req, od, "price_per_minute", true, &ppm) ||
+	    api_get_int(req, od, "initial_increment", false, 1,
+			INCREMENT_MAX, &ini) == EINVAL ||
+	    api_get_int(req, od, "subsequent_increment", false, 1,
+			INCREMENT_MAX, &sub) == EINVAL)
+		return EINVAL;
+
+	err = api_get_str(req, od, "valid_from", false, false, &from);
+	if (err == EINVAL)
+		return EINVAL;
+	if (!err && api_time_valid(from)) {
+		api_error(req, 400, "valid_from", "an RFC 3339 date or "
+			  "date-time");
+		return EINVAL;
+	}
+
+	(void)re_snprintf(p->num[0], sizeof(p->num[0]), "%lld",
+			  (long long)cf);
+	(void)re_snprintf(p->num[1], sizeof(p->num[1]), "%lld",
+			  (long long)ppm);
+	(void)re_snprintf(p->num[2], sizeof(p->num[2]), "%lld",
+			  (long long)ini);
+	(void)re_snprintf(p->num[3], sizeof(p->num[3]), "%lld",
+			  (long long)sub);
+	p->v[0] = plan;
+	p->v[1] = prefix;
+	p->v[2] = p->num[0];
+	p->v[3] = p->num[1];
+	p->v[4] = p->num[2];
+	p->v[5] = p->num[3];
+	p->v[6] = from;
+	p->n = 7;
+
+	return 0;
+}
+
+
+/* ------------------------------------------------------------- gateways */
+
+
+static const char *const gw_fields[] = {
+	"name", "address", "transport", NULL
+};
+
+
+static int gw_params(struct api_req *req, const struct odict *od,
+		     struct params *p)
+{
+	const char *name, *addr, *tp = "udp";
+	struct sa sa;
+	int err;
+
+	if (api_get_str(req, od, "name", true, false, &name))
+		return EINVAL;
+	if (!name_ok(name)) {
+		api_error(req, 400, "name", "1 to %u letters, digits or ._-",
+			  NAME_MAX_LEN);
+		return EINVAL;
+	}
+
+	if (api_get_str(req, od, "address", true, false, &addr))
+		return EINVAL;
+	if (sa_decode(&sa, addr, strlen(addr)) || !sa_port(&sa)) {
+		api_error(req, 400, "address", "an IP address and port, "
+			  "e.g. \"192.0.2.1:5060\" or \"[2001:db8::1]:5060\"");
+		return EINVAL;
+	}
+
+	err = api_get_str(req, od, "transport", false, false, &tp);
+	if (err == EINVAL)
+		return EINVAL;
+	if (err)
+		tp = "udp";
+	if (strcmp(tp, "udp") && strcmp(tp, "tcp")) {
+		api_error(req, 400, "transport", "must be \"udp\" or \"tcp\"");
+		return EINVAL;
+	}
+
+	/* the address normalised, e.g. [2001:db8::1]:5060 */
+	(void)re_snprintf(p->num[0], sizeof(p->num[0]), "%J", &sa);
+	p->v[0] = name;
+	p->v[1] = p->num[0];
+	p->v[2] = tp;
+	p->n = 3;
+
+	return 0;
+}
+
+
+/* --------------------------------------------------------------- routes */
+
+
+static const char *const rt_fields[] = {
+	"prefix", "gateway", "position", NULL
+};
+
+
+static int rt_params(struct api_req *req, const struct odict *od,
+		     struct params *p)
+{
+	const char *prefix, *gw;
+	int64_t pos = 0;
+
+	if (api_get_str(req, od, "prefix", true, false, &prefix))
+		return EINVAL;
+	if (!strcmp(prefix, "default"))
+		prefix = "";
+	if (!prefix_ok(prefix)) {
+		api_error(req, 400, "prefix", "0 to %u digits, or \"default\"",
+			  PREFIX_MAX_LEN);
+		return EINVAL;
+	}
+
+	if (api_get_str(req, od, "gateway", true, false, &gw))
+		return EINVAL;
+	if (!name_ok(gw)) {
+		api_error(req, 400, "gateway", "a gateway name");
+		return EINVAL;
+	}
+
+	if (api_get_int(req, od, "position", false, 0, 1000, &pos) ==
+	    EINVAL)
+		return EINVAL;
+
+	(void)re_snprintf(p->num[0], sizeof(p->num[0]), "%lld",
+			  (long long)pos);
+	p->v[0] = prefix;
+	p->v[1] = p->num[0];
+	p->v[2] = gw;
+	p->n = 3;
+
+	return 0;
+}
+
+
+/* a route's insert: the gateway must exist, the prefix not be the file's */
+static bool rt_refused(struct api_req *req, const PGresult *res)
+{
+	if (PQntuples(res) != 1) {
+		api_error(req, 400, "gateway", "no such gateway");
+		return true;
+	}
+
+	if (PQgetisnull(res, 0, 0)) {
+		owned_error(req, "prefix", "route", PQgetvalue(res, 0, 1),
+			    PQgetvalue(res, 0, 6));
+		return true;
+	}
+
+	return false;
+}
+
+
+/* ---------------------------------------------------------- collections */
+
+/** What rates, gateways and routes differ in */
+struct collection {
+	const char *key;             /**< the list's member: "rates"     */
+	const char *what;            /**< one of them: "rate"            */
+	const char *types;           /**< of the columns, for api_row    */
+	const char *list, *insert, *del;  /**< statements                */
+	const char *const *fields;   /**< a POST body's members          */
+	params_h *params;
+	const char *unique;          /**< field a duplicate names        */
+	const char *dup;             /**< what a duplicate would repeat  */
+	bool reload;                 /**< a change reloads the routing   */
+	/** an insert's result refused (optional): true once answered */
+	bool (*refused)(struct api_req *req, const PGresult *res);
+};
+
+static const struct collection rates = {
+	"rates", "rate", "iissmmiis",
+	stmt_rate_list, stmt_rate_insert, stmt_rate_delete,
+	rate_fields, rate_params, "prefix",
+	"a rate for this plan, prefix and valid_from", false, NULL
+};
+
+static const struct collection gateways = {
+	"gateways", "gateway", "isssss",
+	stmt_gw_list, stmt_gw_insert, stmt_gw_delete,
+	gw_fields, gw_params, "name",
+	"a gateway with this name", true, NULL
+};
+
+static const struct collection routes = {
+	"routes", "route", "isisiss",
+	stmt_rt_list, stmt_rt_insert, stmt_rt_delete,
+	rt_fields, rt_params, "prefix",
+	"a route for this prefix and gateway", true, rt_refused
+};
+
+
+static const struct collection *coll_of(const struct api_req *req)
+{
+	api_h *h = req->route->h;
+
+	if (h == api_rates_h || h == api_rate_h)
+		return &rates;
+
+	if (h == api_gateways_h || h == api_gateway_h)
+		return &gateways;
+
+	return &routes;
+}
+
+
+static void list_done(int err, const struct pg_result *res, void *arg)
+{
+	struct api_req *req = arg;
+	const struct collection *c = coll_of(req);
+
+	if (err)
+		api_db_error(req, err, res, NULL, c->key);
+	else
+		rows_reply(req, (const PGresult *)res, c->key, c->types);
+}
+
+
+static void insert_done(int err, const struct pg_result *res, void *arg)
+{
+	struct api_req *req = arg;
+	const struct collection *c = coll_of(req);
+
+	if (err) {
+		api_db_error(req, err, res, c->unique, c->dup);
+		return;
+	}
+
+	if (c->refused && c->refused(req, (const PGresult *)res))
+		return;
+
+	one_reply(req, (const PGresult *)res, c->types, c->reload);
+}
+
+
 static void delete_done(int err, const struct pg_result *res, void *arg)
 {
 	struct api_req *req = arg;
@@ -236,9 +512,8 @@ static void delete_done(int err, const struct pg_result *res, void *arg)
 	}
 
 	if (!strcmp(PQgetvalue(r, 0, 1), "config")) {
-		owned_error(req, "id", req->route->h == api_gateway_h ?
-			    "gateway" : "route", PQgetvalue(r, 0, 2),
-			    PQgetvalue(r, 0, 3));
+		owned_error(req, "id", coll_of(req)->what,
+			    PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3));
 		return;
 	}
 
@@ -251,7 +526,7 @@ static void delete_done(int err, const struct pg_result *res, void *arg)
 	}
 
 	/* rates do not touch routing */
-	if (req->route->h == api_rate_h)
+	if (!coll_of(req)->reload)
 		api_reply(req, 200, od);
 	else
 		reload_then_reply(req, 200, od);
@@ -260,7 +535,34 @@ static void delete_done(int err, const struct pg_result *res, void *arg)
 }
 
 
-static void delete_by_id(struct api_req *req, const char *stmt)
+/* POST: the body checked into the insert's parameters */
+static void create(struct api_req *req)
+{
+	const struct collection *c = coll_of(req);
+	struct params p;
+	struct odict *od;
+
+	if (api_body(req, &od, c->fields))
+		return;
+
+	memset(&p, 0, sizeof(p));
+	if (!c->params(req, od, &p))
+		(void)api_exec(req, c->insert, p.n, p.v, insert_done);
+
+	mem_deref(od);
+}
+
+
+static void list_or_create(struct api_req *req)
+{
+	if (req->meth == API_POST)
+		create(req);
+	else
+		(void)api_exec(req, coll_of(req)->list, 0, NULL, list_done);
+}
+
+
+static void delete_by_id(struct api_req *req)
 {
 	char ids[24];
 	const char *v[1];
@@ -271,120 +573,11 @@ static void delete_by_id(struct api_req *req, const char *stmt)
 
 	(void)re_snprintf(ids, sizeof(ids), "%lld", (long long)id);
 	v[0] = ids;
-	(void)api_exec(req, stmt, 1, v, delete_done);
+	(void)api_exec(req, coll_of(req)->del, 1, v, delete_done);
 }
 
 
-/* ---------------------------------------------------------------- rates */
-
-static const struct api_col rate_cols[] = {
-	{"id", 0, 'i'},
-	{"rate_plan_id", 1, 'i'},
-	{"rate_plan", 2, 's'},
-	{"prefix", 3, 's'},
-	{"connect_fee", 4, 'm'},
-	{"price_per_minute", 5, 'm'},
-	{"initial_increment", 6, 'i'},
-	{"subsequent_increment", 7, 'i'},
-	{"valid_from", 8, 's'},
-};
-
-
-static void rate_list_done(int err, const struct pg_result *res, void *arg)
-{
-	struct api_req *req = arg;
-
-	if (err)
-		api_db_error(req, err, res, NULL, "rates");
-	else
-		rows_reply(req, (const PGresult *)res, "rates",
-			   API_COLS(rate_cols));
-}
-
-
-static void rate_insert_done(int err, const struct pg_result *res,
-			     void *arg)
-{
-	struct api_req *req = arg;
-
-	if (err) {
-		api_db_error(req, err, res, "prefix", "a rate for this plan,"
-			     " prefix and valid_from");
-		return;
-	}
-
-	one_reply(req, (const PGresult *)res, API_COLS(rate_cols), false);
-}
-
-
-static const char *const rate_fields[] = {
-	"rate_plan", "prefix", "connect_fee", "price_per_minute",
-	"initial_increment", "subsequent_increment", "valid_from", NULL
-};
-
-
-static void rate_create(struct api_req *req)
-{
-	struct odict *od;
-	const char *plan, *prefix, *from = NULL, *v[7];
-	int64_t cf = 0, ppm, ini = 60, sub = 60;
-	char cfs[24], ppms[24], inis[16], subs[16];
-	int err;
-
-	if (api_body(req, &od, rate_fields))
-		return;
-
-	if (api_get_str(req, od, "rate_plan", true, false, &plan))
-		goto out;
-	if (!name_ok(plan)) {
-		api_error(req, 400, "rate_plan", "1 to %u letters, digits or"
-			  " ._-", NAME_MAX_LEN);
-		goto out;
-	}
-
-	if (api_get_str(req, od, "prefix", true, false, &prefix))
-		goto out;
-	if (!prefix_ok(prefix)) {
-		api_error(req, 400, "prefix", "0 to %u digits",
-			  PREFIX_MAX_LEN);
-		goto out;
-	}
-
-	if (api_get_money(req, od, "connect_fee", false, &cf) == EINVAL ||
-	    api_get_money(req, od, "price_per_minute", true, &ppm) ||
-	    api_get_int(req, od, "initial_increment", false, 1,
-			INCREMENT_MAX, &ini) == EINVAL ||
-	    api_get_int(req, od, "subsequent_increment", false, 1,
-			INCREMENT_MAX, &sub) == EINVAL)
-		goto out;
-
-	err = api_get_str(req, od, "valid_from", false, false, &from);
-	if (err == EINVAL)
-		goto out;
-	if (!err && api_time_valid(from)) {
-		api_error(req, 400, "valid_from", "an RFC 3339 date or "
-			  "date-time");
-		goto out;
-	}
-
-	(void)re_snprintf(cfs, sizeof(cfs), "%lld", (long long)cf);
-	(void)re_snprintf(ppms, sizeof(ppms), "%lld", (long long)ppm);
-	(void)re_snprintf(inis, sizeof(inis), "%lld", (long long)ini);
-	(void)re_snprintf(subs, sizeof(subs), "%lld", (long long)sub);
-	v[0] = plan;
-	v[1] = prefix;
-	v[2] = cfs;
-	v[3] = ppms;
-	v[4] = inis;
-	v[5] = subs;
-	v[6] = from;
-
-	(void)api_exec(req, stmt_rate_insert, 7, v, rate_insert_done);
-
- out:
-	mem_deref(od);
-}
-
+/* ------------------------------------------------------------- handlers */
 
 /** GET /v1/rates?rate_plan_id=, POST /v1/rates */
 void api_rates_h(struct api_req *req)
@@ -395,7 +588,7 @@ void api_rates_h(struct api_req *req)
 	int err;
 
 	if (req->meth == API_POST) {
-		rate_create(req);
+		create(req);
 		return;
 	}
 
@@ -408,237 +601,40 @@ void api_rates_h(struct api_req *req)
 		v[0] = plans;
 	}
 
-	(void)api_exec(req, stmt_rate_list, 1, v, rate_list_done);
+	(void)api_exec(req, stmt_rate_list, 1, v, list_done);
 }
 
 
 /** DELETE /v1/rates/{id}: 409 while a running call uses the rate */
 void api_rate_h(struct api_req *req)
 {
-	delete_by_id(req, stmt_rate_delete);
-}
-
-
-/* ------------------------------------------------------------- gateways */
-
-static const struct api_col gw_cols[] = {
-	{"id", 0, 'i'},
-	{"name", 1, 's'},
-	{"address", 2, 's'},
-	{"transport", 3, 's'},
-	{"origin", 4, 's'},
-	{"config", 5, 's'},
-};
-
-
-static void gw_list_done(int err, const struct pg_result *res, void *arg)
-{
-	struct api_req *req = arg;
-
-	if (err)
-		api_db_error(req, err, res, NULL, "gateways");
-	else
-		rows_reply(req, (const PGresult *)res, "gateways",
-			   API_COLS(gw_cols));
-}
-
-
-static void gw_insert_done(int err, const struct pg_result *res, void *arg)
-{
-	struct api_req *req = arg;
-
-	if (err) {
-		api_db_error(req, err, res, "name", "a gateway with this "
-			     "name");
-		return;
-	}
-
-	one_reply(req, (const PGresult *)res, API_COLS(gw_cols), true);
-}
-
-
-static const char *const gw_fields[] = {
-	"name", "address", "transport", NULL
-};
-
-
-static void gw_create(struct api_req *req)
-{
-	struct odict *od;
-	const char *name, *addr, *tp = "udp", *v[3];
-	char norm[64];
-	struct sa sa;
-	int err;
-
-	if (api_body(req, &od, gw_fields))
-		return;
-
-	if (api_get_str(req, od, "name", true, false, &name))
-		goto out;
-	if (!name_ok(name)) {
-		api_error(req, 400, "name", "1 to %u letters, digits or ._-",
-			  NAME_MAX_LEN);
-		goto out;
-	}
-
-	if (api_get_str(req, od, "address", true, false, &addr))
-		goto out;
-	if (sa_decode(&sa, addr, strlen(addr)) || !sa_port(&sa)) {
-		api_error(req, 400, "address", "an IP address and port, "
-			  "e.g. \"192.0.2.1:5060\" or \"[2001:db8::1]:5060\"");
-		goto out;
-	}
-
-	err = api_get_str(req, od, "transport", false, false, &tp);
-	if (err == EINVAL)
-		goto out;
-	if (err)
-		tp = "udp";
-	if (strcmp(tp, "udp") && strcmp(tp, "tcp")) {
-		api_error(req, 400, "transport", "must be \"udp\" or \"tcp\"");
-		goto out;
-	}
-
-	(void)re_snprintf(norm, sizeof(norm), "%J", &sa);
-	v[0] = name;
-	v[1] = norm;
-	v[2] = tp;
-
-	(void)api_exec(req, stmt_gw_insert, 3, v, gw_insert_done);
-
- out:
-	mem_deref(od);
+	delete_by_id(req);
 }
 
 
 /** GET, POST /v1/gateways */
 void api_gateways_h(struct api_req *req)
 {
-	if (req->meth == API_POST)
-		gw_create(req);
-	else
-		(void)api_exec(req, stmt_gw_list, 0, NULL, gw_list_done);
+	list_or_create(req);
 }
 
 
 /** DELETE /v1/gateways/{id}: its routes go with it */
 void api_gateway_h(struct api_req *req)
 {
-	delete_by_id(req, stmt_gw_delete);
-}
-
-
-/* --------------------------------------------------------------- routes */
-
-static const struct api_col rt_cols[] = {
-	{"id", 0, 'i'},
-	{"prefix", 1, 's'},
-	{"position", 2, 'i'},
-	{"gateway", 3, 's'},
-	{"gateway_id", 4, 'i'},
-	{"origin", 5, 's'},
-	{"config", 6, 's'},
-};
-
-
-static void rt_list_done(int err, const struct pg_result *res, void *arg)
-{
-	struct api_req *req = arg;
-
-	if (err)
-		api_db_error(req, err, res, NULL, "routes");
-	else
-		rows_reply(req, (const PGresult *)res, "routes",
-			   API_COLS(rt_cols));
-}
-
-
-static void rt_insert_done(int err, const struct pg_result *res, void *arg)
-{
-	struct api_req *req = arg;
-
-	if (err) {
-		api_db_error(req, err, res, "prefix", "a route for this "
-			     "prefix and gateway");
-		return;
-	}
-
-	if (PQntuples((const PGresult *)res) != 1) {
-		api_error(req, 400, "gateway", "no such gateway");
-		return;
-	}
-
-	if (PQgetisnull((const PGresult *)res, 0, 0)) {
-		owned_error(req, "prefix", "route",
-			    PQgetvalue((const PGresult *)res, 0, 1),
-			    PQgetvalue((const PGresult *)res, 0, 6));
-		return;
-	}
-
-	one_reply(req, (const PGresult *)res, API_COLS(rt_cols), true);
-}
-
-
-static const char *const rt_fields[] = {
-	"prefix", "gateway", "position", NULL
-};
-
-
-static void rt_create(struct api_req *req)
-{
-	struct odict *od;
-	const char *prefix, *gw, *v[3];
-	int64_t pos = 0;
-	char poss[16];
-
-	if (api_body(req, &od, rt_fields))
-		return;
-
-	if (api_get_str(req, od, "prefix", true, false, &prefix))
-		goto out;
-	if (!strcmp(prefix, "default"))
-		prefix = "";
-	if (!prefix_ok(prefix)) {
-		api_error(req, 400, "prefix", "0 to %u digits, or \"default\"",
-			  PREFIX_MAX_LEN);
-		goto out;
-	}
-
-	if (api_get_str(req, od, "gateway", true, false, &gw))
-		goto out;
-	if (!name_ok(gw)) {
-		api_error(req, 400, "gateway", "a gateway name");
-		goto out;
-	}
-
-	if (api_get_int(req, od, "position", false, 0, 1000, &pos) ==
-	    EINVAL)
-		goto out;
-
-	(void)re_snprintf(poss, sizeof(poss), "%lld", (long long)pos);
-	v[0] = prefix;
-	v[1] = poss;
-	v[2] = gw;
-
-	(void)api_exec(req, stmt_rt_insert, 3, v, rt_insert_done);
-
- out:
-	mem_deref(od);
+	delete_by_id(req);
 }
 
 
 /** GET, POST /v1/routes */
 void api_routes_h(struct api_req *req)
 {
-	if (req->meth == API_POST)
-		rt_create(req);
-	else
-		(void)api_exec(req, stmt_rt_list, 0, NULL, rt_list_done);
+	list_or_create(req);
 }
 
 
 /** DELETE /v1/routes/{id} */
 void api_route_h(struct api_req *req)
 {
-	delete_by_id(req, stmt_rt_delete);
+	delete_by_id(req);
 }

@@ -16,6 +16,9 @@
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC'," \
 	" 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
+/* api_row's types of the columns; the last, the cursor, is left out */
+#define CDR_TYPES "isissssssimiss-"
+
 enum { CDR_LIMIT_DEFAULT = 100, CDR_LIMIT_MAX = 1000 };
 
 static const char stmt_cdrs[] = "api_cdrs";
@@ -25,9 +28,10 @@ int api_cdrs_register(struct db *db)
 {
 	return db_prepare(db, stmt_cdrs,
 			  "SELECT id, call_id, account_id, caller, callee,"
-			  " gateway, " TS("setup_at") ", " TS("answer_at") ","
-			  " " TS("end_at") ", billed_seconds, cost, sip_code,"
-			  " hangup_by, reason,"
+			  " gateway, " TS("setup_at") " AS setup_at,"
+			  " " TS("answer_at") " AS answer_at,"
+			  " " TS("end_at") " AS end_at, billed_seconds, cost,"
+			  " sip_code, hangup_by, reason,"
 			  " (extract(epoch FROM setup_at) * 1000000)::bigint"
 			  " FROM cdrs"
 			  " WHERE ($1::bigint IS NULL OR account_id = $1)"
@@ -36,27 +40,9 @@ int api_cdrs_register(struct db *db)
 			  " AND ($4::bigint IS NULL OR (setup_at, id) <"
 			  "  (timestamptz 'epoch' + $4 * interval"
 			  "   '1 microsecond', $5::bigint))"
-			  " ORDER BY setup_at DESC, id DESC"
+			  " ORDER BY cdrs.setup_at DESC, cdrs.id DESC"
 			  " LIMIT $6::integer", 6);
 }
-
-
-static const struct api_col cdr_cols[] = {
-	{"id", 0, 'i'},
-	{"call_id", 1, 's'},
-	{"account_id", 2, 'i'},
-	{"caller", 3, 's'},
-	{"callee", 4, 's'},
-	{"gateway", 5, 's'},
-	{"setup_at", 6, 's'},
-	{"answer_at", 7, 's'},
-	{"end_at", 8, 's'},
-	{"billed_seconds", 9, 'i'},
-	{"cost", 10, 'm'},
-	{"sip_code", 11, 'i'},
-	{"hangup_by", 12, 's'},
-	{"reason", 13, 's'},
-};
 
 
 static void cdrs_done(int err, const struct pg_result *pres, void *arg)
@@ -74,7 +60,7 @@ static void cdrs_done(int err, const struct pg_result *pres, void *arg)
 	n = PQntuples(res);
 	err = odict_alloc(&od, 4);
 	if (!err)
-		err = api_rows(od, "cdrs", pres, API_COLS(cdr_cols));
+		err = api_rows(od, "cdrs", pres, CDR_TYPES);
 
 	if (!err) {
 		if (n && n == req->n) {

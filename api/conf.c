@@ -154,10 +154,5 @@ static const struct cfg_key keyv[] = {
 #undef A
 
 
-const struct cfg_module api_conf_module = {
-	.name = "api",
-	.keyv = keyv,
-	.keyc = ARRAY_SIZE(keyv),
-	.size = sizeof(struct api_conf),
-	.dtor = conf_destructor,
-};
+CFG_MODULE(api_conf_module, "api", keyv, struct api_conf,
+	   NULL, NULL, conf_destructor);

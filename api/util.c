@@ -155,21 +155,27 @@ int api_add_col(struct odict *od, const char *key,
 }
 
 
-/** A result row as a JSON object, one member per column description */
+/**
+ * A result row as a JSON object: one member a column, named as the
+ * column and typed by its letter in types (see api_add_col); a column
+ * marked '-', or past the end of types, is left out.
+ */
 int api_row(struct odict **odp, const struct pg_result *res, int row,
-	    const struct api_col *colv, size_t colc)
+	    const char *types)
 {
+	const PGresult *r = (const PGresult *)res;
+	int i, n = PQnfields(r), err;
 	struct odict *o;
-	size_t i;
-	int err;
 
 	err = odict_alloc(&o, 16);
 	if (err)
 		return err;
 
-	for (i = 0; i < colc && !err; i++)
-		err = api_add_col(o, colv[i].key, res, row, colv[i].col,
-				  colv[i].type);
+	for (i = 0; i < n && types[i] && !err; i++) {
+		if (types[i] != '-')
+			err = api_add_col(o, PQfname(r, i), res, row, i,
+					  types[i]);
+	}
 
 	if (err)
 		mem_deref(o);
@@ -185,7 +191,7 @@ int api_row(struct odict **odp, const struct pg_result *res, int row,
  * od
  */
 int api_rows(struct odict *od, const char *key, const struct pg_result *res,
-	     const struct api_col *colv, size_t colc)
+	     const char *types)
 {
 	struct odict *arr;
 	int i, n = PQntuples((const PGresult *)res), err;
@@ -198,7 +204,7 @@ int api_rows(struct odict *od, const char *key, const struct pg_result *res,
 		struct odict *o;
 		char k[16];
 
-		err = api_row(&o, res, i, colv, colc);
+		err = api_row(&o, res, i, types);
 		if (err)
 			break;
 		(void)re_snprintf(k, sizeof(k), "%d", i);

@@ -205,3 +205,5 @@ cfg_parse_h b2bua_conf_route;
 cfg_print_h b2bua_conf_print_gateway;
 cfg_print_h b2bua_conf_print_route;
 int  b2bua_conf_resolve(struct cfg_parser *p, struct b2bua_conf *cfg);
+const struct cfg_route *b2bua_route_match(const struct list *routel,
+					  const char *number);

@@ -508,11 +508,5 @@ static const struct cfg_key keyv[] = {
 #undef B
 
 
-const struct cfg_module b2bua_conf_module = {
-	.name  = "b2bua",
-	.keyv  = keyv,
-	.keyc  = ARRAY_SIZE(keyv),
-	.size  = sizeof(struct b2bua_conf),
-	.check = conf_check,
-	.dtor  = conf_destructor,
-};
+CFG_MODULE(b2bua_conf_module, "b2bua", keyv, struct b2bua_conf,
+	   NULL, conf_check, conf_destructor);

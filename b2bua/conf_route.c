@@ -296,24 +296,22 @@ static int resolve_route(struct cfg_parser *p, struct b2bua_conf *cfg,
 
 
 /**
- * Find the route for a number: the longest matching prefix, the default
- * route if no prefix matches.
+ * The longest prefix of a number among a list of struct cfg_route; the
+ * route with the empty prefix (the default) matches every number.  Of
+ * equal prefixes the first in the list wins.
  *
- * @return The route, NULL if there is none
+ * @return The route, NULL if none matches
  */
-const struct cfg_route *cfg_route_find(const struct b2bua_conf *cfg,
-				       const char *number)
+const struct cfg_route *b2bua_route_match(const struct list *routel,
+					  const char *number)
 {
 	const struct cfg_route *best = NULL;
 	size_t bestlen = 0, n;
 	struct le *le;
 
-	if (!cfg || !number)
-		return NULL;
-
 	n = strlen(number);
 
-	LIST_FOREACH(&cfg->routel, le) {
+	LIST_FOREACH(routel, le) {
 		const struct cfg_route *rt = le->data;
 		size_t l = strlen(rt->prefix);
 
@@ -327,6 +325,22 @@ const struct cfg_route *cfg_route_find(const struct b2bua_conf *cfg,
 	}
 
 	return best;
+}
+
+
+/**
+ * Find the route for a number: the longest matching prefix, the default
+ * route if no prefix matches.
+ *
+ * @return The route, NULL if there is none
+ */
+const struct cfg_route *cfg_route_find(const struct b2bua_conf *cfg,
+				       const char *number)
+{
+	if (!cfg || !number)
+		return NULL;
+
+	return b2bua_route_match(&cfg->routel, number);
 }
 
 

@@ -173,29 +173,10 @@ int b2bua_routes_add_route(struct b2bua_routes *rt, const char *prefix,
 const struct cfg_route *b2bua_routes_find(const struct b2bua_routes *rt,
 					  const char *number)
 {
-	const struct cfg_route *best = NULL;
-	size_t bestlen = 0, n;
-	struct le *le;
-
 	if (!rt || !number)
 		return NULL;
 
-	n = strlen(number);
-
-	LIST_FOREACH(&rt->routel, le) {
-		const struct cfg_route *r = le->data;
-		size_t l = strlen(r->prefix);
-
-		if (l > n || (best && l <= bestlen))
-			continue;
-
-		if (!memcmp(number, r->prefix, l)) {
-			best = r;
-			bestlen = l;
-		}
-	}
-
-	return best;
+	return b2bua_route_match(&rt->routel, number);
 }
 
 

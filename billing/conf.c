@@ -51,11 +51,5 @@ static const struct cfg_key keyv[] = {
 #undef L
 
 
-const struct cfg_module billing_conf_module = {
-	.name = "billing",
-	.keyv = keyv,
-	.keyc = ARRAY_SIZE(keyv),
-	.size = sizeof(struct billing_conf),
-	.init = conf_init,
-	.dtor = conf_destructor,
-};
+CFG_MODULE(billing_conf_module, "billing", keyv,
+	   struct billing_conf, conf_init, NULL, conf_destructor);

@@ -131,6 +131,21 @@ cfg_print_h cfg_print_hostport; /**< struct sa address and port      */
 	{ .name = (nm), .parse = cfg_key_choice, \
 	  .print = cfg_print_choice, .off = offsetof(type, field), \
 	  .choices = (namev), .def = (dflt), .doc = (text) }
+/**
+ * Define a module from its key table: NAME as in the file's messages, KEYV
+ * a static array of struct cfg_key, TYPE the struct the keys fill, and the
+ * optional init, check and destructor hooks (NULL where there is none).
+ */
+#define CFG_MODULE(var, nm, keys, type, inith, checkh, dtorh) \
+	const struct cfg_module var = { \
+		.name  = (nm), \
+		.keyv  = (keys), \
+		.keyc  = ARRAY_SIZE(keys), \
+		.size  = sizeof(type), \
+		.init  = (inith), \
+		.check = (checkh), \
+		.dtor  = (dtorh), \
+	}
 #define CFG_FIELD(mod, k, type) \
 	((type *)(void *)((char *)(mod) + (k)->off))
 #define CFG_CFIELD(mod, k, type) \

@@ -64,9 +64,5 @@ static const struct cfg_key keyv[] = {
 };
 
 
-const struct cfg_module log_conf_module = {
-	.name = "log",
-	.keyv = keyv,
-	.keyc = ARRAY_SIZE(keyv),
-	.size = sizeof(struct log_conf),
-};
+CFG_MODULE(log_conf_module, "log", keyv, struct log_conf,
+	   NULL, NULL, NULL);

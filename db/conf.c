@@ -158,11 +158,5 @@ static const struct cfg_key keyv[] = {
 };
 
 
-const struct cfg_module db_conf_module = {
-	.name  = "db",
-	.keyv  = keyv,
-	.keyc  = ARRAY_SIZE(keyv),
-	.size  = sizeof(struct db_conf),
-	.check = conf_check,
-	.dtor  = conf_destructor,
-};
+CFG_MODULE(db_conf_module, "db", keyv, struct db_conf,
+	   NULL, conf_check, conf_destructor);

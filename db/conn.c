@@ -188,27 +188,14 @@ static void connected(struct db_conn *c)
 
 static void connect_poll(struct db_conn *c)
 {
-	switch (PQconnectPoll(c->conn)) {
+	int flags;
 
-	case PGRES_POLLING_READING:
-		if (db_conn_watch(c, FD_READ))
-			connect_failed(c, "cannot watch the socket");
-		break;
-
-	case PGRES_POLLING_WRITING:
-		if (db_conn_watch(c, FD_WRITE))
-			connect_failed(c, "cannot watch the socket");
-		break;
-
-	case PGRES_POLLING_OK:
-		connected(c);
-		break;
-
-	case PGRES_POLLING_FAILED:
-	default:
+	if (db_connect_step(c->conn, &flags))
 		connect_failed(c, PQerrorMessage(c->conn));
-		break;
-	}
+	else if (!flags)
+		connected(c);
+	else if (db_conn_watch(c, flags))
+		connect_failed(c, "cannot watch the socket");
 }
 
 

@@ -55,6 +55,38 @@ void db_first_line(char *buf, size_t sz, const char *msg)
 }
 
 
+
+/**
+ * One step of a non-blocking connect (PQconnectPoll)
+ *
+ * @param conn    The connection being made
+ * @param flagsp  FD_READ or FD_WRITE: what to wait for next; 0 once the
+ *                connection is up
+ *
+ * @return 0, or EPROTO if the connect failed (PQerrorMessage says why)
+ */
+int db_connect_step(PGconn *conn, int *flagsp)
+{
+	switch (PQconnectPoll(conn)) {
+
+	case PGRES_POLLING_READING:
+		*flagsp = FD_READ;
+		return 0;
+
+	case PGRES_POLLING_WRITING:
+		*flagsp = FD_WRITE;
+		return 0;
+
+	case PGRES_POLLING_OK:
+		*flagsp = 0;
+		return 0;
+
+	case PGRES_POLLING_FAILED:
+	default:
+		return EPROTO;
+	}
+}
+
 /* ------------------------------------------------------------------ API */
 
 static void db_destructor(void *data)

@@ -121,6 +121,7 @@ static inline bool db_released(const struct db *db)
 /* db.c */
 uint64_t db_now_us(void);
 void db_first_line(char *buf, size_t sz, const char *msg);
+int  db_connect_step(PGconn *conn, int *flagsp);
 struct db_stmt *db_stmt_find(const struct db *db, const char *name);
 
 /* conn.c */

@@ -186,26 +186,14 @@ static void connected(struct db_listen *l)
 
 static void poll_connect(struct db_listen *l)
 {
-	switch (PQconnectPoll(l->conn)) {
+	int flags;
 
-	case PGRES_POLLING_READING:
-		if (watch(l, FD_READ))
-			lost(l, "cannot watch the socket");
-		break;
-
-	case PGRES_POLLING_WRITING:
-		if (watch(l, FD_WRITE))
-			lost(l, "cannot watch the socket");
-		break;
-
-	case PGRES_POLLING_OK:
-		connected(l);
-		break;
-
-	default:
+	if (db_connect_step(l->conn, &flags))
 		lost(l, PQerrorMessage(l->conn));
-		break;
-	}
+	else if (!flags)
+		connected(l);
+	else if (watch(l, flags))
+		lost(l, "cannot watch the socket");
 }
 
 

@@ -110,9 +110,5 @@ static const struct cfg_key keyv[] = {
 #undef R
 
 
-const struct cfg_module relay_conf_module = {
-	.name = "relay",
-	.keyv = keyv,
-	.keyc = ARRAY_SIZE(keyv),
-	.size = sizeof(struct relay_conf),
-};
+CFG_MODULE(relay_conf_module, "relay", keyv, struct relay_conf,
+	   NULL, NULL, NULL);
