@@ -411,66 +411,6 @@ uint64_t relay_call_last_media_ms(const struct b2bua_call *call)
 }
 
 
-static int dir_json(struct re_printf *pf, const struct relay_dir_stats *d)
-{
-	int err;
-
-	err = re_hprintf(pf, "{\"packets\":%llu,\"bytes\":%llu,"
-			 "\"lost\":%lld,\"jitter_us\":%u,"
-			 "\"rtcp_packets\":%llu,\"dropped\":%llu",
-			 (unsigned long long)d->packets,
-			 (unsigned long long)d->bytes,
-			 (long long)d->lost, d->jitter_us,
-			 (unsigned long long)d->rtcp_packets,
-			 (unsigned long long)d->dropped);
-	if (d->rr_valid)
-		err |= re_hprintf(pf, ",\"rtcp_report\":{\"fraction_lost\":"
-				  "%u,\"lost\":%d,\"jitter_us\":%u}",
-				  d->rr_fraction, d->rr_lost,
-				  d->rr_jitter_us);
-	err |= re_hprintf(pf, "}");
-
-	return err;
-}
-
-
-/**
- * The call's media statistics as JSON, for the CDR's media column and the
- * API: {"streams":[{"media":"audio","caller":"IP:PORT",...,
- * "to_gateway":{...},"to_caller":{...}}]}, or null without relayed media.
- * Use with "%H".
- */
-int relay_call_stats_json(struct re_printf *pf,
-			  const struct b2bua_call *call)
-{
-	struct relay_stream_stats v[RELAY_MAX_STREAMS];
-	unsigned n = RELAY_MAX_STREAMS, i;
-	int err;
-
-	if (relay_call_stats(call, v, &n))
-		return re_hprintf(pf, "null");
-
-	err = re_hprintf(pf, "{\"streams\":[");
-	for (i = 0; i < n; i++) {
-		err |= re_hprintf(pf, "%s{\"media\":\"%s\","
-				  "\"caller\":\"%J\",\"caller_latched\":%s,"
-				  "\"gateway\":\"%J\",\"gateway_latched\":%s,"
-				  "\"to_gateway\":",
-				  i ? "," : "", v[i].media, &v[i].caller,
-				  v[i].caller_latched ? "true" : "false",
-				  &v[i].gateway,
-				  v[i].gateway_latched ? "true" : "false");
-		err |= dir_json(pf, &v[i].to_gateway);
-		err |= re_hprintf(pf, ",\"to_caller\":");
-		err |= dir_json(pf, &v[i].to_caller);
-		err |= re_hprintf(pf, "}");
-	}
-	err |= re_hprintf(pf, "]}");
-
-	return err;
-}
-
-
 /* ------------------------------------------------------------- calls */
 
 static void mcall_destructor(void *arg)
@@ -663,7 +603,7 @@ static void call_finish(struct media_call *mc)
 		char *json = NULL;
 
 		/* into the CDR (billing reads it on the same event) */
-		if (!re_sdprintf(&json, "%H", relay_call_stats_json, mc->call))
+		if (!media_report_json(&json, mc->finalv, mc->finalc))
 			(void)b2bua_call_set_media(mc->call, json);
 
 		tlog_info(b2bua_call_sipid(mc->call), "media %s",

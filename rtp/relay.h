@@ -79,8 +79,6 @@ int  relay_alloc(struct media_relay **mrp, const struct relay_conf *cfg,
 		 struct b2bua *b);
 int  relay_call_stats(const struct b2bua_call *call,
 		      struct relay_stream_stats *v, unsigned *n);
-int  relay_call_stats_json(struct re_printf *pf,
-			   const struct b2bua_call *call);
 uint64_t relay_call_last_media_ms(const struct b2bua_call *call);
 const char *relay_io_modes(void);
 void relay_info(const struct media_relay *mr, struct relay_info *info);

@@ -50,6 +50,14 @@ uint32_t media_pool_free(const struct media_pool *p);
 uint32_t media_pool_size(const struct media_pool *p);
 
 
+/* --------------------------------------- statistics as JSON (report.c) */
+
+struct relay_stream_stats;
+
+int  media_report_json(char **jsonp, const struct relay_stream_stats *v,
+		       unsigned n);
+
+
 /* ------------------------------------------ RFC 3550 statistics (stats.c) */
 
 /** Reception state of one RTP source (RFC 3550 appendix A.1 and A.8) */
