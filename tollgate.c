@@ -45,6 +45,14 @@ static struct {
 } app;
 
 
+/* the relay's statistics of a call that ended go into its CDR */
+static void media_ended(const struct b2bua_call *call,
+			const struct relay_media *m, void *arg)
+{
+	billing_call_media(arg, call, m->json);
+}
+
+
 static int errpf_stderr(const char *p, size_t size, void *arg)
 {
 	(void)arg;
@@ -459,10 +467,15 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 
-	/* prepaid billing: authorise, reserve, cut off, settle */
+	/* prepaid billing: authorise, reserve, cut off, settle; it
+	 * subscribes to the B2BUA after the relay, so a call's media
+	 * statistics reach it before the call's end does */
 	if (blc->billing) {
 		err = billing_alloc(&app.billing, blc, app.db, app.b2bua,
 				    conninfo);
+		if (!err)
+			err = relay_media_subscribe(app.relay, media_ended,
+						    app.billing);
 		if (err) {
 			tlog_err(NULL, "billing: %m", err);
 			goto out;

@@ -152,4 +152,4 @@ int  api_status_register(struct db *db);
 uint32_t api_cut_account(struct api *api, int64_t account_id,
 			 enum b2bua_reason reason, const char *hdr);
 void api_status_event(struct b2bua_call *call, enum b2bua_event ev,
-		      void *arg);
+		      const struct b2bua_call_record *rec, void *arg);

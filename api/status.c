@@ -46,10 +46,11 @@ static void rate_tick(struct api *api)
 
 
 void api_status_event(struct b2bua_call *call, enum b2bua_event ev,
-		      void *arg)
+		      const struct b2bua_call_record *rec, void *arg)
 {
 	struct api *api = arg;
 	unsigned r;
+	(void)call;
 
 	switch (ev) {
 
@@ -65,7 +66,7 @@ void api_status_event(struct b2bua_call *call, enum b2bua_event ev,
 
 	case B2BUA_EV_ENDED:
 	case B2BUA_EV_FAILED:
-		r = (unsigned)b2bua_call_reason(call);
+		r = (unsigned)rec->reason;
 		if (r < API_OUTCOMES)
 			++api->outcome[r];
 		break;
@@ -199,6 +200,7 @@ void api_metrics_h(struct api_req *req)
 {
 	struct api *api = req->api;
 	struct api_billing_metrics bs;
+	struct b2bua_stats bst;
 	struct db_stats ds;
 	struct pkt_ctx pk;
 	struct mbuf *mb;
@@ -236,6 +238,11 @@ void api_metrics_h(struct api_req *req)
 				   " %llu\n", b2bua_reason_name(i),
 				   (unsigned long long)api->outcome[i]);
 	}
+
+	b2bua_stats(api->b2bua, &bst);
+	err |= metric_val(mb, "tollgate_call_illegal_events_total", "counter",
+			  "Call events the state table refused",
+			  bst.illegal_events);
 
 	err |= metric(mb, "tollgate_call_rate", "gauge",
 		      "Calls created per second over the last 10 s");

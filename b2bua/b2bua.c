@@ -13,7 +13,9 @@ struct sub {
 };
 
 
-void b2bua_emit(struct b2bua_call *call, enum b2bua_event ev)
+/** Tell every subscriber; rec with B2BUA_EV_ENDED and B2BUA_EV_FAILED */
+void b2bua_emit(struct b2bua_call *call, enum b2bua_event ev,
+		const struct b2bua_call_record *rec)
 {
 	struct le *le;
 
@@ -23,7 +25,7 @@ void b2bua_emit(struct b2bua_call *call, enum b2bua_event ev)
 	while (le) {
 		struct sub *sub = le->data;
 		le = le->next;
-		sub->h(call, ev, sub->arg);
+		sub->h(call, ev, rec, sub->arg);
 	}
 }
 

@@ -97,7 +97,10 @@ const struct cfg_gateway *cfg_gateway_find(const struct b2bua_conf *cfg,
 					   const char *name);
 
 
-/** Call states (one row of the state x event table each) */
+/**
+ * Call states (one row of the state x event table each).  The states from
+ * B2BUA_ST_CANCELLING on are those of a call whose outcome is decided.
+ */
 enum b2bua_state {
 	B2BUA_ST_IDENTIFY = 0, /**< caller being identified (digest/DB) */
 	B2BUA_ST_AUTHORIZE,    /**< waiting for the authorisation hooks */
@@ -114,7 +117,7 @@ enum b2bua_state {
 /** Call events delivered to subscribers */
 enum b2bua_event {
 	B2BUA_EV_CREATED = 0,  /**< INVITE accepted for routing          */
-	B2BUA_EV_RINGING,      /**< first 18x from the gateway           */
+	B2BUA_EV_RINGING,      /**< first 18x from the gateway tried     */
 	B2BUA_EV_ANSWERED,     /**< 2xx from the gateway relayed         */
 	B2BUA_EV_ENDED,        /**< an answered call is over             */
 	B2BUA_EV_FAILED,       /**< the call ended without an answer     */
@@ -143,8 +146,41 @@ enum b2bua_dir {
 	B2BUA_DIR_TO_CALLER,      /**< gateway's body sent to the caller */
 };
 
+/** Who ended a call */
+enum b2bua_party {
+	B2BUA_PARTY_TOLLGATE = 0, /**< tollgate (timer, operator, failure) */
+	B2BUA_PARTY_CALLER,
+	B2BUA_PARTY_CALLEE,       /**< the gateway's side                */
+};
+
+/**
+ * A call as it ended, handed to subscribers with B2BUA_EV_ENDED and
+ * B2BUA_EV_FAILED.  It is written once, when the call's outcome is decided,
+ * and never changes; it lives as long as the call object (copy what you
+ * keep).
+ */
+struct b2bua_call_record {
+	const char *id;           /**< tollgate's call id                 */
+	const char *sip_call_id;  /**< Call-ID of the caller's leg        */
+	const char *account;      /**< NULL: the caller was not known     */
+	int64_t account_id;       /**< 0: no account                      */
+	const char *caller;       /**< From user, or "anonymous"          */
+	const char *callee;       /**< dialled number                     */
+	const char *gateway;      /**< gateway tried last, NULL if none   */
+	uint64_t setup_ms;        /**< wall clock: the INVITE came        */
+	uint64_t answer_ms;       /**< wall clock; 0: never answered      */
+	uint64_t end_ms;          /**< wall clock: the call ended         */
+	enum b2bua_reason reason; /**< why it ended (the CDR reason)      */
+	uint16_t scode;           /**< SIP code it ended with, 0 if none  */
+	enum b2bua_party hangup;  /**< who ended it                       */
+};
+
+/**
+ * Call event handler.  rec is the call's record with B2BUA_EV_ENDED and
+ * B2BUA_EV_FAILED, NULL with the other events.
+ */
 typedef void (b2bua_event_h)(struct b2bua_call *call, enum b2bua_event ev,
-			     void *arg);
+			     const struct b2bua_call_record *rec, void *arg);
 
 /**
  * Authorisation hook: called once per call after the caller is identified
@@ -187,6 +223,12 @@ void b2bua_shutdown(struct b2bua *b, void (*doneh)(void *arg), void *arg);
 uint32_t b2bua_call_count(const struct b2bua *b);
 int  b2bua_debug(struct re_printf *pf, const struct b2bua *b);
 
+/** Counters of the B2BUA */
+struct b2bua_stats {
+	uint64_t illegal_events;  /**< events refused by the state table */
+};
+void b2bua_stats(const struct b2bua *b, struct b2bua_stats *st);
+
 /* Calls */
 typedef bool (b2bua_call_apply_h)(struct b2bua_call *call, void *arg);
 struct b2bua_call *b2bua_call_apply(const struct b2bua *b,
@@ -207,14 +249,8 @@ const char *b2bua_call_caller(const struct b2bua_call *call);
 const char *b2bua_call_callee(const struct b2bua_call *call);
 const char *b2bua_call_gateway(const struct b2bua_call *call);
 enum b2bua_state  b2bua_call_state(const struct b2bua_call *call);
-enum b2bua_reason b2bua_call_reason(const struct b2bua_call *call);
-uint16_t    b2bua_call_scode(const struct b2bua_call *call);
-bool        b2bua_call_hangup_by_caller(const struct b2bua_call *call);
 uint64_t    b2bua_call_setup_ms(const struct b2bua_call *call);
 uint64_t    b2bua_call_answer_ms(const struct b2bua_call *call);
-uint64_t    b2bua_call_end_ms(const struct b2bua_call *call);
-const char *b2bua_call_media(const struct b2bua_call *call);
-int         b2bua_call_set_media(struct b2bua_call *call, const char *json);
 void        b2bua_call_set_end_ms(struct b2bua_call *call, uint64_t ms);
 void       *b2bua_call_udata(const struct b2bua_call *call, unsigned slot);
 void        b2bua_call_set_udata(struct b2bua_call *call, unsigned slot,
@@ -223,6 +259,7 @@ void        b2bua_call_set_udata(struct b2bua_call *call, unsigned slot,
 const char *b2bua_state_name(enum b2bua_state st);
 const char *b2bua_event_name(enum b2bua_event ev);
 const char *b2bua_reason_name(enum b2bua_reason r);
+const char *b2bua_party_name(enum b2bua_party p);
 
 /*
  * Routing tables: gateways and prefix routes that replace the

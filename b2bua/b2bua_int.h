@@ -11,19 +11,34 @@
 enum call_ev {
 	CEV_IDENTIFIED = 0, /**< caller identified, route found         */
 	CEV_AUTHORIZED,     /**< authorisation hooks said yes           */
+	CEV_REFUSED,        /**< authorisation hooks said no            */
 	CEV_PROVISIONAL,    /**< 18x from the gateway                   */
 	CEV_ANSWER,         /**< 2xx from the gateway                   */
+	CEV_ANSWER_LOST,    /**< 2xx the caller cannot be given         */
 	CEV_FAILOVER,       /**< 408/5xx/transport: next gateway        */
 	CEV_REJECT,         /**< final failure for the caller           */
-	CEV_CANCEL,         /**< caller CANCEL / admin end while ringing */
+	CEV_CANCEL,         /**< caller CANCEL                          */
 	CEV_RING_TIMEOUT,   /**< no answer in time                      */
-	CEV_ACK,            /**< caller ACKed our 2xx                   */
+	CEV_ACK,            /**< an ACK for our 2xx                     */
 	CEV_BYE_CALLER,     /**< BYE from the caller                    */
 	CEV_BYE_GATEWAY,    /**< BYE from the gateway                   */
-	CEV_END,            /**< b2bua_call_end() on an answered call    */
+	CEV_END,            /**< b2bua_call_end(), timers, failures     */
 	CEV_UAC_FINAL,      /**< gateway final answer while cancelling  */
 	CEV_DONE,           /**< all BYE / CANCEL transactions finished */
 	CEV_COUNT
+};
+
+/**
+ * What comes with an event: for one that ends the call, the outcome and the
+ * final answer for a caller still waiting for one; for CEV_ANSWER and
+ * CEV_ANSWER_LOST, the code of the gateway's 2xx.
+ */
+struct call_evarg {
+	enum b2bua_reason reason;
+	uint16_t scode;              /**< final answer to the caller     */
+	const char *phrase;
+	const char *hdrs;            /**< extra header lines of it       */
+	const struct pl *reason_hdr; /**< Reason of a BYE received       */
 };
 
 struct b2bua {
@@ -45,6 +60,7 @@ struct b2bua {
 	uint8_t nonce_key[20];
 	const struct udp_sock *tuned[4]; /**< UDP sockets given big buffers */
 	uint32_t ncalls;
+	struct b2bua_stats st;
 	bool shutting_down;
 	void (*shutdownh)(void *arg);
 	void *shutdown_arg;
@@ -127,16 +143,13 @@ struct b2bua_call {
 	char *from_name;             /**< owned: From display, unquoted  */
 	char *callee;                /**< owned: dialled number          */
 	char *reason_hdr;            /**< owned: Reason on our BYEs      */
-	char *media;                 /**< owned: media statistics, JSON  */
 
 	enum b2bua_reason reason;
 	uint16_t scode;
 	bool by_caller;
-	bool ringing;
 	bool authz_pending;
-	bool ended_emitted;
-	bool announced;               /**< CREATED was emitted            */
 	uint64_t setup_ms, answer_ms, end_ms;
+	struct b2bua_call_record rec; /**< written when the call ends    */
 	void *udata[B2BUA_UDATA_SLOTS];
 };
 
@@ -147,7 +160,8 @@ struct body {
 };
 
 /* b2bua.c */
-void b2bua_emit(struct b2bua_call *call, enum b2bua_event ev);
+void b2bua_emit(struct b2bua_call *call, enum b2bua_event ev,
+		const struct b2bua_call_record *rec);
 int  b2bua_contact(struct re_printf *pf, const struct sip_msg *msg);
 int  body_print(struct re_printf *pf, const struct body *body);
 int  contact_sendh(enum sip_transp tp, const struct sa *src,
@@ -156,17 +170,8 @@ int  contact_sendh(enum sip_transp tp, const struct sa *src,
 /* call.c */
 int  call_alloc(struct b2bua_call **callp, struct b2bua *b,
 		const struct sip_msg *msg);
-bool call_event(struct b2bua_call *call, enum call_ev ev);
 void call_reply(struct b2bua_call *call, uint16_t scode, const char *reason,
 		const char *hdrs);
-void call_fail(struct b2bua_call *call, enum b2bua_reason reason,
-	       uint16_t scode, const char *phrase, const char *hdrs);
-void call_close_check(struct b2bua_call *call);
-void call_cancel(struct b2bua_call *call, enum call_ev ev,
-		 enum b2bua_reason reason, uint16_t scode, const char *phrase,
-		 const char *hdrs);
-void call_terminate(struct b2bua_call *call, enum b2bua_reason reason,
-		    bool by_caller);
 int  leg_alloc(struct leg **legp, struct b2bua_call *call,
 	       enum leg_side side, const char *callid, enum sip_transp tp);
 struct leg *leg_find(const struct b2bua *b, const struct sip_msg *msg);
@@ -174,6 +179,14 @@ struct leg *leg_peer(const struct leg *leg);
 const char *call_logid(const struct b2bua_call *call);
 int  sdp_apply(struct b2bua_call *call, enum b2bua_dir dir,
 	       const struct sip_msg *msg, struct mbuf **bodyp);
+
+/* state.c */
+int  call_event(struct b2bua_call *call, enum call_ev ev,
+		const struct call_evarg *arg);
+bool call_over(const struct b2bua_call *call);
+void call_done_check(struct b2bua_call *call);
+int  call_fail(struct b2bua_call *call, enum b2bua_reason reason,
+	       uint16_t scode, const char *phrase, const char *hdrs);
 
 /* uas.c */
 void uas_invite(struct b2bua *b, const struct sip_msg *msg);
@@ -189,6 +202,7 @@ void auth_identify(struct b2bua_call *call, const struct sip_msg *msg);
 
 /* uac.c */
 void uac_start(struct b2bua_call *call);
+void uac_answered(struct b2bua_call *call);
 void uac_cancel(struct b2bua_call *call);
 int  leg_send_ack(struct leg *leg, const struct sip_msg *resp,
 		  const char *ctype, const struct mbuf *body);

@@ -1,47 +1,10 @@
 /**
- * @file call.c  Call object, legs and the state x event table
+ * @file call.c  Call object, legs, accessors
  */
 
 #include <string.h>
 #include <time.h>
 #include "b2bua_int.h"
-
-
-#define X (-1)
-
-/*
- * The whole life of a call.  Rows are states, columns events; X marks an
- * event that must not happen in that state: it is logged and ignored.
- */
-static const int8_t next_state[B2BUA_ST_COUNT][CEV_COUNT] = {
-/*                 IDENT AUTHZ PROV  ANSW  FOVER REJ   CANC  RTO   ACK   BYEC  BYEG  END   UACF  DONE */
-/* IDENTIFY    */ {  1,   X,    X,    X,    X,    8,    8,    X,    X,    X,    X,    8,    X,    X },
-/* AUTHORIZE   */ {  X,   2,    X,    X,    X,    8,    8,    X,    X,    X,    X,    8,    X,    X },
-/* CALLING     */ {  X,   X,    3,    4,    2,    8,    6,    6,    X,    X,    X,    6,    X,    X },
-/* RINGING     */ {  X,   X,    3,    4,    2,    8,    6,    6,    X,    X,    X,    6,    X,    X },
-/* ANSWERED    */ {  X,   X,    X,    X,    X,    X,    X,    X,    5,    7,    7,    7,    X,    X },
-/* CONFIRMED   */ {  X,   X,    X,    X,    X,    X,    X,    X,    5,    7,    7,    7,    X,    X },
-/* CANCELLING  */ {  X,   X,    6,    7,    X,    X,    6,    6,    X,    X,    X,    6,    8,    X },
-/* TERMINATING */ {  X,   X,    X,    X,    X,    X,    X,    X,    7,    7,    7,    7,    7,    8 },
-/* CLOSED      */ {  X,   X,    X,    X,    X,    X,    X,    X,    X,    X,    X,    X,    X,    8 },
-};
-
-static const char *cev_names[CEV_COUNT] = {
-	"identified", "authorized", "provisional", "answer", "failover",
-	"reject", "cancel", "ring-timeout", "ack", "bye-caller",
-	"bye-gateway", "end", "uac-final", "done"
-};
-
-
-const char *b2bua_state_name(enum b2bua_state st)
-{
-	static const char *names[B2BUA_ST_COUNT] = {
-		"identify", "authorize", "calling", "ringing", "answered",
-		"confirmed", "cancelling", "terminating", "closed"
-	};
-
-	return (unsigned)st < B2BUA_ST_COUNT ? names[st] : "?";
-}
 
 
 const char *b2bua_event_name(enum b2bua_event ev)
@@ -87,34 +50,6 @@ uint64_t b2bua_wallclock_ms(void)
 	(void)clock_gettime(CLOCK_REALTIME, &ts);
 
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-
-/**
- * Apply an event to the call's state.
- *
- * @return true if the event is legal in the current state
- */
-bool call_event(struct b2bua_call *call, enum call_ev ev)
-{
-	int8_t nst;
-
-	nst = next_state[call->state][ev];
-	if (nst == X) {
-		tlog_warn(call_logid(call), "illegal event '%s' in state '%s'"
-			  " ignored", cev_names[ev],
-			  b2bua_state_name(call->state));
-		return false;
-	}
-
-	if ((enum b2bua_state)nst != call->state)
-		tlog_dbg(call_logid(call), "%s --%s--> %s",
-			 b2bua_state_name(call->state), cev_names[ev],
-			 b2bua_state_name((enum b2bua_state)nst));
-
-	call->state = (enum b2bua_state)nst;
-
-	return true;
 }
 
 
@@ -220,7 +155,6 @@ static void call_destructor(void *arg)
 	mem_deref(call->from_name);
 	mem_deref(call->callee);
 	mem_deref(call->reason_hdr);
-	mem_deref(call->media);
 	mem_deref(call->routes);
 }
 
@@ -242,8 +176,8 @@ int call_alloc(struct b2bua_call **callp, struct b2bua *b,
 	if (!call)
 		return ENOMEM;
 
+	/* zeroed: the call starts in B2BUA_ST_IDENTIFY */
 	call->b = b;
-	call->state = B2BUA_ST_IDENTIFY;
 	call->setup_ms = b2bua_wallclock_ms();
 	(void)re_snprintf(call->id, sizeof(call->id), "%016llx",
 			  (unsigned long long)rand_u64());
@@ -297,194 +231,6 @@ void call_reply(struct b2bua_call *call, uint16_t scode, const char *reason,
 
 	if (scode >= 200)
 		call->st = mem_deref(call->st);
-}
-
-
-static void emit_final(struct b2bua_call *call)
-{
-	if (call->ended_emitted)
-		return;
-
-	call->ended_emitted = true;
-	if (!call->end_ms)
-		call->end_ms = b2bua_wallclock_ms();
-
-	if (!call->announced)
-		return;   /* never announced: identification failed */
-
-	b2bua_emit(call, call->answer_ms ? B2BUA_EV_ENDED :
-		   B2BUA_EV_FAILED);
-}
-
-
-/** Is everything of the call finished?  Then it goes. */
-void call_close_check(struct b2bua_call *call)
-{
-	if (call->state != B2BUA_ST_CLOSED)
-		return;
-
-	if (call->req || call->relayl.head)
-		return;
-
-	if (call->a && call->a->byereq)
-		return;
-
-	if (call->g && call->g->byereq)
-		return;
-
-	emit_final(call);
-
-	tlog_info(call_logid(call), "call %s closed: %s (%u)", call->id,
-		  b2bua_reason_name(call->reason), call->scode);
-
-	hash_unlink(&call->he);
-	if (call->b->ncalls)
-		--call->b->ncalls;
-
-	if (call->b->shutting_down && !call->b->ncalls &&
-	    call->b->shutdownh) {
-		void (*h)(void *) = call->b->shutdownh;
-		call->b->shutdownh = NULL;
-		h(call->b->shutdown_arg);
-	}
-
-	mem_deref(call);
-}
-
-
-/**
- * The call fails before it was answered: answer the caller, tell the
- * subscribers and go.
- */
-void call_fail(struct b2bua_call *call, enum b2bua_reason reason,
-	       uint16_t scode, const char *phrase, const char *hdrs)
-{
-	if (!call_event(call, CEV_REJECT))
-		return;
-
-	call->reason = reason;
-	call->scode  = scode;
-	tlog_info(call_logid(call), "call %s failed: %u %s (%s)", call->id,
-		  scode, phrase, b2bua_reason_name(reason));
-
-	call_reply(call, scode, phrase, hdrs);
-	call->credq = mem_deref(call->credq);
-
-	emit_final(call);
-	call_close_check(call);
-}
-
-
-/**
- * Give up on an unanswered call whose INVITE is out at a gateway: the
- * caller gets its answer now, the gateway a CANCEL; the call stays until
- * the gateway's final answer.
- */
-void call_cancel(struct b2bua_call *call, enum call_ev ev,
-		 enum b2bua_reason reason, uint16_t scode, const char *phrase,
-		 const char *hdrs)
-{
-	if (!call_event(call, ev))
-		return;
-
-	call->reason = reason;
-	call->scode  = scode;
-	tlog_info(call_logid(call), "call %s abandoned: %u %s (%s)", call->id,
-		  scode, phrase, b2bua_reason_name(reason));
-
-	call_reply(call, scode, phrase, hdrs);
-	emit_final(call);
-	uac_cancel(call);
-}
-
-
-/**
- * End an answered call: BYE on every leg that did not hang up itself.
- */
-void call_terminate(struct b2bua_call *call, enum b2bua_reason reason,
-		    bool by_caller)
-{
-	if (!call->reason)
-		call->reason = reason;
-	call->by_caller = by_caller;
-	if (!call->end_ms)
-		call->end_ms = b2bua_wallclock_ms();
-
-	tmr_cancel(&call->tmr_dur);
-	relay_flush(call);
-
-	tlog_info(call_logid(call), "call %s ending: %s", call->id,
-		  b2bua_reason_name(call->reason));
-
-	emit_final(call);
-
-	if (reason != B2BUA_R_CALLER)
-		(void)leg_bye(call->a, call->reason_hdr);
-	if (reason != B2BUA_R_CALLEE)
-		(void)leg_bye(call->g, call->reason_hdr);
-
-	if (!call->a->byereq && !(call->g && call->g->byereq) &&
-	    !call->a->bye_pending)
-		(void)call_event(call, CEV_DONE);
-
-	call_close_check(call);
-}
-
-
-int b2bua_call_end(struct b2bua_call *call, enum b2bua_reason reason,
-		   const char *reason_hdr)
-{
-	char hdr[256];
-
-	if (!call)
-		return EINVAL;
-
-	if (reason_hdr) {
-		call->reason_hdr = mem_deref(call->reason_hdr);
-		if (str_dup(&call->reason_hdr, reason_hdr))
-			return ENOMEM;
-	}
-
-	switch (call->state) {
-
-	case B2BUA_ST_IDENTIFY:
-	case B2BUA_ST_AUTHORIZE:
-		hdr[0] = '\0';
-		if (reason_hdr)
-			(void)re_snprintf(hdr, sizeof(hdr), "Reason: %s\r\n",
-					  reason_hdr);
-		if (reason == B2BUA_R_SHUTDOWN)
-			call_fail(call, reason, 503, "Service Unavailable",
-				  "Retry-After: 30\r\n");
-		else
-			call_fail(call, reason, 487, "Request Terminated",
-				  hdr);
-		return 0;
-
-	case B2BUA_ST_CALLING:
-	case B2BUA_ST_RINGING:
-		hdr[0] = '\0';
-		if (reason_hdr)
-			(void)re_snprintf(hdr, sizeof(hdr), "Reason: %s\r\n",
-					  reason_hdr);
-		if (reason == B2BUA_R_SHUTDOWN)
-			call_cancel(call, CEV_END, reason, 503,
-				    "Service Unavailable", "Retry-After: 30\r\n");
-		else
-			call_cancel(call, CEV_END, reason, 487,
-				    "Request Terminated", hdr);
-		return 0;
-
-	case B2BUA_ST_ANSWERED:
-	case B2BUA_ST_CONFIRMED:
-		if (!call_event(call, CEV_END))
-			return EPROTO;
-		call_terminate(call, reason, false);
-		return 0;
-
-	default:
-		return EALREADY;
-	}
 }
 
 
@@ -575,24 +321,6 @@ enum b2bua_state b2bua_call_state(const struct b2bua_call *call)
 }
 
 
-enum b2bua_reason b2bua_call_reason(const struct b2bua_call *call)
-{
-	return call ? call->reason : B2BUA_R_NONE;
-}
-
-
-uint16_t b2bua_call_scode(const struct b2bua_call *call)
-{
-	return call ? call->scode : 0;
-}
-
-
-bool b2bua_call_hangup_by_caller(const struct b2bua_call *call)
-{
-	return call ? call->by_caller : false;
-}
-
-
 uint64_t b2bua_call_setup_ms(const struct b2bua_call *call)
 {
 	return call ? call->setup_ms : 0;
@@ -602,30 +330,6 @@ uint64_t b2bua_call_setup_ms(const struct b2bua_call *call)
 uint64_t b2bua_call_answer_ms(const struct b2bua_call *call)
 {
 	return call ? call->answer_ms : 0;
-}
-
-
-uint64_t b2bua_call_end_ms(const struct b2bua_call *call)
-{
-	return call ? call->end_ms : 0;
-}
-
-
-/** Media statistics of the call as JSON (set by the media relay), or NULL */
-const char *b2bua_call_media(const struct b2bua_call *call)
-{
-	return call ? call->media : NULL;
-}
-
-
-int b2bua_call_set_media(struct b2bua_call *call, const char *json)
-{
-	if (!call)
-		return EINVAL;
-
-	call->media = mem_deref(call->media);
-
-	return json ? str_dup(&call->media, json) : 0;
 }
 
 
@@ -662,5 +366,5 @@ void b2bua_call_set_udata(struct b2bua_call *call, unsigned slot, void *data)
 void b2bua_call_emit(struct b2bua_call *call, enum b2bua_event ev)
 {
 	if (call)
-		b2bua_emit(call, ev);
+		b2bua_emit(call, ev, NULL);
 }

@@ -10,7 +10,6 @@ static void bye_resp_handler(int err, const struct sip_msg *msg, void *arg)
 {
 	struct leg *leg = arg;
 	struct b2bua_call *call = leg->call;
-	struct leg *peer = leg_peer(leg);
 
 	if (!err && msg && msg->scode < 200)
 		return;
@@ -19,10 +18,7 @@ static void bye_resp_handler(int err, const struct sip_msg *msg, void *arg)
 		tlog_warn(call_logid(call), "BYE toward the %s: %m",
 			  leg->side == LEG_CALLER ? "caller" : "gateway", err);
 
-	if (!leg->byereq && !(peer && (peer->byereq || peer->bye_pending)))
-		(void)call_event(call, CEV_DONE);
-
-	call_close_check(call);
+	call_done_check(call);
 }
 
 
@@ -60,33 +56,28 @@ int leg_bye(struct leg *leg, const char *reason_hdr)
 static void bye_received(struct leg *leg, const struct sip_msg *msg)
 {
 	struct b2bua_call *call = leg->call;
-	const struct sip_hdr *reason;
-	enum b2bua_state before = call->state;
+	const struct sip_hdr *reason = sip_msg_hdr(msg, SIP_HDR_REASON);
 	bool caller = leg->side == LEG_CALLER;
+	const struct call_evarg end = {
+		.reason     = caller ? B2BUA_R_CALLER : B2BUA_R_CALLEE,
+		.reason_hdr = reason ? &reason->val : NULL,
+	};
 
 	(void)sip_treply(NULL, call->b->sip, msg, 200, "OK");
 
 	tlog_info(call_logid(call), "BYE from the %s",
 		  caller ? "caller" : "gateway");
 
-	if (!call_event(call, caller ? CEV_BYE_CALLER : CEV_BYE_GATEWAY))
-		return;
-
 	/* the peer that hung up needs no BYE from us any more */
 	tmr_cancel(&leg->tmr2xx);
 	leg->bye_pending = false;
 
-	if (before == B2BUA_ST_TERMINATING) {
-		call_close_check(call);
+	if (call_event(call, caller ? CEV_BYE_CALLER : CEV_BYE_GATEWAY,
+		       &end))
 		return;
-	}
 
-	reason = sip_msg_hdr(msg, SIP_HDR_REASON);
-	if (reason && !call->reason_hdr)
-		(void)pl_strdup(&call->reason_hdr, &reason->val);
-
-	call_terminate(call, caller ? B2BUA_R_CALLER : B2BUA_R_CALLEE,
-		       caller);
+	/* a call that was ending already may have waited for this leg */
+	call_done_check(call);
 }
 
 
@@ -206,8 +197,7 @@ static void relay_resp_handler(int err, const struct sip_msg *msg, void *arg)
 	mem_deref(ctype);
 	mem_deref(relay);
 
-	if (end && (call->state == B2BUA_ST_ANSWERED ||
-		    call->state == B2BUA_ST_CONFIRMED))
+	if (end)
 		(void)b2bua_call_end(call, B2BUA_R_FAILED, NULL);
 
 	mem_deref(call);
@@ -348,19 +338,13 @@ void dialog_request(struct leg *leg, const struct sip_msg *msg)
 		if (!leg_ack_2xx(leg, msg))
 			goto out;
 
-		if (leg->side == LEG_CALLER &&
-		    call->state == B2BUA_ST_ANSWERED) {
-			(void)call_event(call, CEV_ACK);
-			call->inv = mem_deref((void *)call->inv);
-		}
+		if (leg->side == LEG_CALLER)
+			(void)call_event(call, CEV_ACK, NULL);
 
 		if (leg->bye_pending) {
 			leg->bye_pending = false;
 			(void)leg_bye(leg, call->reason_hdr);
-			if (!leg->byereq &&
-			    !(leg_peer(leg) && leg_peer(leg)->byereq))
-				(void)call_event(call, CEV_DONE);
-			call_close_check(call);
+			call_done_check(call);
 		}
 		goto out;
 	}

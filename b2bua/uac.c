@@ -12,12 +12,16 @@ static void uac_resp_handler(int err, const struct sip_msg *msg, void *arg);
 static void ring_timeout(void *arg)
 {
 	struct b2bua_call *call = arg;
+	const struct call_evarg end = {
+		.reason = B2BUA_R_NO_ANSWER,
+		.scode  = 408,
+		.phrase = "Request Timeout",
+	};
 
 	tlog_info(call_logid(call), "no answer from gateway %s within %u s",
 		  b2bua_call_gateway(call), call->b->cfg->ring_timeout);
 
-	call_cancel(call, CEV_RING_TIMEOUT, B2BUA_R_NO_ANSWER, 408,
-		    "Request Timeout", NULL);
+	(void)call_event(call, CEV_RING_TIMEOUT, &end);
 }
 
 
@@ -124,7 +128,7 @@ static void failover(struct b2bua_call *call, uint16_t scode,
 		int err;
 
 		++call->gwi;
-		if (!call_event(call, CEV_FAILOVER))
+		if (call_event(call, CEV_FAILOVER, NULL))
 			return;
 
 		tlog_info(call_logid(call), "gateway answered %u, trying "
@@ -181,7 +185,10 @@ void uac_start(struct b2bua_call *call)
 }
 
 
-/** CANCEL the INVITE toward the gateway (sent once a 1xx arrived) */
+/**
+ * CANCEL the INVITE toward the gateway (sent once a 1xx arrived); without
+ * one the gateway is done with at once
+ */
 void uac_cancel(struct b2bua_call *call)
 {
 	tmr_cancel(&call->tmr_ring);
@@ -191,8 +198,7 @@ void uac_cancel(struct b2bua_call *call)
 		return;
 	}
 
-	(void)call_event(call, CEV_UAC_FINAL);
-	call_close_check(call);
+	(void)call_event(call, CEV_UAC_FINAL, NULL);
 }
 
 
@@ -257,16 +263,13 @@ static void late_response(struct b2bua_call *call, const struct sip_msg *msg)
 			  "ACK and BYE");
 		if (!sip_dialog_create(call->g->dlg, msg))
 			(void)leg_send_ack(call->g, msg, NULL, NULL);
-		(void)call_event(call, CEV_ANSWER);
-		(void)leg_bye(call->g, call->reason_hdr);
-		if (!call->g->byereq)
-			(void)call_event(call, CEV_DONE);
+
+		/* terminating: BYE toward the gateway */
+		(void)call_event(call, CEV_ANSWER, NULL);
 	}
 	else {
-		(void)call_event(call, CEV_UAC_FINAL);
+		(void)call_event(call, CEV_UAC_FINAL, NULL);
 	}
-
-	call_close_check(call);
 }
 
 
@@ -290,7 +293,7 @@ static void relay_provisional(struct b2bua_call *call,
 		body = mem_deref(body);
 	}
 
-	if (!call_event(call, CEV_PROVISIONAL))
+	if (call_event(call, CEV_PROVISIONAL, NULL))
 		goto out;
 
 	(void)re_snprintf(phrase, sizeof(phrase), "%r", &msg->reason);
@@ -302,11 +305,6 @@ static void relay_provisional(struct b2bua_call *call,
 		tlog_warn(call_logid(call), "relaying %u: %m", msg->scode,
 			  err);
 
-	if (!call->ringing) {
-		call->ringing = true;
-		b2bua_emit(call, B2BUA_EV_RINGING);
-	}
-
  out:
 	mem_deref(body);
 	mem_deref(ctype);
@@ -315,7 +313,6 @@ static void relay_provisional(struct b2bua_call *call,
 
 static void relay_answer(struct b2bua_call *call, const struct sip_msg *msg)
 {
-	struct b2bua *b = call->b;
 	struct mbuf *body = NULL;
 	char *ctype = NULL;
 	int err;
@@ -345,24 +342,31 @@ static void relay_answer(struct b2bua_call *call, const struct sip_msg *msg)
 	mem_deref(body);
 	mem_deref(ctype);
 
-	if (!call_event(call, CEV_ANSWER))
+	if (err) {
+		const struct call_evarg end = {
+			.reason = B2BUA_R_FAILED,
+			.scode  = msg->scode,
+		};
+
+		tlog_warn(call_logid(call), "cannot answer the caller: %m",
+			  err);
+		(void)call_event(call, CEV_ANSWER_LOST, &end);
 		return;
+	}
 
-	call->answer_ms = b2bua_wallclock_ms();
-	call->scode = msg->scode;
+	(void)call_event(call, CEV_ANSWER,
+			 &(struct call_evarg){ .scode = msg->scode });
+}
 
-	/* only needed to try another gateway */
+
+/** The call was answered: what only another gateway would need goes */
+void uac_answered(struct b2bua_call *call)
+{
+	struct b2bua *b = call->b;
+
 	call->offer = mem_deref(call->offer);
 	call->hdrs  = mem_deref(call->hdrs);
 	call->ctype = mem_deref(call->ctype);
-
-	if (err) {
-		tlog_warn(call_logid(call), "cannot answer the caller: %m",
-			  err);
-		(void)call_event(call, CEV_END);
-		call_terminate(call, B2BUA_R_FAILED, false);
-		return;
-	}
 
 	tlog_info(call_logid(call), "answered by gateway %s",
 		  b2bua_call_gateway(call));
@@ -371,8 +375,6 @@ static void relay_answer(struct b2bua_call *call, const struct sip_msg *msg)
 		tmr_start(&call->tmr_dur,
 			  (uint64_t)b->cfg->max_duration * 1000,
 			  max_duration, call);
-
-	b2bua_emit(call, B2BUA_EV_ANSWERED);
 }
 
 
@@ -382,16 +384,11 @@ static void uac_resp_handler(int err, const struct sip_msg *msg, void *arg)
 
 	mem_ref(call);
 
-	if (call->state == B2BUA_ST_CANCELLING ||
-	    call->state == B2BUA_ST_TERMINATING ||
-	    call->state == B2BUA_ST_CLOSED) {
-		if (err || !msg) {
-			(void)call_event(call, CEV_UAC_FINAL);
-			call_close_check(call);
-		}
-		else {
+	if (call_over(call)) {
+		if (err || !msg)
+			(void)call_event(call, CEV_UAC_FINAL, NULL);
+		else
 			late_response(call, msg);
-		}
 		goto out;
 	}
 

@@ -10,27 +10,16 @@
 static void cancel_handler(void *arg)
 {
 	struct b2bua_call *call = arg;
+	const struct call_evarg end = {
+		.reason = B2BUA_R_CANCELLED,
+		.scode  = 487,
+		.phrase = "Request Terminated",
+	};
 
 	tlog_info(call_logid(call), "caller cancelled in state %s",
 		  b2bua_state_name(call->state));
 
-	switch (call->state) {
-
-	case B2BUA_ST_IDENTIFY:
-	case B2BUA_ST_AUTHORIZE:
-		call_fail(call, B2BUA_R_CANCELLED, 487, "Request Terminated",
-			  NULL);
-		break;
-
-	case B2BUA_ST_CALLING:
-	case B2BUA_ST_RINGING:
-		call_cancel(call, CEV_CANCEL, B2BUA_R_CANCELLED, 487,
-			    "Request Terminated", NULL);
-		break;
-
-	default:
-		break;
-	}
+	(void)call_event(call, CEV_CANCEL, &end);
 }
 
 
@@ -257,12 +246,10 @@ void uas_invite(struct b2bua *b, const struct sip_msg *msg)
 
  fail:
 	tlog_err(call_logid(call), "cannot take the call: %m", err);
-	if (call->st)
-		call_reply(call, 500, "Server Internal Error", NULL);
-	else
+	if (!call->st)
 		reply_stateless(b, msg, 500, "Server Internal Error", NULL);
-	call->state = B2BUA_ST_CLOSED;
-	call_close_check(call);
+	(void)call_fail(call, B2BUA_R_FAILED, 500, "Server Internal Error",
+			NULL);
 }
 
 
@@ -341,15 +328,9 @@ void uas_proceed(struct b2bua_call *call)
 		return;
 	}
 
-	if (!call_event(call, CEV_IDENTIFIED))
-		return;
-
-	call->announced = true;
-
+	/* the subscribers hear of the call now and may end it at once */
 	mem_ref(call);
-	b2bua_emit(call, B2BUA_EV_CREATED);
-
-	if (call->state != B2BUA_ST_AUTHORIZE)
+	if (call_event(call, CEV_IDENTIFIED, NULL) || call_over(call))
 		goto out;
 
 	if (b->authzh) {
@@ -378,19 +359,19 @@ void b2bua_call_authorized(struct b2bua_call *call, uint16_t scode,
 
 	call->authz_pending = false;
 
-	if (call->state != B2BUA_ST_AUTHORIZE) {
-		tlog_warn(call_logid(call), "authorisation answer in state %s"
-			  " ignored", b2bua_state_name(call->state));
-		return;
-	}
-
 	if (scode >= 300) {
-		call_fail(call, B2BUA_R_REJECTED, scode,
-			  reason ? reason : "Forbidden", hdrs);
+		const struct call_evarg end = {
+			.reason = B2BUA_R_REJECTED,
+			.scode  = scode,
+			.phrase = reason ? reason : "Forbidden",
+			.hdrs   = hdrs,
+		};
+
+		(void)call_event(call, CEV_REFUSED, &end);
 		return;
 	}
 
-	if (!call_event(call, CEV_AUTHORIZED))
+	if (call_event(call, CEV_AUTHORIZED, NULL))
 		return;
 
 	uac_start(call);
@@ -421,19 +402,17 @@ static void ack_timeout(void *arg)
 	tlog_warn(call_logid(call), "no ACK for our 2xx on the %s leg",
 		  leg->side == LEG_CALLER ? "caller" : "gateway");
 
-	if (call->state == B2BUA_ST_ANSWERED ||
-	    call->state == B2BUA_ST_CONFIRMED) {
-		if (call_event(call, CEV_END))
-			call_terminate(call, B2BUA_R_FAILED, false);
+	if (!call_over(call)) {
+		const struct call_evarg end = { .reason = B2BUA_R_FAILED };
+
+		(void)call_event(call, CEV_END, &end);
 		return;
 	}
 
 	if (leg->bye_pending) {
 		leg->bye_pending = false;
 		(void)leg_bye(leg, call->reason_hdr);
-		if (!leg->byereq && !(leg_peer(leg) && leg_peer(leg)->byereq))
-			(void)call_event(call, CEV_DONE);
-		call_close_check(call);
+		call_done_check(call);
 	}
 }
 

@@ -33,6 +33,7 @@ struct bcall {
 	char id[24];
 	char *caller;                /**< owned                          */
 	char *callee;                /**< owned                          */
+	char *media;                 /**< owned: the relay's statistics  */
 	int64_t account_id;
 	uint64_t setup_ms;           /**< wall clock                     */
 
@@ -122,7 +123,8 @@ void bcall_arm(struct bcall *bc);
 void bcall_refill(void *arg);
 
 /* settle.c */
-void bcall_end(struct bcall *bc, struct b2bua_call *call);
+void bcall_end(struct bcall *bc, struct b2bua_call *call,
+	       const struct b2bua_call_record *rec);
 void billing_settle_queue(struct billing *bl, struct settle *st);
 int  settle_alloc(struct settle **stp, struct billing *bl,
 		  const char *const v[SETTLE_NPARAMS]);

@@ -124,6 +124,7 @@ static void bcall_destructor(void *arg)
 	mem_deref(bc->acct);
 	mem_deref(bc->caller);
 	mem_deref(bc->callee);
+	mem_deref(bc->media);
 }
 
 
@@ -177,7 +178,7 @@ int bcall_alloc(struct bcall **bcp, struct billing *bl,
 /* --------------------------------------------------------------- events */
 
 static void event_handler(struct b2bua_call *call, enum b2bua_event ev,
-			  void *arg)
+			  const struct b2bua_call_record *rec, void *arg)
 {
 	struct billing *bl = arg;
 	struct bcall *bc = b2bua_call_udata(call, B2BUA_UDATA_BILLING);
@@ -201,12 +202,42 @@ static void event_handler(struct b2bua_call *call, enum b2bua_event ev,
 
 	case B2BUA_EV_ENDED:
 	case B2BUA_EV_FAILED:
-		bcall_end(bc, call);
+		bcall_end(bc, call, rec);
 		break;
 
 	default:
 		break;
 	}
+}
+
+
+/**
+ * The media statistics of a call that ended, as JSON for its CDR.  They
+ * must come before the call's B2BUA_EV_ENDED or B2BUA_EV_FAILED reaches
+ * the engine (the relay subscribes to the B2BUA first).
+ *
+ * @param bl    the engine
+ * @param call  the call
+ * @param json  the statistics
+ */
+void billing_call_media(struct billing *bl, const struct b2bua_call *call,
+			const char *json)
+{
+	struct bcall *bc;
+
+	if (!bl || !call || !json)
+		return;
+
+	bc = b2bua_call_udata(call, B2BUA_UDATA_BILLING);
+	if (!bc) {
+		tlog_warn(b2bua_call_id(call), "billing: media statistics of "
+			  "a call not held (settled already?)");
+		return;
+	}
+
+	bc->media = mem_deref(bc->media);
+	if (str_dup(&bc->media, json))
+		tlog_warn(bc->id, "billing: media statistics lost");
 }
 
 

@@ -178,34 +178,13 @@ void billing_settle_queue(struct billing *bl, struct settle *st)
 }
 
 
-static const char *hangup_by(enum b2bua_reason r, bool by_caller)
-{
-	switch (r) {
-
-	case B2BUA_R_CALLER:
-	case B2BUA_R_CANCELLED:
-		return "caller";
-
-	case B2BUA_R_CALLEE:
-		return "callee";
-
-	case B2BUA_R_REJECTED:
-		return by_caller ? "caller" : "callee";
-
-	default:
-		return by_caller ? "caller" : "tollgate";
-	}
-}
-
-
-/* The call is over: rate it and settle */
 /* the relay's statistics for the CDR, if small enough for a spool line */
-static const char *media_json(const struct b2bua_call *call)
+static const char *media_json(const struct bcall *bc)
 {
-	const char *json = b2bua_call_media(call);
+	const char *json = bc->media;
 
 	if (json && strlen(json) > MEDIA_JSON_MAX) {
-		tlog_warn(b2bua_call_id(call), "billing: media statistics "
+		tlog_warn(bc->id, "billing: media statistics "
 			  "(%zu bytes) too large for the CDR",
 			  strlen(json));
 		return NULL;
@@ -215,16 +194,22 @@ static const char *media_json(const struct b2bua_call *call)
 }
 
 
-void bcall_end(struct bcall *bc, struct b2bua_call *call)
+/**
+ * The call is over: rate it and settle.  Everything of the call comes
+ * from its record, and its media statistics from the relay (which told
+ * us just before).
+ */
+void bcall_end(struct bcall *bc, struct b2bua_call *call,
+	       const struct b2bua_call_record *rec)
 {
 	struct billing *bl = bc->bl;
 	char acct[24], setup[24], answer[24], end[24], billeds[24];
 	char costs[24], scodes[8];
 	const char *v[SETTLE_NPARAMS];
-	enum b2bua_reason reason = b2bua_call_reason(call);
+	enum b2bua_reason reason = rec->reason;
 	uint64_t billed = 0, end_ms;
 	int64_t cost = 0;
-	uint16_t scode = b2bua_call_scode(call);
+	uint16_t scode = rec->scode;
 	struct settle *st;
 	int err;
 
@@ -239,7 +224,7 @@ void bcall_end(struct bcall *bc, struct b2bua_call *call)
 	if (bc->refused)
 		goto out;
 
-	end_ms = b2bua_call_end_ms(call);
+	end_ms = rec->end_ms;
 	if (!end_ms)
 		end_ms = b2bua_wallclock_ms();
 
@@ -302,16 +287,16 @@ void bcall_end(struct bcall *bc, struct b2bua_call *call)
 	v[1]  = acct;
 	v[2]  = bc->caller;
 	v[3]  = bc->callee;
-	v[4]  = b2bua_call_gateway(call);
+	v[4]  = rec->gateway;
 	v[5]  = setup;
 	v[6]  = answer;
 	v[7]  = end;
 	v[8]  = billeds;
 	v[9]  = costs;
 	v[10] = scodes;
-	v[11] = hangup_by(reason, b2bua_call_hangup_by_caller(call));
+	v[11] = b2bua_party_name(rec->hangup);
 	v[12] = b2bua_reason_name(reason);
-	v[13] = media_json(call);
+	v[13] = media_json(bc);
 
 	tlog_info(bc->id, "billing: %s, %llu s billed, cost %lld of %lld "
 		  "reserved", v[12], (unsigned long long)billed,

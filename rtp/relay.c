@@ -10,7 +10,8 @@
  *
  * When the call ends its sessions go back to their workers to be closed;
  * the ports return to the pool once a worker says the sockets are closed.
- * The final statistics stay readable until the call object goes.
+ * The final statistics go to the relay's own subscribers (billing puts
+ * them in the CDR) and stay readable until the call object goes.
  */
 
 #include <string.h>
@@ -36,6 +37,7 @@ struct media_relay {
 	const struct relay_conf *cfg;  /**< borrowed                      */
 	struct b2bua *b;              /**< borrowed                       */
 	struct media_pool *pool;      /**< owned                          */
+	struct list subl;             /**< struct media_sub, owned        */
 	struct mqueue *mq;            /**< owned                          */
 	struct media_worker *workerv[MAX_WORKERS]; /**< owned             */
 	unsigned workerc, next;
@@ -64,6 +66,14 @@ struct media_call {
 	struct relay_stream_stats finalv[RELAY_MAX_STREAMS];
 	unsigned finalc;
 	uint64_t last_media_ms;
+};
+
+
+/** A subscriber to the media of calls that ended */
+struct media_sub {
+	struct le le;                 /**< media_relay.subl               */
+	relay_media_h *h;
+	void *arg;
 };
 
 
@@ -384,16 +394,12 @@ int relay_call_stats(const struct b2bua_call *call,
 
 /**
  * Wall-clock ms of the last RTP packet relayed for the call (either
- * direction), or of its answer if none came; 0 if no relayed media
+ * direction), or of its answer if none came; 0 if not answered
  */
-uint64_t relay_call_last_media_ms(const struct b2bua_call *call)
+static uint64_t call_last_media_ms(const struct media_call *mc)
 {
-	const struct media_call *mc;
+	const struct b2bua_call *call = mc->call;
 	uint64_t now;
-
-	mc = b2bua_call_udata(call, B2BUA_UDATA_MEDIA);
-	if (!mc)
-		return 0;
 
 	if (mc->ended)
 		return mc->last_media_ms;
@@ -567,7 +573,7 @@ static void timeout_handler(void *arg)
 		  mc->id);
 
 	/* the call (and its billing) ended with its last packet */
-	b2bua_call_set_end_ms(mc->call, relay_call_last_media_ms(mc->call));
+	b2bua_call_set_end_ms(mc->call, call_last_media_ms(mc));
 
 	(void)b2bua_call_end(mc->call, B2BUA_R_MEDIA_TIMEOUT,
 			    "SIP;cause=200;text=\"media timeout\"");
@@ -588,6 +594,39 @@ static void gone_poll(void *arg)
 }
 
 
+/* the call's media ended: tell our subscribers (billing: the CDR) */
+static void media_report(struct media_call *mc)
+{
+	struct relay_media m;
+	char *json = NULL;
+	struct le *le;
+	int err;
+
+	err = media_report_json(&json, mc->finalv, mc->finalc);
+	if (err)
+		tlog_warn(b2bua_call_sipid(mc->call), "media statistics: %m",
+			  err);
+
+	tlog_info(b2bua_call_sipid(mc->call), "media %s", json ? json : "");
+
+	m.call_id = mc->id;
+	m.streamv = mc->finalv;
+	m.streamc = mc->finalc;
+	m.last_media_ms = mc->last_media_ms;
+	m.json = json;
+
+	le = mc->mr->subl.head;
+	while (le) {
+		struct media_sub *sub = le->data;
+
+		le = le->next;
+		sub->h(mc->call, &m, sub->arg);
+	}
+
+	mem_deref(json);
+}
+
+
 static void call_finish(struct media_call *mc)
 {
 	unsigned i;
@@ -595,21 +634,12 @@ static void call_finish(struct media_call *mc)
 	if (mc->ended)
 		return;
 
-	mc->last_media_ms = relay_call_last_media_ms(mc->call);
+	mc->last_media_ms = call_last_media_ms(mc);
 	mc->finalc = call_stats(mc, mc->finalv, RELAY_MAX_STREAMS);
 	mc->ended = true;
 
-	if (mc->finalc) {
-		char *json = NULL;
-
-		/* into the CDR (billing reads it on the same event) */
-		if (!media_report_json(&json, mc->finalv, mc->finalc))
-			(void)b2bua_call_set_media(mc->call, json);
-
-		tlog_info(b2bua_call_sipid(mc->call), "media %s",
-			  json ? json : "");
-		mem_deref(json);
-	}
+	if (mc->finalc)
+		media_report(mc);
 
 	for (i = 0; i < MEDIA_MAX_M; i++) {
 		if (mc->sessv[i])
@@ -675,10 +705,11 @@ static void tone_start(struct media_relay *mr, struct media_call *mc)
 
 
 static void event_handler(struct b2bua_call *call, enum b2bua_event ev,
-			  void *arg)
+			  const struct b2bua_call_record *rec, void *arg)
 {
 	struct media_relay *mr = arg;
 	struct media_call *mc = b2bua_call_udata(call, B2BUA_UDATA_MEDIA);
+	(void)rec;
 
 	if (!mc || mc->ended)
 		return;
@@ -719,6 +750,7 @@ static void relay_destructor(void *arg)
 
 	list_flush(&mr->calll);
 	list_flush(&mr->sessl);
+	list_flush(&mr->subl);
 	mem_deref(mr->mq);
 	mem_deref(mr->pool);
 	mem_deref(mr->tone);
@@ -831,6 +863,35 @@ int relay_alloc(struct media_relay **mrp, const struct relay_conf *cfg,
 	}
 
 	return err;
+}
+
+
+/**
+ * Hear of the media of every call that ends (with relayed media)
+ *
+ * @param mr   The relay
+ * @param h    Handler
+ * @param arg  Its argument
+ *
+ * @return 0 or an errno
+ */
+int relay_media_subscribe(struct media_relay *mr, relay_media_h *h,
+			  void *arg)
+{
+	struct media_sub *sub;
+
+	if (!mr || !h)
+		return EINVAL;
+
+	sub = mem_zalloc(sizeof(*sub), NULL);
+	if (!sub)
+		return ENOMEM;
+
+	sub->h = h;
+	sub->arg = arg;
+	list_append(&mr->subl, &sub->le, sub);
+
+	return 0;
 }
 
 

@@ -75,11 +75,31 @@ struct relay_info {
 	uint64_t tones;          /**< warning tones started              */
 };
 
+/** The media of a call that ended: its final statistics */
+struct relay_media {
+	const char *call_id;      /**< the B2BUA's id of the call          */
+	const struct relay_stream_stats *streamv;  /**< its streams        */
+	unsigned streamc;
+	uint64_t last_media_ms;   /**< wall clock of the last RTP packet
+				       (or of the answer), 0 if none      */
+	const char *json;         /**< the statistics as JSON, for the
+				       CDR's media column; NULL if lost   */
+};
+
+/**
+ * Media ended handler: called once for every call with relayed media
+ * when the call ends, while the relay handles the call's B2BUA_EV_ENDED
+ * or B2BUA_EV_FAILED (so before the B2BUA's later subscribers hear of it).
+ */
+typedef void (relay_media_h)(const struct b2bua_call *call,
+			     const struct relay_media *m, void *arg);
+
 int  relay_alloc(struct media_relay **mrp, const struct relay_conf *cfg,
 		 struct b2bua *b);
+int  relay_media_subscribe(struct media_relay *mr, relay_media_h *h,
+			   void *arg);
 int  relay_call_stats(const struct b2bua_call *call,
 		      struct relay_stream_stats *v, unsigned *n);
-uint64_t relay_call_last_media_ms(const struct b2bua_call *call);
 const char *relay_io_modes(void);
 void relay_info(const struct media_relay *mr, struct relay_info *info);
 int  relay_debug(struct re_printf *pf, const struct media_relay *mr);
