@@ -171,7 +171,7 @@ static int hook_call_money(const struct b2bua_call *call,
 	if (!app.billing)
 		return ENOENT;
 
-	err = billing_call_info(call, &bi);
+	err = billing_call_info(app.billing, call, &bi);
 	if (err)
 		return err;
 

@@ -38,7 +38,8 @@ static int add_dir(struct odict *od, const char *key,
 }
 
 
-static int add_media(struct odict *od, const struct b2bua_call *call)
+static int add_media(struct odict *od, const struct api *api,
+		     const struct b2bua_call *call)
 {
 	struct relay_stream_stats v[RELAY_MAX_STREAMS];
 	struct odict *arr;
@@ -49,7 +50,7 @@ static int add_media(struct odict *od, const struct b2bua_call *call)
 	if (err)
 		return err;
 
-	if (relay_call_stats(call, v, &n))
+	if (relay_call_stats(api->relay, call, v, &n))
 		n = 0;
 
 	for (i = 0; i < n && !err; i++) {
@@ -138,7 +139,7 @@ static int call_odict(struct odict **odp, const struct api *api,
 		err |= odict_entry_add(od, "rate_id", ODICT_NULL);
 	}
 
-	err |= add_media(od, call);
+	err |= add_media(od, api, call);
 
 	if (err)
 		mem_deref(od);

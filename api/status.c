@@ -154,6 +154,7 @@ void api_health_h(struct api_req *req)
 /* ------------------------------------------------------------- metrics */
 
 struct pkt_ctx {
+	const struct media_relay *relay;
 	uint64_t packets;
 	uint64_t bytes;
 };
@@ -165,7 +166,7 @@ static bool pkt_apply(struct b2bua_call *call, void *arg)
 	struct pkt_ctx *ctx = arg;
 	unsigned n = RELAY_MAX_STREAMS, i;
 
-	if (relay_call_stats(call, v, &n))
+	if (relay_call_stats(ctx->relay, call, v, &n))
 		return false;
 
 	for (i = 0; i < n; i++) {
@@ -304,6 +305,7 @@ void api_metrics_h(struct api_req *req)
 			  ds.queued);
 
 	memset(&pk, 0, sizeof(pk));
+	pk.relay = api->relay;
 	(void)b2bua_call_apply(api->b2bua, pkt_apply, &pk);
 	err |= metric_val(mb, "tollgate_relay_packets_live", "gauge",
 			  "RTP packets relayed so far by the calls in progress",

@@ -252,6 +252,12 @@ enum b2bua_state  b2bua_call_state(const struct b2bua_call *call);
 uint64_t    b2bua_call_setup_ms(const struct b2bua_call *call);
 uint64_t    b2bua_call_answer_ms(const struct b2bua_call *call);
 void        b2bua_call_set_end_ms(struct b2bua_call *call, uint64_t ms);
+
+/*
+ * Per-call data of subscribers: each takes a slot at start and keeps its
+ * own data of every call there.
+ */
+int         b2bua_udata_slot_alloc(struct b2bua *b, unsigned *slotp);
 void       *b2bua_call_udata(const struct b2bua_call *call, unsigned slot);
 void        b2bua_call_set_udata(struct b2bua_call *call, unsigned slot,
 				 void *data);
@@ -302,8 +308,5 @@ uint64_t b2bua_store_loads(const struct b2bua *b);
 
 /** Wall-clock milliseconds since the epoch (for CDR timestamps) */
 uint64_t b2bua_wallclock_ms(void);
-
-enum { B2BUA_UDATA_SLOTS = 4 };
-enum { B2BUA_UDATA_BILLING = 0, B2BUA_UDATA_MEDIA = 1, B2BUA_UDATA_API = 2 };
 
 #endif

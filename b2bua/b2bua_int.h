@@ -41,6 +41,8 @@ struct call_evarg {
 	const struct pl *reason_hdr; /**< Reason of a BYE received       */
 };
 
+enum { B2BUA_UDATA_SLOTS = 4 };
+
 struct b2bua {
 	const struct b2bua_conf *cfg;  /**< borrowed                     */
 	struct sip *sip;               /**< owned                        */
@@ -60,6 +62,7 @@ struct b2bua {
 	uint8_t nonce_key[20];
 	const struct udp_sock *tuned[4]; /**< UDP sockets given big buffers */
 	uint32_t ncalls;
+	unsigned nslots;               /**< per-call data slots taken    */
 	struct b2bua_stats st;
 	bool shutting_down;
 	void (*shutdownh)(void *arg);

@@ -350,6 +350,28 @@ void b2bua_call_set_end_ms(struct b2bua_call *call, uint64_t ms)
 }
 
 
+/**
+ * Take a slot for per-call data of one subscriber
+ *
+ * @param b      The B2BUA
+ * @param slotp  The slot, for b2bua_call_udata() and b2bua_call_set_udata()
+ *
+ * @return 0, or ENOSPC when every slot is taken
+ */
+int b2bua_udata_slot_alloc(struct b2bua *b, unsigned *slotp)
+{
+	if (!b || !slotp)
+		return EINVAL;
+
+	if (b->nslots >= B2BUA_UDATA_SLOTS)
+		return ENOSPC;
+
+	*slotp = b->nslots++;
+
+	return 0;
+}
+
+
 void *b2bua_call_udata(const struct b2bua_call *call, unsigned slot)
 {
 	return call && slot < B2BUA_UDATA_SLOTS ? call->udata[slot] : NULL;

@@ -415,7 +415,7 @@ int billing_authz(struct b2bua_call *call, void *arg)
 	err = db_exec(&bc->q, bl->db, STMT_AUTHORIZE, 8, v, AUTHZ_TIMEOUT_MS,
 		      true, authorize_handler, bc);
 	if (err) {
-		b2bua_call_set_udata(call, B2BUA_UDATA_BILLING, NULL);
+		b2bua_call_set_udata(call, bl->slot, NULL);
 		bc->call = NULL;
 		mem_deref(bc);
 		return err;

@@ -105,7 +105,7 @@ struct billing_call_info {
 };
 
 struct b2bua_call;
-int  billing_call_info(const struct b2bua_call *call,
+int  billing_call_info(const struct billing *bl, const struct b2bua_call *call,
 		       struct billing_call_info *info);
 void billing_call_media(struct billing *bl, const struct b2bua_call *call,
 			const char *json);

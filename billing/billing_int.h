@@ -80,6 +80,7 @@ struct billing {
 	const struct billing_conf *cfg; /**< borrowed                    */
 	struct db *db;               /**< borrowed                       */
 	struct b2bua *b2bua;         /**< borrowed                       */
+	unsigned slot;               /**< our per-call data in the B2BUA */
 	struct hash *accts;          /**< struct bacct by account id     */
 	struct list settlel;         /**< struct settle, owned, pending  */
 	struct list hbl;             /**< struct hbent, owned, to send   */

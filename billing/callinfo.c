@@ -11,25 +11,30 @@
 /**
  * Money and time of a running call as the engine sees it now
  *
+ * @param bl    the engine
  * @param call  the call
  * @param info  filled in
  *
- * @return 0, or ENOENT if billing does not hold the call
+ * @return 0, EINVAL (no engine), or ENOENT if billing does not hold the
+ *         call
  */
-int billing_call_info(const struct b2bua_call *call,
+int billing_call_info(const struct billing *bl, const struct b2bua_call *call,
 		      struct billing_call_info *info)
 {
 	const struct bcall *bc;
 	uint64_t now = tmr_jiffies(), d = 0;
 	int64_t cost = 0;
 
-	if (!call || !info)
+	if (!info)
 		return EINVAL;
 
 	memset(info, 0, sizeof(*info));
 	info->seconds_left = -1;
 
-	bc = b2bua_call_udata(call, B2BUA_UDATA_BILLING);
+	if (!bl || !call)
+		return EINVAL;
+
+	bc = b2bua_call_udata(call, bl->slot);
 	if (!bc)
 		return ENOENT;
 

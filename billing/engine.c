@@ -118,7 +118,7 @@ static void bcall_destructor(void *arg)
 	mem_deref(bc->q);
 
 	if (bc->call)
-		b2bua_call_set_udata(bc->call, B2BUA_UDATA_BILLING, NULL);
+		b2bua_call_set_udata(bc->call, bc->bl->slot, NULL);
 
 	list_unlink(&bc->le);
 	mem_deref(bc->acct);
@@ -163,7 +163,7 @@ int bcall_alloc(struct bcall **bcp, struct billing *bl,
 	}
 
 	list_append(&bc->acct->calls, &bc->le, bc);
-	b2bua_call_set_udata(call, B2BUA_UDATA_BILLING, bc);
+	b2bua_call_set_udata(call, bl->slot, bc);
 
  out:
 	if (err)
@@ -181,7 +181,7 @@ static void event_handler(struct b2bua_call *call, enum b2bua_event ev,
 			  const struct b2bua_call_record *rec, void *arg)
 {
 	struct billing *bl = arg;
-	struct bcall *bc = b2bua_call_udata(call, B2BUA_UDATA_BILLING);
+	struct bcall *bc = b2bua_call_udata(call, bl->slot);
 
 	if (!bc)
 		return;
@@ -228,7 +228,7 @@ void billing_call_media(struct billing *bl, const struct b2bua_call *call,
 	if (!bl || !call || !json)
 		return;
 
-	bc = b2bua_call_udata(call, B2BUA_UDATA_BILLING);
+	bc = b2bua_call_udata(call, bl->slot);
 	if (!bc) {
 		tlog_warn(b2bua_call_id(call), "billing: media statistics of "
 			  "a call not held (settled already?)");
@@ -493,6 +493,10 @@ int billing_alloc(struct billing **blp, const struct billing_conf *cfg,
 	list_init(&bl->hbl);
 	list_init(&bl->hbsent);
 	tmr_init(&bl->tmr_hb);
+
+	err = b2bua_udata_slot_alloc(b2bua, &bl->slot);
+	if (err)
+		goto out;
 
 	err = hash_alloc(&bl->accts, 1024);
 	if (err)

@@ -213,7 +213,7 @@ void bcall_end(struct bcall *bc, struct b2bua_call *call,
 	struct settle *st;
 	int err;
 
-	b2bua_call_set_udata(call, B2BUA_UDATA_BILLING, NULL);
+	b2bua_call_set_udata(call, bl->slot, NULL);
 	bc->call = NULL;
 	tmr_cancel(&bc->tmr_cut);
 	tmr_cancel(&bc->tmr_refill);

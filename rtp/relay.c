@@ -37,6 +37,7 @@ struct media_relay {
 	const struct relay_conf *cfg;  /**< borrowed                      */
 	struct b2bua *b;              /**< borrowed                       */
 	struct media_pool *pool;      /**< owned                          */
+	unsigned slot;                /**< our per-call data in the B2BUA */
 	struct list subl;             /**< struct media_sub, owned        */
 	struct mqueue *mq;            /**< owned                          */
 	struct media_worker *workerv[MAX_WORKERS]; /**< owned             */
@@ -366,21 +367,23 @@ static uint64_t call_last_rx(const struct media_call *mc)
 /**
  * Statistics of a call's streams (live, or frozen once it ended)
  *
+ * @param mr    The relay
  * @param call  The call
  * @param v     Room for the streams
  * @param n     In: entries in v; out: streams written
  *
  * @return 0, EINVAL, ENOENT (the call has no relayed media)
  */
-int relay_call_stats(const struct b2bua_call *call,
+int relay_call_stats(const struct media_relay *mr,
+		     const struct b2bua_call *call,
 		     struct relay_stream_stats *v, unsigned *n)
 {
 	const struct media_call *mc;
 
-	if (!call || !v || !n)
+	if (!mr || !call || !v || !n)
 		return EINVAL;
 
-	mc = b2bua_call_udata(call, B2BUA_UDATA_MEDIA);
+	mc = b2bua_call_udata(call, mr->slot);
 	if (!mc) {
 		*n = 0;
 		return ENOENT;
@@ -436,7 +439,7 @@ static void mcall_destructor(void *arg)
 static struct media_call *mcall_get(struct media_relay *mr,
 				    struct b2bua_call *call)
 {
-	struct media_call *mc = b2bua_call_udata(call, B2BUA_UDATA_MEDIA);
+	struct media_call *mc = b2bua_call_udata(call, mr->slot);
 
 	if (mc)
 		return mc;
@@ -449,7 +452,7 @@ static struct media_call *mcall_get(struct media_relay *mr,
 	mc->call = call;
 	str_ncpy(mc->id, b2bua_call_id(call), sizeof(mc->id));
 	list_append(&mr->calll, &mc->le, mc);
-	b2bua_call_set_udata(call, B2BUA_UDATA_MEDIA, mc);
+	b2bua_call_set_udata(call, mr->slot, mc);
 	++mr->n_calls;
 
 	return mc;
@@ -708,7 +711,7 @@ static void event_handler(struct b2bua_call *call, enum b2bua_event ev,
 			  const struct b2bua_call_record *rec, void *arg)
 {
 	struct media_relay *mr = arg;
-	struct media_call *mc = b2bua_call_udata(call, B2BUA_UDATA_MEDIA);
+	struct media_call *mc = b2bua_call_udata(call, mr->slot);
 	(void)rec;
 
 	if (!mc || mc->ended)
@@ -785,6 +788,12 @@ int relay_alloc(struct media_relay **mrp, const struct relay_conf *cfg,
 
 	mr->cfg = cfg;
 	mr->b = b;
+
+	err = b2bua_udata_slot_alloc(b, &mr->slot);
+	if (err) {
+		mem_deref(mr);
+		return err;
+	}
 
 	if (!cfg->rtp_relay) {
 		tlog_info(NULL, "media relay off: SDP passes verbatim");

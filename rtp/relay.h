@@ -98,7 +98,8 @@ int  relay_alloc(struct media_relay **mrp, const struct relay_conf *cfg,
 		 struct b2bua *b);
 int  relay_media_subscribe(struct media_relay *mr, relay_media_h *h,
 			   void *arg);
-int  relay_call_stats(const struct b2bua_call *call,
+int  relay_call_stats(const struct media_relay *mr,
+		      const struct b2bua_call *call,
 		      struct relay_stream_stats *v, unsigned *n);
 const char *relay_io_modes(void);
 void relay_info(const struct media_relay *mr, struct relay_info *info);
