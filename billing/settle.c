@@ -178,6 +178,36 @@ void billing_settle_queue(struct billing *bl, struct settle *st)
 }
 
 
+/**
+ * The media statistics of a call that ended, as JSON for its CDR.  They
+ * must come before the call's B2BUA_EV_ENDED or B2BUA_EV_FAILED reaches
+ * the engine (the relay subscribes to the B2BUA first).
+ *
+ * @param bl    the engine
+ * @param call  the call
+ * @param json  the statistics
+ */
+void billing_call_media(struct billing *bl, const struct b2bua_call *call,
+			const char *json)
+{
+	struct bcall *bc;
+
+	if (!bl || !call || !json)
+		return;
+
+	bc = b2bua_call_udata(call, bl->slot);
+	if (!bc) {
+		tlog_warn(b2bua_call_id(call), "billing: media statistics of "
+			  "a call not held (settled already?)");
+		return;
+	}
+
+	bc->media = mem_deref(bc->media);
+	if (str_dup(&bc->media, json))
+		tlog_warn(bc->id, "billing: media statistics lost");
+}
+
+
 /* the relay's statistics for the CDR, if small enough for a spool line */
 static const char *media_json(const struct bcall *bc)
 {
