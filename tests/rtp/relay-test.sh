@@ -294,6 +294,12 @@ check "after the configured 2 s, not before: ${el} ms" \
 	[ "$el" -ge 2000 -a "$el" -lt 6000 ]
 check "call closed with reason media_timeout" \
 	grep -q "closed: media_timeout" "$TG_LOG"
+# the settlement is written after both legs are closed: give it up to 5 s
+for _ in $(seq 50); do
+	[ "$(sql "SELECT count(*) FROM cdrs WHERE reason = 'media_timeout'" \
+	     2>/dev/null)" = 1 ] && break
+	sleep 0.1
+done
 ncdr=$(sql "SELECT count(*) FROM cdrs" 2>/dev/null)
 if [ "${ncdr:-0}" -gt 0 ]; then
 	check "CDR reason media_timeout" \
