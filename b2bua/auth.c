@@ -34,8 +34,8 @@ static int nonce_make(char *buf, size_t sz, const struct b2bua *b,
 
 
 /** 0 if valid, ETIMEDOUT if expired (stale), EAUTH if forged */
-static int nonce_check(const struct b2bua *b, const struct pl *nonce,
-		       const struct sa *src)
+int auth_nonce_check(const struct b2bua *b, const struct pl *nonce,
+		     const struct sa *src)
 {
 	char expect[64];
 	struct pl ts;
@@ -99,7 +99,7 @@ static void forbid(struct b2bua_call *call, const char *why)
 }
 
 
-static bool digest_valid(const struct b2bua_call *call, const char *ha1hex)
+bool auth_digest_valid(const struct b2bua_call *call, const char *ha1hex)
 {
 	const struct sip_hdr *hdr;
 	struct httpauth_digest_resp resp;
@@ -142,7 +142,7 @@ static void cred_done(int err, const struct b2bua_cred *cred, void *arg)
 	}
 
 	if (digest && (!cred->ha1 || !cred->ha1[0] ||
-		       !digest_valid(call, cred->ha1))) {
+		       !auth_digest_valid(call, cred->ha1))) {
 		forbid(call, "wrong credentials");
 		return;
 	}
@@ -197,8 +197,8 @@ static void lookup(struct b2bua_call *call, bool by_sipuser,
 }
 
 
-static int header_user(char *buf, size_t sz, const struct sip_msg *msg,
-		       const char *name)
+int auth_header_user(char *buf, size_t sz, const struct sip_msg *msg,
+		     const char *name)
 {
 	const struct sip_hdr *hdr;
 	struct sip_addr addr;
@@ -235,7 +235,8 @@ void auth_identify(struct b2bua_call *call, const struct sip_msg *msg)
 			return;
 
 		case CFG_ID_HEADER:
-			err = header_user(name, sizeof(name), msg, peer->hdr);
+			err = auth_header_user(name, sizeof(name), msg,
+					       peer->hdr);
 			break;
 
 		case CFG_ID_FROM:
@@ -273,7 +274,7 @@ void auth_identify(struct b2bua_call *call, const struct sip_msg *msg)
 		return;
 	}
 
-	err = nonce_check(call->b, &resp.nonce, &msg->src);
+	err = auth_nonce_check(call->b, &resp.nonce, &msg->src);
 	if (err == ETIMEDOUT) {
 		challenge(call, true);
 		return;

@@ -199,9 +199,15 @@ int  leg_reply_2xx(struct leg *leg, struct sip_strans **stp,
 		   const char *reason, const char *ctype,
 		   const struct mbuf *body);
 bool leg_ack_2xx(struct leg *leg, const struct sip_msg *msg);
+int  uas_copy_headers(struct b2bua_call *call);
 
 /* auth.c */
 void auth_identify(struct b2bua_call *call, const struct sip_msg *msg);
+int  auth_nonce_check(const struct b2bua *b, const struct pl *nonce,
+		      const struct sa *src);
+bool auth_digest_valid(const struct b2bua_call *call, const char *ha1hex);
+int  auth_header_user(char *buf, size_t sz, const struct sip_msg *msg,
+		      const char *name);
 
 /* uac.c */
 void uac_start(struct b2bua_call *call);

@@ -269,7 +269,7 @@ static bool copy_handler(const struct sip_hdr *hdr, const struct sip_msg *msg,
 
 
 /** Build the headers copied from the caller's INVITE to the gateway's */
-static int copy_headers(struct b2bua_call *call)
+int uas_copy_headers(struct b2bua_call *call)
 {
 	static const enum sip_hdrid ids[] = {
 		SIP_HDR_P_ASSERTED_IDENTITY, SIP_HDR_PRIVACY
@@ -321,7 +321,7 @@ void uas_proceed(struct b2bua_call *call)
 		return;
 	}
 
-	err = copy_headers(call);
+	err = uas_copy_headers(call);
 	if (err) {
 		call_fail(call, B2BUA_R_FAILED, 500, "Server Internal Error",
 			  NULL);
