@@ -1,0 +1,87 @@
+/**
+ * @file fuzz_auth.c  Fuzz target: who is calling (b2bua/auth.c)
+ *
+ * The input is a SIP request as a caller sends it.  After libre's
+ * sip_msg_decode() it goes through the checks auth_identify() makes: the
+ * user of an identity header (P-Asserted-Identity, as a trusted peer
+ * configured with header= is read), the Proxy-Authorization digest with
+ * its realm and nonce, and the digest response against an account's HA1.
+ */
+
+#include <stdlib.h>
+#include <string.h>
+#include "b2bua_int.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static struct tg_config *cfg;
+
+
+static void init(void)
+{
+	static const char conf[] =
+		"sip_listen udp:127.0.0.1:5060\n"
+		"db_conninfo dbname=tollgate\n"
+		"sip_realm tollgate\n"
+		"digest_auth yes\n";
+
+	tlog_set_level(-1);
+
+	if (cfg_parse(&cfg, "fuzz.conf", conf, sizeof(conf) - 1, NULL))
+		abort();
+}
+
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	/* HA1 of demo:tollgate:demo */
+	static const char ha1[] = "3910944fdd0d1bb8b54105e6f579c253";
+	const struct sip_hdr *hdr;
+	struct httpauth_digest_resp resp;
+	struct b2bua_call call;
+	struct sip_msg *msg = NULL;
+	struct b2bua b;
+	struct mbuf *mb;
+	char name[64];
+
+	if (!cfg)
+		init();
+
+	mb = mbuf_alloc(size + 1);
+	if (!mb)
+		return 0;
+	(void)mbuf_write_mem(mb, data, size);
+	mb->pos = 0;
+
+	if (sip_msg_decode(&msg, mb))
+		goto out;
+
+	(void)sa_set_str(&msg->src, "192.0.2.7", 5060);
+
+	memset(&b, 0, sizeof(b));
+	memset(&call, 0, sizeof(call));
+	b.cfg = cfg;
+	memset(b.nonce_key, 0x5a, sizeof(b.nonce_key));
+	call.b = &b;
+	call.inv = msg;
+
+	if (!auth_header_user(name, sizeof(name), msg, "P-Asserted-Identity")
+	    && strlen(name) >= sizeof(name))
+		abort();
+
+	hdr = sip_msg_hdr(msg, SIP_HDR_PROXY_AUTHORIZATION);
+	if (!hdr || httpauth_digest_response_decode(&resp, &hdr->val))
+		goto out;
+
+	if (pl_strcmp(&resp.realm, cfg->realm))
+		goto out;
+
+	(void)auth_nonce_check(&b, &resp.nonce, &msg->src);
+	(void)auth_digest_valid(&call, ha1);
+
+ out:
+	mem_deref(msg);
+	mem_deref(mb);
+
+	return 0;
+}

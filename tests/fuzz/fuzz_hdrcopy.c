@@ -1,0 +1,105 @@
+/**
+ * @file fuzz_hdrcopy.c  Fuzz target: headers copied toward the gateway
+ *
+ * The input is a caller's INVITE.  After libre's sip_msg_decode() the
+ * B2BUA builds the headers its INVITE to the gateway carries
+ * (P-Asserted-Identity, Privacy, Diversion and the configured
+ * copy_header ones).  Those must make a request that decodes again and
+ * copies to the very same headers: nothing a caller sends may break the
+ * gateway's request or smuggle in a header.
+ */
+
+#include <stdlib.h>
+#include <string.h>
+#include "b2bua_int.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static struct tg_config *cfg;
+
+
+static void init(void)
+{
+	static const char conf[] =
+		"sip_listen udp:127.0.0.1:5060\n"
+		"db_conninfo dbname=tollgate\n"
+		"copy_header X-Account-Code\n"
+		"copy_header P-Charging-Vector\n";
+
+	tlog_set_level(-1);
+
+	if (cfg_parse(&cfg, "fuzz.conf", conf, sizeof(conf) - 1, NULL))
+		abort();
+}
+
+
+/* the copied headers of one request, NULL if it does not decode */
+static struct mbuf *copy(const uint8_t *data, size_t size)
+{
+	struct b2bua_call call;
+	struct sip_msg *msg = NULL;
+	struct mbuf *mb, *hdrs = NULL;
+	struct b2bua b;
+
+	mb = mbuf_alloc(size + 1);
+	if (!mb)
+		return NULL;
+	(void)mbuf_write_mem(mb, data, size);
+	mb->pos = 0;
+
+	if (sip_msg_decode(&msg, mb) || !msg->req)
+		goto out;
+
+	memset(&b, 0, sizeof(b));
+	memset(&call, 0, sizeof(call));
+	b.cfg = cfg;
+	call.b = &b;
+	call.inv = msg;
+
+	if (!uas_copy_headers(&call))
+		hdrs = call.hdrs;
+
+ out:
+	mem_deref(msg);
+	mem_deref(mb);
+
+	return hdrs;
+}
+
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct mbuf *hdrs, *req = NULL, *again = NULL;
+
+	if (!cfg)
+		init();
+
+	hdrs = copy(data, size);
+	if (!hdrs)
+		return 0;
+
+	/* the request toward the gateway, reduced to what is copied */
+	req = mbuf_alloc(256 + hdrs->end);
+	if (!req)
+		goto out;
+	(void)mbuf_printf(req, "INVITE sip:4420@192.0.2.1 SIP/2.0\r\n"
+			  "Via: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bK1\r\n"
+			  "From: <sip:a@192.0.2.9>;tag=1\r\n"
+			  "To: <sip:4420@192.0.2.1>\r\n"
+			  "Call-ID: fuzz\r\nCSeq: 1 INVITE\r\n"
+			  "%b"
+			  "Content-Length: 0\r\n\r\n",
+			  hdrs->buf, hdrs->end);
+
+	again = copy(req->buf, req->end);
+	if (!again || again->end != hdrs->end ||
+	    memcmp(again->buf, hdrs->buf, hdrs->end))
+		abort();
+
+ out:
+	mem_deref(again);
+	mem_deref(req);
+	mem_deref(hdrs);
+
+	return 0;
+}
