@@ -4,8 +4,9 @@
 #
 # Usage (from anywhere inside the source tree, on Debian 12):
 #   tools/quickstart.sh run    set up, then run the daemon in the foreground
-#   tools/quickstart.sh test   set up, then make check and make distcheck
-#                              (exit status of those; var/pg is stopped)
+#   tools/quickstart.sh test   set up, then make check, make distcheck and
+#                              a fuzzing build's make check (exit status of
+#                              those; var/pg is stopped)
 #
 # Set-up, every step idempotent:
 #   1. as root: apt-get install of the packages that are missing
@@ -21,6 +22,11 @@
 #      127.0.0.1:5060, calls from 127.0.0.1 billed to "demo", everything
 #      routed to 127.0.0.1:5080, REST API on 127.0.0.1:8080
 #
+# The fuzzing build of "test" configures the tarball that make distcheck
+# left with CC=clang --enable-fuzzing in var/fuzz/build (a separate VPATH
+# build: the tree's own build stays as it is) and runs its make check,
+# which fuzzes each tests/fuzz target for FUZZ_TIME seconds (default 30).
+#
 # Stop the database afterwards with: tools/pg-cluster.sh stop var/pg
 
 set -euo pipefail
@@ -28,7 +34,7 @@ set -euo pipefail
 PROG=${0##*/}
 PACKAGES=(build-essential autoconf automake libtool pkg-config
 	  libre-dev librem-dev libpq-dev libmicrohttpd-dev liburing-dev postgresql-15
-	  sip-tester valgrind curl acl)
+	  sip-tester valgrind curl acl clang libclang-rt-14-dev)
 
 die() {
 	echo "$PROG: $*" >&2
@@ -121,6 +127,24 @@ EOF
 	chmod 0600 "$conf"
 }
 
+# make check of a --enable-fuzzing build of the distributed sources
+fuzz_check() {
+	local version tarball dir=var/fuzz
+
+	version=$(sed -n 's/^PACKAGE_VERSION = //p' Makefile)
+	tarball=tollgate-$version.tar.gz
+	[ -f "$tarball" ] || die "no $tarball (make distcheck makes it)"
+
+	step "fuzzing build in $dir/build (clang, --enable-fuzzing)"
+	rm -rf "$dir" && mkdir -p "$dir/build" &&
+		tar -xzf "$tarball" -C "$dir" || return 1
+	(cd "$dir/build" &&
+	 "../tollgate-$version/configure" --enable-werror --with-liburing \
+		--enable-fuzzing CC=clang >configure.log &&
+	 make -j2 >make.log &&
+	 make check FUZZ_TIME="${FUZZ_TIME:-30}")
+}
+
 migrate_and_seed() {
 	local args=(--migrate -f var/tollgate.conf)
 	if ./tollgate --help 2>&1 | grep -q -- --sqldir; then
@@ -167,11 +191,19 @@ test)
 		make distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror ||
 			rc=$?
 	fi
+	rm -f var/fuzz-check.log
+	if [ $rc -eq 0 ]; then
+		fuzz_check 2>&1 | tee var/fuzz-check.log || rc=$?
+	fi
 	# the tests ran on clusters of their own: leave no server behind
 	tools/pg-cluster.sh stop var/pg || true
 	# one closing line for the whole suite (make check's test scripts)
 	echo "tests: $(grep -c '^PASS: ' "$log") passed," \
 	     "$(grep -c '^FAIL: ' "$log") failed"
+	if [ -f var/fuzz-check.log ]; then
+		echo "fuzz: $(grep -c '^PASS: ' var/fuzz-check.log) passed," \
+		     "$(grep -c '^FAIL: ' var/fuzz-check.log) failed"
+	fi
 	exit $rc
 	;;
 *)
