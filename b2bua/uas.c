@@ -259,11 +259,40 @@ static void append_hdr(struct mbuf *mb, const struct sip_hdr *hdr)
 }
 
 
+/*
+ * A value that every peer reads as this one header: CR LF only where it
+ * folds the line (a blank follows), no other control characters (RFC 3261
+ * 25.1).  libre keeps NUL, a lone CR and the like in a value; copied as
+ * they are they could cut the gateway's request short or start a header
+ * of the caller's choice at a gateway that ends lines at a lone CR.
+ */
+static bool value_clean(const struct pl *v)
+{
+	size_t i;
+
+	for (i = 0; i < v->l; i++) {
+		const uint8_t c = (uint8_t)v->p[i];
+
+		if (c == '\r' && i + 2 < v->l && v->p[i + 1] == '\n' &&
+		    (v->p[i + 2] == ' ' || v->p[i + 2] == '\t')) {
+			i += 2;
+			continue;
+		}
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return false;
+	}
+
+	return true;
+}
+
+
 static bool copy_handler(const struct sip_hdr *hdr, const struct sip_msg *msg,
 			 void *arg)
 {
 	(void)msg;
-	append_hdr(arg, hdr);
+	if (value_clean(&hdr->val))
+		append_hdr(arg, hdr);
 	return false;
 }
 
