@@ -5,8 +5,9 @@
  * B2BUA builds the headers its INVITE to the gateway carries
  * (P-Asserted-Identity, Privacy, Diversion and the configured
  * copy_header ones).  Those must make a request that decodes again and
- * copies to the very same headers: nothing a caller sends may break the
- * gateway's request or smuggle in a header.
+ * copies to the very same headers, and be clean lines (CR LF, no other
+ * control characters): nothing a caller sends may break the gateway's
+ * request or smuggle in a header.
  */
 
 #include <stdlib.h>
@@ -67,6 +68,33 @@ static struct mbuf *copy(const uint8_t *data, size_t size)
 }
 
 
+/*
+ * Only whole header lines: CR LF ends a line (or folds it when a blank
+ * follows) and no other control character than HTAB appears.  A peer
+ * that ends lines at a lone CR or LF must not find a header of its own.
+ */
+static bool lines_clean(const struct mbuf *mb)
+{
+	size_t i;
+
+	for (i = 0; i < mb->end; i++) {
+		uint8_t c = mb->buf[i];
+
+		if (c == '\r') {
+			if (i + 1 >= mb->end || mb->buf[i + 1] != '\n')
+				return false;
+			++i;
+			continue;
+		}
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return false;
+	}
+
+	return true;
+}
+
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct mbuf *hdrs, *req = NULL, *again = NULL;
@@ -77,6 +105,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	hdrs = copy(data, size);
 	if (!hdrs)
 		return 0;
+
+	if (!lines_clean(hdrs))
+		abort();
 
 	/* the request toward the gateway, reduced to what is copied */
 	req = mbuf_alloc(256 + hdrs->end);

@@ -8,8 +8,9 @@
 # sanitizer report, timeout or excess memory fails the run; the input that
 # did it is kept in tests/fuzz/artifacts/ of the build directory.
 #
-#   FUZZ_TIME=300 tests/fuzz/run-fuzz.sh          all targets, 5 min each
-#   tests/fuzz/run-fuzz.sh sdp conf               only these
+# From the build directory (SRC is the source tree):
+#   FUZZ_TIME=300 SRC/tests/fuzz/run-fuzz.sh      all targets, 5 min each
+#   SRC/tests/fuzz/run-fuzz.sh sdp conf           only these
 #
 # Environment (make check sets the first two): top_srcdir, top_builddir,
 # FUZZ_TIME, FUZZ_ARGS (more libFuzzer options).
