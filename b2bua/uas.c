@@ -287,11 +287,35 @@ static bool value_clean(const struct pl *v)
 }
 
 
+/*
+ * A header name that is an RFC 3261 token.  libre finds a header by a
+ * hash that NUL bytes leave unchanged: "\0\0P-Asserted-Identity" is
+ * P-Asserted-Identity to it.
+ */
+static bool name_token(const struct pl *name)
+{
+	size_t i;
+
+	if (!name->l)
+		return false;
+
+	for (i = 0; i < name->l; i++) {
+		const char c = name->p[i];
+
+		if (!isalnum((unsigned char)c) &&
+		    (!c || !strchr("-.!%*_+`'~", c)))
+			return false;
+	}
+
+	return true;
+}
+
+
 static bool copy_handler(const struct sip_hdr *hdr, const struct sip_msg *msg,
 			 void *arg)
 {
 	(void)msg;
-	if (value_clean(&hdr->val))
+	if (name_token(&hdr->name) && value_clean(&hdr->val))
 		append_hdr(arg, hdr);
 	return false;
 }
