@@ -89,6 +89,9 @@ static bool sdp_wellformed(const struct mbuf *mb)
 }
 
 
+static bool value_clean(const struct pl *v);
+
+
 static int pl_strdup_unquote(char **dst, const struct pl *pl)
 {
 	struct pl v = *pl;
@@ -202,6 +205,13 @@ void uas_invite(struct b2bua *b, const struct sip_msg *msg)
 		reply_stateless(b, msg, 404, "Not Found",
 				"Reason: SIP;cause=404;text=\"invalid number\""
 				"\r\n");
+		return;
+	}
+
+	/* the gateway's From carries both */
+	if (!value_clean(&msg->from.uri.user) ||
+	    !value_clean(&msg->from.dname)) {
+		reply_stateless(b, msg, 400, "Bad From", NULL);
 		return;
 	}
 
