@@ -4,8 +4,9 @@
  * An SDP body as a caller or a gateway could send it is parsed, checked
  * for hold and rewritten to the relay's address (IPv4, or IPv6 when the
  * first byte is odd) and ports, as rtp/relay.c does.  What the rewrite
- * writes must parse again with as many m= lines, and rewriting it once
- * more must change nothing.
+ * writes must parse again with as many m= lines, send every accepted
+ * stream's RTP and RTCP to the relay, and rewriting it once more must
+ * change nothing.
  */
 
 #include <stdlib.h>
@@ -25,6 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct mbuf *out = NULL, *again = NULL;
 	struct media_sdp sdp, sdp2;
 	struct sa addr;
+	unsigned i;
 
 	if (media_sdp_parse(&sdp, text, size))
 		return 0;
@@ -47,6 +49,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (media_sdp_parse(&sdp2, (const char *)out->buf, out->end) ||
 	    sdp2.mc != sdp.mc)
 		abort();
+
+	/* every accepted stream now goes to the relay, RTP and RTCP */
+	for (i = 0; i < sdp2.mc; i++) {
+		const struct media_sdp_m *m = &sdp2.m[i];
+
+		if (!m->port)
+			continue;
+
+		if (m->port != portv[i] ||
+		    !sa_cmp(&m->rtp, &addr, SA_ADDR) ||
+		    sa_port(&m->rtp) != portv[i] ||
+		    !sa_cmp(&m->rtcp, &addr, SA_ADDR) ||
+		    sa_port(&m->rtcp) != portv[i] + 1)
+			abort();
+	}
 
 	if (media_sdp_rewrite(again, (const char *)out->buf, out->end, &addr,
 			      portv, sdp2.mc))
