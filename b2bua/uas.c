@@ -297,35 +297,11 @@ static bool value_clean(const struct pl *v)
 }
 
 
-/*
- * A header name that is an RFC 3261 token.  libre finds a header by a
- * hash that NUL bytes leave unchanged: "\0\0P-Asserted-Identity" is
- * P-Asserted-Identity to it.
- */
-static bool name_token(const struct pl *name)
-{
-	size_t i;
-
-	if (!name->l)
-		return false;
-
-	for (i = 0; i < name->l; i++) {
-		const char c = name->p[i];
-
-		if (!isalnum((unsigned char)c) &&
-		    (!c || !strchr("-.!%*_+`'~", c)))
-			return false;
-	}
-
-	return true;
-}
-
-
 static bool copy_handler(const struct sip_hdr *hdr, const struct sip_msg *msg,
 			 void *arg)
 {
 	(void)msg;
-	if (name_token(&hdr->name) && value_clean(&hdr->val))
+	if (value_clean(&hdr->val))
 		append_hdr(arg, hdr);
 	return false;
 }
@@ -334,8 +310,10 @@ static bool copy_handler(const struct sip_hdr *hdr, const struct sip_msg *msg,
 /** Build the headers copied from the caller's INVITE to the gateway's */
 int uas_copy_headers(struct b2bua_call *call)
 {
-	static const enum sip_hdrid ids[] = {
-		SIP_HDR_P_ASSERTED_IDENTITY, SIP_HDR_PRIVACY
+	/* by name: libre's header ids are 12-bit hashes of the name, which
+	   other names share ("Via92.0.2.7reseed_counvacy" is one) */
+	static const char *const names[] = {
+		"P-Asserted-Identity", "Privacy", "Diversion"
 	};
 	const struct sip_msg *msg = call->inv;
 	struct le *le;
@@ -345,11 +323,9 @@ int uas_copy_headers(struct b2bua_call *call)
 	if (!call->hdrs)
 		return ENOMEM;
 
-	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
-		(void)sip_msg_hdr_apply(msg, true, ids[i], copy_handler,
-					call->hdrs);
-	(void)sip_msg_xhdr_apply(msg, true, "Diversion", copy_handler,
-				 call->hdrs);
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		(void)sip_msg_xhdr_apply(msg, true, names[i], copy_handler,
+					 call->hdrs);
 
 	for (le = call->b->cfg->copyl.head; le; le = le->next) {
 		const struct cfg_hdr *ch = le->data;
