@@ -14,21 +14,28 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static struct tg_config *cfg;
+static struct cfg *conf;
+static const struct b2bua_conf *cfg;
 
 
 static void init(void)
 {
-	static const char conf[] =
+	static const char text[] =
 		"sip_listen udp:127.0.0.1:5060\n"
-		"db_conninfo dbname=tollgate\n"
 		"sip_realm tollgate\n"
 		"digest_auth yes\n";
 
 	tlog_set_level(-1);
 
-	if (cfg_parse(&cfg, "fuzz.conf", conf, sizeof(conf) - 1, NULL))
+	static const struct cfg_module *const modv[] = {
+		&b2bua_conf_module
+	};
+
+	if (cfg_parse(&conf, "fuzz.conf", text, sizeof(text) - 1, modv,
+		      ARRAY_SIZE(modv), NULL))
 		abort();
+
+	cfg = cfg_get(conf, &b2bua_conf_module);
 }
 
 

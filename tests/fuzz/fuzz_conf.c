@@ -1,12 +1,14 @@
 /**
  * @file fuzz_conf.c  Fuzz target: the configuration parser
  *
- * The input is a whole tollgate.conf; errors are printed (to nowhere) as
- * the daemon prints them.
+ * The input is a whole tollgate.conf, parsed with every module's keys as
+ * the daemon parses it; errors are printed (to nowhere) and a file that
+ * is accepted is printed back as tollgate -t does.
  */
 
 #include <re.h>
 #include "core.h"
+#include "tollgate.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -24,10 +26,14 @@ static int discard(const char *p, size_t size, void *arg)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct re_printf errpf = { discard, NULL };
-	struct tg_config *cfg = NULL;
+	struct cfg *cfg = NULL;
 
-	if (!cfg_parse(&cfg, "fuzz.conf", (const char *)data, size, &errpf))
-		mem_deref(cfg);
+	if (cfg_parse(&cfg, "fuzz.conf", (const char *)data, size,
+		      tollgate_modv, tollgate_modc, &errpf))
+		return 0;
+
+	(void)cfg_print(&errpf, cfg);
+	mem_deref(cfg);
 
 	return 0;
 }
