@@ -78,6 +78,53 @@ static void test_pool(void)
 }
 
 
+/** Random picks: every pair once, not in order, late reuse kept */
+static void test_pool_random(void)
+{
+	struct media_pool *p = NULL;
+	uint8_t seen[100];
+	uint16_t port, first[8];
+	unsigned i, seq = 0;
+
+	CHECK(0 == media_pool_alloc(&p, 20000, 20199));
+	if (!p)
+		return;
+
+	media_pool_set_random(p, true);
+	memset(seen, 0, sizeof(seen));
+
+	for (i = 0; i < 100; i++) {
+		CHECK(0 == media_pool_get(p, &port));
+		CHECK(port >= 20000 && port <= 20198 && !(port & 1));
+		if (port < 20000 || port > 20198)
+			break;
+		CHECK(!seen[(port - 20000) / 2]);
+		seen[(port - 20000) / 2] = 1;
+		if (i < 8)
+			first[i] = port;
+	}
+	CHECK(ENOSPC == media_pool_get(p, &port));
+
+	for (i = 1; i < 8; i++)
+		seq += first[i] == first[i - 1] + 2;
+	CHECK(seq < 7);
+
+	/* the one pair free is the one given */
+	CHECK(0 == media_pool_put(p, 20100));
+	CHECK(0 == media_pool_get(p, &port) && port == 20100);
+
+	/* a pair just given back waits behind the older half */
+	for (i = 0; i < 100; i++)
+		CHECK(0 == media_pool_put(p, (uint16_t)(20000 + 2 * i)));
+	for (i = 0; i < 49; i++) {
+		CHECK(0 == media_pool_get(p, &port));
+		CHECK(port != 20198);
+	}
+
+	mem_deref(p);
+}
+
+
 /** Feed seqs at 20 ms / 160 samples with constant transit */
 static void feed(struct media_rx *rx, uint32_t ssrc, const int *seqv,
 		 size_t n)
@@ -280,6 +327,7 @@ static void test_payload(void)
 int main(void)
 {
 	test_pool();
+	test_pool_random();
 	test_loss();
 	test_jitter();
 	test_rtcp();
