@@ -21,6 +21,9 @@
 #   127.0.1.13       the third party        127.0.1.17  gateway's RTP
 #   127.0.1.18:8080  REST API               127.0.1.19  caller behind NAT
 #
+# RTP_IO is the daemon's rtp_io (auto by default);
+# tests/rtp/strict-test-epoll.sh runs the suite again with epoll.
+#
 # make check runs it from the top build directory (top_srcdir,
 # top_builddir, SIPP from the environment).  Prints one line per check
 # and "N passed, M failed" last; exit status 1 if a check failed, 77 if
@@ -90,6 +93,7 @@ SQL
 	echo "api_token $ADMIN admin"
 	echo "log_level debug"
 	echo "state_dir $W/state"
+	echo "rtp_io ${RTP_IO:-auto}"
 } >"$W/tg.conf"
 mkdir -p "$W/state"
 TG_LOG="$W/tg.log"
@@ -164,6 +168,7 @@ call_foreign() {
 
 # ------------------------------------------------------- 1. the sprayer
 
+echo "# rtp_io ${RTP_IO:-auto}"
 echo "# a third party sprays the relay's ports, ringing and answered"
 gw_sipp s-gw -m 1;                                     gp=$LAST_PID
 # the gateway's early media begins with the 183
