@@ -31,6 +31,8 @@ static int add_dir(struct odict *od, const char *key,
 	err |= odict_entry_add(o, "rtcp_packets", ODICT_INT,
 			       (int64_t)d->rtcp_packets);
 	err |= odict_entry_add(o, "dropped", ODICT_INT, (int64_t)d->dropped);
+	err |= odict_entry_add(o, "foreign_dropped", ODICT_INT,
+			       (int64_t)d->foreign);
 	err |= odict_entry_add(od, key, ODICT_OBJECT, o);
 	mem_deref(o);
 

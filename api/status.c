@@ -327,6 +327,10 @@ void api_metrics_h(struct api_req *req)
 		err |= metric_val(mb, "tollgate_relay_media_timeouts_total",
 				  "counter", "Calls ended for lack of RTP",
 				  ri.media_timeouts);
+		err |= metric_val(mb, "tollgate_rtp_foreign_dropped_total",
+				  "counter", "RTP and RTCP packets dropped: "
+				  "from a source the side may not send from",
+				  ri.foreign_dropped);
 	}
 
 	err |= metric_val(mb, "tollgate_api_requests_total", "counter",

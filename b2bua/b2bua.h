@@ -26,6 +26,17 @@ enum cfg_idmode {
 	CFG_ID_FROM,        /**< account = user part of the From header     */
 };
 
+/**
+ * Where a side's media may come from (trusted_peer ... rtp=).  With every
+ * mode the relay learns the exact source from the first packet it takes
+ * and then takes no other, until a new SDP address or a silence.
+ */
+enum cfg_rtp_source {
+	CFG_RTP_STRICT = 0, /**< the IP of the SDP or of the SIP, any port */
+	CFG_RTP_LATCH,      /**< the first source, whatever it is          */
+	CFG_RTP_ANY,        /**< anyone, all along (no protection)         */
+};
+
 /** sip_listen udp:127.0.0.1:5060 */
 struct cfg_listen {
 	struct le le;
@@ -34,7 +45,10 @@ struct cfg_listen {
 	unsigned line;
 };
 
-/** trusted_peer 127.0.0.0/8 account=demo | header=P-Asserted-Identity | from */
+/**
+ * trusted_peer 127.0.0.0/8 account=demo | header=P-Asserted-Identity | from
+ *              [rtp=strict|latch|any]
+ */
 struct cfg_peer {
 	struct le le;
 	struct sa addr;         /**< network address (port ignored)      */
@@ -42,6 +56,7 @@ struct cfg_peer {
 	enum cfg_idmode mode;
 	char *account;          /**< owned; account name for CFG_ID_FIXED */
 	char *hdr;              /**< owned; header name for CFG_ID_HEADER */
+	enum cfg_rtp_source rtp; /**< its callers' media sources          */
 	unsigned line;
 };
 
@@ -252,6 +267,9 @@ enum b2bua_state  b2bua_call_state(const struct b2bua_call *call);
 uint64_t    b2bua_call_setup_ms(const struct b2bua_call *call);
 uint64_t    b2bua_call_answer_ms(const struct b2bua_call *call);
 void        b2bua_call_set_end_ms(struct b2bua_call *call, uint64_t ms);
+const struct sa *b2bua_call_caller_src(const struct b2bua_call *call);
+const struct sa *b2bua_call_gateway_addr(const struct b2bua_call *call);
+enum cfg_rtp_source b2bua_call_rtp_source(const struct b2bua_call *call);
 
 /*
  * Per-call data of subscribers: each takes a slot at start and keeps its

@@ -121,6 +121,7 @@ struct b2bua_call {
 
 	/* initial INVITE from the caller */
 	const struct sip_msg *inv;   /**< (ref.) until answered/ACKed     */
+	struct sa src;               /**< where the INVITE came from     */
 	struct sip_strans *st;       /**< owned until the final reply    */
 	void *credq;                 /**< owned: pending identification  */
 

@@ -191,6 +191,7 @@ int call_alloc(struct b2bua_call **callp, struct b2bua *b,
 		goto out;
 
 	call->inv = mem_ref((void *)msg);
+	call->src = msg->src;
 
 	hash_append(b->ht_calls, hash_joaat_str(call->id), &call->he, call);
 	++b->ncalls;
@@ -312,6 +313,40 @@ const char *b2bua_call_gateway(const struct b2bua_call *call)
 		return NULL;
 
 	return call->route->gwv[call->gwi]->name;
+}
+
+
+/** Where the caller's initial INVITE came from (NULL: no call) */
+const struct sa *b2bua_call_caller_src(const struct b2bua_call *call)
+{
+	return call ? &call->src : NULL;
+}
+
+
+/** Address of the gateway tried now, NULL if none */
+const struct sa *b2bua_call_gateway_addr(const struct b2bua_call *call)
+{
+	if (!call || !call->route || call->gwi >= call->route->gwc)
+		return NULL;
+
+	return &call->route->gwv[call->gwi]->addr;
+}
+
+
+/**
+ * Where the caller's media may come from: a trusted peer's rtp= mode,
+ * CFG_RTP_STRICT for every other caller (digest)
+ */
+enum cfg_rtp_source b2bua_call_rtp_source(const struct b2bua_call *call)
+{
+	const struct cfg_peer *peer;
+
+	if (!call)
+		return CFG_RTP_STRICT;
+
+	peer = cfg_peer_find(call->b->cfg, &call->src);
+
+	return peer ? peer->rtp : CFG_RTP_STRICT;
 }
 
 

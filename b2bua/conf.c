@@ -140,13 +140,42 @@ static int h_sip_listen(struct cfg_parser *p, void *mod,
 }
 
 
+static const char * const rtp_srcv[] = {
+	[CFG_RTP_STRICT] = "strict",
+	[CFG_RTP_LATCH]  = "latch",
+	[CFG_RTP_ANY]    = "any",
+};
+
+
+/** rtp=strict|latch|any of a trusted_peer line */
+static int peer_rtp(struct cfg_parser *p, enum cfg_rtp_source *srcp,
+		    const struct pl *arg)
+{
+	struct pl v = *arg;
+	unsigned i;
+
+	if (!cfg_pl_skip_prefix(&v, "rtp="))
+		return ENOENT;
+
+	for (i = 0; i < ARRAY_SIZE(rtp_srcv); i++) {
+		if (!pl_strcmp(&v, rtp_srcv[i])) {
+			*srcp = (enum cfg_rtp_source)i;
+			return 0;
+		}
+	}
+
+	return cfg_kerr(p, "unknown media source mode '%r' (strict, latch "
+			"or any)", &v);
+}
+
+
 static int h_trusted_peer(struct cfg_parser *p, void *mod,
 			  const struct cfg_key *k, const struct pl *val)
 {
 	struct b2bua_conf *cfg = mod;
 	const char *expect = "NETWORK[/BITS] followed by account=NAME, "
-		"header=NAME or from";
-	struct pl argv[2], net, bits = PL_INIT, v;
+		"header=NAME or from, then optionally rtp=strict|latch|any";
+	struct pl argv[3], net, bits = PL_INIT, v;
 	struct cfg_peer *peer;
 	struct sa masked;
 	unsigned n, maxbits;
@@ -154,8 +183,8 @@ static int h_trusted_peer(struct cfg_parser *p, void *mod,
 	int err;
 	(void)k;
 
-	n = cfg_split_args(val, argv, 2);
-	if (n != 2)
+	n = cfg_split_args(val, argv, 3);
+	if (n != 2 && n != 3)
 		return cfg_kerr(p, "'%r': expected %s", val, expect);
 
 	peer = mem_zalloc(sizeof(*peer), peer_destructor);
@@ -224,6 +253,14 @@ static int h_trusted_peer(struct cfg_parser *p, void *mod,
 		err = cfg_kerr(p, "unknown mode '%r' (account=NAME, "
 			       "header=NAME or from)", &argv[1]);
 		goto out;
+	}
+
+	if (n == 3) {
+		err = peer_rtp(p, &peer->rtp, &argv[2]);
+		if (err == ENOENT)
+			err = cfg_kerr(p, "'%r': expected %s", val, expect);
+		if (err)
+			goto out;
 	}
 
 	LIST_FOREACH(&cfg->peerl, le) {
@@ -397,18 +434,22 @@ static int print_peer(struct re_printf *pf, const void *mod,
 		switch (peer->mode) {
 
 		case CFG_ID_FIXED:
-			err |= re_hprintf(pf, "account=%s\n", peer->account);
+			err |= re_hprintf(pf, "account=%s", peer->account);
 			break;
 
 		case CFG_ID_HEADER:
-			err |= re_hprintf(pf, "header=%s\n", peer->hdr);
+			err |= re_hprintf(pf, "header=%s", peer->hdr);
 			break;
 
 		case CFG_ID_FROM:
 		default:
-			err |= re_hprintf(pf, "from\n");
+			err |= re_hprintf(pf, "from");
 			break;
 		}
+
+		if (peer->rtp != CFG_RTP_STRICT)
+			err |= re_hprintf(pf, " rtp=%s", rtp_srcv[peer->rtp]);
+		err |= re_hprintf(pf, "\n");
 	}
 
 	return err;
@@ -476,8 +517,9 @@ static const struct cfg_key keyv[] = {
 	  .doc = "TRANSPORT:ADDRESS[:PORT] SIP listens on (at least one)" },
 	{ .name = "trusted_peer", .parse = h_trusted_peer,
 	  .print = print_peer, .repeat = true,
-	  .doc = "NETWORK[/BITS] account=NAME|header=NAME|from: callers "
-		 "let in without digest" },
+	  .doc = "NETWORK[/BITS] account=NAME|header=NAME|from "
+		 "[rtp=strict|latch|any]: callers let in without digest, "
+		 "and whose media the relay takes" },
 	{ .name = "gateway", .parse = b2bua_conf_gateway,
 	  .print = b2bua_conf_print_gateway, .repeat = true,
 	  .doc = "NAME ADDRESS[:PORT] [transport=udp|tcp]: where calls go" },

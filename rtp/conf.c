@@ -105,6 +105,9 @@ static const struct cfg_key keyv[] = {
 		"seconds without RTP before BYE, 0 = off"),
 	CFG_U32("media_timeout_hold", R, media_timeout_hold, 0, 86400, "600",
 		"the same while the call is on hold"),
+	CFG_U32("rtp_relearn_after", R, rtp_relearn_after, 0, 3600, "5",
+		"seconds a side's media source must be silent before "
+		"another may take its place, 0 = only on a new SDP"),
 };
 
 #undef R

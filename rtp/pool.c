@@ -2,8 +2,11 @@
  * @file pool.c  Port pool of the media relay
  *
  * RTP/RTCP port pairs (even, odd) of the configured range.  Freed pairs go
- * to the back of a ring, so a port is reused as late as possible and late
- * packets of an ended call do not reach the next one.  Main thread only.
+ * to the back of a ring, so a port is reused late and late packets of an
+ * ended call do not reach the next one.  With media_pool_set_random() a
+ * pair is picked at random among the older half of the free ones, so that
+ * the port of the next call cannot be guessed from the last one's.  Main
+ * thread only.
  */
 
 #include <string.h>
@@ -17,6 +20,7 @@ struct media_pool {
 	uint32_t head;       /**< next to give                             */
 	uint32_t count;      /**< free pairs in the ring                   */
 	uint16_t min, max;
+	bool random;         /**< pick among the older half at random      */
 };
 
 
@@ -77,6 +81,15 @@ int media_pool_get(struct media_pool *p, uint16_t *portp)
 	if (!p->count)
 		return ENOSPC;
 
+	if (p->random && p->count > 1) {
+		uint32_t i = (p->head + rand_u32() % ((p->count + 1) / 2)) %
+			p->size;
+
+		port = p->ring[i];
+		p->ring[i] = p->ring[p->head];
+		p->ring[p->head] = port;
+	}
+
 	port = p->ring[p->head];
 	p->head = (p->head + 1) % p->size;
 	--p->count;
@@ -104,6 +117,14 @@ int media_pool_put(struct media_pool *p, uint16_t port)
 	++p->count;
 
 	return 0;
+}
+
+
+/** Pick pairs at random (on) or in the ring's order (off, the default) */
+void media_pool_set_random(struct media_pool *p, bool on)
+{
+	if (p)
+		p->random = on;
 }
 
 

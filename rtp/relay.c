@@ -48,6 +48,7 @@ struct media_relay {
 	struct mbuf *tone;            /**< owned: 1 s of 16-bit PCM       */
 	struct sa addr[2];            /**< toward the caller / gateway    */
 	uint64_t n_calls, n_nospace, n_timeouts, n_tones;
+	uint64_t n_foreign;           /**< of the sessions closed         */
 };
 
 struct media_call {
@@ -224,10 +225,21 @@ static int sess_new(struct media_sess **sp, struct media_relay *mr,
 }
 
 
+/**
+ * The address a side's body names becomes the destination toward it;
+ * its media is taken from there, or from the IP its SIP comes from
+ */
 static void sess_dest(struct media_sess *s, unsigned side,
-		      const struct media_sdp_m *m)
+		      const struct media_sdp_m *m,
+		      const struct media_call *mc)
 {
+	static const uint8_t srcv[] = {
+		[CFG_RTP_STRICT] = MEDIA_SRC_STRICT,
+		[CFG_RTP_LATCH]  = MEDIA_SRC_LATCH,
+		[CFG_RTP_ANY]    = MEDIA_SRC_ANY,
+	};
 	struct media_cmd *cmd = mem_zalloc(sizeof(*cmd), NULL);
+	const struct sa *sip;
 
 	if (!cmd)
 		return;
@@ -236,12 +248,26 @@ static void sess_dest(struct media_sess *s, unsigned side,
 	cmd->s = s;
 	cmd->side = side;
 	cmd->srate = m->srate;
+	cmd->relearn_ms = mc->mr->cfg->rtp_relearn_after * 1000;
 
 	/* c=0.0.0.0 (old-style hold): nowhere to send until it changes */
 	if (!sa_is_any(&m->rtp)) {
 		cmd->rtp = m->rtp;
 		cmd->rtcp = m->rtcp;
 	}
+
+	/* callers as their trusted peer says (digest: strict) */
+	if (side == MEDIA_CALLER) {
+		sip = b2bua_call_caller_src(mc->call);
+		cmd->src = srcv[b2bua_call_rtp_source(mc->call) %
+				ARRAY_SIZE(srcv)];
+	}
+	else {
+		sip = b2bua_call_gateway_addr(mc->call);
+		cmd->src = MEDIA_SRC_STRICT;
+	}
+	if (sip)
+		cmd->sip = *sip;
 
 	(void)media_worker_send(s->w, cmd);
 }
@@ -274,6 +300,7 @@ static void mqueue_handler(int id, void *data, void *arg)
 	for (i = 0; i < 2; i++) {
 		if (s->side[i].port)
 			(void)media_pool_put(mr->pool, s->side[i].port);
+		mr->n_foreign += s->side[i].pub.foreign;
 	}
 
 	mem_deref(s);
@@ -295,6 +322,7 @@ static void dir_stats(struct relay_dir_stats *d, struct media_side *from,
 	d->jitter_us    = LOAD(from->pub.jitter_us);
 	d->rtcp_packets = LOAD(from->pub.rtcp_packets);
 	d->dropped      = LOAD(from->pub.dropped);
+	d->foreign      = LOAD(from->pub.foreign);
 
 	/* the receiver of this direction reports on it */
 	d->rr_valid     = LOAD(to->pub.rr_valid) != 0;
@@ -514,7 +542,7 @@ static int sdp_handler(struct b2bua_call *call, enum b2bua_dir dir,
 				return err;
 		}
 
-		sess_dest(mc->sessv[i], from, m);
+		sess_dest(mc->sessv[i], from, m, mc);
 		portv[i] = mc->sessv[i]->side[to].port;
 	}
 
@@ -810,6 +838,9 @@ int relay_alloc(struct media_relay **mrp, const struct relay_conf *cfg,
 	if (err)
 		goto out;
 
+	/* a port of the next call is not the one after the last call's */
+	media_pool_set_random(mr->pool, true);
+
 	mr->tone = mbuf_alloc(16000);
 	if (!mr->tone) {
 		err = ENOMEM;
@@ -918,6 +949,8 @@ const char *relay_io_modes(void)
 /** Counters and sizes of the relay (all zero for NULL) */
 void relay_info(const struct media_relay *mr, struct relay_info *info)
 {
+	struct le *le;
+
 	if (!info)
 		return;
 
@@ -935,6 +968,14 @@ void relay_info(const struct media_relay *mr, struct relay_info *info)
 	info->refused_ports  = mr->n_nospace;
 	info->media_timeouts = mr->n_timeouts;
 	info->tones          = mr->n_tones;
+	info->foreign_dropped = mr->n_foreign;
+
+	LIST_FOREACH(&mr->sessl, le) {
+		const struct media_sess *s = le->data;
+
+		info->foreign_dropped += LOAD(s->side[0].pub.foreign) +
+			LOAD(s->side[1].pub.foreign);
+	}
 }
 
 

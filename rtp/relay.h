@@ -4,7 +4,9 @@
  * The relay takes part in calls only through the B2BUA's public hooks: it
  * rewrites every SDP body crossing tollgate so that media flows through
  * port pairs of its own, forwards RTP and RTCP between the legs on worker
- * threads (symmetric latching toward each side), keeps per-direction
+ * threads (symmetric latching toward each side, and only from the
+ * sources a side may send from: see b2bua_call_rtp_source()), keeps
+ * per-direction
  * statistics, ends calls whose media stopped, and mixes a warning tone
  * toward the caller on billing's low-balance event.
  */
@@ -30,6 +32,9 @@ struct relay_conf {
 	enum cfg_rtp_io rtp_io;     /**< io_uring or epoll               */
 	uint32_t media_timeout;     /**< s without RTP -> BYE, 0 = off   */
 	uint32_t media_timeout_hold; /**< s, the same while on hold      */
+	uint32_t rtp_relearn_after; /**< s of silence before a side's
+					 source is learnt again, 0 = only
+					 on a new SDP address            */
 };
 
 extern const struct cfg_module relay_conf_module;
@@ -42,6 +47,8 @@ struct relay_dir_stats {
 	uint32_t jitter_us;     /**< RFC 3550 interarrival jitter, us       */
 	uint64_t rtcp_packets;  /**< RTCP packets relayed in this direction */
 	uint64_t dropped;       /**< no destination yet, or send failed     */
+	uint64_t foreign;       /**< RTP and RTCP from a source the sending
+				     side may not use, dropped             */
 	/* what the receiver's RTCP reports say about this direction */
 	bool     rr_valid;
 	uint8_t  rr_fraction;   /**< fraction lost, 1/256 units             */
@@ -73,6 +80,7 @@ struct relay_info {
 	uint64_t refused_ports;  /**< offers refused: no port pair left  */
 	uint64_t media_timeouts; /**< calls ended for lack of RTP        */
 	uint64_t tones;          /**< warning tones started              */
+	uint64_t foreign_dropped; /**< packets from foreign sources       */
 };
 
 /** The media of a call that ended: its final statistics */

@@ -46,6 +46,7 @@ struct media_pool;
 int  media_pool_alloc(struct media_pool **pp, uint16_t min, uint16_t max);
 int  media_pool_get(struct media_pool *p, uint16_t *portp);
 int  media_pool_put(struct media_pool *p, uint16_t port);
+void media_pool_set_random(struct media_pool *p, bool on);
 uint32_t media_pool_free(const struct media_pool *p);
 uint32_t media_pool_size(const struct media_pool *p);
 
@@ -106,7 +107,15 @@ struct media_pub {
 	uint32_t rr_valid, rr_fraction, rr_jitter_us;
 	int32_t  rr_lost;
 	uint32_t latched;
+	uint64_t foreign;           /**< dropped: from a foreign source   */
 	struct sa dst;              /**< where this side's media goes     */
+};
+
+/** Which sources a side's media is taken from (see src_accept()) */
+enum media_src {
+	MEDIA_SRC_STRICT = 0,       /**< IP of its SDP or of its SIP      */
+	MEDIA_SRC_LATCH,            /**< the first one                    */
+	MEDIA_SRC_ANY,              /**< anyone                           */
 };
 
 struct media_sess;
@@ -129,6 +138,11 @@ struct media_side {
 	struct sa sdp[2];           /**< destination from SDP             */
 	struct sa latch[2];         /**< learnt from the first packet     */
 	bool latched[2];
+	struct sa from[2];          /**< SDP address the side sends from  */
+	struct sa sip;              /**< IP its SIP comes from (any port) */
+	uint8_t src;                /**< enum media_src                   */
+	uint32_t relearn_ms;        /**< silence before re-learning, 0: no */
+	uint64_t seen_ms[2];        /**< last packet taken from latch[k]  */
 	uint32_t srate;
 	struct media_rx rx;
 
@@ -172,6 +186,9 @@ struct media_cmd {
 	struct media_sess *s;       /**< borrowed                         */
 	unsigned side;
 	struct sa rtp, rtcp;        /**< MEDIA_CMD_DEST                   */
+	struct sa sip;              /**< MEDIA_CMD_DEST: the side's SIP IP */
+	uint8_t src;                /**< MEDIA_CMD_DEST: enum media_src   */
+	uint32_t relearn_ms;        /**< MEDIA_CMD_DEST                   */
 	uint32_t srate;
 	const int16_t *tone;        /**< MEDIA_CMD_TONE                   */
 	size_t tone_n;

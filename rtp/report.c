@@ -4,7 +4,7 @@
  *   {"streams":[{"media":"audio","caller":"IP:PORT","caller_latched":true,
  *     "gateway":"IP:PORT","gateway_latched":true,
  *     "to_gateway":{"packets":..,"bytes":..,"lost":..,"jitter_us":..,
- *                   "rtcp_packets":..,"dropped":..,
+ *                   "rtcp_packets":..,"dropped":..,"foreign_dropped":..,
  *                   "rtcp_report":{"fraction_lost":..,"lost":..,
  *                                  "jitter_us":..}},
  *     "to_caller":{...}}]}
@@ -35,6 +35,8 @@ static int dir_add(struct odict *od, const char *key,
 	err |= odict_entry_add(o, "rtcp_packets", ODICT_INT,
 			       (int64_t)d->rtcp_packets);
 	err |= odict_entry_add(o, "dropped", ODICT_INT, (int64_t)d->dropped);
+	err |= odict_entry_add(o, "foreign_dropped", ODICT_INT,
+			       (int64_t)d->foreign);
 	if (err)
 		goto out;
 

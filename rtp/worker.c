@@ -2,9 +2,10 @@
  * @file worker.c  The relay's packet path: one thread per worker
  *
  * A worker owns the sockets of the sessions it was given.  For each
- * packet it accounts it (RFC 3550 statistics, RTCP reports, latching),
- * mixes the warning tone when one is playing, and sends it on from the
- * other side's socket.  Nothing is allocated or logged per packet.
+ * packet it checks its source (src_accept(): only the sources a side may
+ * send from, the first one latched), accounts it (RFC 3550 statistics,
+ * RTCP reports), mixes the warning tone when one is playing, and sends it
+ * on from the other side's socket.  Nothing is allocated or logged per packet.
  *
  * Two ways to wait for packets, chosen per worker at start (rtp_io),
  * each in a file of its own (worker_uring.c, worker_epoll.c):
@@ -130,6 +131,14 @@ static void cmd_apply(struct media_worker *w, struct media_cmd *cmd)
 			sd->latched[1] = false;
 		sd->sdp[0] = cmd->rtp;
 		sd->sdp[1] = cmd->rtcp;
+		/* c=0.0.0.0: it may still send from where it did */
+		if (sa_isset(&cmd->rtp, SA_ADDR)) {
+			sd->from[0] = cmd->rtp;
+			sd->from[1] = cmd->rtcp;
+		}
+		sd->sip = cmd->sip;
+		sd->src = cmd->src;
+		sd->relearn_ms = cmd->relearn_ms;
 		sd->srate = cmd->srate;
 		publish_dst(sd);
 		break;

@@ -65,7 +65,7 @@ static int sock_read(struct media_worker *w, struct media_sock *sk,
 	const unsigned k = sk->rtcp;
 	const struct sa *dst;
 	uint64_t bytes = 0;
-	int n, i, sent;
+	int n, i, m, last = 0, sent;
 
 	/* the kernel rewrote name and control lengths of the last batch
 	   only; the iovecs it leaves alone */
@@ -80,39 +80,48 @@ static int sock_read(struct media_worker *w, struct media_sock *sk,
 		return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK ?
 			-1 : 0;
 
-	latch(in, k, &w->src[0], w->rmsg[0].msg_hdr.msg_namelen);
-
-	for (i = 0; i < n; i++) {
+	/* what may go on, packed to the front of the send batch */
+	for (i = 0, m = 0; i < n; i++) {
 		const uint32_t len = w->rmsg[i].msg_len;
 
+		if (!src_accept(in, k, &w->src[i],
+				w->rmsg[i].msg_hdr.msg_namelen, now_ms))
+			continue;
+
 		bytes += len;
-		w->siov[i].iov_len = len;
+		w->siov[m].iov_base = w->buf[i];
+		w->siov[m].iov_len = len;
+		last = i;
+		++m;
 
 		if (!k)
 			rtp_in(s, sk, in, w->buf[i], len,
 			       CMSG_FIRSTHDR(&w->rmsg[i].msg_hdr));
 	}
 
+	if (!m)
+		return n;
+
 	if (k)
-		rtcp_in(in, (unsigned)n, w->buf[n - 1], w->rmsg[n - 1].msg_len);
+		rtcp_in(in, (unsigned)m, w->buf[last], w->rmsg[last].msg_len);
 	else
-		rtp_pub(in, (unsigned)n, bytes, now_ms);
+		rtp_pub(in, (unsigned)m, bytes, now_ms);
 
 	dst = dst_of(out, k);
 	if (!dst) {
-		PUB(in->pub.dropped, in->pub.dropped + n);
+		PUB(in->pub.dropped, in->pub.dropped + m);
 		return n;
 	}
 
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < m; i++) {
 		w->smsg[i].msg_hdr.msg_name = (void *)&dst->u;
 		w->smsg[i].msg_hdr.msg_namelen = dst->len;
 	}
 
-	sent = sendmmsg(out->fd[k], w->smsg, n, 0);
-	if (sent < n)
+	sent = sendmmsg(out->fd[k], w->smsg, m, 0);
+	if (sent < m)
 		PUB(in->pub.dropped, in->pub.dropped +
-		    (uint64_t)(n - (sent < 0 ? 0 : sent)));
+		    (uint64_t)(m - (sent < 0 ? 0 : sent)));
 
 	return n;
 }

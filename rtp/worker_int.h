@@ -160,13 +160,44 @@ static inline void publish_dst(struct media_side *sd)
 }
 
 
-/** Symmetric latching: the first packet tells where a side really is */
+/**
+ * Whether a source address as the kernel gave it (src) is sa's address,
+ * and its port too if port
+ */
+static inline bool src_is(const struct sa *sa, const void *src, bool port)
+{
+	const struct sockaddr *s = src;
+
+	if (s->sa_family != sa->u.sa.sa_family)
+		return false;
+
+	switch (s->sa_family) {
+
+	case AF_INET: {
+		const struct sockaddr_in *a = src;
+
+		return a->sin_addr.s_addr == sa->u.in.sin_addr.s_addr &&
+			(!port || a->sin_port == sa->u.in.sin_port);
+	}
+
+	case AF_INET6: {
+		const struct sockaddr_in6 *a = src;
+
+		return !memcmp(&a->sin6_addr, &sa->u.in6.sin6_addr,
+			       sizeof(a->sin6_addr)) &&
+			(!port || a->sin6_port == sa->u.in6.sin6_port);
+	}
+
+	default:
+		return false;
+	}
+}
+
+
+/** Symmetric latching: the packet taken tells where a side really is */
 static inline void latch(struct media_side *in, unsigned k,
 			 const void *src, size_t len)
 {
-	if (in->latched[k])
-		return;
-
 	if (len > sizeof(in->latch[k].u))
 		len = sizeof(in->latch[k].u);
 
@@ -176,6 +207,49 @@ static inline void latch(struct media_side *in, unsigned k,
 	in->latched[k] = true;
 	if (!k)
 		publish_dst(in);
+}
+
+
+/**
+ * Source control: whether a packet from src may go on.  A side's first
+ * packet from a source it may send from (enum media_src: with
+ * MEDIA_SRC_STRICT the IP of its SDP or of its SIP, any port) is latched;
+ * from then on only that exact source is taken, until the side's SDP
+ * names another address or the source was silent for relearn_ms.  Other
+ * packets are counted and dropped.
+ */
+static inline bool src_accept(struct media_side *in, unsigned k,
+			      const void *src, size_t len, uint64_t now_ms)
+{
+	if (len < sizeof(struct sockaddr_in))
+		goto foreign;
+
+	if (in->latched[k]) {
+		if (src_is(&in->latch[k], src, true)) {
+			in->seen_ms[k] = now_ms;
+			return true;
+		}
+
+		if (in->src == MEDIA_SRC_ANY)
+			return true;
+
+		if (!in->relearn_ms ||
+		    now_ms - in->seen_ms[k] < in->relearn_ms)
+			goto foreign;
+	}
+
+	if (in->src == MEDIA_SRC_STRICT && !src_is(&in->from[k], src, false) &&
+	    !src_is(&in->sip, src, false))
+		goto foreign;
+
+	latch(in, k, src, len);
+	in->seen_ms[k] = now_ms;
+
+	return true;
+
+ foreign:
+	PUB(in->pub.foreign, in->pub.foreign + 1);
+	return false;
 }
 
 

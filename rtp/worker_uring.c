@@ -204,7 +204,12 @@ static unsigned urecv_done(struct media_worker *w,
 		struct io_uring_sqe *sqe;
 		const struct sa *dst;
 
-		latch(in, k, io_uring_recvmsg_name(o), o->namelen);
+		if (!src_accept(in, k, io_uring_recvmsg_name(o), o->namelen,
+				now_ms)) {
+			ubuf_put(w, bid);
+			n = 1;
+			goto ended;
+		}
 
 		if (k) {
 			rtcp_in(in, 1, p, len);

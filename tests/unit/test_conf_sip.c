@@ -130,7 +130,25 @@ void test_trusted_peer(void)
 
 	peer = list_ledata(list_tail(&SIP(cfg)->peerl));
 	CHECK(peer->bits == 0);
+	/* where their media may come from: strict unless said otherwise */
+	CHECK(peer->rtp == CFG_RTP_STRICT);
 	mem_deref(cfg);
+
+	cfg = OK(BASE
+		 "trusted_peer 192.0.2.1 account=a rtp=latch\n"
+		 "trusted_peer 192.0.2.2 from rtp=any\n"
+		 "trusted_peer 192.0.2.3 header=X-Acc rtp=strict\n");
+	if (cfg) {
+		le = list_head(&SIP(cfg)->peerl);
+		CHECK(((struct cfg_peer *)le->data)->rtp == CFG_RTP_LATCH);
+		CHECK(((struct cfg_peer *)le->next->data)->rtp ==
+		      CFG_RTP_ANY);
+		CHECK(((struct cfg_peer *)le->next->next->data)->rtp ==
+		      CFG_RTP_STRICT);
+		CHECK(((struct cfg_peer *)le->next->next->data)->mode ==
+		      CFG_ID_HEADER);
+		mem_deref(cfg);
+	}
 
 	BAD(BASE "trusted_peer 127.0.0.1 account=\n", "t.conf:3: ",
 	    "trusted_peer: account name is empty");
@@ -143,6 +161,10 @@ void test_trusted_peer(void)
 	BAD(BASE "trusted_peer 127.0.0.1\n", "t.conf:3: ",
 	    "expected NETWORK[/BITS]");
 	BAD(BASE "trusted_peer 127.0.0.1 from extra\n", "t.conf:3: ",
+	    "expected NETWORK[/BITS]");
+	BAD(BASE "trusted_peer 127.0.0.1 from rtp=loose\n", "t.conf:3: ",
+	    "unknown media source mode 'loose' (strict, latch or any)");
+	BAD(BASE "trusted_peer 127.0.0.1 from rtp=any x\n", "t.conf:3: ",
 	    "expected NETWORK[/BITS]");
 	BAD(BASE "trusted_peer 127.0.0.1 user=demo\n", "t.conf:3: ",
 	    "unknown mode 'user=demo'");

@@ -1,16 +1,18 @@
 /**
  * @file test_media.c  Unit tests of the relay's port pool and statistics
  *
- * Port pool: pairs, exhaustion, order of reuse, bad and double returns.
+ * Port pool: pairs, exhaustion, order of reuse, bad and double returns,
+ * random picks.  Source control of the packet path (src_accept()).
  * RFC 3550 estimator: loss from sequence numbers (gaps, wrap, reorder,
  * duplicates, new SSRC, probation), jitter for constant and alternating
  * transit.  RTCP report blocks and RTP payload boundaries.
  */
 
+#define _GNU_SOURCE 1
 #include <stdio.h>
 #include <string.h>
 #include <re.h>
-#include "relay_int.h"
+#include "worker_int.h"
 
 
 #include "check.h"
@@ -75,6 +77,146 @@ static void test_pool(void)
 	CHECK(0 == media_pool_alloc(&p, 1024, 65535));
 	CHECK(media_pool_size(p) == 32256);
 	mem_deref(p);
+}
+
+
+/** Random picks: every pair once, not in order, late reuse kept */
+static void test_pool_random(void)
+{
+	struct media_pool *p = NULL;
+	uint8_t seen[100];
+	uint16_t port, first[8];
+	unsigned i, seq = 0;
+
+	CHECK(0 == media_pool_alloc(&p, 20000, 20199));
+	if (!p)
+		return;
+
+	media_pool_set_random(p, true);
+	memset(seen, 0, sizeof(seen));
+
+	for (i = 0; i < 100; i++) {
+		CHECK(0 == media_pool_get(p, &port));
+		CHECK(port >= 20000 && port <= 20198 && !(port & 1));
+		if (port < 20000 || port > 20198)
+			break;
+		CHECK(!seen[(port - 20000) / 2]);
+		seen[(port - 20000) / 2] = 1;
+		if (i < 8)
+			first[i] = port;
+	}
+	CHECK(ENOSPC == media_pool_get(p, &port));
+
+	for (i = 1; i < 8; i++)
+		seq += first[i] == first[i - 1] + 2;
+	CHECK(seq < 7);
+
+	/* the one pair free is the one given */
+	CHECK(0 == media_pool_put(p, 20100));
+	CHECK(0 == media_pool_get(p, &port) && port == 20100);
+
+	/* a pair just given back waits behind the older half */
+	for (i = 0; i < 100; i++)
+		CHECK(0 == media_pool_put(p, (uint16_t)(20000 + 2 * i)));
+	for (i = 0; i < 49; i++) {
+		CHECK(0 == media_pool_get(p, &port));
+		CHECK(port != 20198);
+	}
+
+	mem_deref(p);
+}
+
+
+/** A packet's source as the kernel gives it */
+static struct sockaddr_in from(const char *ip, uint16_t port)
+{
+	struct sa sa;
+
+	(void)sa_set_str(&sa, ip, port);
+
+	return sa.u.in;
+}
+
+
+static bool take(struct media_side *sd, unsigned k, const char *ip,
+		 uint16_t port, uint64_t now_ms)
+{
+	struct sockaddr_in sin = from(ip, port);
+
+	return src_accept(sd, k, &sin, sizeof(sin), now_ms);
+}
+
+
+static void test_src(void)
+{
+	struct media_side sd;
+	struct sa dst;
+
+	/* strict: SDP 192.0.2.1:6000, SIP from 198.51.100.7 */
+	memset(&sd, 0, sizeof(sd));
+	(void)sa_set_str(&sd.from[0], "192.0.2.1", 6000);
+	(void)sa_set_str(&sd.from[1], "192.0.2.1", 6001);
+	(void)sa_set_str(&sd.sip, "198.51.100.7", 5060);
+	sd.src = MEDIA_SRC_STRICT;
+	sd.relearn_ms = 5000;
+
+	CHECK(!take(&sd, 0, "203.0.113.9", 6000, 1000));
+	CHECK(!take(&sd, 0, "192.0.2.2", 6000, 1000));
+	CHECK(!sd.latched[0] && sd.pub.foreign == 2);
+
+	/* the SDP's IP, another port: latched, then that source alone */
+	CHECK(take(&sd, 0, "192.0.2.1", 6100, 1000));
+	CHECK(sd.latched[0]);
+	(void)sa_set_str(&dst, "192.0.2.1", 6100);
+	CHECK(sa_cmp(&sd.latch[0], &dst, SA_ALL));
+	CHECK(sa_cmp(&sd.pub.dst, &dst, SA_ALL));
+	CHECK(take(&sd, 0, "192.0.2.1", 6100, 1020));
+	CHECK(!take(&sd, 0, "192.0.2.1", 6000, 1040));
+	CHECK(!take(&sd, 0, "198.51.100.7", 7000, 1060));
+	CHECK(!take(&sd, 0, "203.0.113.9", 6100, 1080));
+	CHECK(sd.pub.foreign == 5);
+
+	/* silent for less than relearn_ms: still locked */
+	CHECK(!take(&sd, 0, "198.51.100.7", 7000, 6000));
+	/* silent long enough: a source the side may use takes over, one
+	   it may not does not */
+	CHECK(!take(&sd, 0, "203.0.113.9", 7000, 6100));
+	CHECK(take(&sd, 0, "198.51.100.7", 7000, 6100));
+	(void)sa_set_str(&dst, "198.51.100.7", 7000);
+	CHECK(sa_cmp(&sd.latch[0], &dst, SA_ALL));
+	CHECK(!take(&sd, 0, "192.0.2.1", 6100, 6120));
+
+	/* RTCP is latched on its own */
+	CHECK(!sd.latched[1]);
+	CHECK(!take(&sd, 1, "203.0.113.9", 6001, 6200));
+	CHECK(take(&sd, 1, "198.51.100.7", 7001, 6200));
+	CHECK(!take(&sd, 1, "192.0.2.1", 6001, 6220));
+
+	/* relearn_ms 0: only a new SDP address unlocks it */
+	sd.relearn_ms = 0;
+	CHECK(!take(&sd, 0, "192.0.2.1", 6100, 600000));
+
+	/* latch: the first source, whoever it is, then it alone */
+	memset(&sd, 0, sizeof(sd));
+	(void)sa_set_str(&sd.from[0], "192.0.2.1", 6000);
+	sd.src = MEDIA_SRC_LATCH;
+	sd.relearn_ms = 5000;
+	CHECK(take(&sd, 0, "203.0.113.9", 4000, 1000));
+	CHECK(!take(&sd, 0, "192.0.2.1", 6000, 1020));
+	CHECK(take(&sd, 0, "192.0.2.1", 6000, 7000));
+
+	/* any: everything goes on, the first source is answered */
+	memset(&sd, 0, sizeof(sd));
+	sd.src = MEDIA_SRC_ANY;
+	CHECK(take(&sd, 0, "203.0.113.9", 4000, 1000));
+	CHECK(take(&sd, 0, "192.0.2.1", 6000, 1020));
+	(void)sa_set_str(&dst, "203.0.113.9", 4000);
+	CHECK(sa_cmp(&sd.latch[0], &dst, SA_ALL) && sd.pub.foreign == 0);
+
+	/* no usable source address */
+	memset(&sd, 0, sizeof(sd));
+	sd.src = MEDIA_SRC_ANY;
+	CHECK(!src_accept(&sd, 0, "", 0, 1000) && sd.pub.foreign == 1);
 }
 
 
@@ -280,6 +422,8 @@ static void test_payload(void)
 int main(void)
 {
 	test_pool();
+	test_pool_random();
+	test_src();
 	test_loss();
 	test_jitter();
 	test_rtcp();
