@@ -230,9 +230,8 @@ static int h_trusted_peer(struct cfg_parser *p, void *mod,
 	for (i = 2; i < n; i++) {
 		err = b2bua_conf_peer_limit(p, peer, &argv[i]);
 		if (err == ENOENT)
-			err = cfg_kerr(p, "unknown option '%r' (limit=off|"
-				       "RATE/BURST or request_limit=RATE/"
-				       "BURST|off)", &argv[i]);
+			err = cfg_kerr(p, "unknown option '%r': expected %s",
+				       &argv[i], expect);
 		if (err)
 			goto out;
 	}
@@ -533,9 +532,9 @@ static const struct cfg_key keyv[] = {
 	LIMIT_KEY("limit_requests_per_source", src_request, "50 100",
 		  "other requests a second and at once from one untrusted "
 		  "address"),
-	LIMIT_KEY("limit_invite_per_peer", peer_invite, "500 1000",
+	LIMIT_KEY("limit_invite_per_peer", peer_invite, "2000 4000",
 		  "INVITEs a second and at once from one trusted address"),
-	LIMIT_KEY("limit_requests_per_peer", peer_request, "2000 4000",
+	LIMIT_KEY("limit_requests_per_peer", peer_request, "5000 10000",
 		  "other requests a second and at once from one trusted "
 		  "address"),
 	LIMIT_KEY("limit_invite_global", global_invite, "2000 4000",
