@@ -114,6 +114,7 @@ static void acct_handler(int err, const struct acct_info *acct, void *arg)
 		cred.account = acct->name;
 		cred.ha1 = acct->ha1;
 		cred.active = acct->active;
+		cred.max_cps = acct->max_cps;
 	}
 
 	ctx->done(err, err ? NULL : &cred, ctx->arg);

@@ -28,7 +28,7 @@
 	"   WHERE l.account_id = a.id) AS reserved," \
 	" (SELECT count(*) FROM live_calls l WHERE l.account_id = a.id)" \
 	"   AS live_calls," \
-	" a.max_calls, a.rate_plan_id, a.sip_username," \
+	" a.max_calls, a.max_cps, a.rate_plan_id, a.sip_username," \
 	" a.sip_ha1 IS NOT NULL AS sip_password_set," \
 	" to_char(a.created_at AT TIME ZONE 'UTC'," \
 	"   'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS created_at," \
@@ -36,7 +36,7 @@
 	"   'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS updated_at"
 
 /* api_row's types of ACCT_COLS */
-#define ACCT_TYPES "isssmmiiisbss"
+#define ACCT_TYPES "isssmmiiiisbss"
 
 #define BLOCK_REASON "Q.850;cause=21;text=\"account blocked\""
 #define CREDIT_REASON "Q.850;cause=16;text=\"credit set to zero\""
@@ -71,10 +71,11 @@ int api_accounts_register(struct db *db)
 	err |= db_prepare(db, stmt_insert,
 			  "WITH a AS (INSERT INTO accounts (name, status,"
 			  " currency, max_calls, rate_plan_id, sip_username,"
-			  " sip_ha1) VALUES ($1, coalesce($2, 'active'),"
-			  " coalesce($3, 'EUR'), coalesce($4::integer, 10),"
-			  " $5::bigint, $6, $7) RETURNING *)"
-			  " SELECT " ACCT_COLS " FROM a", 7);
+			  " sip_ha1, max_cps) VALUES ($1, coalesce($2,"
+			  " 'active'), coalesce($3, 'EUR'),"
+			  " coalesce($4::integer, 10), $5::bigint, $6, $7,"
+			  " coalesce($8::integer, 0)) RETURNING *)"
+			  " SELECT " ACCT_COLS " FROM a", 8);
 	err |= db_prepare(db, stmt_update,
 			  "WITH a AS (UPDATE accounts SET"
 			  " status = coalesce($2, status),"
@@ -85,9 +86,10 @@ int api_accounts_register(struct db *db)
 			  "   ELSE sip_username END,"
 			  " sip_ha1 = CASE WHEN $6::boolean THEN $8"
 			  "   ELSE sip_ha1 END,"
+			  " max_cps = coalesce($9::integer, max_cps),"
 			  " updated_at = now()"
 			  " WHERE id = $1::bigint RETURNING *)"
-			  " SELECT " ACCT_COLS " FROM a", 8);
+			  " SELECT " ACCT_COLS " FROM a", 9);
 	err |= db_prepare(db, stmt_credit,
 			  "SELECT result, balance FROM tg_credit($1,"
 			  " $2::bigint, $3, $4::bigint, $5)", 5);
@@ -185,7 +187,7 @@ static void get_done(int err, const struct pg_result *res, void *arg)
 /* -------------------------------------------------------------- create */
 
 static const char *const create_fields[] = {
-	"name", "status", "currency", "max_calls", "rate_plan_id",
+	"name", "status", "currency", "max_calls", "max_cps", "rate_plan_id",
 	"sip_username", "sip_password", NULL
 };
 
@@ -216,6 +218,7 @@ struct acct_fields {
 	const char *status;
 	const char *currency;
 	char max_calls[16];
+	char max_cps[16];
 	bool set_plan;
 	char plan[24];
 	bool set_sip;
@@ -251,6 +254,15 @@ static int fields_get(struct api_req *req, const struct odict *od,
 	if (!err) {
 		++f->n;
 		(void)re_snprintf(f->max_calls, sizeof(f->max_calls), "%lld",
+				  (long long)v);
+	}
+
+	err = api_get_int(req, od, "max_cps", false, 0, 1000000, &v);
+	if (err == EINVAL)
+		return err;
+	if (!err) {
+		++f->n;
+		(void)re_snprintf(f->max_cps, sizeof(f->max_cps), "%lld",
 				  (long long)v);
 	}
 
@@ -329,7 +341,7 @@ static void create(struct api_req *req)
 {
 	struct acct_fields f;
 	struct odict *od;
-	const char *name, *v[7];
+	const char *name, *v[8];
 	int err;
 
 	memset(&f, 0, sizeof(f));
@@ -367,8 +379,9 @@ static void create(struct api_req *req)
 	v[4] = f.plan[0] ? f.plan : NULL;
 	v[5] = f.sip_username;
 	v[6] = f.ha1[0] ? f.ha1 : NULL;
+	v[7] = f.max_cps[0] ? f.max_cps : NULL;
 
-	(void)api_exec(req, stmt_insert, 7, v, create_done);
+	(void)api_exec(req, stmt_insert, 8, v, create_done);
 
  out:
 	mem_deref(od);
@@ -404,7 +417,7 @@ void api_accounts_h(struct api_req *req)
 /* --------------------------------------------------------------- update */
 
 static const char *const patch_fields[] = {
-	"status", "max_calls", "rate_plan_id", "sip_username",
+	"status", "max_calls", "max_cps", "rate_plan_id", "sip_username",
 	"sip_password", NULL
 };
 
@@ -446,7 +459,7 @@ static void patch(struct api_req *req, int64_t id)
 	struct acct_fields f;
 	struct odict *od;
 	char ids[24];
-	const char *v[8];
+	const char *v[9];
 
 	memset(&f, 0, sizeof(f));
 	if (api_body(req, &od, patch_fields))
@@ -470,8 +483,9 @@ static void patch(struct api_req *req, int64_t id)
 	v[5] = f.set_sip ? "t" : "f";
 	v[6] = f.sip_username;
 	v[7] = f.ha1[0] ? f.ha1 : NULL;
+	v[8] = f.max_cps[0] ? f.max_cps : NULL;
 
-	(void)api_exec(req, stmt_update, 8, v, patch_done);
+	(void)api_exec(req, stmt_update, 9, v, patch_done);
 
  out:
 	mem_deref(od);

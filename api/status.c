@@ -245,6 +245,18 @@ void api_metrics_h(struct api_req *req)
 			  "Call events the state table refused",
 			  bst.illegal_events);
 
+	err |= metric(mb, "tollgate_limit_rejected_total", "counter",
+		      "Requests refused at the door by a limit");
+	for (i = 0; i < B2BUA_LIMIT_COUNT; i++) {
+		err |= mbuf_printf(mb, "tollgate_limit_rejected_total"
+				   "{limit=\"%s\"} %llu\n",
+				   b2bua_limit_name((enum b2bua_limit)i),
+				   (unsigned long long)bst.limit_rejected[i]);
+	}
+	err |= metric_val(mb, "tollgate_limit_sources", "gauge",
+			  "Source addresses whose limits are tracked",
+			  bst.limit_sources);
+
 	err |= metric(mb, "tollgate_call_rate", "gauge",
 		      "Calls created per second over the last 10 s");
 	err |= mbuf_printf(mb, "tollgate_call_rate %llu.%llu\n",

@@ -158,6 +158,7 @@ static void cred_done(int err, const struct b2bua_cred *cred, void *arg)
 		return;
 	}
 	call->account_id = cred->account_id;
+	call->max_cps = cred->max_cps;
 
 	tlog_info(call_logid(call), "caller identified as account %s",
 		  call->account);

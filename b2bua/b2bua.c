@@ -117,6 +117,35 @@ static void udp_tune(struct b2bua *b, struct udp_sock *us)
 }
 
 
+/*
+ * A request outside any known dialog over a limit: a stateless 503 (no
+ * transaction, never retransmitted) or nothing.  An ACK is never charged:
+ * it is never answered and creates nothing.
+ */
+static bool door_refused(struct b2bua *b, const struct sip_msg *msg,
+			 bool invite)
+{
+	enum b2bua_limit lim;
+	uint32_t retry = 1;
+
+	if (!b->lim || !pl_strcmp(&msg->met, "ACK"))
+		return false;
+
+	lim = limiter_request(b->lim, msg, invite, &retry);
+	if (lim == B2BUA_LIMIT_COUNT)
+		return false;
+
+	++b->st.limit_rejected[lim];
+
+	if (b->cfg->limit_reply == 0)
+		(void)sip_replyf(b->sip, msg, 503, "Service Unavailable",
+				 "Retry-After: %u\r\n"
+				 "Content-Length: 0\r\n\r\n", retry);
+
+	return true;
+}
+
+
 static bool request_handler(const struct sip_msg *msg, void *arg)
 {
 	struct b2bua *b = arg;
@@ -133,11 +162,17 @@ static bool request_handler(const struct sip_msg *msg, void *arg)
 			return true;
 		}
 
+		if (door_refused(b, msg, false))
+			return true;
+
 		if (pl_strcmp(&msg->met, "ACK"))
 			(void)sip_treply(NULL, b->sip, msg, 481,
 					 "Call/Transaction Does Not Exist");
 		return true;
 	}
+
+	if (door_refused(b, msg, !pl_strcmp(&msg->met, "INVITE")))
+		return true;
 
 	if (!pl_strcmp(&msg->met, "INVITE")) {
 		uas_invite(b, msg);
@@ -193,6 +228,7 @@ static void destructor(void *arg)
 	list_flush(&b->subl);
 	mem_deref(b->store);
 	mem_deref(b->routes);
+	mem_deref(b->lim);
 	if (b->sip)
 		sip_close(b->sip, true);
 	mem_deref(b->sip);
@@ -217,6 +253,7 @@ int b2bua_alloc(struct b2bua **bp, const struct b2bua_conf *cfg)
 
 	err  = hash_alloc(&b->ht_legs, 16384);
 	err |= hash_alloc(&b->ht_calls, 16384);
+	err |= limiter_alloc(&b->lim, cfg);
 	if (err)
 		goto out;
 

@@ -45,9 +45,16 @@ struct cfg_listen {
 	unsigned line;
 };
 
+/** A token bucket: RATE requests a second, BURST at once; rate 0 = off */
+struct cfg_limit {
+	uint32_t rate;
+	uint32_t burst;
+};
+
 /**
  * trusted_peer 127.0.0.0/8 account=demo | header=P-Asserted-Identity | from
- *              [rtp=strict|latch|any]
+ *              [rtp=strict|latch|any] [limit=off|RATE/BURST]
+ *              [request_limit=RATE/BURST|off]
  */
 struct cfg_peer {
 	struct le le;
@@ -57,6 +64,11 @@ struct cfg_peer {
 	char *account;          /**< owned; account name for CFG_ID_FIXED */
 	char *hdr;              /**< owned; header name for CFG_ID_HEADER */
 	enum cfg_rtp_source rtp; /**< its callers' media sources          */
+	bool limit_off;         /**< limit=off: no limit at the door     */
+	bool invite_set;        /**< limit=RATE/BURST given              */
+	bool request_set;       /**< request_limit=RATE/BURST given      */
+	struct cfg_limit invite;  /**< per source address, if invite_set */
+	struct cfg_limit request; /**< likewise, if request_set          */
 	unsigned line;
 };
 
@@ -100,6 +112,15 @@ struct b2bua_conf {
 	uint32_t max_duration;      /**< s, 0 = unlimited                */
 	uint32_t ack_timeout;       /**< s, 2xx without ACK -> BYE        */
 	uint32_t max_calls;         /**< node-wide limit, 0 = none       */
+
+	/* limits at the door (b2bua/limit.c) */
+	struct cfg_limit src_invite;   /**< INVITEs of an untrusted source */
+	struct cfg_limit src_request;  /**< its other requests             */
+	struct cfg_limit peer_invite;  /**< INVITEs of a trusted peer's    */
+	struct cfg_limit peer_request; /**< its other requests             */
+	struct cfg_limit global_invite; /**< every INVITE of the node      */
+	uint32_t limit_sources;     /**< source addresses tracked at most  */
+	int limit_reply;            /**< 0: stateless 503, 1: nothing      */
 };
 
 extern const struct cfg_module b2bua_conf_module;
@@ -217,6 +238,7 @@ struct b2bua_cred {
 	int64_t account_id;
 	const char *account;   /**< account name                        */
 	const char *ha1;       /**< 32 hex chars, "" if no credentials   */
+	uint32_t max_cps;      /**< calls a second, 0 = no limit         */
 	bool active;
 };
 typedef void (b2bua_cred_done_h)(int err, const struct b2bua_cred *cred,
@@ -238,9 +260,21 @@ void b2bua_shutdown(struct b2bua *b, void (*doneh)(void *arg), void *arg);
 uint32_t b2bua_call_count(const struct b2bua *b);
 int  b2bua_debug(struct re_printf *pf, const struct b2bua *b);
 
+/** The limits a request can hit (b2bua_limit_name() for their labels) */
+enum b2bua_limit {
+	B2BUA_LIMIT_SOURCE_INVITE = 0, /**< INVITEs of one source address */
+	B2BUA_LIMIT_SOURCE_REQUEST,    /**< other requests of one source  */
+	B2BUA_LIMIT_ACCOUNT,           /**< calls per second of an account */
+	B2BUA_LIMIT_GLOBAL,            /**< INVITEs of the node            */
+	B2BUA_LIMIT_COUNT
+};
+const char *b2bua_limit_name(enum b2bua_limit lim);
+
 /** Counters of the B2BUA */
 struct b2bua_stats {
 	uint64_t illegal_events;  /**< events refused by the state table */
+	uint64_t limit_rejected[B2BUA_LIMIT_COUNT]; /**< requests refused */
+	uint32_t limit_sources;   /**< source addresses tracked now      */
 };
 void b2bua_stats(const struct b2bua *b, struct b2bua_stats *st);
 

@@ -63,6 +63,7 @@ struct b2bua {
 	const struct udp_sock *tuned[4]; /**< UDP sockets given big buffers */
 	uint32_t ncalls;
 	unsigned nslots;               /**< per-call data slots taken    */
+	struct limiter *lim;           /**< owned: limits at the door    */
 	struct b2bua_stats st;
 	bool shutting_down;
 	void (*shutdownh)(void *arg);
@@ -143,6 +144,7 @@ struct b2bua_call {
 
 	char *account;               /**< owned                          */
 	int64_t account_id;
+	uint32_t max_cps;            /**< the account's, 0 = no limit     */
 	char *caller;                /**< owned: From user               */
 	char *from_name;             /**< owned: From display, unquoted  */
 	char *callee;                /**< owned: dialled number          */
@@ -210,6 +212,15 @@ bool auth_digest_valid(const struct b2bua_call *call, const char *ha1hex);
 int  auth_header_user(char *buf, size_t sz, const struct sip_msg *msg,
 		      const char *name);
 
+/* limit.c */
+struct limiter;
+int  limiter_alloc(struct limiter **lp, const struct b2bua_conf *cfg);
+enum b2bua_limit limiter_request(struct limiter *l, const struct sip_msg *msg,
+				 bool invite, uint32_t *retryp);
+bool limiter_account(struct limiter *l, int64_t account_id, uint32_t max_cps,
+		     uint32_t *retryp);
+uint32_t limiter_sources(const struct limiter *l);
+
 /* uac.c */
 void uac_start(struct b2bua_call *call);
 void uac_answered(struct b2bua_call *call);
@@ -222,6 +233,14 @@ bool leg_ack_again(struct b2bua *b, const struct sip_msg *msg);
 void dialog_request(struct leg *leg, const struct sip_msg *msg);
 int  leg_bye(struct leg *leg, const char *reason_hdr);
 void relay_flush(struct b2bua_call *call);
+
+/* conf_limit.c: the limit keys of b2bua/conf.c */
+cfg_parse_h b2bua_conf_limit;
+cfg_print_h b2bua_conf_print_limit;
+int  b2bua_conf_peer_limit(struct cfg_parser *p, struct cfg_peer *peer,
+			   const struct pl *opt);
+int  b2bua_conf_print_peer_limit(struct re_printf *pf,
+				 const struct cfg_peer *peer);
 
 /* conf_route.c: gateway and route keys of b2bua/conf.c */
 cfg_parse_h b2bua_conf_gateway;

@@ -174,17 +174,18 @@ static int h_trusted_peer(struct cfg_parser *p, void *mod,
 {
 	struct b2bua_conf *cfg = mod;
 	const char *expect = "NETWORK[/BITS] followed by account=NAME, "
-		"header=NAME or from, then optionally rtp=strict|latch|any";
-	struct pl argv[3], net, bits = PL_INIT, v;
+		"header=NAME or from, then optionally rtp=strict|latch|any, "
+		"limit=off|RATE/BURST and request_limit=RATE/BURST|off";
+	struct pl argv[6], net, bits = PL_INIT, v;
 	struct cfg_peer *peer;
 	struct sa masked;
-	unsigned n, maxbits;
+	unsigned i, n, maxbits;
 	struct le *le;
 	int err;
 	(void)k;
 
-	n = cfg_split_args(val, argv, 3);
-	if (n != 2 && n != 3)
+	n = cfg_split_args(val, argv, 6);
+	if (n < 2 || n > 5)
 		return cfg_kerr(p, "'%r': expected %s", val, expect);
 
 	peer = mem_zalloc(sizeof(*peer), peer_destructor);
@@ -255,12 +256,20 @@ static int h_trusted_peer(struct cfg_parser *p, void *mod,
 		goto out;
 	}
 
-	if (n == 3) {
-		err = peer_rtp(p, &peer->rtp, &argv[2]);
+	for (i = 2; i < n; i++) {
+		err = peer_rtp(p, &peer->rtp, &argv[i]);
 		if (err == ENOENT)
-			err = cfg_kerr(p, "'%r': expected %s", val, expect);
+			err = b2bua_conf_peer_limit(p, peer, &argv[i]);
+		if (err == ENOENT)
+			err = cfg_kerr(p, "unknown option '%r': expected %s",
+				       &argv[i], expect);
 		if (err)
 			goto out;
+	}
+
+	if (peer->limit_off && (peer->invite_set || peer->request_set)) {
+		err = cfg_kerr(p, "limit=off leaves no other limit to set");
+		goto out;
 	}
 
 	LIST_FOREACH(&cfg->peerl, le) {
@@ -449,6 +458,7 @@ static int print_peer(struct re_printf *pf, const void *mod,
 
 		if (peer->rtp != CFG_RTP_STRICT)
 			err |= re_hprintf(pf, " rtp=%s", rtp_srcv[peer->rtp]);
+		err |= b2bua_conf_print_peer_limit(pf, peer);
 		err |= re_hprintf(pf, "\n");
 	}
 
@@ -510,6 +520,12 @@ static int conf_check(struct cfg_parser *p, void *mod)
 
 
 #define B struct b2bua_conf
+#define LIMIT_KEY(nm, field, dflt, text) \
+	{ .name = (nm), .parse = b2bua_conf_limit, \
+	  .print = b2bua_conf_print_limit, .off = offsetof(B, field), \
+	  .def = (dflt), .doc = "RATE BURST|off: " text }
+
+static const char * const limit_replyv[] = { "503", "none", NULL };
 
 static const struct cfg_key keyv[] = {
 	{ .name = "sip_listen", .parse = h_sip_listen, .print = print_listen,
@@ -545,8 +561,26 @@ static const struct cfg_key keyv[] = {
 		"seconds a 2xx waits for its ACK"),
 	CFG_U32("max_calls", B, max_calls, 0, 1000000, "0",
 		"calls at once on this node, 0 = no limit"),
+	LIMIT_KEY("limit_invite_per_source", src_invite, "10 20",
+		  "INVITEs a second and at once from one untrusted address"),
+	LIMIT_KEY("limit_requests_per_source", src_request, "50 100",
+		  "other requests a second and at once from one untrusted "
+		  "address"),
+	LIMIT_KEY("limit_invite_per_peer", peer_invite, "2000 4000",
+		  "INVITEs a second and at once from one trusted address"),
+	LIMIT_KEY("limit_requests_per_peer", peer_request, "5000 10000",
+		  "other requests a second and at once from one trusted "
+		  "address"),
+	LIMIT_KEY("limit_invite_global", global_invite, "2000 4000",
+		  "INVITEs a second and at once on this node"),
+	CFG_U32("limit_sources", B, limit_sources, 16, 10000000, "65536",
+		"source addresses whose buckets are kept at most"),
+	CFG_CHOICE("limit_reply", B, limit_reply, limit_replyv, "503",
+		   "answer to a request over a limit: 503 (stateless, with "
+		   "Retry-After) or none"),
 };
 
+#undef LIMIT_KEY
 #undef B
 
 

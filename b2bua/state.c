@@ -435,8 +435,10 @@ void b2bua_stats(const struct b2bua *b, struct b2bua_stats *st)
 	if (!st)
 		return;
 
-	if (b)
+	if (b) {
 		*st = b->st;
+		st->limit_sources = limiter_sources(b->lim);
+	}
 	else
 		memset(st, 0, sizeof(*st));
 }

@@ -344,7 +344,23 @@ int uas_copy_headers(struct b2bua_call *call)
 void uas_proceed(struct b2bua_call *call)
 {
 	struct b2bua *b = call->b;
+	uint32_t retry = 1;
+	char hdr[32];
 	int err;
+
+	/* the account's calls per second, in memory on this node */
+	if (call->max_cps && b->lim &&
+	    !limiter_account(b->lim, call->account_id, call->max_cps,
+			     &retry)) {
+		++b->st.limit_rejected[B2BUA_LIMIT_ACCOUNT];
+		tlog_info(call_logid(call), "account %s over %u calls a "
+			  "second", call->account, call->max_cps);
+		(void)re_snprintf(hdr, sizeof(hdr), "Retry-After: %u\r\n",
+				  retry);
+		call_fail(call, B2BUA_R_REJECTED, 503, "Service Unavailable",
+			  hdr);
+		return;
+	}
 
 	if (b->routes) {
 		call->routes = mem_ref(b->routes);

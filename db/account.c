@@ -17,7 +17,7 @@
 #include "db.h"
 
 #define ACCT_COLUMNS "id, name, status = 'active'," \
-	" coalesce(sip_ha1, ''), coalesce(sip_username, '')"
+	" coalesce(sip_ha1, ''), coalesce(sip_username, ''), max_cps"
 
 static const char stmt_by_sipuser[] = "acct_by_sipuser";
 static const char stmt_by_name[]    = "acct_by_name";
@@ -83,7 +83,8 @@ static int acct_parse(struct acct_info *acct, const PGresult *res)
 	const char *id;
 	char *end;
 
-	if (PQnfields(res) != 5 || PQgetisnull(res, 0, 0))
+	if (PQnfields(res) != 6 || PQgetisnull(res, 0, 0) ||
+	    PQgetisnull(res, 0, 5))
 		return EPROTO;
 
 	memset(acct, 0, sizeof(*acct));
@@ -95,6 +96,7 @@ static int acct_parse(struct acct_info *acct, const PGresult *res)
 		return EPROTO;
 
 	acct->active = (0 == strcmp(PQgetvalue(res, 0, 2), "t"));
+	acct->max_cps = (uint32_t)strtoul(PQgetvalue(res, 0, 5), NULL, 10);
 
 	if (!copy_col(acct->name, sizeof(acct->name), res, 1) ||
 	    !copy_col(acct->ha1, sizeof(acct->ha1), res, 3) ||

@@ -326,6 +326,7 @@ int main(void)
 	test_gateway();
 	test_routes();
 	test_copy_header();
+	test_limits();
 	test_scalars();
 	test_media_keys();
 	test_api_token();

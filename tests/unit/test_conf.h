@@ -62,6 +62,7 @@ void test_cidr(void);
 void test_gateway(void);
 void test_routes(void);
 void test_copy_header(void);
+void test_limits(void);
 
 /* test_conf_keys.c */
 void test_billing_keys(void);

@@ -1,7 +1,8 @@
 /**
  * @file test_conf_sip.c  Unit tests of the B2BUA's keys: sip_listen,
  *                        trusted_peer (and CIDR matching), gateway, route
- *                        (and longest prefix match), copy_header
+ *                        (and longest prefix match), copy_header, the
+ *                        limits at the door
  */
 
 #include "test_conf.h"
@@ -481,4 +482,63 @@ void test_copy_header(void)
 	BAD(BASE "copy_header X-A X-B\n", "t.conf:3: ",
 	    "expected one header name");
 	BAD(BASE "copy_header X@A\n", "t.conf:3: ", "not a valid header");
+}
+
+
+void test_limits(void)
+{
+	const struct cfg_peer *peer;
+	struct cfg *cfg;
+
+	cfg = OK(BASE);
+	if (cfg) {
+		const struct b2bua_conf *c = SIP(cfg);
+
+		CHECK(c->src_invite.rate == 10 && c->src_invite.burst == 20);
+		CHECK(c->src_request.rate == 50 && c->src_request.burst == 100);
+		CHECK(c->peer_invite.rate == 2000);
+		CHECK(c->global_invite.rate == 2000 &&
+		      c->global_invite.burst == 4000);
+		CHECK(c->limit_sources == 65536 && c->limit_reply == 0);
+		mem_deref(cfg);
+	}
+
+	cfg = OK(BASE
+		 "limit_invite_per_source 2 3\n"
+		 "limit_requests_per_source off\n"
+		 "limit_invite_global 100 100\n"
+		 "limit_reply none\n"
+		 "trusted_peer 127.0.0.1 from limit=off\n"
+		 "trusted_peer 127.0.0.2 from limit=5/6 request_limit=off\n"
+		 "trusted_peer 127.0.0.3 account=x request_limit=7/8\n");
+	if (cfg) {
+		const struct b2bua_conf *c = SIP(cfg);
+		struct le *le = list_head(&c->peerl);
+
+		CHECK(c->src_invite.rate == 2 && c->src_invite.burst == 3);
+		CHECK(c->src_request.rate == 0);
+		CHECK(c->limit_reply == 1);
+		peer = le->data;
+		CHECK(peer->limit_off && !peer->invite_set);
+		peer = le->next->data;
+		CHECK(!peer->limit_off && peer->invite_set &&
+		      peer->invite.rate == 5 && peer->invite.burst == 6);
+		CHECK(peer->request_set && peer->request.rate == 0);
+		peer = le->next->next->data;
+		CHECK(!peer->invite_set && peer->request_set &&
+		      peer->request.rate == 7 && peer->request.burst == 8);
+		mem_deref(cfg);
+	}
+
+	BAD(BASE "limit_invite_per_source 0 5\n", "t.conf:3: ",
+	    "rate 0 out of range 1..1000000");
+	BAD(BASE "limit_invite_per_source 5\n", "t.conf:3: ",
+	    "expected RATE BURST");
+	BAD(BASE "limit_invite_global 5 0\n", "t.conf:3: ",
+	    "burst 0 out of range 1..1000000");
+	BAD(BASE "limit_reply drop\n", "t.conf:3: ", "limit_reply");
+	BAD(BASE "trusted_peer 127.0.0.1 from limit=5\n", "t.conf:3: ",
+	    "expected RATE/BURST or off");
+	BAD(BASE "trusted_peer 127.0.0.1 from limit=off limit=1/1\n",
+	    "t.conf:3: ", "limit=off leaves no other limit");
 }
