@@ -173,6 +173,10 @@ bool tlog_enabled(int level);
 void tlog(int level, const char *callid, const char *fmt, ...);
 void tlog_text(int level, const char *tag, const char *p, size_t len);
 
+/* bytes from the network as text (text.c) */
+bool   text_utf8_valid(const char *p, size_t len);
+size_t text_escape(char *dst, size_t sz, const char *p, size_t len);
+
 #define tlog_dbg(cid, ...)  do { if (tlog_enabled(LOG_DEBUG)) \
 			tlog(LOG_DEBUG, cid, __VA_ARGS__); } while (0)
 #define tlog_info(cid, ...) tlog(LOG_INFO, cid, __VA_ARGS__)

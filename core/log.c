@@ -22,7 +22,7 @@
 #include <re_dbg.h>
 
 
-enum { TEXT_LINE_MAX = 512 };
+enum { TEXT_LINE_MAX = 512, MSG_MAX = 1024, CALLID_MAX = 128 };
 
 
 static struct {
@@ -83,11 +83,15 @@ static int dbg_of_level(int level)
 }
 
 
+static void emit(int level, const char *callid, const char *msg,
+		 bool more);
+
+
 /**
  * Log a message of a library's (libre, libmicrohttpd) as one line: trailing
- * newlines go, every other control character (an inner newline included)
- * and the backslash are written as escapes, so that one message stays one
- * line and bytes from the network cannot forge one.
+ * newlines go, the rest is escaped as tlog() escapes (an inner newline
+ * included), so that one message stays one line and bytes from the network
+ * cannot forge one.
  *
  * @param level  syslog level
  * @param tag    what the line starts with, before ": "
@@ -96,9 +100,8 @@ static int dbg_of_level(int level)
  */
 void tlog_text(int level, const char *tag, const char *p, size_t len)
 {
-	static const char hex[] = "0123456789abcdef";
-	char line[TEXT_LINE_MAX];
-	size_t i, n = 0;
+	char line[TEXT_LINE_MAX], esc[TEXT_LINE_MAX + 64];
+	size_t n;
 
 	while (len && (p[len - 1] == '\n' || p[len - 1] == '\r'))
 		--len;
@@ -106,33 +109,10 @@ void tlog_text(int level, const char *tag, const char *p, size_t len)
 	if (!len || !tlog_enabled(level))
 		return;
 
-	for (i = 0; i < len && n + 5 <= sizeof(line); i++) {
-		unsigned char c = (unsigned char)p[i];
+	n = text_escape(line, sizeof(line), p, len);
+	(void)re_snprintf(esc, sizeof(esc), "%s: %s", tag, line);
 
-		if (c == '\\' || c < 0x20 || c == 0x7f) {
-			line[n++] = '\\';
-
-			switch (c) {
-
-			case '\\': line[n++] = '\\'; break;
-			case '\n':  line[n++] = 'n'; break;
-			case '\r':  line[n++] = 'r'; break;
-			case '\t':  line[n++] = 't'; break;
-			default:
-				line[n++] = 'x';
-				line[n++] = hex[c >> 4];
-				line[n++] = hex[c & 0xf];
-				break;
-			}
-		}
-		else {
-			line[n++] = (char)c;
-		}
-	}
-
-	line[n] = '\0';
-
-	tlog(level, NULL, "%s: %s%s", tag, line, i < len ? " ..." : "");
+	emit(level, NULL, esc, n < len);
 }
 
 
@@ -216,11 +196,44 @@ bool tlog_enabled(int level)
 }
 
 
+/* write one line: msg and callid are escaped already */
+static void emit(int level, const char *callid, const char *msg, bool more)
+{
+	const char *tail = more ? " ..." : "";
+
+	if (lg.target == CFG_LOG_SYSLOG) {
+		if (callid)
+			syslog(level, "[%s] %s%s", callid, msg, tail);
+		else
+			syslog(level, "%s%s", msg, tail);
+	}
+	else {
+		struct timeval tv;
+		struct tm tm;
+		char ts[32];
+
+		(void)gettimeofday(&tv, NULL);
+		(void)gmtime_r(&tv.tv_sec, &tm);
+		(void)strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+
+		(void)fprintf(stderr, "%s.%03ldZ %-7s %s%s%s%s%s\n", ts,
+			      (long)(tv.tv_usec / 1000), level_name(level),
+			      callid ? "[" : "", callid ? callid : "",
+			      callid ? "] " : "", msg, tail);
+	}
+}
+
+
+/**
+ * Log one line.  The Call-ID and the formatted message are escaped with
+ * text_escape(): values from SIP (a Call-ID with a folded continuation, a
+ * From user with binary bytes) can never end the line or forge another.
+ */
 void tlog(int level, const char *callid, const char *fmt, ...)
 {
-	char msg[1024];
+	char msg[MSG_MAX], esc[MSG_MAX * 4], cid[CALLID_MAX * 4 + 1];
 	va_list ap;
-	size_t n;
+	size_t n, done;
 
 	if (!tlog_enabled(level))
 		return;
@@ -235,25 +248,11 @@ void tlog(int level, const char *callid, const char *fmt, ...)
 	while (n && msg[n - 1] == '\n')
 		msg[--n] = '\0';
 
-	if (lg.target == CFG_LOG_SYSLOG) {
-		if (callid)
-			syslog(level, "[%s] %s", callid, msg);
-		else
-			syslog(level, "%s", msg);
-		return;
-	}
-	else {
-		struct timeval tv;
-		struct tm tm;
-		char ts[32];
+	done = text_escape(esc, sizeof(esc), msg, n);
 
-		(void)gettimeofday(&tv, NULL);
-		(void)gmtime_r(&tv.tv_sec, &tm);
-		(void)strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	if (callid)
+		(void)text_escape(cid, sizeof(cid), callid,
+				  strnlen(callid, CALLID_MAX));
 
-		(void)fprintf(stderr, "%s.%03ldZ %-7s %s%s%s%s\n", ts,
-			      (long)(tv.tv_usec / 1000), level_name(level),
-			      callid ? "[" : "", callid ? callid : "",
-			      callid ? "] " : "", msg);
-	}
+	emit(level, callid ? cid : NULL, esc, done < n);
 }

@@ -194,6 +194,14 @@ void test_trusted_peer(void)
 	    "duplicate network '10.0.0.0/8' (first at line 3)");
 	BAD(BASE "trusted_peer ::1 from\ntrusted_peer ::1/128 from\n",
 	    "t.conf:4: ", "(first at line 3)");
+	BAD(BASE "trusted_peer 10.0.0.5 from port=0\n", "t.conf:3: ",
+	    "port 0 out of range 1..65535");
+	BAD(BASE "trusted_peer 10.0.0.5 from transport=sctp\n",
+	    "t.conf:3: ", "unknown transport 'sctp'");
+	BAD(BASE "trusted_peer 10.0.0.5 from port=5060 port=5061\n",
+	    "t.conf:3: ", "port given twice");
+	BAD(BASE "trusted_peer 10.0.0.5 port=5060\n", "t.conf:3: ",
+	    "expected NETWORK[/BITS]");
 }
 
 
@@ -213,7 +221,8 @@ void test_cidr(void)
 	if (!cfg)
 		return;
 
-#define PEER(addr) (sa_set_str(&sa, (addr), 5060), cfg_peer_find(SIP(cfg), &sa))
+#define PEER(addr) (sa_set_str(&sa, (addr), 5060), \
+				cfg_peer_find(SIP(cfg), &sa, SIP_TRANSP_UDP))
 
 	peer = PEER("192.0.2.7");
 	CHECK(peer && !strcmp(peer->account, "one"));
@@ -248,19 +257,19 @@ void test_cidr(void)
 		uint8_t a[16] = {0,0,0,0, 0,0,0,0, 0,0,0xff,0xff, 192,0,2,7};
 
 		sa_set_in6(&sa, a, 5060);
-		peer = cfg_peer_find(SIP(cfg), &sa);
+		peer = cfg_peer_find(SIP(cfg), &sa, SIP_TRANSP_UDP);
 		CHECK(peer && !strcmp(peer->account, "one"));
 		a[15] = 99;
 		sa_set_in6(&sa, a, 5060);
-		peer = cfg_peer_find(SIP(cfg), &sa);
+		peer = cfg_peer_find(SIP(cfg), &sa, SIP_TRANSP_UDP);
 		CHECK(peer && !strcmp(peer->account, "net"));
 		a[14] = 3;
 		sa_set_in6(&sa, a, 5060);
-		CHECK(cfg_peer_find(SIP(cfg), &sa) == NULL);
+		CHECK(cfg_peer_find(SIP(cfg), &sa, SIP_TRANSP_UDP) == NULL);
 	}
 
-	CHECK(cfg_peer_find(SIP(cfg), NULL) == NULL);
-	CHECK(cfg_peer_find(NULL, &sa) == NULL);
+	CHECK(cfg_peer_find(SIP(cfg), NULL, SIP_TRANSP_UDP) == NULL);
+	CHECK(cfg_peer_find(NULL, &sa, SIP_TRANSP_UDP) == NULL);
 	mem_deref(cfg);
 
 	/* /0 matches everything of its family, the first match wins */
@@ -276,6 +285,30 @@ void test_cidr(void)
 	CHECK(peer && peer->mode == CFG_ID_FROM);
 	peer = PEER("fe80::1");
 	CHECK(peer && peer->mode == CFG_ID_HEADER);
+	mem_deref(cfg);
+
+	/* pinned to a transport and a source port */
+	cfg = OK(BASE "trusted_peer 10.0.0.5 transport=udp port=5060 "
+		 "account=pin\n"
+		 "trusted_peer 10.0.0.6 account=tcp transport=tcp\n"
+		 "trusted_peer 10.0.0.5 port=5062 from\n");
+	if (!cfg)
+		return;
+
+	peer = PEER("10.0.0.5");
+	CHECK(peer && !strcmp(peer->account, "pin"));
+	CHECK(peer && peer->tp == SIP_TRANSP_UDP && peer->port == 5060);
+	sa_set_str(&sa, "10.0.0.5", 5061);
+	CHECK(cfg_peer_find(SIP(cfg), &sa, SIP_TRANSP_UDP) == NULL);
+	sa_set_str(&sa, "10.0.0.5", 5060);
+	CHECK(cfg_peer_find(SIP(cfg), &sa, SIP_TRANSP_TCP) == NULL);
+	sa_set_str(&sa, "10.0.0.5", 5062);
+	peer = cfg_peer_find(SIP(cfg), &sa, SIP_TRANSP_TCP);
+	CHECK(peer && peer->mode == CFG_ID_FROM);
+	CHECK(PEER("10.0.0.6") == NULL);
+	sa_set_str(&sa, "10.0.0.6", 40000);
+	peer = cfg_peer_find(SIP(cfg), &sa, SIP_TRANSP_TCP);
+	CHECK(peer && !strcmp(peer->account, "tcp"));
 	mem_deref(cfg);
 
 #undef PEER

@@ -198,6 +198,41 @@ static void test_tlog(FILE *f)
 }
 
 
+/* values from SIP never end a line nor put raw control bytes in it */
+static void test_escape(FILE *f)
+{
+	char buf[64];
+
+	tlog_info("fz4309\r\n  folded continuation] INVITE from x",
+		  "INVITE from %s", "b\x01\xff\xc3(\x1b[2J");
+	(void)take(f);
+	EXPECT(line_is("info", "[fz4309\\r\\n  folded continuation] "
+		       "INVITE from x] INVITE from b\\x01\\xff\\xc3("
+		       "\\x1b[2J"));
+
+	/* well-formed UTF-8 stays; NEL, U+2028 and a lone surrogate go */
+	tlog_info(NULL, "J\xc3\xbcrgen \xe2\x82\xac \xc2\x85|\xe2\x80\xa8|"
+		  "\xed\xa0\x80|\xc0\xaf");
+	(void)take(f);
+	EXPECT(line_is("info", "J\xc3\xbcrgen \xe2\x82\xac \\xc2\\x85|"
+		       "\\xe2\\x80\\xa8|\\xed\\xa0\\x80|\\xc0\\xaf"));
+
+	EXPECT(text_utf8_valid("J\xc3\xbcrgen", 7));
+	EXPECT(!text_utf8_valid("a\r\nb", 4));
+	EXPECT(!text_utf8_valid("\xff", 1));
+	EXPECT(!text_utf8_valid("\xe2\x82", 2));
+	EXPECT(!text_utf8_valid("\xf4\x90\x80\x80", 4));
+	EXPECT(!text_utf8_valid("\xc2\x9b", 2));
+	EXPECT(text_utf8_valid("", 0));
+
+	/* a full buffer stops before a character, never inside one */
+	EXPECT(text_escape(buf, 4, "ab\n", 3) == 2);
+	EXPECT(!strcmp(buf, "ab"));
+	EXPECT(text_escape(buf, sizeof(buf), "a\\b", 3) == 3);
+	EXPECT(!strcmp(buf, "a\\\\b"));
+}
+
+
 int main(void)
 {
 	FILE *f;
@@ -216,6 +251,7 @@ int main(void)
 	test_dbg(f);
 	test_stderr(f);
 	test_tlog(f);
+	test_escape(f);
 
 	(void)dup2(fd_err, STDERR_FILENO);
 	(void)close(fd_err);
