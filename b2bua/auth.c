@@ -123,7 +123,8 @@ static void cred_done(int err, const struct b2bua_cred *cred, void *arg)
 {
 	struct b2bua_call *call = arg;
 	bool digest = sip_msg_hdr(call->inv, SIP_HDR_PROXY_AUTHORIZATION) &&
-		!cfg_peer_find(call->b->cfg, &call->inv->src);
+		!cfg_peer_find(call->b->cfg, &call->inv->src,
+			       call->inv->tp);
 
 	call->credq = mem_deref(call->credq);
 
@@ -227,7 +228,7 @@ void auth_identify(struct b2bua_call *call, const struct sip_msg *msg)
 	char name[64];
 	int err;
 
-	peer = cfg_peer_find(cfg, &msg->src);
+	peer = cfg_peer_find(cfg, &msg->src, msg->tp);
 	if (peer) {
 		switch (peer->mode) {
 

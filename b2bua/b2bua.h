@@ -54,12 +54,14 @@ struct cfg_limit {
 /**
  * trusted_peer 127.0.0.0/8 account=demo | header=P-Asserted-Identity | from
  *              [rtp=strict|latch|any] [limit=off|RATE/BURST]
- *              [request_limit=RATE/BURST|off]
+ *              [request_limit=RATE/BURST|off] [transport=udp|tcp] [port=5060]
  */
 struct cfg_peer {
 	struct le le;
 	struct sa addr;         /**< network address (port ignored)      */
 	unsigned bits;          /**< prefix length (32/128 = one host)    */
+	enum sip_transp tp;     /**< SIP_TRANSP_NONE: any transport       */
+	uint16_t port;          /**< source port; 0: any                  */
 	enum cfg_idmode mode;
 	char *account;          /**< owned; account name for CFG_ID_FIXED */
 	char *hdr;              /**< owned; header name for CFG_ID_HEADER */
@@ -125,10 +127,15 @@ struct b2bua_conf {
 
 extern const struct cfg_module b2bua_conf_module;
 
+/** Most digits a dialled number may have */
+enum { B2BUA_NUMBER_MAX = 64 };
+
+int b2bua_number_normalise(char *buf, size_t sz, const struct pl *user);
+
 const struct cfg_route *cfg_route_find(const struct b2bua_conf *cfg,
 				       const char *number);
 const struct cfg_peer *cfg_peer_find(const struct b2bua_conf *cfg,
-				     const struct sa *src);
+				     const struct sa *src, enum sip_transp tp);
 const struct cfg_gateway *cfg_gateway_find(const struct b2bua_conf *cfg,
 					   const char *name);
 

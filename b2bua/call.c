@@ -344,7 +344,8 @@ enum cfg_rtp_source b2bua_call_rtp_source(const struct b2bua_call *call)
 	if (!call)
 		return CFG_RTP_STRICT;
 
-	peer = cfg_peer_find(call->b->cfg, &call->src);
+	peer = cfg_peer_find(call->b->cfg, &call->src,
+			     call->a ? call->a->tp : SIP_TRANSP_UDP);
 
 	return peer ? peer->rtp : CFG_RTP_STRICT;
 }

@@ -169,23 +169,56 @@ static int peer_rtp(struct cfg_parser *p, enum cfg_rtp_source *srcp,
 }
 
 
+/* account=NAME | header=NAME | from */
+static int peer_mode(struct cfg_parser *p, struct cfg_peer *peer,
+		     const struct pl *arg)
+{
+	struct pl v = *arg;
+
+	if (!pl_strcmp(&v, "from")) {
+		peer->mode = CFG_ID_FROM;
+		return 0;
+	}
+
+	if (cfg_pl_skip_prefix(&v, "account=")) {
+		if (!v.l)
+			return cfg_kerr(p, "account name is empty");
+		peer->mode = CFG_ID_FIXED;
+		return pl_strdup(&peer->account, &v);
+	}
+
+	if (cfg_pl_skip_prefix(&v, "header=")) {
+		if (!cfg_pl_is_token(&v) || v.l > CFG_MAX_HDR)
+			return cfg_kerr(p, "'%r' is not a valid header name",
+					&v);
+		peer->mode = CFG_ID_HEADER;
+		return pl_strdup(&peer->hdr, &v);
+	}
+
+	return cfg_kerr(p, "unknown mode '%r' (account=NAME, header=NAME or "
+			"from)", arg);
+}
+
+
 static int h_trusted_peer(struct cfg_parser *p, void *mod,
 			  const struct cfg_key *k, const struct pl *val)
 {
 	struct b2bua_conf *cfg = mod;
 	const char *expect = "NETWORK[/BITS] followed by account=NAME, "
 		"header=NAME or from, then optionally rtp=strict|latch|any, "
-		"limit=off|RATE/BURST and request_limit=RATE/BURST|off";
-	struct pl argv[6], net, bits = PL_INIT, v;
+		"limit=off|RATE/BURST, request_limit=RATE/BURST|off, "
+		"transport=udp|tcp and port=N";
+	struct pl argv[8], net, bits = PL_INIT, v;
 	struct cfg_peer *peer;
 	struct sa masked;
 	unsigned i, n, maxbits;
+	bool mode = false;
 	struct le *le;
 	int err;
 	(void)k;
 
-	n = cfg_split_args(val, argv, 6);
-	if (n < 2 || n > 5)
+	n = cfg_split_args(val, argv, 8);
+	if (n < 2 || n > 7)
 		return cfg_kerr(p, "'%r': expected %s", val, expect);
 
 	peer = mem_zalloc(sizeof(*peer), peer_destructor);
@@ -193,6 +226,7 @@ static int h_trusted_peer(struct cfg_parser *p, void *mod,
 		return ENOMEM;
 
 	peer->line = cfg_line(p);
+	peer->tp = SIP_TRANSP_NONE;
 
 	if (!cfg_pl_split(&argv[0], '/', &net, &bits))
 		net = argv[0];
@@ -225,46 +259,53 @@ static int h_trusted_peer(struct cfg_parser *p, void *mod,
 		goto out;
 	}
 
-	v = argv[1];
-	if (!pl_strcmp(&v, "from")) {
-		peer->mode = CFG_ID_FROM;
-	}
-	else if (cfg_pl_skip_prefix(&v, "account=")) {
-		if (!v.l) {
-			err = cfg_kerr(p, "account name is empty");
-			goto out;
-		}
-		peer->mode = CFG_ID_FIXED;
-		err = pl_strdup(&peer->account, &v);
-		if (err)
-			goto out;
-	}
-	else if (cfg_pl_skip_prefix(&v, "header=")) {
-		if (!cfg_pl_is_token(&v) || v.l > CFG_MAX_HDR) {
-			err = cfg_kerr(p, "'%r' is not a valid header name",
-				       &v);
-			goto out;
-		}
-		peer->mode = CFG_ID_HEADER;
-		err = pl_strdup(&peer->hdr, &v);
-		if (err)
-			goto out;
-	}
-	else {
-		err = cfg_kerr(p, "unknown mode '%r' (account=NAME, "
-			       "header=NAME or from)", &argv[1]);
-		goto out;
-	}
+	/* the mode (once) and the options, in any order */
+	for (i = 1; i < n; i++) {
+		v = argv[i];
 
-	for (i = 2; i < n; i++) {
+		if (cfg_pl_skip_prefix(&v, "transport=")) {
+			if (peer->tp != SIP_TRANSP_NONE) {
+				err = cfg_kerr(p, "transport given twice");
+				goto out;
+			}
+			err = cfg_get_transport(p, &v, &peer->tp);
+			if (err)
+				goto out;
+			continue;
+		}
+
+		if (cfg_pl_skip_prefix(&v, "port=")) {
+			uint32_t port;
+
+			if (peer->port) {
+				err = cfg_kerr(p, "port given twice");
+				goto out;
+			}
+			err = cfg_get_u32(p, "port", &v, 1, 65535, &port);
+			if (err)
+				goto out;
+			peer->port = (uint16_t)port;
+			continue;
+		}
+
 		err = peer_rtp(p, &peer->rtp, &argv[i]);
 		if (err == ENOENT)
 			err = b2bua_conf_peer_limit(p, peer, &argv[i]);
-		if (err == ENOENT)
+		if (err == ENOENT && !mode) {
+			mode = true;
+			err = peer_mode(p, peer, &argv[i]);
+		}
+		else if (err == ENOENT) {
 			err = cfg_kerr(p, "unknown option '%r': expected %s",
 				       &argv[i], expect);
+		}
 		if (err)
 			goto out;
+	}
+
+	if (!mode) {
+		err = cfg_kerr(p, "'%r': expected %s", val, expect);
+		goto out;
 	}
 
 	if (peer->limit_off && (peer->invite_set || peer->request_set)) {
@@ -275,7 +316,8 @@ static int h_trusted_peer(struct cfg_parser *p, void *mod,
 	LIST_FOREACH(&cfg->peerl, le) {
 		const struct cfg_peer *o = le->data;
 
-		if (o->bits == peer->bits &&
+		if (o->bits == peer->bits && o->tp == peer->tp &&
+		    o->port == peer->port &&
 		    same_net(&o->addr, &peer->addr, peer->bits)) {
 			err = cfg_kerr(p, "duplicate network '%r' (first at "
 				       "line %u)", &argv[0], o->line);
@@ -370,14 +412,19 @@ static int h_sip_realm(struct cfg_parser *p, void *mod,
 
 
 /**
- * Find the first trusted peer whose network contains an address.  An
- * IPv4-mapped IPv6 address (from a dual-stack socket) is taken as the
- * IPv4 address it carries.
+ * Find the first trusted peer whose network contains a source address
+ * and whose transport and port, if it names them, are those the request
+ * came over and from.  An IPv4-mapped IPv6 address (from a dual-stack
+ * socket) is taken as the IPv4 address it carries.
  *
- * @return The peer, NULL if the address is not trusted
+ * @param cfg  the B2BUA's configuration
+ * @param src  source address and port of a request
+ * @param tp   transport it came over
+ *
+ * @return The peer, NULL if the source is not trusted
  */
 const struct cfg_peer *cfg_peer_find(const struct b2bua_conf *cfg,
-				     const struct sa *src)
+				     const struct sa *src, enum sip_transp tp)
 {
 	struct sa v4;
 	struct le *le;
@@ -399,6 +446,10 @@ const struct cfg_peer *cfg_peer_find(const struct b2bua_conf *cfg,
 	LIST_FOREACH(&cfg->peerl, le) {
 		const struct cfg_peer *peer = le->data;
 
+		if (peer->tp != SIP_TRANSP_NONE && peer->tp != tp)
+			continue;
+		if (peer->port && peer->port != sa_port(src))
+			continue;
 		if (same_net(&peer->addr, src, peer->bits))
 			return peer;
 	}
@@ -459,6 +510,11 @@ static int print_peer(struct re_printf *pf, const void *mod,
 		if (peer->rtp != CFG_RTP_STRICT)
 			err |= re_hprintf(pf, " rtp=%s", rtp_srcv[peer->rtp]);
 		err |= b2bua_conf_print_peer_limit(pf, peer);
+		if (peer->tp != SIP_TRANSP_NONE)
+			err |= re_hprintf(pf, " transport=%s",
+					  cfg_transp_name(peer->tp));
+		if (peer->port)
+			err |= re_hprintf(pf, " port=%u", peer->port);
 		err |= re_hprintf(pf, "\n");
 	}
 
@@ -534,8 +590,9 @@ static const struct cfg_key keyv[] = {
 	{ .name = "trusted_peer", .parse = h_trusted_peer,
 	  .print = print_peer, .repeat = true,
 	  .doc = "NETWORK[/BITS] account=NAME|header=NAME|from "
-		 "[rtp=strict|latch|any]: callers let in without digest, "
-		 "and whose media the relay takes" },
+		 "[rtp=strict|latch|any] [limit=...] [request_limit=...] "
+		 "[transport=udp|tcp] [port=N]: callers let in without "
+		 "digest, and whose media the relay takes" },
 	{ .name = "gateway", .parse = b2bua_conf_gateway,
 	  .print = b2bua_conf_print_gateway, .repeat = true,
 	  .doc = "NAME ADDRESS[:PORT] [transport=udp|tcp]: where calls go" },

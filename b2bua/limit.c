@@ -292,7 +292,7 @@ enum b2bua_limit limiter_request(struct limiter *l, const struct sip_msg *msg,
 		return B2BUA_LIMIT_COUNT;   /* out of memory: let it in */
 
 	if (fresh) {
-		e->peer = cfg_peer_find(cfg, &msg->src);
+		e->peer = cfg_peer_find(cfg, &msg->src, msg->tp);
 		peer = e->peer;
 		bucket_fill(&e->b[0], peer ? (peer->invite_set ?
 			    &peer->invite : &cfg->peer_invite) :

@@ -2,7 +2,6 @@
  * @file uas.c  The caller's leg: a new INVITE, replies, 2xx reliability
  */
 
-#include <ctype.h>
 #include <string.h>
 #include "b2bua_int.h"
 
@@ -24,31 +23,47 @@ static void cancel_handler(void *arg)
 
 
 /**
- * Is the dialled string something a route can match?  Digits in the
- * PSTN case; letters and . - _ * # are accepted for named destinations
- * (they only match a route whose prefix they start with, or the default).
+ * The dialled number as routing, rating and the gateway see it: digits
+ * only, with an optional leading '+' (dropped: numbers are kept in E.164
+ * form without it) and the visual separators of RFC 3966 ('-', '.', '(',
+ * ')') removed.  Anything else (letters, '*', '#', escapes, parameters)
+ * is not a number.
+ *
+ * @return 0, or EINVAL if the user part is no number
  */
-static bool number_valid(const struct pl *user)
+int b2bua_number_normalise(char *buf, size_t sz, const struct pl *user)
 {
-	size_t i = 0;
+	size_t i = 0, n = 0;
 
-	if (!pl_isset(user))
-		return false;
+	if (!buf || !sz || !pl_isset(user))
+		return EINVAL;
 
 	if (user->p[0] == '+')
 		i = 1;
 
-	if (i >= user->l || user->l > 64)
-		return false;
-
 	for (; i < user->l; i++) {
 		const char c = user->p[i];
 
-		if (!isalnum((unsigned char)c) && !strchr("*#._-", c))
-			return false;
+		if (c >= '0' && c <= '9') {
+			if (n + 1 >= sz || n >= B2BUA_NUMBER_MAX)
+				return EINVAL;
+			buf[n++] = c;
+		}
+		else if (!strchr("-.()", c) || c == '\0') {
+			return EINVAL;
+		}
 	}
 
-	return true;
+	buf[n] = '\0';
+
+	return n ? 0 : EINVAL;
+}
+
+
+/* bytes the database and the JSON of the API take as they are */
+static bool text_ok(const struct pl *pl)
+{
+	return !pl_isset(pl) || text_utf8_valid(pl->p, pl->l);
 }
 
 
@@ -87,9 +102,6 @@ static bool sdp_wellformed(const struct mbuf *mb)
 
 	return o && s && m;
 }
-
-
-static bool value_clean(const struct pl *v);
 
 
 static int pl_strdup_unquote(char **dst, const struct pl *pl)
@@ -142,7 +154,7 @@ void uas_invite(struct b2bua *b, const struct sip_msg *msg)
 	const struct sip_hdr *hdr;
 	struct b2bua_call *call = NULL;
 	uint32_t maxfwd = 70;
-	char buf[160];
+	char buf[160], number[B2BUA_NUMBER_MAX + 1];
 	int err;
 
 	if (b->shutting_down) {
@@ -197,21 +209,22 @@ void uas_invite(struct b2bua *b, const struct sip_msg *msg)
 		}
 	}
 
-	if (!pl_isset(&msg->uri.user)) {
-		reply_stateless(b, msg, 484, "Address Incomplete", NULL);
-		return;
-	}
-	if (!number_valid(&msg->uri.user)) {
-		reply_stateless(b, msg, 404, "Not Found",
-				"Reason: SIP;cause=404;text=\"invalid number\""
-				"\r\n");
+	/* before any database work: what reaches SQL parameters, CDRs,
+	 * the API's JSON and the gateway's From is well-formed UTF-8
+	 * without controls */
+	if (!text_ok(&msg->callid) || !text_ok(&msg->from.uri.user) ||
+	    !text_ok(&msg->from.dname) || !text_ok(&msg->to.uri.user)) {
+		reply_stateless(b, msg, 400, "Bad Request",
+				"Reason: SIP;cause=400;text=\"invalid "
+				"characters\"\r\n");
 		return;
 	}
 
-	/* the gateway's From carries both */
-	if (!value_clean(&msg->from.uri.user) ||
-	    !value_clean(&msg->from.dname)) {
-		reply_stateless(b, msg, 400, "Bad From", NULL);
+	if (!pl_isset(&msg->uri.user) ||
+	    b2bua_number_normalise(number, sizeof(number), &msg->uri.user)) {
+		reply_stateless(b, msg, 484, "Address Incomplete",
+				"Reason: SIP;cause=484;text=\"invalid number\""
+				"\r\n");
 		return;
 	}
 
@@ -231,15 +244,7 @@ void uas_invite(struct b2bua *b, const struct sip_msg *msg)
 	if (err)
 		goto fail;
 
-	{
-		struct pl num = msg->uri.user;
-
-		if (num.p[0] == '+') {
-			++num.p;
-			--num.l;
-		}
-		err  = pl_strdup(&call->callee, &num);
-	}
+	err  = str_dup(&call->callee, number);
 	err |= pl_isset(&msg->from.uri.user)
 		? pl_strdup(&call->caller, &msg->from.uri.user)
 		: str_dup(&call->caller, "anonymous");
@@ -307,7 +312,51 @@ static bool copy_handler(const struct sip_hdr *hdr, const struct sip_msg *msg,
 }
 
 
-/** Build the headers copied from the caller's INVITE to the gateway's */
+/* headers that say who calls or for whom: only a trusted peer's are
+ * taken as they are */
+static bool identity_hdr(const char *name)
+{
+	static const char * const namev[] = {
+		"P-Asserted-Identity", "P-Preferred-Identity", "Privacy",
+		"Diversion", "History-Info", "Remote-Party-ID",
+	};
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(namev); i++) {
+		if (!str_casecmp(name, namev[i]))
+			return true;
+	}
+
+	return false;
+}
+
+
+/* a SIP URI user part: unreserved and user-unreserved characters as
+ * they are, anything else %-escaped (RFC 3261 25.1) */
+static int user_print(struct re_printf *pf, const char *user)
+{
+	int err = 0;
+
+	for (; user && *user && !err; user++) {
+		const unsigned char c = (unsigned char)*user;
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || strchr("-_.!~*'()&=+$,;?/", c))
+			err = re_hprintf(pf, "%c", c);
+		else
+			err = re_hprintf(pf, "%%%02X", c);
+	}
+
+	return err;
+}
+
+
+/**
+ * Build the headers copied from the caller's INVITE to the gateway's.  A
+ * trusted peer's P-Asserted-Identity, Privacy and Diversion go as they
+ * came; any other caller asserts nothing: the gateway hears the account's
+ * own identity, sip:ACCOUNT@REALM, and no Privacy or Diversion.
+ */
 int uas_copy_headers(struct b2bua_call *call)
 {
 	/* by name: libre's header ids are 12-bit hashes of the name, which
@@ -315,20 +364,35 @@ int uas_copy_headers(struct b2bua_call *call)
 	static const char *const names[] = {
 		"P-Asserted-Identity", "Privacy", "Diversion"
 	};
+	const struct b2bua_conf *cfg = call->b->cfg;
 	const struct sip_msg *msg = call->inv;
 	struct le *le;
+	bool trusted;
 	size_t i;
 
 	call->hdrs = mbuf_alloc(256);
 	if (!call->hdrs)
 		return ENOMEM;
 
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		(void)sip_msg_xhdr_apply(msg, true, names[i], copy_handler,
-					 call->hdrs);
+	trusted = cfg_peer_find(cfg, &msg->src, msg->tp) != NULL;
 
-	for (le = call->b->cfg->copyl.head; le; le = le->next) {
+	if (trusted) {
+		for (i = 0; i < ARRAY_SIZE(names); i++)
+			(void)sip_msg_xhdr_apply(msg, true, names[i],
+						 copy_handler, call->hdrs);
+	}
+	else if (call->account) {
+		(void)mbuf_printf(call->hdrs, "P-Asserted-Identity: "
+				  "<sip:%H@%s>\r\n", user_print,
+				  call->account,
+				  cfg->realm ? cfg->realm : "tollgate");
+	}
+
+	for (le = cfg->copyl.head; le; le = le->next) {
 		const struct cfg_hdr *ch = le->data;
+
+		if (!trusted && identity_hdr(ch->name))
+			continue;
 
 		(void)sip_msg_xhdr_apply(msg, true, ch->name, copy_handler,
 					 call->hdrs);
