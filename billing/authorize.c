@@ -318,6 +318,16 @@ static void authorize_handler(int err, const struct pg_result *pres,
 			hdr = "Reason: Q.850;cause=17;text=\"too many calls "
 				"of the account\"\r\n";
 		}
+		else if (!strcmp(result, "spend_cap")) {
+			phrase = "Forbidden";
+			hdr = "Reason: Q.850;cause=21;text=\"daily spend cap "
+				"reached\"\r\n";
+		}
+		else if (!strcmp(result, "restricted")) {
+			phrase = "Forbidden";
+			hdr = "Reason: Q.850;cause=21;text=\"destination not "
+				"allowed\"\r\n";
+		}
 		else if (!strcmp(result, "blocked")) {
 			phrase = "Forbidden";
 			hdr = "Reason: Q.850;cause=21;text=\"account "
