@@ -135,6 +135,9 @@ void api_call_h(struct api_req *req);
 void api_accounts_h(struct api_req *req);
 void api_account_h(struct api_req *req);
 void api_credit_h(struct api_req *req);
+void api_limits_h(struct api_req *req);
+void api_restricted_h(struct api_req *req);
+void api_restricted_one_h(struct api_req *req);
 void api_rates_h(struct api_req *req);
 void api_rate_h(struct api_req *req);
 void api_gateways_h(struct api_req *req);
@@ -147,6 +150,7 @@ void api_metrics_h(struct api_req *req);
 
 int  api_accounts_register(struct db *db);
 int  api_catalog_register(struct db *db);
+int  api_limits_register(struct db *db);
 int  api_cdrs_register(struct db *db);
 int  api_status_register(struct db *db);
 uint32_t api_cut_account(struct api *api, int64_t account_id,

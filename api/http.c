@@ -28,6 +28,12 @@ static const struct api_route routev[] = {
 	 api_account_h},
 	{"/v1/accounts/*/credit", API_POST,            API_OPEN_NEVER,
 	 api_credit_h},
+	{"/v1/accounts/*/limits", API_GET | API_PATCH, API_OPEN_NEVER,
+	 api_limits_h},
+	{"/v1/restricted_prefixes", API_GET | API_POST, API_OPEN_NEVER,
+	 api_restricted_h},
+	{"/v1/restricted_prefixes/*", API_DELETE,      API_OPEN_NEVER,
+	 api_restricted_one_h},
 	{"/v1/rates",            API_GET | API_POST,   API_OPEN_NEVER,
 	 api_rates_h},
 	{"/v1/rates/*",          API_DELETE,           API_OPEN_NEVER,
@@ -696,6 +702,7 @@ int api_alloc(struct api **apip, const struct api_conf *cfg,
 
 	err  = api_accounts_register(db);
 	err |= api_catalog_register(db);
+	err |= api_limits_register(db);
 	err |= api_cdrs_register(db);
 	err |= api_status_register(db);
 	if (err) {

@@ -214,6 +214,10 @@ void uas_invite(struct b2bua *b, const struct sip_msg *msg)
 	 * without controls */
 	if (!text_ok(&msg->callid) || !text_ok(&msg->from.uri.user) ||
 	    !text_ok(&msg->from.dname) || !text_ok(&msg->to.uri.user)) {
+		(void)re_snprintf(buf, sizeof(buf), "%r", &msg->callid);
+		tlog_warn(buf, "From \"%r\" <%r>, To <%r>: not UTF-8 text",
+			  &msg->from.dname, &msg->from.uri.user,
+			  &msg->to.uri.user);
 		reply_stateless(b, msg, 400, "Bad Request",
 				"Reason: SIP;cause=400;text=\"invalid "
 				"characters\"\r\n");

@@ -251,3 +251,49 @@ CREATE TRIGGER accounts_notify
                     daily_spend_cap ON accounts
     FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*)
     EXECUTE FUNCTION tg_accounts_notify();
+
+
+-- An account's limits as the REST API shows them: no row if there is no
+-- such account.  allowed_prefixes is comma-separated, ascending.
+CREATE FUNCTION tg_limits_get(p_account_id BIGINT)
+RETURNS TABLE (account_id BIGINT, daily_spend_cap BIGINT,
+               spent_today BIGINT, allowed_prefixes TEXT)
+LANGUAGE sql STABLE AS $$
+    SELECT a.id, a.daily_spend_cap, tg_spent_today(a.id),
+           coalesce((SELECT string_agg(p.prefix, ',' ORDER BY p.prefix)
+                       FROM account_allowed_prefixes p
+                      WHERE p.account_id = a.id), '')
+      FROM accounts a WHERE a.id = p_account_id
+$$;
+
+
+-- Change an account's limits in one transaction: the cap if p_set_cap,
+-- the allowed prefixes (replaced as a whole) if p_set_prefixes.
+CREATE FUNCTION tg_limits_set(p_account_id BIGINT, p_set_cap BOOLEAN,
+                              p_cap BIGINT, p_set_prefixes BOOLEAN,
+                              p_prefixes TEXT[])
+RETURNS TABLE (account_id BIGINT, daily_spend_cap BIGINT,
+               spent_today BIGINT, allowed_prefixes TEXT)
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM accounts a WHERE a.id = p_account_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+
+    IF p_set_cap THEN
+        UPDATE accounts a SET daily_spend_cap = p_cap, updated_at = now()
+         WHERE a.id = p_account_id;
+    END IF;
+
+    IF p_set_prefixes THEN
+        DELETE FROM account_allowed_prefixes p
+         WHERE p.account_id = p_account_id;
+        INSERT INTO account_allowed_prefixes (account_id, prefix)
+        SELECT DISTINCT p_account_id, u
+          FROM unnest(coalesce(p_prefixes, '{}'::TEXT[])) AS u;
+    END IF;
+
+    RETURN QUERY SELECT * FROM tg_limits_get(p_account_id);
+END
+$$;
