@@ -226,8 +226,9 @@ BEGIN
 
     IF a.status = 'active' THEN
         granted := GREATEST(0, LEAST(p_want, a.balance,
-                    coalesce(a.daily_spend_cap - tg_spent_today(a.id),
-                             p_want)));
+                    CASE WHEN a.daily_spend_cap IS NULL THEN p_want
+                         ELSE a.daily_spend_cap - tg_spent_today(a.id)
+                    END));
     END IF;
 
     UPDATE accounts SET balance = accounts.balance - granted,
