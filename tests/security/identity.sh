@@ -325,6 +325,27 @@ req PATCH "/v1/accounts/$CAP_ID/limits" '{"daily_spend_cap": null}'
 equal "PATCH limits: null removes the cap" "$CODE/$(jget daily_spend_cap)" \
 	200/null
 
+# ten authorisations at once against a cap worth two and a half of them
+CONC_ID=$(sql "INSERT INTO accounts (name, balance, rate_plan_id,
+	daily_spend_cap) VALUES ('conc', 100000000, 1, 25000) RETURNING id")
+pids=()
+for i in $(seq 1 10); do
+	sql "SELECT result FROM tg_authorize('conc-$i', 'n', $CONC_ID, 'x',
+		'5551000', 'gw1', 0, 10)" >"$DIR/conc-$i.out" &
+	pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done
+equal "concurrent calls: three authorised, seven refused by the cap" \
+	"$(cat "$DIR"/conc-*.out | sort | uniq -c | tr -s ' ' | xargs)" \
+	"3 ok 7 spend_cap"
+equal "together they hold exactly the cap" \
+	"$(sql "SELECT sum(reserved) FROM live_calls WHERE account_id = $CONC_ID")" \
+	25000
+equal "a reservation of a running call stops at the cap" \
+	"$(sql "SELECT sum(granted) FROM (SELECT (tg_reserve(call_id, 2,
+		10000)).granted FROM live_calls WHERE account_id = $CONC_ID) g")" \
+	0
+
 gw_stop
 pid_stop "$TG_PID" 30
 equal "tollgate exits 0 on SIGTERM" "$?" 0
