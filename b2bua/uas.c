@@ -127,6 +127,31 @@ static int pl_strdup_unquote(char **dst, const struct pl *pl)
 }
 
 
+/*
+ * The values an account is looked up by: the digest credentials, and a
+ * trusted peer's identity header
+ */
+static bool identity_text_ok(const struct b2bua_conf *cfg,
+			     const struct sip_msg *msg)
+{
+	const struct cfg_peer *peer;
+	const struct sip_hdr *hdr;
+
+	hdr = sip_msg_hdr(msg, SIP_HDR_PROXY_AUTHORIZATION);
+	if (hdr && !text_ok(&hdr->val))
+		return false;
+
+	peer = cfg_peer_find(cfg, &msg->src, msg->tp);
+	if (peer && peer->mode == CFG_ID_HEADER) {
+		hdr = sip_msg_xhdr(msg, peer->hdr);
+		if (hdr && !text_ok(&hdr->val))
+			return false;
+	}
+
+	return true;
+}
+
+
 static void reply_stateless(struct b2bua *b, const struct sip_msg *msg,
 			    uint16_t scode, const char *phrase,
 			    const char *hdrs)
@@ -218,6 +243,13 @@ void uas_invite(struct b2bua *b, const struct sip_msg *msg)
 		tlog_warn(buf, "From \"%r\" <%r>, To <%r>: not UTF-8 text",
 			  &msg->from.dname, &msg->from.uri.user,
 			  &msg->to.uri.user);
+		reply_stateless(b, msg, 400, "Bad Request",
+				"Reason: SIP;cause=400;text=\"invalid "
+				"characters\"\r\n");
+		return;
+	}
+
+	if (!identity_text_ok(b->cfg, msg)) {
 		reply_stateless(b, msg, 400, "Bad Request",
 				"Reason: SIP;cause=400;text=\"invalid "
 				"characters\"\r\n");

@@ -144,8 +144,9 @@ static int lookup(struct db_query **qp, struct db *db, const char *stmt,
 	if (!db || !key || !*key || !h)
 		return EINVAL;
 
-	/* a longer key cannot name an account that fits struct acct_info */
-	if (strlen(key) >= keymax)
+	/* a longer key cannot name an account that fits struct acct_info;
+	 * one that is not UTF-8 text would be refused by the database */
+	if (strlen(key) >= keymax || !text_utf8_valid(key, strlen(key)))
 		return EINVAL;
 
 	lk = mem_zalloc(sizeof(*lk), NULL);

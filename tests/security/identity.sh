@@ -263,6 +263,10 @@ equal "a From display name that is not UTF-8 gets 400" "${r%% *}" 400
 r=$(dig 5551002 --callid 'fz4309\x07bell@x')
 equal "a Call-ID with a control byte gets 400" "${r%% *}" 400
 CPORT=$((CPORT + 1))
+r=$(python3 "$PEER" call $DIGEST $CPORT $TGA 5551002 \
+	--user 'dig\xffuser' --password secret)
+equal "a digest user name that is not UTF-8 gets 400" "${r%% *}" 400
+CPORT=$((CPORT + 1))
 timeout 10 python3 "$PEER" call $DIGEST $CPORT $TGA 5551002 \
 	--callid 'fz4310\r\n  folded continuation] INVITE from 6.6.6.6 via udp' \
 	>"$DIR/folded.out" 2>&1
@@ -281,7 +285,7 @@ check "the log is well-formed UTF-8" python3 -c \
 	'import sys; open(sys.argv[1], "rb").read().decode("utf-8")' "$LOG"
 check "no forged line from the folded Call-ID" \
 	bash -c "! grep -aq '^  folded continuation' '$LOG'"
-equal "four refusals, one line each" "$(grep -ac 'refused: 400' "$LOG")" 4
+equal "five refusals, one line each" "$(grep -ac 'refused: 400' "$LOG")" 5
 check "the binary From user is logged escaped" \
 	grep -aqF '<\xff\xfe\x1b[31mred>' "$LOG"
 check "the display name is logged escaped" grep -aqF '"J\xc3(\x01"' "$LOG"

@@ -11,7 +11,7 @@
       when --user and --password are given; ACKs the final answer (and
       hangs up a 2xx with BYE).  Prints "CODE" and, if the answer had one,
       " | Reason-value" on one line.
-      --user U --password P   digest credentials
+      --user U --password P   digest credentials (U with Python escapes)
       --from-user BYTES       From user (Python escapes: \\xff, \\r\\n)
       --from-name BYTES       From display name
       --callid BYTES          Call-ID
@@ -104,7 +104,7 @@ def digest(chal, user, password, uri):
         k = k.replace("Digest ", "").strip()
         params[k] = v.strip('"')
     realm, nonce = params["realm"], params["nonce"]
-    ha1 = hashlib.md5(("%s:%s:%s" % (user, realm, password)).encode()).hexdigest()
+    ha1 = hashlib.md5(("%s:%s:%s" % (user, realm, password)).encode("latin-1")).hexdigest()
     ha2 = hashlib.md5(("INVITE:%s" % uri).encode()).hexdigest()
     cnonce = "%016x" % random.getrandbits(64)
     resp = hashlib.md5(("%s:%s:00000001:%s:auth:%s" % (ha1, nonce, cnonce, ha2)).encode()).hexdigest()
@@ -142,7 +142,7 @@ def call(ip, port, tg, number, opts):
              ("CSeq: %d INVITE" % cseq).encode(),
              ("Contact: <sip:caller@%s:%d>" % (ip, port)).encode()]
         if auth:
-            h.append(b"Proxy-Authorization: " + auth.encode())
+            h.append(b"Proxy-Authorization: " + auth.encode("latin-1"))
         h += extra
         h.append(b"Content-Length: 0")
         return b"\r\n".join(h) + b"\r\n\r\n", frm
@@ -200,7 +200,8 @@ def call(ip, port, tg, number, opts):
             for c in hall(hdrs, "Proxy-Authenticate"):
                 if b"MD5" in c:
                     chal = c
-            auth = digest(chal.decode(), opts["user"], opts["password"],
+            auth = digest(chal.decode(), esc(opts["user"]).decode("latin-1"),
+                          opts["password"],
                           uri.decode())
             cseq += 1
             continue

@@ -324,6 +324,7 @@ int main(void)
 	test_trusted_peer();
 	test_cidr();
 	test_gateway();
+	test_number();
 	test_routes();
 	test_copy_header();
 	test_limits();

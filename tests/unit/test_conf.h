@@ -60,6 +60,7 @@ void test_sip_listen(void);
 void test_trusted_peer(void);
 void test_cidr(void);
 void test_gateway(void);
+void test_number(void);
 void test_routes(void);
 void test_copy_header(void);
 void test_limits(void);

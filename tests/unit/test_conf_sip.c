@@ -315,6 +315,44 @@ void test_cidr(void)
 }
 
 
+/* the dialled number as routing, rating and the gateway see it */
+void test_number(void)
+{
+	char buf[B2BUA_NUMBER_MAX + 1], big[80];
+	struct pl pl;
+
+#define NUM(s) (pl_set_str(&pl, (s)), \
+		b2bua_number_normalise(buf, sizeof(buf), &pl))
+
+	CHECK(NUM("+1-900-555-0100") == 0 && !strcmp(buf, "19005550100"));
+	CHECK(NUM("(1)900.555-0101") == 0 && !strcmp(buf, "19005550101"));
+	CHECK(NUM("4420") == 0 && !strcmp(buf, "4420"));
+	CHECK(NUM("+44") == 0 && !strcmp(buf, "44"));
+	CHECK(NUM("1900abc") == EINVAL);
+	CHECK(NUM("*123#") == EINVAL);
+	CHECK(NUM("%2B1900") == EINVAL);
+	CHECK(NUM("1900;phone-context=x") == EINVAL);
+	CHECK(NUM("++1") == EINVAL);
+	CHECK(NUM("1+1") == EINVAL);
+	CHECK(NUM("+-.") == EINVAL);
+	CHECK(NUM("+") == EINVAL);
+	CHECK(NUM("1 900") == EINVAL);
+	pl.p = "19\0" "00";
+	pl.l = 5;
+	CHECK(b2bua_number_normalise(buf, sizeof(buf), &pl) == EINVAL);
+
+	memset(big, '1', 64);
+	big[64] = '\0';
+	CHECK(NUM(big) == 0 && strlen(buf) == 64);
+	big[64] = '1';
+	big[65] = '\0';
+	CHECK(NUM(big) == EINVAL);
+	CHECK(b2bua_number_normalise(buf, 3, &pl) == EINVAL);
+
+#undef NUM
+}
+
+
 void test_gateway(void)
 {
 	struct cfg *cfg;

@@ -93,6 +93,10 @@ int test_accounts(void)
 	memset(longname, 'x', sizeof(longname) - 1);
 	longname[sizeof(longname) - 1] = '\0';
 	CHECK_ERR(acct_by_name(NULL, db, "", 0, acct_handler, &ar), EINVAL);
+	CHECK_ERR(acct_by_name(NULL, db, "t-\xff", 0, acct_handler, &ar),
+		  EINVAL);
+	CHECK_ERR(acct_by_sipuser(NULL, db, "t-\r\n", 0, acct_handler, &ar),
+		  EINVAL);
 	CHECK_ERR(acct_by_name(NULL, db, longname, 0, acct_handler, &ar),
 		  EINVAL);
 	CHECK_ERR(acct_by_sipuser(NULL, db, NULL, 0, acct_handler, &ar),
