@@ -7,7 +7,10 @@
  * copy_header ones).  They must be clean lines (CR LF, no other control
  * characters), and a request made with them must decode again with no
  * header but its own and the copied kinds: nothing a caller sends may
- * break the gateway's request or smuggle in a header.
+ * break the gateway's request or smuggle in a header.  Inputs of odd
+ * length come from a trusted peer, the others from a digest caller,
+ * whose identity headers must never reach the gateway: its only
+ * P-Asserted-Identity is the account's.
  */
 
 #include <stdlib.h>
@@ -24,8 +27,10 @@ static void init(void)
 {
 	static const char text[] =
 		"sip_listen udp:127.0.0.1:5060\n"
+		"trusted_peer 127.0.0.1 transport=udp port=5060 from\n"
 		"copy_header X-Account-Code\n"
-		"copy_header P-Charging-Vector\n";
+		"copy_header P-Charging-Vector\n"
+		"copy_header P-Preferred-Identity\n";
 
 	tlog_set_level(-1);
 
@@ -42,7 +47,7 @@ static void init(void)
 
 
 /* the copied headers of one request, NULL if it does not decode */
-static struct mbuf *copy(const uint8_t *data, size_t size)
+static struct mbuf *copy(const uint8_t *data, size_t size, bool trusted)
 {
 	struct b2bua_call call;
 	struct sip_msg *msg = NULL;
@@ -63,6 +68,10 @@ static struct mbuf *copy(const uint8_t *data, size_t size)
 	b.cfg = cfg;
 	call.b = &b;
 	call.inv = msg;
+	call.account = (char *)"fuzz@acct";
+	(void)sa_set_str(&msg->src, trusted ? "127.0.0.1" : "192.0.2.66",
+			 5060);
+	msg->tp = SIP_TRANSP_UDP;
 
 	if (!uas_copy_headers(&call))
 		hdrs = call.hdrs;
@@ -135,17 +144,31 @@ static bool allowed(const struct sip_hdr *hdr, unsigned *ownv)
 }
 
 
+/* a digest caller's request: no identity header but the account's */
+static bool own_identity(const struct sip_hdr *hdr)
+{
+	if (!pl_strcasecmp(&hdr->name, "P-Asserted-Identity"))
+		return !pl_strcmp(&hdr->val, "<sip:fuzz%40acct@tollgate>");
+
+	return pl_strcasecmp(&hdr->name, "Privacy") &&
+		pl_strcasecmp(&hdr->name, "Diversion") &&
+		pl_strcasecmp(&hdr->name, "P-Preferred-Identity");
+}
+
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct mbuf *hdrs, *req = NULL;
 	struct sip_msg *msg = NULL;
 	unsigned ownv[6] = { 0 };
 	struct le *le;
+	bool trusted;
 
 	if (!cfg)
 		init();
 
-	hdrs = copy(data, size);
+	trusted = size & 1;
+	hdrs = copy(data, size, trusted);
 	if (!hdrs)
 		return 0;
 
@@ -171,6 +194,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	for (le = msg->hdrl.head; le; le = le->next) {
 		if (!allowed(le->data, ownv))
+			abort();
+		if (!trusted && !own_identity(le->data))
 			abort();
 	}
 
