@@ -193,6 +193,8 @@ static void destructor(void *arg)
 	list_flush(&b->subl);
 	mem_deref(b->store);
 	mem_deref(b->routes);
+	mem_deref(b->nonces);
+	mem_deref(b->guard);
 	if (b->sip)
 		sip_close(b->sip, true);
 	mem_deref(b->sip);
@@ -217,6 +219,8 @@ int b2bua_alloc(struct b2bua **bp, const struct b2bua_conf *cfg)
 
 	err  = hash_alloc(&b->ht_legs, 16384);
 	err |= hash_alloc(&b->ht_calls, 16384);
+	err |= auth_alloc(b);
+	err |= guard_alloc(&b->guard, b);
 	if (err)
 		goto out;
 

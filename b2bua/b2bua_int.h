@@ -60,6 +60,8 @@ struct b2bua {
 	struct b2bua_routes *routes;   /**< (ref.) NULL = config routes  */
 	struct route_store *store;     /**< owned; NULL = not started    */
 	uint8_t nonce_key[20];
+	struct nonce_table *nonces;    /**< owned: digest answers seen   */
+	struct guard *guard;           /**< owned: failure blocks        */
 	const struct udp_sock *tuned[4]; /**< UDP sockets given big buffers */
 	uint32_t ncalls;
 	unsigned nslots;               /**< per-call data slots taken    */
@@ -151,6 +153,8 @@ struct b2bua_call {
 	uint16_t scode;
 	bool by_caller;
 	bool authz_pending;
+	bool authed;                 /**< trusted peer or digest passed  */
+	char *sipuser;               /**< owned: digest user name        */
 	uint64_t setup_ms, answer_ms, end_ms;
 	struct b2bua_call_record rec; /**< written when the call ends    */
 	void *udata[B2BUA_UDATA_SLOTS];
@@ -201,7 +205,19 @@ int  leg_reply_2xx(struct leg *leg, struct sip_strans **stp,
 bool leg_ack_2xx(struct leg *leg, const struct sip_msg *msg);
 
 /* auth.c */
+int  auth_alloc(struct b2bua *b);
 void auth_identify(struct b2bua_call *call, const struct sip_msg *msg);
+void auth_unauth_fail(struct b2bua_call *call, uint16_t scode,
+		      const char *phrase, const char *hdrs);
+
+/* guard.c */
+struct guard;
+int  guard_alloc(struct guard **gp, struct b2bua *b);
+bool guard_src_blocked(struct guard *g, const struct sa *src);
+bool guard_user_blocked(struct guard *g, const char *user);
+void guard_fail(struct guard *g, const struct sa *src, const char *user);
+int  guard_reply(struct b2bua *b, const struct sip_msg *msg, uint16_t scode,
+		 const char *phrase, const char *hdrs, const char *hdrs_small);
 
 /* uac.c */
 void uac_start(struct b2bua_call *call);

@@ -152,6 +152,7 @@ static void call_destructor(void *arg)
 	mem_deref(call->g);
 	mem_deref(call->account);
 	mem_deref(call->caller);
+	mem_deref(call->sipuser);
 	mem_deref(call->from_name);
 	mem_deref(call->callee);
 	mem_deref(call->reason_hdr);

@@ -470,6 +470,8 @@ static int conf_check(struct cfg_parser *p, void *mod)
 
 #define B struct b2bua_conf
 
+static const char *const fail_answerv[] = { "403", "silence", NULL };
+
 static const struct cfg_key keyv[] = {
 	{ .name = "sip_listen", .parse = h_sip_listen, .print = print_listen,
 	  .repeat = true,
@@ -503,6 +505,18 @@ static const struct cfg_key keyv[] = {
 		"seconds a 2xx waits for its ACK"),
 	CFG_U32("max_calls", B, max_calls, 0, 1000000, "0",
 		"calls at once on this node, 0 = no limit"),
+	CFG_U32("auth_fail_limit", B, auth_fail_limit, 0, 100000, "10",
+		"failed authentications of a source or user name that "
+		"block it, 0 = never block"),
+	CFG_U32("auth_fail_window", B, auth_fail_window, 1, 86400, "60",
+		"seconds in which auth_fail_limit failures block"),
+	CFG_U32("auth_block_time", B, auth_block_time, 1, 604800, "900",
+		"seconds of a first block; each block after doubles it"),
+	CFG_U32("auth_block_max", B, auth_block_max, 1, 2592000, "86400",
+		"seconds a block lasts at most"),
+	CFG_CHOICE("auth_fail_answer", B, auth_fail_answer, fail_answerv,
+		   "403", "answer to a failed or blocked authentication: "
+		   "403|silence"),
 };
 
 #undef B

@@ -56,7 +56,7 @@
 /* ------------------------------------------------------ start-up, blocking */
 
 /** Schema version this build needs (highest sql/NNN_*.sql it knows) */
-#define DB_SCHEMA_VERSION 6
+#define DB_SCHEMA_VERSION 7
 
 int db_migrate_sync(const char *conninfo, const char *sqldir,
 		    struct re_printf *errpf);
@@ -148,6 +148,7 @@ struct acct_info {
 	char name[64];
 	bool active;            /**< status 'active' (not 'blocked')   */
 	char ha1[33];           /**< md5("user:realm:password"), "" if none */
+	char ha1_sha256[65];    /**< sha256("user:realm:password"), "" if none */
 	char sip_username[64];  /**< "" if none                        */
 };
 
