@@ -271,6 +271,37 @@ static int alg_get(enum digest_alg *algp, const struct pl *hval)
 }
 
 
+/*
+ * The digest uri must be the Request-URI.  With digest_uri host, a uri
+ * without user part naming the Request-URI's host and port is taken too
+ * (some clients send that); the answer is then not bound to the number.
+ */
+static bool uri_ok(const struct b2bua_conf *cfg, const struct pl *uri,
+		   const struct sip_msg *msg)
+{
+	const char *at;
+	struct pl hp, uhp;
+
+	if (!pl_cmp(uri, &msg->ruri))
+		return true;
+
+	if (cfg->digest_uri != B2BUA_DURI_HOST)
+		return false;
+
+	at = pl_strchr(&msg->ruri, '@');
+	if (!at || uri->l < 4 || memcmp(uri->p, "sip:", 4) ||
+	    pl_isset(&msg->uri.params) || pl_isset(&msg->uri.headers))
+		return false;
+
+	hp.p = at + 1;
+	hp.l = msg->ruri.l - (size_t)(hp.p - msg->ruri.p);
+	uhp.p = uri->p + 4;
+	uhp.l = uri->l - 4;
+
+	return 0 == pl_casecmp(&hp, &uhp);
+}
+
+
 static bool unauth(const struct b2bua_call *call)
 {
 	return !call->authed;
@@ -585,6 +616,8 @@ void auth_identify(struct b2bua_call *call, const struct sip_msg *msg)
 	}
 
 	if (guard_user_blocked(call->b->guard, call->sipuser)) {
+		/* the source keeps guessing: that counts against it */
+		guard_fail(call->b->guard, &msg->src, NULL);
 		refuse(call, "user name blocked", false);
 		return;
 	}
@@ -599,7 +632,7 @@ void auth_identify(struct b2bua_call *call, const struct sip_msg *msg)
 		return;
 	}
 
-	if (pl_cmp(&resp.uri, &msg->ruri)) {
+	if (!uri_ok(cfg, &resp.uri, msg)) {
 		refuse(call, "digest uri is not the Request-URI", true);
 		return;
 	}

@@ -90,6 +90,14 @@ struct b2bua_conf {
 	uint32_t auth_block_time;   /**< s, first block (then doubling)  */
 	uint32_t auth_block_max;    /**< s, longest block                */
 	int auth_fail_answer;       /**< enum b2bua_fail_answer          */
+	int digest_uri;             /**< enum b2bua_digest_uri           */
+	bool unauth_trying;         /**< 100 Trying before identifying   */
+};
+
+/** Which digest uri is taken */
+enum b2bua_digest_uri {
+	B2BUA_DURI_STRICT = 0,      /**< the Request-URI, nothing else   */
+	B2BUA_DURI_HOST,            /**< or sip:HOST[:PORT] of the R-URI */
 };
 
 /** What a failed or blocked authentication hears */

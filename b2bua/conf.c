@@ -471,6 +471,7 @@ static int conf_check(struct cfg_parser *p, void *mod)
 #define B struct b2bua_conf
 
 static const char *const fail_answerv[] = { "403", "silence", NULL };
+static const char *const digest_uriv[] = { "strict", "host", NULL };
 
 static const struct cfg_key keyv[] = {
 	{ .name = "sip_listen", .parse = h_sip_listen, .print = print_listen,
@@ -517,6 +518,13 @@ static const struct cfg_key keyv[] = {
 	CFG_CHOICE("auth_fail_answer", B, auth_fail_answer, fail_answerv,
 		   "403", "answer to a failed or blocked authentication: "
 		   "403|silence"),
+	CFG_CHOICE("digest_uri", B, digest_uri, digest_uriv, "strict",
+		   "digest uri: strict = the Request-URI; host = also a uri "
+		   "of this host without user part (weaker: not bound to "
+		   "the number)"),
+	CFG_YESNO("unauth_trying", B, unauth_trying, "no",
+		  "100 Trying at once to sources not authenticated (yes "
+		  "doubles what a spoofed source receives)"),
 };
 
 #undef B

@@ -241,7 +241,7 @@ void uas_invite(struct b2bua *b, const struct sip_msg *msg)
 	if (err)
 		goto fail;
 
-	if (trusted) {
+	if (trusted || cfg->unauth_trying) {
 		err = sip_treply(&call->st, b->sip, msg, 100, "Trying");
 		if (err)
 			goto fail;
