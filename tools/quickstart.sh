@@ -27,8 +27,8 @@ set -euo pipefail
 
 PROG=${0##*/}
 PACKAGES=(build-essential autoconf automake libtool pkg-config
-	  libre-dev librem-dev libpq-dev libmicrohttpd-dev liburing-dev postgresql-15
-	  sip-tester valgrind curl acl)
+	  libre-dev librem-dev libpq-dev libmicrohttpd-dev liburing-dev libssl-dev postgresql-15
+	  sip-tester valgrind curl acl sipvicious)
 
 die() {
 	echo "$PROG: $*" >&2
