@@ -219,7 +219,7 @@ int b2bua_alloc(struct b2bua **bp, const struct b2bua_conf *cfg)
 
 	err  = hash_alloc(&b->ht_legs, 16384);
 	err |= hash_alloc(&b->ht_calls, 16384);
-	err |= auth_alloc(b);
+	err |= nonce_alloc(b);
 	err |= guard_alloc(&b->guard, b);
 	if (err)
 		goto out;

@@ -204,8 +204,17 @@ int  leg_reply_2xx(struct leg *leg, struct sip_strans **stp,
 		   const struct mbuf *body);
 bool leg_ack_2xx(struct leg *leg, const struct sip_msg *msg);
 
+/* nonce.c */
+struct nonce_table;
+int  nonce_alloc(struct b2bua *b);
+int  nonce_make(char *buf, size_t sz, const struct b2bua *b,
+		const struct sa *src, uint64_t now_s, uint64_t rnd);
+int  nonce_check(const struct b2bua *b, const struct pl *nonce,
+		 const struct sa *src);
+bool nonce_seen(struct b2bua *b, const struct pl *nonce, uint32_t nc);
+int  nonce_take(struct b2bua *b, const struct pl *nonce, uint32_t nc);
+
 /* auth.c */
-int  auth_alloc(struct b2bua *b);
 void auth_identify(struct b2bua_call *call, const struct sip_msg *msg);
 void auth_unauth_fail(struct b2bua_call *call, uint16_t scode,
 		      const char *phrase, const char *hdrs);

@@ -216,6 +216,17 @@ void call_reply(struct b2bua_call *call, uint16_t scode, const char *reason,
 	if (!call->st)
 		return;
 
+	/* a caller not authenticated hears one final answer, without the
+	 * transaction (never retransmitted) and no larger than its INVITE */
+	if (!call->authed) {
+		if (scode < 200)
+			return;
+		(void)guard_reply(call->b, call->inv, scode, reason, hdrs,
+				  NULL);
+		call->st = mem_deref(call->st);
+		return;
+	}
+
 	if (scode < 200)
 		err = sip_treplyf(&call->st, NULL, call->b->sip, call->inv,
 				  false, scode, reason,
