@@ -222,6 +222,24 @@ bool guard_user_blocked(struct guard *g, const char *user)
 }
 
 
+/*
+ * Keys go to the log and to JSON: printable ASCII only (a user name with
+ * other bytes is not tracked; its source still is)
+ */
+static bool key_ok(const char *key)
+{
+	size_t i;
+
+	for (i = 0; key[i]; i++) {
+		if (key[i] < 0x21 || key[i] > 0x7e || key[i] == '"' ||
+		    key[i] == '\\')
+			return false;
+	}
+
+	return i > 0 && i < GUARD_KEY_LEN;
+}
+
+
 static void fail(struct guard *g, enum b2bua_block_kind kind,
 		 const char *key)
 {
@@ -229,7 +247,7 @@ static void fail(struct guard *g, enum b2bua_block_kind kind,
 	uint64_t now = tmr_jiffies(), dur;
 	struct guard_entry *e;
 
-	if (!key || !*key || strlen(key) >= GUARD_KEY_LEN)
+	if (!key || !key_ok(key))
 		return;
 
 	e = entry_find(g, kind, key);
