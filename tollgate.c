@@ -113,6 +113,7 @@ static void acct_handler(int err, const struct acct_info *acct, void *arg)
 		cred.account_id = acct->id;
 		cred.account = acct->name;
 		cred.ha1 = acct->ha1;
+		cred.ha1_sha256 = acct->ha1_sha256;
 		cred.active = acct->active;
 		cred.max_cps = acct->max_cps;
 	}

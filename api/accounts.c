@@ -17,6 +17,7 @@
  */
 
 #include <string.h>
+#include <openssl/evp.h>
 #include <libpq-fe.h>
 #include "api_int.h"
 
@@ -71,11 +72,12 @@ int api_accounts_register(struct db *db)
 	err |= db_prepare(db, stmt_insert,
 			  "WITH a AS (INSERT INTO accounts (name, status,"
 			  " currency, max_calls, rate_plan_id, sip_username,"
-			  " sip_ha1, max_cps) VALUES ($1, coalesce($2,"
-			  " 'active'), coalesce($3, 'EUR'),"
-			  " coalesce($4::integer, 10), $5::bigint, $6, $7,"
-			  " coalesce($8::integer, 0)) RETURNING *)"
-			  " SELECT " ACCT_COLS " FROM a", 8);
+			  " sip_ha1, sip_ha1_sha256, max_cps) VALUES ($1,"
+			  " coalesce($2, 'active'),"
+			  " coalesce($3, 'EUR'), coalesce($4::integer, 10),"
+			  " $5::bigint, $6, $7, $8,"
+			  " coalesce($9::integer, 0)) RETURNING *)"
+			  " SELECT " ACCT_COLS " FROM a", 9);
 	err |= db_prepare(db, stmt_update,
 			  "WITH a AS (UPDATE accounts SET"
 			  " status = coalesce($2, status),"
@@ -86,10 +88,12 @@ int api_accounts_register(struct db *db)
 			  "   ELSE sip_username END,"
 			  " sip_ha1 = CASE WHEN $6::boolean THEN $8"
 			  "   ELSE sip_ha1 END,"
-			  " max_cps = coalesce($9::integer, max_cps),"
+			  " sip_ha1_sha256 = CASE WHEN $6::boolean THEN $9"
+			  "   ELSE sip_ha1_sha256 END,"
+			  " max_cps = coalesce($10::integer, max_cps),"
 			  " updated_at = now()"
 			  " WHERE id = $1::bigint RETURNING *)"
-			  " SELECT " ACCT_COLS " FROM a", 9);
+			  " SELECT " ACCT_COLS " FROM a", 10);
 	err |= db_prepare(db, stmt_credit,
 			  "SELECT result, balance FROM tg_credit($1,"
 			  " $2::bigint, $3, $4::bigint, $5)", 5);
@@ -224,6 +228,7 @@ struct acct_fields {
 	bool set_sip;
 	const char *sip_username;
 	char ha1[33];
+	char ha1_sha256[65];
 	unsigned n;
 };
 
@@ -301,8 +306,10 @@ static int fields_get(struct api_req *req, const struct odict *od,
 	if (err == EINVAL)
 		return err;
 	if (!err) {
-		uint8_t md[16];
+		uint8_t md[16], md256[32];
+		unsigned md256_len = sizeof(md256);
 		char *s = NULL;
+		int ok;
 
 		++f->n;
 		if (!f->sip_username) {
@@ -322,10 +329,18 @@ static int fields_get(struct api_req *req, const struct odict *od,
 			return ENOMEM;
 		}
 		md5((const uint8_t *)s, strlen(s), md);
+		ok = EVP_Digest(s, strlen(s), md256, &md256_len, EVP_sha256(),
+				NULL);
 		memset(s, 0, strlen(s));
 		mem_deref(s);
+		if (!ok) {
+			api_error(req, 500, NULL, "no SHA-256");
+			return EPROTO;
+		}
 		(void)re_snprintf(f->ha1, sizeof(f->ha1), "%w", md,
 				  sizeof(md));
+		(void)re_snprintf(f->ha1_sha256, sizeof(f->ha1_sha256), "%w",
+				  md256, (size_t)md256_len);
 	}
 	else if (f->set_sip && f->sip_username) {
 		api_error(req, 400, "sip_password", "required with "
@@ -341,7 +356,7 @@ static void create(struct api_req *req)
 {
 	struct acct_fields f;
 	struct odict *od;
-	const char *name, *v[8];
+	const char *name, *v[9];
 	int err;
 
 	memset(&f, 0, sizeof(f));
@@ -379,9 +394,10 @@ static void create(struct api_req *req)
 	v[4] = f.plan[0] ? f.plan : NULL;
 	v[5] = f.sip_username;
 	v[6] = f.ha1[0] ? f.ha1 : NULL;
-	v[7] = f.max_cps[0] ? f.max_cps : NULL;
+	v[7] = f.ha1_sha256[0] ? f.ha1_sha256 : NULL;
+	v[8] = f.max_cps[0] ? f.max_cps : NULL;
 
-	(void)api_exec(req, stmt_insert, 8, v, create_done);
+	(void)api_exec(req, stmt_insert, 9, v, create_done);
 
  out:
 	mem_deref(od);
@@ -459,7 +475,7 @@ static void patch(struct api_req *req, int64_t id)
 	struct acct_fields f;
 	struct odict *od;
 	char ids[24];
-	const char *v[9];
+	const char *v[10];
 
 	memset(&f, 0, sizeof(f));
 	if (api_body(req, &od, patch_fields))
@@ -483,9 +499,10 @@ static void patch(struct api_req *req, int64_t id)
 	v[5] = f.set_sip ? "t" : "f";
 	v[6] = f.sip_username;
 	v[7] = f.ha1[0] ? f.ha1 : NULL;
-	v[8] = f.max_cps[0] ? f.max_cps : NULL;
+	v[8] = f.ha1_sha256[0] ? f.ha1_sha256 : NULL;
+	v[9] = f.max_cps[0] ? f.max_cps : NULL;
 
-	(void)api_exec(req, stmt_update, 9, v, patch_done);
+	(void)api_exec(req, stmt_update, 10, v, patch_done);
 
  out:
 	mem_deref(od);

@@ -145,6 +145,8 @@ void api_gateway_h(struct api_req *req);
 void api_routes_h(struct api_req *req);
 void api_route_h(struct api_req *req);
 void api_cdrs_h(struct api_req *req);
+void api_blocks_h(struct api_req *req);
+void api_block_h(struct api_req *req);
 void api_health_h(struct api_req *req);
 void api_metrics_h(struct api_req *req);
 

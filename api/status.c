@@ -244,6 +244,25 @@ void api_metrics_h(struct api_req *req)
 	err |= metric_val(mb, "tollgate_call_illegal_events_total", "counter",
 			  "Call events the state table refused",
 			  bst.illegal_events);
+	err |= metric_val(mb, "tollgate_auth_failures_total", "counter",
+			  "Failed digest authentications",
+			  bst.auth_failures);
+	err |= metric_val(mb, "tollgate_auth_blocks_total", "counter",
+			  "Sources and user names blocked after failures",
+			  bst.auth_blocks);
+	err |= metric_val(mb, "tollgate_auth_blocks_active", "gauge",
+			  "Sources and user names blocked now",
+			  bst.blocks_active);
+	err |= metric_val(mb, "tollgate_auth_blocked_requests_total",
+			  "counter", "Requests refused by a block",
+			  bst.auth_blocked);
+	err |= metric_val(mb, "tollgate_auth_replays_total", "counter",
+			  "Digest answers refused as seen before",
+			  bst.auth_replays);
+	err |= metric_val(mb, "tollgate_unauth_answers_dropped_total",
+			  "counter", "Answers to unauthenticated sources not "
+			  "sent: larger than the request",
+			  bst.unauth_dropped);
 
 	err |= metric(mb, "tollgate_limit_rejected_total", "counter",
 		      "Requests refused at the door by a limit");

@@ -65,12 +65,32 @@ int contact_sendh(enum sip_transp tp, const struct sa *src,
 }
 
 
+/*
+ * A reply without a transaction.  A source that is no trusted peer gets
+ * it only if it is no larger than the request (hdrs_small, if given, is
+ * tried when hdrs makes it too large): no reflection of bigger answers.
+ */
+static void reply_plain(struct b2bua *b, const struct sip_msg *msg,
+			uint16_t scode, const char *phrase, const char *hdrs,
+			const char *hdrs_small)
+{
+	if (!cfg_peer_find(b->cfg, &msg->src, msg->tp)) {
+		(void)guard_reply(b, msg, scode, phrase, hdrs, hdrs_small);
+		return;
+	}
+
+	(void)sip_treplyf(NULL, NULL, b->sip, msg, false, scode, phrase,
+			  "%sContent-Length: 0\r\n\r\n", hdrs ? hdrs : "");
+}
+
+
+#define ALLOW "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO\r\n"
+
+
 static void reply_options(struct b2bua *b, const struct sip_msg *msg)
 {
-	(void)sip_treplyf(NULL, NULL, b->sip, msg, false, 200, "OK",
-			  "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO\r\n"
-			  "Accept: application/sdp\r\n"
-			  "Content-Length: 0\r\n\r\n");
+	reply_plain(b, msg, 200, "OK",
+		    ALLOW "Accept: application/sdp\r\n", "");
 }
 
 
@@ -166,8 +186,9 @@ static bool request_handler(const struct sip_msg *msg, void *arg)
 			return true;
 
 		if (pl_strcmp(&msg->met, "ACK"))
-			(void)sip_treply(NULL, b->sip, msg, 481,
-					 "Call/Transaction Does Not Exist");
+			reply_plain(b, msg, 481,
+				    "Call/Transaction Does Not Exist", NULL,
+				    NULL);
 		return true;
 	}
 
@@ -185,15 +206,11 @@ static bool request_handler(const struct sip_msg *msg, void *arg)
 	}
 	else if (!pl_strcmp(&msg->met, "CANCEL") ||
 		 !pl_strcmp(&msg->met, "BYE")) {
-		(void)sip_treply(NULL, b->sip, msg, 481,
-				 "Call/Transaction Does Not Exist");
+		reply_plain(b, msg, 481, "Call/Transaction Does Not Exist",
+			    NULL, NULL);
 	}
 	else {
-		(void)sip_treplyf(NULL, NULL, b->sip, msg, false, 405,
-				  "Method Not Allowed",
-				  "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS,"
-				  " INFO\r\n"
-				  "Content-Length: 0\r\n\r\n");
+		reply_plain(b, msg, 405, "Method Not Allowed", ALLOW, "");
 	}
 
 	return true;
@@ -229,6 +246,8 @@ static void destructor(void *arg)
 	mem_deref(b->store);
 	mem_deref(b->routes);
 	mem_deref(b->lim);
+	mem_deref(b->nonces);
+	mem_deref(b->guard);
 	if (b->sip)
 		sip_close(b->sip, true);
 	mem_deref(b->sip);
@@ -254,6 +273,8 @@ int b2bua_alloc(struct b2bua **bp, const struct b2bua_conf *cfg)
 	err  = hash_alloc(&b->ht_legs, 16384);
 	err |= hash_alloc(&b->ht_calls, 16384);
 	err |= limiter_alloc(&b->lim, cfg);
+	err |= nonce_alloc(b);
+	err |= guard_alloc(&b->guard, b);
 	if (err)
 		goto out;
 

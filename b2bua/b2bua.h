@@ -123,6 +123,25 @@ struct b2bua_conf {
 	struct cfg_limit global_invite; /**< every INVITE of the node      */
 	uint32_t limit_sources;     /**< source addresses tracked at most  */
 	int limit_reply;            /**< 0: stateless 503, 1: nothing      */
+	uint32_t auth_fail_limit;   /**< failures that block, 0 = never  */
+	uint32_t auth_fail_window;  /**< s, in which they count          */
+	uint32_t auth_block_time;   /**< s, first block (then doubling)  */
+	uint32_t auth_block_max;    /**< s, longest block                */
+	int auth_fail_answer;       /**< enum b2bua_fail_answer          */
+	int digest_uri;             /**< enum b2bua_digest_uri           */
+	bool unauth_trying;         /**< 100 Trying before identifying   */
+};
+
+/** Which digest uri is taken */
+enum b2bua_digest_uri {
+	B2BUA_DURI_STRICT = 0,      /**< the Request-URI, nothing else   */
+	B2BUA_DURI_HOST,            /**< or sip:HOST[:PORT] of the R-URI */
+};
+
+/** What a failed or blocked authentication hears */
+enum b2bua_fail_answer {
+	B2BUA_FAIL_403 = 0,         /**< 403 Forbidden, stateless        */
+	B2BUA_FAIL_SILENCE,         /**< nothing                         */
 };
 
 extern const struct cfg_module b2bua_conf_module;
@@ -246,6 +265,7 @@ struct b2bua_cred {
 	const char *account;   /**< account name                        */
 	const char *ha1;       /**< 32 hex chars, "" if no credentials   */
 	uint32_t max_cps;      /**< calls a second, 0 = no limit         */
+	const char *ha1_sha256; /**< 64 hex chars, "" or NULL if none    */
 	bool active;
 };
 typedef void (b2bua_cred_done_h)(int err, const struct b2bua_cred *cred,
@@ -282,8 +302,48 @@ struct b2bua_stats {
 	uint64_t illegal_events;  /**< events refused by the state table */
 	uint64_t limit_rejected[B2BUA_LIMIT_COUNT]; /**< requests refused */
 	uint32_t limit_sources;   /**< source addresses tracked now      */
+	uint64_t auth_failures;   /**< failed digest authentications     */
+	uint64_t auth_blocks;     /**< blocks begun                      */
+	uint64_t auth_blocked;    /**< requests refused by a block       */
+	uint64_t auth_replays;    /**< digest answers seen before        */
+	uint64_t unauth_dropped;  /**< answers to unauthenticated sources
+				       not sent: larger than the request */
+	uint32_t blocks_active;   /**< sources and user names blocked now */
 };
 void b2bua_stats(const struct b2bua *b, struct b2bua_stats *st);
+
+/*
+ * Authentication-failure blocks: a source address or a digest user name
+ * that fails auth_fail_limit times within auth_fail_window seconds is
+ * refused for auth_block_time seconds (doubling with every block, up to
+ * auth_block_max) without a database look-up.  Kept in memory on this
+ * node.
+ */
+enum b2bua_block_kind {
+	B2BUA_BLOCK_SOURCE = 0,   /**< key is an IP address              */
+	B2BUA_BLOCK_USER,         /**< key is a digest user name          */
+};
+
+/** One source or user name with recent failures (valid in the handler) */
+struct b2bua_block {
+	uint64_t id;
+	enum b2bua_block_kind kind;
+	const char *key;
+	uint32_t failures;        /**< in the current window             */
+	uint32_t level;           /**< blocks so far (duration doubles)  */
+	bool blocked;
+	uint64_t since_ms;        /**< wall clock: the block began, or 0  */
+	uint64_t until_ms;        /**< wall clock: the block ends, or 0   */
+	uint64_t refused;         /**< requests refused by this block     */
+};
+
+/** Called for each entry; return true to stop */
+typedef bool (b2bua_block_h)(const struct b2bua_block *blk, void *arg);
+
+void b2bua_block_apply(const struct b2bua *b, bool blocked_only,
+		       b2bua_block_h *h, void *arg);
+int  b2bua_block_lift(struct b2bua *b, uint64_t id);
+const char *b2bua_block_kind_name(enum b2bua_block_kind kind);
 
 /* Calls */
 typedef bool (b2bua_call_apply_h)(struct b2bua_call *call, void *arg);

@@ -60,6 +60,8 @@ struct b2bua {
 	struct b2bua_routes *routes;   /**< (ref.) NULL = config routes  */
 	struct route_store *store;     /**< owned; NULL = not started    */
 	uint8_t nonce_key[20];
+	struct nonce_table *nonces;    /**< owned: digest answers seen   */
+	struct guard *guard;           /**< owned: failure blocks        */
 	const struct udp_sock *tuned[4]; /**< UDP sockets given big buffers */
 	uint32_t ncalls;
 	unsigned nslots;               /**< per-call data slots taken    */
@@ -154,6 +156,8 @@ struct b2bua_call {
 	uint16_t scode;
 	bool by_caller;
 	bool authz_pending;
+	bool authed;                 /**< trusted peer or digest passed  */
+	char *sipuser;               /**< owned: digest user name        */
 	uint64_t setup_ms, answer_ms, end_ms;
 	struct b2bua_call_record rec; /**< written when the call ends    */
 	void *udata[B2BUA_UDATA_SLOTS];
@@ -204,11 +208,21 @@ int  leg_reply_2xx(struct leg *leg, struct sip_strans **stp,
 bool leg_ack_2xx(struct leg *leg, const struct sip_msg *msg);
 int  uas_copy_headers(struct b2bua_call *call);
 
+/* nonce.c */
+struct nonce_table;
+int  nonce_alloc(struct b2bua *b);
+int  nonce_make(char *buf, size_t sz, const struct b2bua *b,
+		const struct sa *src, uint64_t now_s, uint64_t rnd);
+int  nonce_check(const struct b2bua *b, const struct pl *nonce,
+		 const struct sa *src);
+bool nonce_seen(struct b2bua *b, const struct pl *nonce, uint32_t nc);
+int  nonce_take(struct b2bua *b, const struct pl *nonce, uint32_t nc);
+
 /* auth.c */
 void auth_identify(struct b2bua_call *call, const struct sip_msg *msg);
-int  auth_nonce_check(const struct b2bua *b, const struct pl *nonce,
-		      const struct sa *src);
-bool auth_digest_valid(const struct b2bua_call *call, const char *ha1hex);
+struct httpauth_digest_resp;
+bool auth_digest_valid(const struct httpauth_digest_resp *resp,
+		       const struct pl *met, bool sha256, const char *ha1);
 int  auth_header_user(char *buf, size_t sz, const struct sip_msg *msg,
 		      const char *name);
 
@@ -220,6 +234,18 @@ enum b2bua_limit limiter_request(struct limiter *l, const struct sip_msg *msg,
 bool limiter_account(struct limiter *l, int64_t account_id, uint32_t max_cps,
 		     uint32_t *retryp);
 uint32_t limiter_sources(const struct limiter *l);
+
+void auth_unauth_fail(struct b2bua_call *call, uint16_t scode,
+		      const char *phrase, const char *hdrs);
+
+/* guard.c */
+struct guard;
+int  guard_alloc(struct guard **gp, struct b2bua *b);
+bool guard_src_blocked(struct guard *g, const struct sa *src);
+bool guard_user_blocked(struct guard *g, const char *user);
+void guard_fail(struct guard *g, const struct sa *src, const char *user);
+int  guard_reply(struct b2bua *b, const struct sip_msg *msg, uint16_t scode,
+		 const char *phrase, const char *hdrs, const char *hdrs_small);
 
 /* uac.c */
 void uac_start(struct b2bua_call *call);

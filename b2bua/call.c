@@ -152,6 +152,7 @@ static void call_destructor(void *arg)
 	mem_deref(call->g);
 	mem_deref(call->account);
 	mem_deref(call->caller);
+	mem_deref(call->sipuser);
 	mem_deref(call->from_name);
 	mem_deref(call->callee);
 	mem_deref(call->reason_hdr);
@@ -215,6 +216,17 @@ void call_reply(struct b2bua_call *call, uint16_t scode, const char *reason,
 
 	if (!call->st)
 		return;
+
+	/* a caller not authenticated hears one final answer, without the
+	 * transaction (never retransmitted) and no larger than its INVITE */
+	if (!call->authed) {
+		if (scode < 200)
+			return;
+		(void)guard_reply(call->b, call->inv, scode, reason, hdrs,
+				  NULL);
+		call->st = mem_deref(call->st);
+		return;
+	}
 
 	if (scode < 200)
 		err = sip_treplyf(&call->st, NULL, call->b->sip, call->inv,

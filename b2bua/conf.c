@@ -583,6 +583,9 @@ static int conf_check(struct cfg_parser *p, void *mod)
 
 static const char * const limit_replyv[] = { "503", "none", NULL };
 
+static const char *const fail_answerv[] = { "403", "silence", NULL };
+static const char *const digest_uriv[] = { "strict", "host", NULL };
+
 static const struct cfg_key keyv[] = {
 	{ .name = "sip_listen", .parse = h_sip_listen, .print = print_listen,
 	  .repeat = true,
@@ -635,6 +638,25 @@ static const struct cfg_key keyv[] = {
 	CFG_CHOICE("limit_reply", B, limit_reply, limit_replyv, "503",
 		   "answer to a request over a limit: 503 (stateless, with "
 		   "Retry-After) or none"),
+	CFG_U32("auth_fail_limit", B, auth_fail_limit, 0, 100000, "10",
+		"failed authentications of a source or user name that "
+		"block it, 0 = never block"),
+	CFG_U32("auth_fail_window", B, auth_fail_window, 1, 86400, "60",
+		"seconds in which auth_fail_limit failures block"),
+	CFG_U32("auth_block_time", B, auth_block_time, 1, 604800, "900",
+		"seconds of a first block; each block after doubles it"),
+	CFG_U32("auth_block_max", B, auth_block_max, 1, 2592000, "86400",
+		"seconds a block lasts at most"),
+	CFG_CHOICE("auth_fail_answer", B, auth_fail_answer, fail_answerv,
+		   "403", "answer to a failed or blocked authentication: "
+		   "403|silence"),
+	CFG_CHOICE("digest_uri", B, digest_uri, digest_uriv, "strict",
+		   "digest uri: strict = the Request-URI; host = also a uri "
+		   "of this host without user part (weaker: not bound to "
+		   "the number)"),
+	CFG_YESNO("unauth_trying", B, unauth_trying, "no",
+		  "100 Trying at once to sources not authenticated (yes "
+		  "doubles what a spoofed source receives)"),
 };
 
 #undef LIMIT_KEY

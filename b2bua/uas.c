@@ -152,6 +152,12 @@ static bool identity_text_ok(const struct b2bua_conf *cfg,
 }
 
 
+static bool src_trusted(const struct b2bua *b, const struct sip_msg *msg)
+{
+	return cfg_peer_find(b->cfg, &msg->src, msg->tp) != NULL;
+}
+
+
 static void reply_stateless(struct b2bua *b, const struct sip_msg *msg,
 			    uint16_t scode, const char *phrase,
 			    const char *hdrs)
@@ -163,7 +169,13 @@ static void reply_stateless(struct b2bua *b, const struct sip_msg *msg,
 	tlog_info(cid, "INVITE from %J refused: %u %s", &msg->src, scode,
 		  phrase);
 
-	/* every INVITE hears 100 Trying first, even one refused at once */
+	/* a source not authenticated hears one answer, never repeated */
+	if (!src_trusted(b, msg)) {
+		(void)guard_reply(b, msg, scode, phrase, hdrs, NULL);
+		return;
+	}
+
+	/* a peer's INVITE hears 100 Trying first, even one refused at once */
 	if (!sip_strans_alloc(&st, b->sip, msg, NULL, NULL))
 		(void)sip_treply(&st, b->sip, msg, 100, "Trying");
 
@@ -180,7 +192,16 @@ void uas_invite(struct b2bua *b, const struct sip_msg *msg)
 	struct b2bua_call *call = NULL;
 	uint32_t maxfwd = 70;
 	char buf[160], number[B2BUA_NUMBER_MAX + 1];
+	bool trusted = src_trusted(b, msg);
 	int err;
+
+	/* a blocked source hears what any failed authentication hears */
+	if (!trusted && guard_src_blocked(b->guard, &msg->src)) {
+		if (cfg->auth_fail_answer != B2BUA_FAIL_SILENCE)
+			(void)guard_reply(b, msg, 403, "Forbidden", NULL,
+					  NULL);
+		return;
+	}
 
 	if (b->shutting_down) {
 		reply_stateless(b, msg, 503, "Service Unavailable",
@@ -271,14 +292,19 @@ void uas_invite(struct b2bua *b, const struct sip_msg *msg)
 	}
 
 	call->maxfwd = maxfwd - 1;
+	call->authed = trusted;
 
+	/* the transaction absorbs retransmissions while the caller is
+	 * identified; only a trusted peer hears 100 Trying at once */
 	err = sip_strans_alloc(&call->st, b->sip, msg, cancel_handler, call);
 	if (err)
 		goto fail;
 
-	err = sip_treply(&call->st, b->sip, msg, 100, "Trying");
-	if (err)
-		goto fail;
+	if (trusted || cfg->unauth_trying) {
+		err = sip_treply(&call->st, b->sip, msg, 100, "Trying");
+		if (err)
+			goto fail;
+	}
 
 	err  = str_dup(&call->callee, number);
 	err |= pl_isset(&msg->from.uri.user)
@@ -297,8 +323,10 @@ void uas_invite(struct b2bua *b, const struct sip_msg *msg)
 
  fail:
 	tlog_err(call_logid(call), "cannot take the call: %m", err);
-	if (!call->st)
+	if (!call->st || !trusted) {
+		call->st = mem_deref(call->st);
 		reply_stateless(b, msg, 500, "Server Internal Error", NULL);
+	}
 	(void)call_fail(call, B2BUA_R_FAILED, 500, "Server Internal Error",
 			NULL);
 }

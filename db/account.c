@@ -2,8 +2,8 @@
  * @file account.c  Account look-ups for caller identification
  *
  * The B2BUA identifies a caller either by digest authentication (the SIP
- * user name gives the account and its HA1 = md5("user:realm:password"),
- * never a password) or, for a trusted peer, by an account name taken from
+ * user name gives the account and its HA1s = md5("user:realm:password")
+ * and sha256("user:realm:password"), never a password) or, for a trusted peer, by an account name taken from
  * the configuration or a header.  Both are one prepared statement on the
  * asynchronous client.
  */
@@ -17,7 +17,8 @@
 #include "db.h"
 
 #define ACCT_COLUMNS "id, name, status = 'active'," \
-	" coalesce(sip_ha1, ''), coalesce(sip_username, ''), max_cps"
+	" coalesce(sip_ha1, ''), coalesce(sip_username, ''), max_cps," \
+	" coalesce(sip_ha1_sha256, '')"
 
 static const char stmt_by_sipuser[] = "acct_by_sipuser";
 static const char stmt_by_name[]    = "acct_by_name";
@@ -83,7 +84,7 @@ static int acct_parse(struct acct_info *acct, const PGresult *res)
 	const char *id;
 	char *end;
 
-	if (PQnfields(res) != 6 || PQgetisnull(res, 0, 0) ||
+	if (PQnfields(res) != 7 || PQgetisnull(res, 0, 0) ||
 	    PQgetisnull(res, 0, 5))
 		return EPROTO;
 
@@ -100,7 +101,8 @@ static int acct_parse(struct acct_info *acct, const PGresult *res)
 
 	if (!copy_col(acct->name, sizeof(acct->name), res, 1) ||
 	    !copy_col(acct->ha1, sizeof(acct->ha1), res, 3) ||
-	    !copy_col(acct->sip_username, sizeof(acct->sip_username), res, 4))
+	    !copy_col(acct->sip_username, sizeof(acct->sip_username), res, 4) ||
+	    !copy_col(acct->ha1_sha256, sizeof(acct->ha1_sha256), res, 6))
 		return EOVERFLOW;
 
 	return 0;

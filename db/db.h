@@ -148,6 +148,7 @@ struct acct_info {
 	char name[64];
 	bool active;            /**< status 'active' (not 'blocked')   */
 	char ha1[33];           /**< md5("user:realm:password"), "" if none */
+	char ha1_sha256[65];    /**< sha256("user:realm:password"), "" if none */
 	char sip_username[64];  /**< "" if none                        */
 	uint32_t max_cps;       /**< calls a second, 0 = no limit      */
 };

@@ -33,8 +33,8 @@ set -euo pipefail
 
 PROG=${0##*/}
 PACKAGES=(build-essential autoconf automake libtool pkg-config
-	  libre-dev librem-dev libpq-dev libmicrohttpd-dev liburing-dev postgresql-15
-	  sip-tester valgrind curl acl clang libclang-rt-14-dev)
+	  libre-dev librem-dev libpq-dev libmicrohttpd-dev liburing-dev libssl-dev postgresql-15
+	  sip-tester valgrind curl acl clang libclang-rt-14-dev sipvicious)
 
 die() {
 	echo "$PROG: $*" >&2

@@ -457,7 +457,8 @@ flow_13b_no_digest() {
 
 flow_14_digest_ok() {
 	gw_start gw 14-digest-ok-gw.xml $GW1_IP $GW_PORT || return 1
-	caller_run caller 14-digest-ok-caller.xml $UNTRUSTED_IP 5114 $TG_UDP
+	caller_run caller 14-digest-ok-caller.xml $UNTRUSTED_IP 5114 $TG_UDP \
+		u1 -auth_uri "1000@$TG_UDP"
 	gw_wait
 	expect_rc caller gw && expect_some gw INVITE
 }

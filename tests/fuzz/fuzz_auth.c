@@ -43,6 +43,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* HA1 of demo:tollgate:demo */
 	static const char ha1[] = "3910944fdd0d1bb8b54105e6f579c253";
+	/* a 64-digit HA1 for the SHA-256 check */
+	static const char ha1_sha256[] =
+		"5b1f0d3a1b0e8f8c2a6d1e0c7a9b3f4e5d6c7b8a9f0e1d2c3b4a5968778695a4";
 	const struct sip_hdr *hdr;
 	struct httpauth_digest_resp resp;
 	struct b2bua_call call;
@@ -83,8 +86,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (pl_strcmp(&resp.realm, cfg->realm))
 		goto out;
 
-	(void)auth_nonce_check(&b, &resp.nonce, &msg->src);
-	(void)auth_digest_valid(&call, ha1);
+	(void)nonce_check(&b, &resp.nonce, &msg->src);
+	(void)auth_digest_valid(&resp, &msg->met, false, ha1);
+	(void)auth_digest_valid(&resp, &msg->met, true, ha1_sha256);
 
  out:
 	mem_deref(msg);

@@ -1,2 +1,0 @@
--- tollgate schema, migration 007: kept for the numbering.
-SELECT 1;
