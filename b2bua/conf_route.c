@@ -61,7 +61,7 @@ int b2bua_conf_gateway(struct cfg_parser *p, void *mod,
 		       const struct cfg_key *k, const struct pl *val)
 {
 	struct b2bua_conf *cfg = mod;
-	const char *expect = "NAME ADDRESS[:PORT] [transport=udp|tcp]";
+	const char *expect = "NAME ADDRESS[:PORT] [transport=udp|tcp|tls]";
 	struct pl argv[3];
 	struct cfg_gateway *gw;
 	const struct cfg_gateway *o;
@@ -110,7 +110,7 @@ int b2bua_conf_gateway(struct cfg_parser *p, void *mod,
 
 		if (!cfg_pl_skip_prefix(&v, "transport=")) {
 			err = cfg_kerr(p, "unexpected '%r' (expected "
-				       "transport=udp|tcp)", &v);
+				       "transport=udp|tcp|tls)", &v);
 			goto out;
 		}
 

@@ -1,0 +1,184 @@
+/**
+ * @file tls.c  SIP over TLS: our certificate and key, and the check of
+ *              the gateways' certificates
+ *
+ * libre's TLS is OpenSSL.  One context serves both directions: callers
+ * connecting to a `sip_listen tls:` address, and the connections libre
+ * opens to `transport=tls` gateways.  libre 1.1.0 never checks the
+ * certificate of a server it connects to, so tollgate does it on libre's
+ * OpenSSL context: every client-side handshake verifies the gateway's
+ * chain against sip_tls_ca (or the system's trust store) and fails if it
+ * does not verify.  Callers are not asked for certificates.
+ */
+
+#define USE_OPENSSL 1
+#include <string.h>
+#include <openssl/ssl.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include "b2bua_int.h"
+
+
+/* the line of the first tls: listener, 0 if there is none */
+static unsigned tls_listen_line(const struct b2bua_conf *cfg)
+{
+	struct le *le;
+
+	LIST_FOREACH(&cfg->listenl, le) {
+		const struct cfg_listen *l = le->data;
+
+		if (l->tp == SIP_TRANSP_TLS)
+			return l->line;
+	}
+
+	return 0;
+}
+
+
+/** Does the configuration use TLS at all? */
+bool b2bua_tls_needed(const struct b2bua_conf *cfg)
+{
+	return tls_listen_line(cfg) || cfg->tls_cert.path ||
+		cfg->tls_key.path || cfg->tls_ca.path;
+}
+
+
+static int verify_handler(int ok, X509_STORE_CTX *ctx)
+{
+	if (!ok) {
+		int e = X509_STORE_CTX_get_error(ctx);
+
+		tlog_warn(NULL, "tls: gateway certificate refused (depth"
+			  " %d): %s", X509_STORE_CTX_get_error_depth(ctx),
+			  X509_verify_cert_error_string(e));
+	}
+
+	return ok;
+}
+
+
+/* every handshake where we are the client (toward a gateway) verifies */
+static void info_handler(const SSL *ssl, int where, int ret)
+{
+	(void)ret;
+
+	if (!(where & SSL_CB_HANDSHAKE_START) || SSL_is_server((SSL *)ssl))
+		return;
+
+	SSL_set_verify((SSL *)ssl, SSL_VERIFY_PEER, verify_handler);
+}
+
+
+/* "what FILE: OpenSSL's reason" into why */
+static int load_err(char *why, size_t whysz, const char *what,
+		    const char *file)
+{
+	unsigned long e = ERR_peek_last_error();
+	char reason[160] = "unknown error";
+
+	if (e)
+		ERR_error_string_n(e, reason, sizeof(reason));
+	ERR_clear_error();
+
+	(void)re_snprintf(why, whysz, "cannot load %s '%s': %s", what, file,
+			  reason);
+
+	return EINVAL;
+}
+
+
+/**
+ * The TLS context of the SIP stack, from the configuration's files
+ *
+ * @param tlsp   The context (owned by the caller)
+ * @param cfg    The B2BUA's configuration
+ * @param why    On error: the reason, naming the file
+ * @param whysz  Size of why
+ * @param linep  On error: the line of the key that named the file
+ *
+ * @return 0, EINVAL (a file does not load), ENOMEM
+ */
+int b2bua_tls_alloc(struct tls **tlsp, const struct b2bua_conf *cfg,
+		    char *why, size_t whysz, unsigned *linep)
+{
+	struct tls *tls = NULL;
+	SSL_CTX *ctx;
+	int err;
+
+	if (!tlsp || !cfg || !why || !linep)
+		return EINVAL;
+
+	*linep = 0;
+
+	if (!cfg->tls_cert.path || !cfg->tls_key.path) {
+		(void)re_snprintf(why, whysz, "SIP over TLS needs sip_tls_cert"
+				  " and sip_tls_key");
+		*linep = cfg->tls_cert.path ? cfg->tls_cert.line :
+			cfg->tls_key.path ? cfg->tls_key.line :
+			tls_listen_line(cfg);
+		return EINVAL;
+	}
+
+	err = tls_alloc(&tls, TLS_METHOD_SSLV23, NULL, NULL);
+	if (err) {
+		(void)re_snprintf(why, whysz, "cannot make a TLS context: %m",
+				  err);
+		return err;
+	}
+
+	ctx = tls_openssl_context(tls);
+	if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)) {
+		(void)re_snprintf(why, whysz, "cannot set up the TLS context");
+		err = ENOMEM;
+		goto out;
+	}
+
+	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert.path) != 1) {
+		*linep = cfg->tls_cert.line;
+		err = load_err(why, whysz, "certificate", cfg->tls_cert.path);
+		goto out;
+	}
+
+	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key.path,
+					SSL_FILETYPE_PEM) != 1) {
+		*linep = cfg->tls_key.line;
+		err = load_err(why, whysz, "private key", cfg->tls_key.path);
+		goto out;
+	}
+
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		*linep = cfg->tls_key.line;
+		ERR_clear_error();
+		(void)re_snprintf(why, whysz, "private key '%s' does not "
+				  "belong to the certificate '%s'",
+				  cfg->tls_key.path, cfg->tls_cert.path);
+		err = EINVAL;
+		goto out;
+	}
+
+	if (cfg->tls_ca.path) {
+		if (SSL_CTX_load_verify_locations(ctx, cfg->tls_ca.path,
+						  NULL) != 1) {
+			*linep = cfg->tls_ca.line;
+			err = load_err(why, whysz, "CA file",
+				       cfg->tls_ca.path);
+			goto out;
+		}
+	}
+	else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		ERR_clear_error();
+		tlog_warn(NULL, "tls: no system trust store: TLS gateways "
+			  "need sip_tls_ca");
+	}
+
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_info_callback(ctx, info_handler);
+
+ out:
+	if (err)
+		mem_deref(tls);
+	else
+		*tlsp = tls;
+
+	return err;
+}
