@@ -392,82 +392,6 @@ static int h_copy_header(struct cfg_parser *p, void *mod,
 }
 
 
-/* sip_tls_cert, sip_tls_key, sip_tls_ca: a file, and the line naming it */
-static int h_tls_file(struct cfg_parser *p, void *mod,
-		      const struct cfg_key *k, const struct pl *val)
-{
-	struct cfg_file *f = CFG_FIELD(mod, k, struct cfg_file);
-	struct pl arg;
-	int err;
-
-	err = cfg_one_arg(p, val, &arg, "one file name");
-	if (err)
-		return err;
-
-	err = cfg_set_str(&f->path, &arg);
-	if (err)
-		return err;
-
-	f->line = cfg_line(p);
-
-	return 0;
-}
-
-
-static int print_tls_file(struct re_printf *pf, const void *mod,
-			  const struct cfg_key *k)
-{
-	const struct cfg_file *f = CFG_CFIELD(mod, k, struct cfg_file);
-
-	if (!f->path)
-		return 0;
-
-	return re_hprintf(pf, "%s %s\n", k->name, f->path);
-}
-
-
-/*
- * TLS gateways need a TLS listener (libre opens their connections with
- * its context), and the files must load: a bad one stops the start with
- * the line that named it.
- */
-static void tls_check(struct cfg_parser *p, const struct b2bua_conf *cfg)
-{
-	bool listen = false;
-	struct tls *tls = NULL;
-	char why[256] = "";
-	unsigned line = 0;
-	struct le *le;
-
-	LIST_FOREACH(&cfg->listenl, le) {
-		const struct cfg_listen *l = le->data;
-
-		if (l->tp == SIP_TRANSP_TLS)
-			listen = true;
-	}
-
-	LIST_FOREACH(&cfg->gatewayl, le) {
-		const struct cfg_gateway *gw = le->data;
-
-		if (gw->tp == SIP_TRANSP_TLS && !listen) {
-			cfg_set_line(p, gw->line);
-			(void)cfg_err(p, "gateway %s: transport=tls needs a "
-				      "'sip_listen tls:...'", gw->name);
-		}
-	}
-
-	if (!b2bua_tls_needed(cfg))
-		return;
-
-	if (b2bua_tls_alloc(&tls, cfg, why, sizeof(why), &line)) {
-		cfg_set_line(p, line);
-		(void)cfg_err(p, "%s", why);
-	}
-
-	mem_deref(tls);
-}
-
-
 static int h_sip_realm(struct cfg_parser *p, void *mod,
 		       const struct cfg_key *k, const struct pl *val)
 {
@@ -645,7 +569,7 @@ static int conf_check(struct cfg_parser *p, void *mod)
 	if (err)
 		return err;
 
-	tls_check(p, cfg);
+	b2bua_conf_tls_check(p, cfg);
 
 	cfg_set_line(p, 0);
 
@@ -670,14 +594,14 @@ static const struct cfg_key keyv[] = {
 	  .repeat = true,
 	  .doc = "udp|tcp|tls:ADDRESS[:PORT] SIP listens on (at least "
 		 "one)" },
-	{ .name = "sip_tls_cert", .parse = h_tls_file,
-	  .print = print_tls_file, .off = offsetof(B, tls_cert),
+	{ .name = "sip_tls_cert", .parse = b2bua_conf_tls_file,
+	  .print = b2bua_conf_print_tls_file, .off = offsetof(B, tls_cert),
 	  .doc = "FILE: PEM certificate (chain) of the tls: listeners" },
-	{ .name = "sip_tls_key", .parse = h_tls_file,
-	  .print = print_tls_file, .off = offsetof(B, tls_key),
+	{ .name = "sip_tls_key", .parse = b2bua_conf_tls_file,
+	  .print = b2bua_conf_print_tls_file, .off = offsetof(B, tls_key),
 	  .doc = "FILE: PEM private key of sip_tls_cert" },
-	{ .name = "sip_tls_ca", .parse = h_tls_file,
-	  .print = print_tls_file, .off = offsetof(B, tls_ca),
+	{ .name = "sip_tls_ca", .parse = b2bua_conf_tls_file,
+	  .print = b2bua_conf_print_tls_file, .off = offsetof(B, tls_ca),
 	  .doc = "FILE: PEM CAs that sign TLS gateways' certificates "
 		 "(default: the system's)" },
 	{ .name = "trusted_peer", .parse = h_trusted_peer,

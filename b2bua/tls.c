@@ -1,6 +1,6 @@
 /**
- * @file tls.c  SIP over TLS: our certificate and key, and the check of
- *              the gateways' certificates
+ * @file tls.c  SIP over TLS: our certificate and key, the check of
+ *              the gateways' certificates, and the keys naming the files
  *
  * libre's TLS is OpenSSL.  One context serves both directions: callers
  * connecting to a `sip_listen tls:` address, and the connections libre
@@ -181,4 +181,82 @@ int b2bua_tls_alloc(struct tls **tlsp, const struct b2bua_conf *cfg,
 		*tlsp = tls;
 
 	return err;
+}
+
+
+/* ------------------------------------------- keys of b2bua/conf.c */
+
+/* sip_tls_cert, sip_tls_key, sip_tls_ca: a file, and the line naming it */
+int b2bua_conf_tls_file(struct cfg_parser *p, void *mod,
+			const struct cfg_key *k, const struct pl *val)
+{
+	struct cfg_file *f = CFG_FIELD(mod, k, struct cfg_file);
+	struct pl arg;
+	int err;
+
+	err = cfg_one_arg(p, val, &arg, "one file name");
+	if (err)
+		return err;
+
+	err = cfg_set_str(&f->path, &arg);
+	if (err)
+		return err;
+
+	f->line = cfg_line(p);
+
+	return 0;
+}
+
+
+int b2bua_conf_print_tls_file(struct re_printf *pf, const void *mod,
+			      const struct cfg_key *k)
+{
+	const struct cfg_file *f = CFG_CFIELD(mod, k, struct cfg_file);
+
+	if (!f->path)
+		return 0;
+
+	return re_hprintf(pf, "%s %s\n", k->name, f->path);
+}
+
+
+/*
+ * TLS gateways need a TLS listener (libre opens their connections with
+ * its context), and the files must load: a bad one stops the start with
+ * the line that named it.
+ */
+void b2bua_conf_tls_check(struct cfg_parser *p, const struct b2bua_conf *cfg)
+{
+	bool listen = false;
+	struct tls *tls = NULL;
+	char why[256] = "";
+	unsigned line = 0;
+	struct le *le;
+
+	LIST_FOREACH(&cfg->listenl, le) {
+		const struct cfg_listen *l = le->data;
+
+		if (l->tp == SIP_TRANSP_TLS)
+			listen = true;
+	}
+
+	LIST_FOREACH(&cfg->gatewayl, le) {
+		const struct cfg_gateway *gw = le->data;
+
+		if (gw->tp == SIP_TRANSP_TLS && !listen) {
+			cfg_set_line(p, gw->line);
+			(void)cfg_err(p, "gateway %s: transport=tls needs a "
+				      "'sip_listen tls:...'", gw->name);
+		}
+	}
+
+	if (!b2bua_tls_needed(cfg))
+		return;
+
+	if (b2bua_tls_alloc(&tls, cfg, why, sizeof(why), &line)) {
+		cfg_set_line(p, line);
+		(void)cfg_err(p, "%s", why);
+	}
+
+	mem_deref(tls);
 }
