@@ -141,7 +141,7 @@ bad_start() {
 peer() {
 	local name=$1
 	shift
-	python3 "$PEER" "$@" >"$DIR/$name.out" 2>&1 </dev/null &
+	python3 -B "$PEER" "$@" >"$DIR/$name.out" 2>&1 </dev/null &
 	PEER_PID=$!
 	pid_remember "$PEER_PID"
 }
@@ -151,7 +151,7 @@ peer() {
 caller() {
 	local name=$1 number=$2 bye=$3 hold=${4:-0.5}
 	shift 4 2>/dev/null || shift $#
-	python3 "$PEER" caller --server 127.0.1.50:5061 --bind 127.0.1.51 \
+	python3 -B "$PEER" caller --server 127.0.1.50:5061 --bind 127.0.1.51 \
 		--ca "$DIR/ca.pem" --number "$number" --bye "$bye" \
 		--hold "$hold" "$@" >"$DIR/$name.out" 2>&1 </dev/null
 }
@@ -198,7 +198,7 @@ caller c1 4420555 caller
 check "the TLS call is answered" has c1 ANSWERED
 check "the caller's BYE is answered 200" has c1 ENDED
 check "the UDP gateway was called" grep -q "CALLED 4420555" "$DIR/udpgw.log"
-pid_stop "$GW" 5
+wait "$GW"
 equal "the UDP gateway's scenario passed" "$?" 0
 equal "a CDR is written" "$(cdr 4420555)" "caller caller"
 
@@ -217,7 +217,7 @@ check "tollgate's Contact toward the gateway says TLS" \
 check "the gateway's BYE reaches the caller over TLS" \
 	has c2 "BYE-RECEIVED via SIP/2.0/TLS"
 check "the caller answered the BYE" has c2 ENDED
-pid_stop "$GW" 5
+wait "$GW"
 equal "the gateway's BYE is answered 200" "$?" 0
 equal "the CDR says the callee hung up" "$(cdr 7712345)" \
 	"callee callee"
@@ -230,7 +230,7 @@ caller c3 7712346 caller
 check "the caller's BYE is answered 200" has c3 ENDED
 check "the caller's BYE reaches the TLS gateway over TLS" \
 	has gw2 "BYE-RECEIVED via SIP/2.0/TLS"
-pid_stop "$GW" 5
+wait "$GW"
 equal "the TLS gateway's side ended well" "$?" 0
 equal "its CDR is written" "$(cdr 7712346)" "caller caller"
 
@@ -243,7 +243,7 @@ caller c4 7812345 caller
 check "the caller's call fails" has c4 "^FINAL [3-6]"
 check "the rogue gateway got no INVITE" bash -c "! grep -q CALLED '$DIR/gw3.out'"
 check "tollgate says why" grep -q "gateway certificate refused" "$TG_LOG"
-pid_stop "$GW" 5
+wait "$GW"
 
 echo "# 5. garbage on the TLS port does not disturb calls"
 peer gw4 gateway --listen 127.0.1.53:5061 --cert "$DIR/gw.pem" \
@@ -253,13 +253,13 @@ wait_line "$DIR/gw4.out" LISTENING 5 "$GW"
 caller c5 7712347 caller 3 &
 C5=$!
 wait_line "$DIR/gw4.out" ANSWERED 5 "$GW"
-python3 "$PEER" garbage --server 127.0.1.50:5061 --bind 127.0.1.54 \
+python3 -B "$PEER" garbage --server 127.0.1.50:5061 --bind 127.0.1.54 \
 	>"$DIR/garbage.out" 2>&1 </dev/null
 check "the garbage was sent" has garbage "GARBAGE-SENT 4"
 wait "$C5"
 equal "the call during the garbage ends well" "$?" 0
 check "its BYE reached the gateway" has gw4 "BYE-RECEIVED"
-pid_stop "$GW" 5
+wait "$GW"
 check "tollgate still runs" pid_ours "$TG_PID"
 
 peer gw5 gateway --listen 127.0.1.53:5061 --cert "$DIR/gw.pem" \
@@ -268,7 +268,7 @@ GW=$PEER_PID
 wait_line "$DIR/gw5.out" LISTENING 5 "$GW"
 caller c6 7712348 caller
 check "the next TLS call works" has c6 ENDED
-pid_stop "$GW" 5
+wait "$GW"
 equal "CDRs of every answered call" \
 	"$(sql "SELECT count(*) FROM cdrs WHERE reason IN ('caller', 'callee')")" 5
 
