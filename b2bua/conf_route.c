@@ -96,15 +96,6 @@ int b2bua_conf_gateway(struct cfg_parser *p, void *mod,
 		goto out;
 	}
 
-	err = cfg_get_hostport(p, &argv[1], 5060, &gw->addr);
-	if (err)
-		goto out;
-
-	if (sa_is_any(&gw->addr)) {
-		err = cfg_kerr(p, "'%r' is not a usable destination", &argv[1]);
-		goto out;
-	}
-
 	if (n == 3) {
 		struct pl v = argv[2];
 
@@ -117,6 +108,17 @@ int b2bua_conf_gateway(struct cfg_parser *p, void *mod,
 		err = cfg_get_transport(p, &v, &gw->tp);
 		if (err)
 			goto out;
+	}
+
+	err = cfg_get_hostport(p, &argv[1],
+			       gw->tp == SIP_TRANSP_TLS ? 5061 : 5060,
+			       &gw->addr);
+	if (err)
+		goto out;
+
+	if (sa_is_any(&gw->addr)) {
+		err = cfg_kerr(p, "'%r' is not a usable destination", &argv[1]);
+		goto out;
 	}
 
 	list_append(&cfg->gatewayl, &gw->le, gw);

@@ -21,7 +21,8 @@
 #
 # Addresses: tollgate 127.0.1.50 (UDP 5060, TLS 5061), TLS caller
 # 127.0.1.51 (trusted peer), SIPp UDP gateway 127.0.1.52:5080, TLS
-# gateways 127.0.1.53:5061 (signed by the CA) and 127.0.1.55:5061
+# gateways 127.0.1.53:5061 (signed by the CA, its port left to the
+# default of tls) and 127.0.1.55:5061
 # (self-signed), the untrusted source of garbage 127.0.1.54.  Every process
 # started here is ended by its PID.
 #
@@ -102,7 +103,7 @@ state_dir $DIR/state
 shutdown_grace 2
 log_level info
 gateway udpgw 127.0.1.52:5080
-gateway tlsgw 127.0.1.53:5061 transport=tls
+gateway tlsgw 127.0.1.53 transport=tls
 gateway rogue 127.0.1.55:5061 transport=tls
 route default udpgw
 route 77 tlsgw
