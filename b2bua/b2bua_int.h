@@ -260,6 +260,7 @@ const struct cfg_route *b2bua_route_match(const struct list *routel,
 bool b2bua_tls_needed(const struct b2bua_conf *cfg);
 int  b2bua_tls_alloc(struct tls **tlsp, const struct b2bua_conf *cfg,
 		     char *why, size_t whysz, unsigned *linep);
+void b2bua_tls_expect(struct tls *tls, const struct pl *host);
 cfg_parse_h b2bua_conf_tls_file;
 cfg_print_h b2bua_conf_print_tls_file;
 void b2bua_conf_tls_check(struct cfg_parser *p,

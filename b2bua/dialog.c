@@ -93,9 +93,14 @@ int leg_drequestf(struct sip_request **reqp, struct leg *leg, bool stateful,
 
 	mb->pos = 0;
 
+	if (leg->tp == SIP_TRANSP_TLS)
+		b2bua_tls_expect(leg->call->b->tls, &route->host);
+
 	err = sip_request(reqp, leg->call->b->sip, stateful, met, -1,
 			  sip_dialog_uri(leg->dlg), -1, route, mb,
 			  sip_dialog_hash(leg->dlg), sendh, resph, arg);
+
+	b2bua_tls_expect(leg->call->b->tls, NULL);
 
  out:
 	mem_deref(mb);

@@ -6,9 +6,11 @@
  * connecting to a `sip_listen tls:` address, and the connections libre
  * opens to `transport=tls` gateways.  libre 1.1.0 never checks the
  * certificate of a server it connects to, so tollgate does it on libre's
- * OpenSSL context: every client-side handshake verifies the gateway's
- * chain against sip_tls_ca (or the system's trust store) and fails if it
- * does not verify.  Callers are not asked for certificates.
+ * OpenSSL context: every client-side handshake verifies the server's
+ * chain against sip_tls_ca (or the system's trust store) and that the
+ * certificate names the address it was opened to (b2bua_tls_expect()),
+ * and fails if either does not hold.  Callers are not asked for
+ * certificates.
  */
 
 #define USE_OPENSSL 1
@@ -48,7 +50,7 @@ static int verify_handler(int ok, X509_STORE_CTX *ctx)
 	if (!ok) {
 		int e = X509_STORE_CTX_get_error(ctx);
 
-		tlog_warn(NULL, "tls: gateway certificate refused (depth"
+		tlog_warn(NULL, "tls: server certificate refused (depth"
 			  " %d): %s", X509_STORE_CTX_get_error_depth(ctx),
 			  X509_verify_cert_error_string(e));
 	}
@@ -66,6 +68,43 @@ static void info_handler(const SSL *ssl, int where, int ret)
 		return;
 
 	SSL_set_verify((SSL *)ssl, SSL_VERIFY_PEER, verify_handler);
+}
+
+
+/**
+ * The name the next TLS connection libre opens must be for.  libre makes
+ * a connection's OpenSSL object inside sip_request(), from the context's
+ * verification parameters: set them just before, clear them just after
+ * (host NULL), and the connection checks that the server's certificate
+ * names the address (or host name) it was opened to.
+ *
+ * @param tls   The SIP stack's TLS context (NULL: nothing to do)
+ * @param host  The IP address or host name of the next hop, NULL to clear
+ */
+void b2bua_tls_expect(struct tls *tls, const struct pl *host)
+{
+	X509_VERIFY_PARAM *vp;
+	char name[256];
+	SSL_CTX *ctx;
+
+	if (!tls)
+		return;
+
+	ctx = tls_openssl_context(tls);
+	vp = ctx ? SSL_CTX_get0_param(ctx) : NULL;
+	if (!vp)
+		return;
+
+	(void)X509_VERIFY_PARAM_set1_ip(vp, NULL, 0);
+	(void)X509_VERIFY_PARAM_set1_host(vp, NULL, 0);
+
+	if (!host || !pl_isset(host) || host->l >= sizeof(name))
+		return;
+
+	(void)pl_strcpy(host, name, sizeof(name));
+
+	if (X509_VERIFY_PARAM_set1_ip_asc(vp, name) != 1)
+		(void)X509_VERIFY_PARAM_set1_host(vp, name, 0);
 }
 
 

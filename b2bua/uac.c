@@ -90,10 +90,15 @@ static int uac_send(struct b2bua_call *call)
 
 	mb->pos = 0;
 
+	if (gw->tp == SIP_TRANSP_TLS)
+		b2bua_tls_expect(b->tls, &sip_dialog_route(dlg)->host);
+
 	err = sip_request(&call->req, b->sip, true, "INVITE", -1,
 			  sip_dialog_uri(dlg), -1, sip_dialog_route(dlg), mb,
 			  sip_dialog_hash(dlg), contact_sendh,
 			  uac_resp_handler, call);
+
+	b2bua_tls_expect(b->tls, NULL);
 	if (err)
 		goto out;
 

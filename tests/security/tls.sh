@@ -13,8 +13,9 @@
 #   3. TLS caller -> TLS gateway, BYE from the gateway: it reaches the
 #      caller over TLS, though the caller's Contact names no transport.  Then the caller's BYE reaches the gateway over
 #      TLS.
-#   4. A TLS gateway whose certificate no CA of sip_tls_ca signed is not
-#      called; the caller gets a failure.
+#   4. A TLS gateway whose certificate no CA of sip_tls_ca signed, or
+#      whose certificate is for another address, is not called; the caller
+#      gets a failure.
 #   5. Plain text, random bytes and junk inside TLS on the TLS port from an
 #      untrusted address during a call: the call goes on and ends well,
 #      the next call works.
@@ -22,9 +23,9 @@
 # Addresses: tollgate 127.0.1.50 (UDP 5060, TLS 5061), TLS caller
 # 127.0.1.51 (trusted peer), SIPp UDP gateway 127.0.1.52:5080, TLS
 # gateways 127.0.1.53:5061 (signed by the CA, its port left to the
-# default of tls) and 127.0.1.55:5061
-# (self-signed), the untrusted source of garbage 127.0.1.54.  Every process
-# started here is ended by its PID.
+# default of tls), 127.0.1.55:5061 (self-signed) and 127.0.1.56:5061
+# (with the certificate of 127.0.1.53), the untrusted source of garbage
+# 127.0.1.54.  Every process started here is ended by its PID.
 #
 # make check runs it from the top build directory with top_srcdir,
 # top_builddir and SIPP in the environment.  Prints "N passed, M failed".
@@ -105,9 +106,11 @@ log_level info
 gateway udpgw 127.0.1.52:5080
 gateway tlsgw 127.0.1.53 transport=tls
 gateway rogue 127.0.1.55:5061 transport=tls
+gateway misnamed 127.0.1.56:5061 transport=tls
 route default udpgw
 route 77 tlsgw
 route 78 rogue
+route 79 misnamed
 EOF
 }
 
@@ -243,7 +246,21 @@ wait_line "$DIR/gw3.out" LISTENING 5 "$GW"
 caller c4 7812345 caller
 check "the caller's call fails" has c4 "^FINAL [3-6]"
 check "the rogue gateway got no INVITE" bash -c "! grep -q CALLED '$DIR/gw3.out'"
-check "tollgate says why" grep -q "gateway certificate refused" "$TG_LOG"
+check "tollgate says why" \
+	grep -q "server certificate refused.*self-signed" "$TG_LOG"
+wait "$GW"
+
+peer gw3b gateway --listen 127.0.1.56:5061 --cert "$DIR/gw.pem" \
+	--key "$DIR/gw.key" --timeout 5
+GW=$PEER_PID
+wait_line "$DIR/gw3b.out" LISTENING 5 "$GW"
+caller c4b 7912345 caller
+check "a certificate of the CA for another address: the call fails" \
+	has c4b "^FINAL [3-6]"
+check "the misnamed gateway got no INVITE" \
+	bash -c "! grep -q CALLED '$DIR/gw3b.out'"
+check "tollgate says why" \
+	grep -q "server certificate refused.*IP address mismatch" "$TG_LOG"
 wait "$GW"
 
 echo "# 5. garbage on the TLS port does not disturb calls"
