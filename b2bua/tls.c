@@ -15,6 +15,7 @@
 
 #define USE_OPENSSL 1
 #include <string.h>
+#include <sys/stat.h>
 #include <openssl/ssl.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
@@ -108,6 +109,39 @@ void b2bua_tls_expect(struct tls *tls, const struct pl *host)
 }
 
 
+enum { TLS_FILE_MAX = 1 << 20 };
+
+
+/*
+ * A key file must be a regular file of sane size: OpenSSL would read a
+ * device or a FIFO for ever
+ */
+static int file_check(char *why, size_t whysz, const char *what,
+		      const struct cfg_file *f, unsigned *linep)
+{
+	struct stat st;
+
+	if (stat(f->path, &st)) {
+		int err = errno;
+
+		(void)re_snprintf(why, whysz, "cannot load %s '%s': %m", what,
+				  f->path, err);
+		*linep = f->line;
+		return EINVAL;
+	}
+
+	if (!S_ISREG(st.st_mode) || st.st_size > TLS_FILE_MAX) {
+		(void)re_snprintf(why, whysz, "cannot load %s '%s': not a "
+				  "regular file of at most %u bytes", what,
+				  f->path, TLS_FILE_MAX);
+		*linep = f->line;
+		return EINVAL;
+	}
+
+	return 0;
+}
+
+
 /* "what FILE: OpenSSL's reason" into why */
 static int load_err(char *why, size_t whysz, const char *what,
 		    const char *file)
@@ -157,6 +191,15 @@ int b2bua_tls_alloc(struct tls **tlsp, const struct b2bua_conf *cfg,
 			tls_listen_line(cfg);
 		return EINVAL;
 	}
+
+	err = file_check(why, whysz, "certificate", &cfg->tls_cert, linep);
+	if (!err)
+		err = file_check(why, whysz, "private key", &cfg->tls_key,
+				 linep);
+	if (!err && cfg->tls_ca.path)
+		err = file_check(why, whysz, "CA file", &cfg->tls_ca, linep);
+	if (err)
+		return err;
 
 	err = tls_alloc(&tls, TLS_METHOD_SSLV23, NULL, NULL);
 	if (err) {

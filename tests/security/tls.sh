@@ -181,6 +181,9 @@ echo "# 1. bad certificate and key files stop the start"
 write_conf "$DIR/missing.pem"
 bad_start "a missing certificate names FILE:LINE" \
 	"$CONF:3: cannot load certificate '$DIR/missing.pem'"
+write_conf /dev/zero
+bad_start "a device as the certificate is refused, not read for ever" \
+	"$CONF:3: cannot load certificate '/dev/zero': not a regular file"
 write_conf "$DIR/tg.pem" "$DIR/missing.key"
 bad_start "a missing key names FILE:LINE" \
 	"$CONF:4: cannot load private key '$DIR/missing.key'"
