@@ -333,8 +333,9 @@ static int gw_params(struct api_req *req, const struct odict *od,
 		return EINVAL;
 	if (err)
 		tp = "udp";
-	if (strcmp(tp, "udp") && strcmp(tp, "tcp")) {
-		api_error(req, 400, "transport", "must be \"udp\" or \"tcp\"");
+	if (strcmp(tp, "udp") && strcmp(tp, "tcp") && strcmp(tp, "tls")) {
+		api_error(req, 400, "transport",
+			  "must be \"udp\", \"tcp\" or \"tls\"");
 		return EINVAL;
 	}
 

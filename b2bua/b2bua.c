@@ -251,6 +251,7 @@ static void destructor(void *arg)
 	if (b->sip)
 		sip_close(b->sip, true);
 	mem_deref(b->sip);
+	mem_deref(b->tls);
 }
 
 
@@ -283,10 +284,24 @@ int b2bua_alloc(struct b2bua **bp, const struct b2bua_conf *cfg)
 	if (err)
 		goto out;
 
+	if (b2bua_tls_needed(cfg)) {
+		char why[256] = "";
+		unsigned line;
+
+		err = b2bua_tls_alloc(&b->tls, cfg, why, sizeof(why), &line);
+		if (err) {
+			tlog_err(NULL, "%s:%u: %s", cfg->file, line, why);
+			goto out;
+		}
+	}
+
 	for (le = cfg->listenl.head; le; le = le->next) {
 		const struct cfg_listen *l = le->data;
 
-		err = sip_transp_add(b->sip, l->tp, &l->addr);
+		if (l->tp == SIP_TRANSP_TLS)
+			err = sip_transp_add(b->sip, l->tp, &l->addr, b->tls);
+		else
+			err = sip_transp_add(b->sip, l->tp, &l->addr);
 		if (err) {
 			tlog_err(NULL, "%s: cannot listen on %s:%J: %m",
 				 cfg->file, sip_transp_name(l->tp), &l->addr,

@@ -74,7 +74,7 @@ struct cfg_peer {
 	unsigned line;
 };
 
-/** gateway gw1 127.0.0.1:5080 [transport=udp|tcp] */
+/** gateway gw1 127.0.0.1:5080 [transport=udp|tcp|tls] */
 struct cfg_gateway {
 	struct le le;
 	char *name;             /**< owned                               */
@@ -93,6 +93,12 @@ struct cfg_route {
 	char *gwnames;          /**< owned; the names until resolved     */
 };
 
+/** sip_tls_cert FILE (and the other files of SIP over TLS) */
+struct cfg_file {
+	char *path;             /**< owned; NULL = not given             */
+	unsigned line;
+};
+
 /** copy_header X-Account-Code */
 struct cfg_hdr {
 	struct le le;
@@ -107,6 +113,9 @@ struct b2bua_conf {
 	struct list gatewayl;       /**< struct cfg_gateway              */
 	struct list routel;         /**< struct cfg_route                */
 	struct list copyl;          /**< struct cfg_hdr                  */
+	struct cfg_file tls_cert;   /**< our certificate chain (PEM)     */
+	struct cfg_file tls_key;    /**< its private key (PEM)           */
+	struct cfg_file tls_ca;     /**< CAs of TLS gateways' certificates */
 	char *realm;                /**< owned; digest realm             */
 	bool digest_auth;           /**< challenge untrusted sources     */
 	uint32_t nonce_ttl;         /**< s, digest nonce lifetime        */

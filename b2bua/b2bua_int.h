@@ -46,6 +46,7 @@ enum { B2BUA_UDATA_SLOTS = 4 };
 struct b2bua {
 	const struct b2bua_conf *cfg;  /**< borrowed                     */
 	struct sip *sip;               /**< owned                        */
+	struct tls *tls;               /**< owned; NULL = no SIP over TLS */
 	struct sip_lsnr *lsnr_req;     /**< owned                        */
 	struct sip_lsnr *lsnr_resp;    /**< owned                        */
 	struct hash *ht_legs;          /**< legs by Call-ID (borrowed)   */
@@ -256,6 +257,10 @@ int  leg_send_ack(struct leg *leg, const struct sip_msg *resp,
 bool leg_ack_again(struct b2bua *b, const struct sip_msg *msg);
 
 /* dialog.c */
+int  leg_drequestf(struct sip_request **reqp, struct leg *leg,
+		   bool stateful, const char *met, uint32_t cseq,
+		   sip_send_h *sendh, sip_resp_h *resph, void *arg,
+		   const char *fmt, ...);
 void dialog_request(struct leg *leg, const struct sip_msg *msg);
 int  leg_bye(struct leg *leg, const char *reason_hdr);
 void relay_flush(struct b2bua_call *call);
@@ -276,3 +281,13 @@ cfg_print_h b2bua_conf_print_route;
 int  b2bua_conf_resolve(struct cfg_parser *p, struct b2bua_conf *cfg);
 const struct cfg_route *b2bua_route_match(const struct list *routel,
 					  const char *number);
+
+/* tls.c */
+bool b2bua_tls_needed(const struct b2bua_conf *cfg);
+int  b2bua_tls_alloc(struct tls **tlsp, const struct b2bua_conf *cfg,
+		     char *why, size_t whysz, unsigned *linep);
+void b2bua_tls_expect(struct tls *tls, const struct pl *host);
+cfg_parse_h b2bua_conf_tls_file;
+cfg_print_h b2bua_conf_print_tls_file;
+void b2bua_conf_tls_check(struct cfg_parser *p,
+			  const struct b2bua_conf *cfg);

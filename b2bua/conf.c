@@ -109,7 +109,8 @@ static int h_sip_listen(struct cfg_parser *p, void *mod,
 	if (err)
 		goto out;
 
-	err = cfg_get_hostport(p, &addr, 5060, &l->addr);
+	err = cfg_get_hostport(p, &addr, l->tp == SIP_TRANSP_TLS ? 5061 : 5060,
+			       &l->addr);
 	if (err)
 		goto out;
 
@@ -553,6 +554,9 @@ static void conf_destructor(void *arg)
 
 	mem_deref(cfg->file);
 	mem_deref(cfg->realm);
+	mem_deref(cfg->tls_cert.path);
+	mem_deref(cfg->tls_key.path);
+	mem_deref(cfg->tls_ca.path);
 }
 
 
@@ -564,6 +568,8 @@ static int conf_check(struct cfg_parser *p, void *mod)
 	err = b2bua_conf_resolve(p, cfg);
 	if (err)
 		return err;
+
+	b2bua_conf_tls_check(p, cfg);
 
 	cfg_set_line(p, 0);
 
@@ -589,7 +595,18 @@ static const char *const digest_uriv[] = { "strict", "host", NULL };
 static const struct cfg_key keyv[] = {
 	{ .name = "sip_listen", .parse = h_sip_listen, .print = print_listen,
 	  .repeat = true,
-	  .doc = "TRANSPORT:ADDRESS[:PORT] SIP listens on (at least one)" },
+	  .doc = "udp|tcp|tls:ADDRESS[:PORT] SIP listens on (at least "
+		 "one)" },
+	{ .name = "sip_tls_cert", .parse = b2bua_conf_tls_file,
+	  .print = b2bua_conf_print_tls_file, .off = offsetof(B, tls_cert),
+	  .doc = "FILE: PEM certificate (chain) of the tls: listeners" },
+	{ .name = "sip_tls_key", .parse = b2bua_conf_tls_file,
+	  .print = b2bua_conf_print_tls_file, .off = offsetof(B, tls_key),
+	  .doc = "FILE: PEM private key of sip_tls_cert" },
+	{ .name = "sip_tls_ca", .parse = b2bua_conf_tls_file,
+	  .print = b2bua_conf_print_tls_file, .off = offsetof(B, tls_ca),
+	  .doc = "FILE: PEM CAs that sign TLS gateways' certificates "
+		 "(default: the system's)" },
 	{ .name = "trusted_peer", .parse = h_trusted_peer,
 	  .print = print_peer, .repeat = true,
 	  .doc = "NETWORK[/BITS] account=NAME|header=NAME|from "
@@ -598,7 +615,7 @@ static const struct cfg_key keyv[] = {
 		 "digest, and whose media the relay takes" },
 	{ .name = "gateway", .parse = b2bua_conf_gateway,
 	  .print = b2bua_conf_print_gateway, .repeat = true,
-	  .doc = "NAME ADDRESS[:PORT] [transport=udp|tcp]: where calls go" },
+	  .doc = "NAME ADDRESS[:PORT] [transport=udp|tcp|tls]: where calls go" },
 	{ .name = "route", .parse = b2bua_conf_route,
 	  .print = b2bua_conf_print_route, .repeat = true,
 	  .doc = "PREFIX|default GATEWAY[,GATEWAY...]: longest prefix wins, "

@@ -61,7 +61,7 @@ int b2bua_conf_gateway(struct cfg_parser *p, void *mod,
 		       const struct cfg_key *k, const struct pl *val)
 {
 	struct b2bua_conf *cfg = mod;
-	const char *expect = "NAME ADDRESS[:PORT] [transport=udp|tcp]";
+	const char *expect = "NAME ADDRESS[:PORT] [transport=udp|tcp|tls]";
 	struct pl argv[3];
 	struct cfg_gateway *gw;
 	const struct cfg_gateway *o;
@@ -96,27 +96,29 @@ int b2bua_conf_gateway(struct cfg_parser *p, void *mod,
 		goto out;
 	}
 
-	err = cfg_get_hostport(p, &argv[1], 5060, &gw->addr);
-	if (err)
-		goto out;
-
-	if (sa_is_any(&gw->addr)) {
-		err = cfg_kerr(p, "'%r' is not a usable destination", &argv[1]);
-		goto out;
-	}
-
 	if (n == 3) {
 		struct pl v = argv[2];
 
 		if (!cfg_pl_skip_prefix(&v, "transport=")) {
 			err = cfg_kerr(p, "unexpected '%r' (expected "
-				       "transport=udp|tcp)", &v);
+				       "transport=udp|tcp|tls)", &v);
 			goto out;
 		}
 
 		err = cfg_get_transport(p, &v, &gw->tp);
 		if (err)
 			goto out;
+	}
+
+	err = cfg_get_hostport(p, &argv[1],
+			       gw->tp == SIP_TRANSP_TLS ? 5061 : 5060,
+			       &gw->addr);
+	if (err)
+		goto out;
+
+	if (sa_is_any(&gw->addr)) {
+		err = cfg_kerr(p, "'%r' is not a usable destination", &argv[1]);
+		goto out;
 	}
 
 	list_append(&cfg->gatewayl, &gw->le, gw);

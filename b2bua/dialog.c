@@ -22,6 +22,93 @@ static void bye_resp_handler(int err, const struct sip_msg *msg, void *arg)
 }
 
 
+/**
+ * The next hop of a request on a leg.  libre takes the transport from the
+ * dialog's route (the peer's Contact, or its first Record-Route) and falls
+ * back to UDP when it names none, even on a dialog made over TCP or TLS:
+ * such a request stays on the leg's own transport instead.  A sips: URI
+ * means TLS (RFC 3261 19.1), which libre's request layer does not read.
+ */
+static const struct uri *leg_route(const struct leg *leg, struct uri *tmp)
+{
+	const struct uri *route = sip_dialog_route(leg->dlg);
+	bool sips;
+	struct pl pl;
+
+	if (!route)
+		return NULL;
+
+	sips = !pl_strcasecmp(&route->scheme, "sips");
+	if (!sips && (leg->tp == SIP_TRANSP_UDP ||
+		      !msg_param_decode(&route->params, "transport", &pl)))
+		return route;
+
+	*tmp = *route;
+	pl_set_str(&tmp->scheme, "sip");
+	pl_set_str(&tmp->params, sip_transp_param(sips ? SIP_TRANSP_TLS :
+						  leg->tp));
+
+	return tmp;
+}
+
+
+/**
+ * sip_drequestf() on a leg's dialog, with the next hop of leg_route()
+ *
+ * @param cseq  CSeq number (ACK), 0 for the dialog's next one
+ */
+int leg_drequestf(struct sip_request **reqp, struct leg *leg, bool stateful,
+		  const char *met, uint32_t cseq, sip_send_h *sendh,
+		  sip_resp_h *resph, void *arg, const char *fmt, ...)
+{
+	struct uri tmp;
+	const struct uri *route;
+	struct mbuf *mb;
+	va_list ap;
+	int err;
+
+	if (!leg || !leg->dlg || !met || !fmt)
+		return EINVAL;
+
+	route = leg_route(leg, &tmp);
+	if (!route)
+		return EINVAL;
+
+	mb = mbuf_alloc(2048);
+	if (!mb)
+		return ENOMEM;
+
+	err  = mbuf_write_str(mb, "Max-Forwards: 70\r\n");
+	err |= sip_dialog_encode(mb, leg->dlg, cseq, met);
+	err |= mbuf_write_str(mb, "User-Agent: tollgate/" TOLLGATE_VERSION
+			      "\r\n");
+	if (err)
+		goto out;
+
+	va_start(ap, fmt);
+	err = mbuf_vprintf(mb, fmt, ap);
+	va_end(ap);
+	if (err)
+		goto out;
+
+	mb->pos = 0;
+
+	if (leg->tp == SIP_TRANSP_TLS)
+		b2bua_tls_expect(leg->call->b->tls, &route->host);
+
+	err = sip_request(reqp, leg->call->b->sip, stateful, met, -1,
+			  sip_dialog_uri(leg->dlg), -1, route, mb,
+			  sip_dialog_hash(leg->dlg), sendh, resph, arg);
+
+	b2bua_tls_expect(leg->call->b->tls, NULL);
+
+ out:
+	mem_deref(mb);
+
+	return err;
+}
+
+
 /** Send BYE on a leg (once), with an optional Reason header value */
 int leg_bye(struct leg *leg, const char *reason_hdr)
 {
@@ -38,8 +125,8 @@ int leg_bye(struct leg *leg, const char *reason_hdr)
 		return 0;
 	}
 
-	err = sip_drequestf(&leg->byereq, leg->call->b->sip, true, "BYE",
-			    leg->dlg, 0, NULL, NULL, bye_resp_handler, leg,
+	err = leg_drequestf(&leg->byereq, leg, true, "BYE", 0, NULL,
+			    bye_resp_handler, leg,
 			    "%s%s%s"
 			    "Content-Length: 0\r\n"
 			    "\r\n",
@@ -256,7 +343,7 @@ static void relay_start(struct leg *from, const struct sip_msg *msg,
 
 	(void)re_snprintf(met, sizeof(met), "%r", &msg->met);
 
-	err = sip_drequestf(&relay->req, sip, true, met, to->dlg, 0, NULL,
+	err = leg_drequestf(&relay->req, to, true, met, 0,
 			    invite ? contact_sendh : NULL,
 			    relay_resp_handler, relay, "%H", body_print,
 			    &(struct body){ctype, body});

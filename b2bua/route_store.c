@@ -76,8 +76,9 @@ static int table_build(struct b2bua_routes **rtp, const PGresult *res)
 	for (i = 0; i < n; i++) {
 		const char *name = PQgetvalue(res, i, 0);
 		const char *a = PQgetvalue(res, i, 1);
-		enum sip_transp tp = strcmp(PQgetvalue(res, i, 2), "tcp") ?
-			SIP_TRANSP_UDP : SIP_TRANSP_TCP;
+		const char *tps = PQgetvalue(res, i, 2);
+		enum sip_transp tp = !strcmp(tps, "tcp") ? SIP_TRANSP_TCP :
+			!strcmp(tps, "tls") ? SIP_TRANSP_TLS : SIP_TRANSP_UDP;
 		struct sa sa;
 
 		if (sa_decode(&sa, a, strlen(a))) {
@@ -251,7 +252,7 @@ static int gateways_print(struct re_printf *pf, const struct b2bua_conf *cfg)
 				  "\"transport\":\"%s\",\"line\":%u}",
 				  le == list_head(&cfg->gatewayl) ? "" : ",",
 				  utf8_encode, gw->name, &gw->addr,
-				  gw->tp == SIP_TRANSP_TCP ? "tcp" : "udp",
+				  cfg_transp_name(gw->tp),
 				  gw->line);
 	}
 

@@ -94,7 +94,8 @@ int b2bua_routes_add_gateway(struct b2bua_routes *rt, const char *name,
 	int err;
 
 	if (!rt || !str_isset(name) || !addr || !sa_isset(addr, SA_ALL) ||
-	    (tp != SIP_TRANSP_UDP && tp != SIP_TRANSP_TCP))
+	    (tp != SIP_TRANSP_UDP && tp != SIP_TRANSP_TCP &&
+	     tp != SIP_TRANSP_TLS))
 		return EINVAL;
 
 	if (gw_find(rt, name))

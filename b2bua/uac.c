@@ -54,7 +54,7 @@ static int uac_send(struct b2bua_call *call)
 		return err;
 
 	err  = re_sdprintf(&uri, "sip:%s@%J%s", call->callee, &gw->addr,
-			   gw->tp == SIP_TRANSP_TCP ? ";transport=tcp" : "");
+			   sip_transp_param(gw->tp));
 	err |= re_sdprintf(&from, "sip:%s@%j", call->caller, &laddr);
 	if (err)
 		goto out;
@@ -90,10 +90,15 @@ static int uac_send(struct b2bua_call *call)
 
 	mb->pos = 0;
 
+	if (gw->tp == SIP_TRANSP_TLS)
+		b2bua_tls_expect(b->tls, &sip_dialog_route(dlg)->host);
+
 	err = sip_request(&call->req, b->sip, true, "INVITE", -1,
 			  sip_dialog_uri(dlg), -1, sip_dialog_route(dlg), mb,
 			  sip_dialog_hash(dlg), contact_sendh,
 			  uac_resp_handler, call);
+
+	b2bua_tls_expect(b->tls, NULL);
 	if (err)
 		goto out;
 
@@ -232,9 +237,9 @@ int leg_send_ack(struct leg *leg, const struct sip_msg *resp,
 {
 	leg->cseqack = resp->cseq.num;
 
-	return sip_drequestf(NULL, leg->call->b->sip, false, "ACK", leg->dlg,
-			     resp->cseq.num, NULL, ack_send_handler, NULL,
-			     leg, "%H", body_print, &(struct body){ctype, body});
+	return leg_drequestf(NULL, leg, false, "ACK", resp->cseq.num,
+			     ack_send_handler, NULL, leg, "%H", body_print,
+			     &(struct body){ctype, body});
 }
 
 

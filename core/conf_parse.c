@@ -257,8 +257,11 @@ int cfg_get_transport(struct cfg_parser *p, const struct pl *pl,
 		*tpp = SIP_TRANSP_UDP;
 	else if (!pl_strcmp(pl, "tcp"))
 		*tpp = SIP_TRANSP_TCP;
+	else if (!pl_strcmp(pl, "tls"))
+		*tpp = SIP_TRANSP_TLS;
 	else
-		return cfg_kerr(p, "unknown transport '%r' (udp or tcp)", pl);
+		return cfg_kerr(p, "unknown transport '%r' (udp, tcp or tls)",
+				pl);
 
 	return 0;
 }
@@ -321,7 +324,12 @@ int cfg_get_choice(struct cfg_parser *p, const struct pl *val,
 
 const char *cfg_transp_name(enum sip_transp tp)
 {
-	return tp == SIP_TRANSP_TCP ? "tcp" : "udp";
+	switch (tp) {
+
+	case SIP_TRANSP_TCP: return "tcp";
+	case SIP_TRANSP_TLS: return "tls";
+	default:             return "udp";
+	}
 }
 
 

@@ -109,7 +109,7 @@ static void test_routes(void)
 	CHECK(b2bua_routes_add_gateway(rt, "gwb", &a2, SIP_TRANSP_TCP) == 0);
 	CHECK(b2bua_routes_add_gateway(rt, "gwa", &a2, SIP_TRANSP_UDP) ==
 	      EEXIST);
-	CHECK(b2bua_routes_add_gateway(rt, "gwc", &a2, SIP_TRANSP_TLS) ==
+	CHECK(b2bua_routes_add_gateway(rt, "gwc", &a2, SIP_TRANSP_WS) ==
 	      EINVAL);
 	CHECK(b2bua_routes_add_gateway(rt, "", &a2, SIP_TRANSP_UDP) ==
 	      EINVAL);

@@ -57,8 +57,13 @@ void test_sip_listen(void)
 	}
 	mem_deref(cfg);
 
+	BAD(BASE "sip_listen sctp:127.0.0.1:5061\n", "t.conf:3: ",
+	    "sip_listen: unknown transport 'sctp' (udp, tcp or tls)");
 	BAD(BASE "sip_listen tls:127.0.0.1:5061\n", "t.conf:3: ",
-	    "sip_listen: unknown transport 'tls' (udp or tcp)");
+	    "SIP over TLS needs sip_tls_cert and sip_tls_key");
+	BAD(BASE "sip_listen tls:127.0.0.1\nsip_tls_cert /nonexistent.pem\n"
+	    "sip_tls_key /nonexistent.key\n", "t.conf:4: ",
+	    "cannot load certificate '/nonexistent.pem'");
 	BAD(BASE "sip_listen 127.0.0.1:5060\n", "t.conf:3: ",
 	    "unknown transport '127.0.0.1'");
 	BAD(BASE "sip_listen 127.0.0.1\n", "t.conf:3: ",
@@ -400,10 +405,12 @@ void test_gateway(void)
 	    "expected NAME ADDRESS[:PORT]");
 	BAD(BASE "gateway gw1 192.0.2.1 transport=tcp x\n", "t.conf:3: ",
 	    "expected NAME ADDRESS[:PORT]");
+	BAD(BASE "gateway gw1 192.0.2.1 transport=sctp\n", "t.conf:3: ",
+	    "unknown transport 'sctp'");
 	BAD(BASE "gateway gw1 192.0.2.1 transport=tls\n", "t.conf:3: ",
-	    "unknown transport 'tls'");
+	    "gateway gw1: transport=tls needs a 'sip_listen tls:...'");
 	BAD(BASE "gateway gw1 192.0.2.1 tcp\n", "t.conf:3: ",
-	    "unexpected 'tcp' (expected transport=udp|tcp)");
+	    "unexpected 'tcp' (expected transport=udp|tcp|tls)");
 	BAD(BASE "gateway gw,1 192.0.2.1\n", "t.conf:3: ",
 	    "'gw,1' is not a valid gateway name");
 	BAD(BASE "gateway gw1 carrier.example:5060\n", "t.conf:3: ",
