@@ -270,6 +270,47 @@ static void refuse(struct b2bua_call *call, uint16_t scode,
 }
 
 
+
+/** How a refusal of tg_authorize reaches the caller (besides its code) */
+struct refusal {
+	const char *result;     /**< tg_authorize's result               */
+	const char *phrase;
+	const char *hdr;
+};
+
+static const struct refusal refusalv[] = {
+	{ "no_credit",  "Payment Required",
+	  "Reason: Q.850;cause=31;text=\"insufficient credit\"\r\n" },
+	{ "no_rate",    "Not Found",
+	  "Reason: Q.850;cause=1;text=\"no rate for destination\"\r\n" },
+	{ "limit",      "Busy Here",
+	  "Reason: Q.850;cause=17;text=\"too many calls of the account\""
+	  "\r\n" },
+	{ "spend_cap",  "Forbidden",
+	  "Reason: Q.850;cause=21;text=\"daily spend cap reached\"\r\n" },
+	{ "restricted", "Forbidden",
+	  "Reason: Q.850;cause=21;text=\"destination not allowed\"\r\n" },
+	{ "blocked",    "Forbidden",
+	  "Reason: Q.850;cause=21;text=\"account blocked\"\r\n" },
+	/* the last one answers every other result */
+	{ NULL,         "Forbidden",
+	  "Reason: Q.850;cause=21;text=\"unknown account\"\r\n" },
+};
+
+
+static const struct refusal *refusal_find(const char *result)
+{
+	size_t i;
+
+	for (i = 0; refusalv[i].result; i++) {
+		if (!strcmp(result, refusalv[i].result))
+			break;
+	}
+
+	return &refusalv[i];
+}
+
+
 static void authorize_handler(int err, const struct pg_result *pres,
 			      void *arg)
 {
@@ -298,50 +339,15 @@ static void authorize_handler(int err, const struct pg_result *pres,
 	scode  = (uint16_t)billing_col_i64(res, 0, 1);
 
 	if (strcmp(result, "ok")) {
-		const char *phrase, *hdr;
+		const struct refusal *rf = refusal_find(result);
 
 		bc->refused = true;
 		++bl->st.refused;
 
-		if (!strcmp(result, "no_credit")) {
-			phrase = "Payment Required";
-			hdr = "Reason: Q.850;cause=31;text=\"insufficient "
-				"credit\"\r\n";
-		}
-		else if (!strcmp(result, "no_rate")) {
-			phrase = "Not Found";
-			hdr = "Reason: Q.850;cause=1;text=\"no rate for "
-				"destination\"\r\n";
-		}
-		else if (!strcmp(result, "limit")) {
-			phrase = "Busy Here";
-			hdr = "Reason: Q.850;cause=17;text=\"too many calls "
-				"of the account\"\r\n";
-		}
-		else if (!strcmp(result, "spend_cap")) {
-			phrase = "Forbidden";
-			hdr = "Reason: Q.850;cause=21;text=\"daily spend cap "
-				"reached\"\r\n";
-		}
-		else if (!strcmp(result, "restricted")) {
-			phrase = "Forbidden";
-			hdr = "Reason: Q.850;cause=21;text=\"destination not "
-				"allowed\"\r\n";
-		}
-		else if (!strcmp(result, "blocked")) {
-			phrase = "Forbidden";
-			hdr = "Reason: Q.850;cause=21;text=\"account "
-				"blocked\"\r\n";
-		}
-		else {
-			phrase = "Forbidden";
-			hdr = "Reason: Q.850;cause=21;text=\"unknown "
-				"account\"\r\n";
-		}
-
 		tlog_info(bc->id, "billing: refused (%s, balance %s)",
 			  result, billing_col_str(res, 0, 8));
-		refuse(call, scode >= 300 ? scode : 403, phrase, hdr);
+		refuse(call, scode >= 300 ? scode : 403, rf->phrase,
+		       rf->hdr);
 		return;
 	}
 
