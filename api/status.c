@@ -187,12 +187,130 @@ static int metric(struct mbuf *mb, const char *name, const char *type,
 }
 
 
-/** A metric with one value and no labels */
-static int metric_val(struct mbuf *mb, const char *name, const char *type,
-		      const char *help, uint64_t v)
+enum metric_id {
+	M_CALLS_ACTIVE,
+	M_CALLS_CREATED_TOTAL,
+	M_CALLS_ANSWERED_TOTAL,
+	M_CALL_ILLEGAL_EVENTS_TOTAL,
+	M_AUTH_FAILURES_TOTAL,
+	M_AUTH_BLOCKS_TOTAL,
+	M_AUTH_BLOCKS_ACTIVE,
+	M_AUTH_BLOCKED_REQUESTS_TOTAL,
+	M_AUTH_REPLAYS_TOTAL,
+	M_UNAUTH_ANSWERS_DROPPED_TOTAL,
+	M_LIMIT_SOURCES,
+	M_CUTOFFS_TOTAL,
+	M_SETTLEMENTS_PENDING,
+	M_DB_UP,
+	M_DB_ERRORS_TOTAL,
+	M_DB_RECONNECTS_TOTAL,
+	M_DB_BATCHES_TOTAL,
+	M_DB_BATCHED_QUERIES_TOTAL,
+	M_DB_QUEUED,
+	M_RELAY_PACKETS_LIVE,
+	M_RELAY_BYTES_LIVE,
+	M_RELAY_PORTS_FREE,
+	M_RELAY_PORTS,
+	M_RELAY_MEDIA_TIMEOUTS_TOTAL,
+	M_RTP_FOREIGN_DROPPED_TOTAL,
+	M_API_REQUESTS_TOTAL,
+	M_UPTIME_SECONDS,
+	M_COUNT
+};
+
+/** The metrics with one value and no labels, written after the others */
+static const struct {
+	const char *name;
+	const char *type;
+	const char *help;
+} mdefv[M_COUNT] = {
+	[M_CALLS_ACTIVE] = { "tollgate_calls_active", "gauge",
+		"Calls in progress" },
+	[M_CALLS_CREATED_TOTAL] = { "tollgate_calls_created_total", "counter",
+		"Calls accepted for routing" },
+	[M_CALLS_ANSWERED_TOTAL] = { "tollgate_calls_answered_total", "counter",
+		"Calls answered by a gateway" },
+	[M_CALL_ILLEGAL_EVENTS_TOTAL] = { "tollgate_call_illegal_events_total", "counter",
+		"Call events the state table refused" },
+	[M_AUTH_FAILURES_TOTAL] = { "tollgate_auth_failures_total", "counter",
+		"Failed digest authentications" },
+	[M_AUTH_BLOCKS_TOTAL] = { "tollgate_auth_blocks_total", "counter",
+		"Sources and user names blocked after failures" },
+	[M_AUTH_BLOCKS_ACTIVE] = { "tollgate_auth_blocks_active", "gauge",
+		"Sources and user names blocked now" },
+	[M_AUTH_BLOCKED_REQUESTS_TOTAL] = { "tollgate_auth_blocked_requests_total", "counter",
+		"Requests refused by a block" },
+	[M_AUTH_REPLAYS_TOTAL] = { "tollgate_auth_replays_total", "counter",
+		"Digest answers refused as seen before" },
+	[M_UNAUTH_ANSWERS_DROPPED_TOTAL] = { "tollgate_unauth_answers_dropped_total", "counter",
+		"Answers to unauthenticated sources not sent: larger than the request" },
+	[M_LIMIT_SOURCES] = { "tollgate_limit_sources", "gauge",
+		"Source addresses whose limits are tracked" },
+	[M_CUTOFFS_TOTAL] = { "tollgate_cutoffs_total", "counter",
+		"Calls cut because their money ended" },
+	[M_SETTLEMENTS_PENDING] = { "tollgate_settlements_pending", "gauge",
+		"Settlements not yet confirmed" },
+	[M_DB_UP] = { "tollgate_db_up", "gauge",
+		"Database connection up" },
+	[M_DB_ERRORS_TOTAL] = { "tollgate_db_errors_total", "counter",
+		"Database queries that failed" },
+	[M_DB_RECONNECTS_TOTAL] = { "tollgate_db_reconnects_total", "counter",
+		"Database connections made again" },
+	[M_DB_BATCHES_TOTAL] = { "tollgate_db_batches_total", "counter",
+		"Database round trips that carried several queries" },
+	[M_DB_BATCHED_QUERIES_TOTAL] = { "tollgate_db_batched_queries_total", "counter",
+		"Database queries that went in a batch" },
+	[M_DB_QUEUED] = { "tollgate_db_queued", "gauge",
+		"Database queries queued or in flight" },
+	[M_RELAY_PACKETS_LIVE] = { "tollgate_relay_packets_live", "gauge",
+		"RTP packets relayed so far by the calls in progress" },
+	[M_RELAY_BYTES_LIVE] = { "tollgate_relay_bytes_live", "gauge",
+		"RTP bytes relayed so far by the calls in progress" },
+	[M_RELAY_PORTS_FREE] = { "tollgate_relay_ports_free", "gauge",
+		"RTP/RTCP port pairs free" },
+	[M_RELAY_PORTS] = { "tollgate_relay_ports", "gauge",
+		"RTP/RTCP port pairs in the pool" },
+	[M_RELAY_MEDIA_TIMEOUTS_TOTAL] = { "tollgate_relay_media_timeouts_total", "counter",
+		"Calls ended for lack of RTP" },
+	[M_RTP_FOREIGN_DROPPED_TOTAL] = { "tollgate_rtp_foreign_dropped_total", "counter",
+		"RTP and RTCP packets dropped: from a source the side may not send from" },
+	[M_API_REQUESTS_TOTAL] = { "tollgate_api_requests_total", "counter",
+		"REST API requests" },
+	[M_UPTIME_SECONDS] = { "tollgate_uptime_seconds", "gauge",
+		"Seconds since the API started" },
+};
+
+
+/** Values of the metrics of mdefv; only those set are written */
+struct mvals {
+	uint64_t v[M_COUNT];
+	bool set[M_COUNT];
+};
+
+
+static void mv_set(struct mvals *mv, enum metric_id id, uint64_t v)
 {
-	return metric(mb, name, type, help) |
-		mbuf_printf(mb, "%s %llu\n", name, (unsigned long long)v);
+	mv->v[id] = v;
+	mv->set[id] = true;
+}
+
+
+static int metric_vals(struct mbuf *mb, const struct mvals *mv)
+{
+	unsigned i;
+	int err = 0;
+
+	for (i = 0; i < M_COUNT; i++) {
+		if (!mv->set[i])
+			continue;
+
+		err |= metric(mb, mdefv[i].name, mdefv[i].type,
+			      mdefv[i].help);
+		err |= mbuf_printf(mb, "%s %llu\n", mdefv[i].name,
+				   (unsigned long long)mv->v[i]);
+	}
+
+	return err;
 }
 
 
@@ -204,6 +322,7 @@ void api_metrics_h(struct api_req *req)
 	struct b2bua_stats bst;
 	struct db_stats ds;
 	struct pkt_ctx pk;
+	struct mvals mv;
 	struct mbuf *mb;
 	uint64_t rate = 0, ended = 0;
 	unsigned i;
@@ -215,21 +334,14 @@ void api_metrics_h(struct api_req *req)
 		return;
 	}
 
+	memset(&mv, 0, sizeof(mv));
 	rate_tick(api);
 	for (i = 0; i < API_RATE_WINDOW; i++)
 		rate += api->rate_slot[i];
 
-	err |= metric_val(mb, "tollgate_calls_active", "gauge",
-			  "Calls in progress",
-			  b2bua_call_count(api->b2bua));
-
-	err |= metric_val(mb, "tollgate_calls_created_total", "counter",
-			  "Calls accepted for routing",
-			  api->created);
-
-	err |= metric_val(mb, "tollgate_calls_answered_total", "counter",
-			  "Calls answered by a gateway",
-			  api->answered);
+	mv_set(&mv, M_CALLS_ACTIVE, b2bua_call_count(api->b2bua));
+	mv_set(&mv, M_CALLS_CREATED_TOTAL, api->created);
+	mv_set(&mv, M_CALLS_ANSWERED_TOTAL, api->answered);
 
 	err |= metric(mb, "tollgate_calls_total", "counter",
 		      "Calls over, by outcome (the CDR reason)");
@@ -241,28 +353,13 @@ void api_metrics_h(struct api_req *req)
 	}
 
 	b2bua_stats(api->b2bua, &bst);
-	err |= metric_val(mb, "tollgate_call_illegal_events_total", "counter",
-			  "Call events the state table refused",
-			  bst.illegal_events);
-	err |= metric_val(mb, "tollgate_auth_failures_total", "counter",
-			  "Failed digest authentications",
-			  bst.auth_failures);
-	err |= metric_val(mb, "tollgate_auth_blocks_total", "counter",
-			  "Sources and user names blocked after failures",
-			  bst.auth_blocks);
-	err |= metric_val(mb, "tollgate_auth_blocks_active", "gauge",
-			  "Sources and user names blocked now",
-			  bst.blocks_active);
-	err |= metric_val(mb, "tollgate_auth_blocked_requests_total",
-			  "counter", "Requests refused by a block",
-			  bst.auth_blocked);
-	err |= metric_val(mb, "tollgate_auth_replays_total", "counter",
-			  "Digest answers refused as seen before",
-			  bst.auth_replays);
-	err |= metric_val(mb, "tollgate_unauth_answers_dropped_total",
-			  "counter", "Answers to unauthenticated sources not "
-			  "sent: larger than the request",
-			  bst.unauth_dropped);
+	mv_set(&mv, M_CALL_ILLEGAL_EVENTS_TOTAL, bst.illegal_events);
+	mv_set(&mv, M_AUTH_FAILURES_TOTAL, bst.auth_failures);
+	mv_set(&mv, M_AUTH_BLOCKS_TOTAL, bst.auth_blocks);
+	mv_set(&mv, M_AUTH_BLOCKS_ACTIVE, bst.blocks_active);
+	mv_set(&mv, M_AUTH_BLOCKED_REQUESTS_TOTAL, bst.auth_blocked);
+	mv_set(&mv, M_AUTH_REPLAYS_TOTAL, bst.auth_replays);
+	mv_set(&mv, M_UNAUTH_ANSWERS_DROPPED_TOTAL, bst.unauth_dropped);
 
 	err |= metric(mb, "tollgate_limit_rejected_total", "counter",
 		      "Requests refused at the door by a limit");
@@ -272,9 +369,7 @@ void api_metrics_h(struct api_req *req)
 				   b2bua_limit_name((enum b2bua_limit)i),
 				   (unsigned long long)bst.limit_rejected[i]);
 	}
-	err |= metric_val(mb, "tollgate_limit_sources", "gauge",
-			  "Source addresses whose limits are tracked",
-			  bst.limit_sources);
+	mv_set(&mv, M_LIMIT_SOURCES, bst.limit_sources);
 
 	err |= metric(mb, "tollgate_call_rate", "gauge",
 		      "Calls created per second over the last 10 s");
@@ -286,9 +381,7 @@ void api_metrics_h(struct api_req *req)
 		memset(&bs, 0, sizeof(bs));
 		api->hooks.billing_metrics(&bs, api->hooks.arg);
 
-		err |= metric_val(mb, "tollgate_cutoffs_total", "counter",
-				  "Calls cut because their money ended",
-				  bs.cutoffs);
+		mv_set(&mv, M_CUTOFFS_TOTAL, bs.cutoffs);
 		err |= metric(mb, "tollgate_authorizations_total", "counter",
 			      "Authorisations by result");
 		err |= mbuf_printf(mb, "tollgate_authorizations_total"
@@ -297,15 +390,11 @@ void api_metrics_h(struct api_req *req)
 				   "{result=\"refused\"} %llu\n",
 				   (unsigned long long)bs.authorized,
 				   (unsigned long long)bs.refused);
-		err |= metric_val(mb, "tollgate_settlements_pending", "gauge",
-				  "Settlements not yet confirmed",
-				  bs.pending);
+		mv_set(&mv, M_SETTLEMENTS_PENDING, bs.pending);
 	}
 
 	db_stats(api->db, &ds);
-	err |= metric_val(mb, "tollgate_db_up", "gauge",
-			  "Database connection up",
-			  db_is_up(api->db) ? 1 : 0);
+	mv_set(&mv, M_DB_UP, db_is_up(api->db) ? 1 : 0);
 	err |= metric(mb, "tollgate_db_latency_seconds", "summary",
 		      "Database queries, queued to result");
 	err |= mbuf_printf(mb, "tollgate_db_latency_seconds_sum %llu.%06llu\n"
@@ -319,54 +408,29 @@ void api_metrics_h(struct api_req *req)
 			   " %llu.%06llu\n",
 			   (unsigned long long)(ds.lat_us_max / 1000000),
 			   (unsigned long long)(ds.lat_us_max % 1000000));
-	err |= metric_val(mb, "tollgate_db_errors_total", "counter",
-			  "Database queries that failed",
-			  ds.errors);
-	err |= metric_val(mb, "tollgate_db_reconnects_total", "counter",
-			  "Database connections made again",
-			  ds.reconnects);
-	err |= metric_val(mb, "tollgate_db_batches_total", "counter",
-			  "Database round trips that carried several queries",
-			  ds.batches);
-	err |= metric_val(mb, "tollgate_db_batched_queries_total", "counter",
-			  "Database queries that went in a batch",
-			  ds.batched);
-	err |= metric_val(mb, "tollgate_db_queued", "gauge",
-			  "Database queries queued or in flight",
-			  ds.queued);
+	mv_set(&mv, M_DB_ERRORS_TOTAL, ds.errors);
+	mv_set(&mv, M_DB_RECONNECTS_TOTAL, ds.reconnects);
+	mv_set(&mv, M_DB_BATCHES_TOTAL, ds.batches);
+	mv_set(&mv, M_DB_BATCHED_QUERIES_TOTAL, ds.batched);
+	mv_set(&mv, M_DB_QUEUED, ds.queued);
 
 	memset(&pk, 0, sizeof(pk));
 	pk.relay = api->relay;
 	(void)b2bua_call_apply(api->b2bua, pkt_apply, &pk);
-	err |= metric_val(mb, "tollgate_relay_packets_live", "gauge",
-			  "RTP packets relayed so far by the calls in progress",
-			  pk.packets);
-	err |= metric_val(mb, "tollgate_relay_bytes_live", "gauge",
-			  "RTP bytes relayed so far by the calls in progress",
-			  pk.bytes);
+	mv_set(&mv, M_RELAY_PACKETS_LIVE, pk.packets);
+	mv_set(&mv, M_RELAY_BYTES_LIVE, pk.bytes);
 
 	if (api->relay) {
 		struct relay_info ri;
 
 		relay_info(api->relay, &ri);
-		err |= metric_val(mb, "tollgate_relay_ports_free", "gauge",
-				  "RTP/RTCP port pairs free",
-				  ri.ports_free);
-		err |= metric_val(mb, "tollgate_relay_ports", "gauge",
-				  "RTP/RTCP port pairs in the pool",
-				  ri.ports);
-		err |= metric_val(mb, "tollgate_relay_media_timeouts_total",
-				  "counter", "Calls ended for lack of RTP",
-				  ri.media_timeouts);
-		err |= metric_val(mb, "tollgate_rtp_foreign_dropped_total",
-				  "counter", "RTP and RTCP packets dropped: "
-				  "from a source the side may not send from",
-				  ri.foreign_dropped);
+		mv_set(&mv, M_RELAY_PORTS_FREE, ri.ports_free);
+		mv_set(&mv, M_RELAY_PORTS, ri.ports);
+		mv_set(&mv, M_RELAY_MEDIA_TIMEOUTS_TOTAL, ri.media_timeouts);
+		mv_set(&mv, M_RTP_FOREIGN_DROPPED_TOTAL, ri.foreign_dropped);
 	}
 
-	err |= metric_val(mb, "tollgate_api_requests_total", "counter",
-			  "REST API requests",
-			  api->requests);
+	mv_set(&mv, M_API_REQUESTS_TOTAL, api->requests);
 	err |= metric(mb, "tollgate_api_responses_total", "counter",
 		      "REST API responses by status class");
 	for (i = 2; i < 6; i++)
@@ -374,9 +438,9 @@ void api_metrics_h(struct api_req *req)
 				   "{class=\"%uxx\"} %llu\n", i,
 				   (unsigned long long)api->responses[i]);
 
-	err |= metric_val(mb, "tollgate_uptime_seconds", "gauge",
-			  "Seconds since the API started",
-			  (tmr_jiffies() - api->start_jif) / 1000);
+	mv_set(&mv, M_UPTIME_SECONDS, (tmr_jiffies() - api->start_jif) / 1000);
+
+	err |= metric_vals(mb, &mv);
 
 	if (err)
 		api_error(req, 500, NULL, "out of memory");
