@@ -88,6 +88,8 @@ struct api_req {
 
 /* http.c */
 void api_reply(struct api_req *req, unsigned status, const struct odict *od);
+void api_reply_list(struct api_req *req, const char *key,
+		    const struct odict *arr, size_t n, int err);
 void api_reply_text(struct api_req *req, unsigned status,
 		    const char *ctype, const char *text, size_t len);
 void api_error(struct api_req *req, unsigned status, const char *field,

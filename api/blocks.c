@@ -73,33 +73,20 @@ void api_blocks_h(struct api_req *req)
 {
 	struct blocks_ctx ctx;
 	const char *all = api_arg(req, "all");
-	struct odict *od = NULL;
 	int err;
 
 	memset(&ctx, 0, sizeof(ctx));
 
-	err  = odict_alloc(&od, 4);
-	err |= odict_alloc(&ctx.arr, 64);
-	if (err)
-		goto out;
+	err = odict_alloc(&ctx.arr, 64);
+	if (!err) {
+		b2bua_block_apply(req->api->b2bua,
+				  !(all && !strcmp(all, "1")),
+				  blocks_apply, &ctx);
+		err = ctx.err;
+	}
 
-	b2bua_block_apply(req->api->b2bua, !(all && !strcmp(all, "1")),
-			  blocks_apply, &ctx);
-	err = ctx.err;
-	if (err)
-		goto out;
-
-	err  = odict_entry_add(od, "blocks", ODICT_ARRAY, ctx.arr);
-	err |= odict_entry_add(od, "count", ODICT_INT, (int64_t)ctx.n);
-
- out:
-	if (err)
-		api_error(req, 500, NULL, "cannot list blocks (%m)", err);
-	else
-		api_reply(req, 200, od);
-
+	api_reply_list(req, "blocks", ctx.arr, ctx.n, err);
 	mem_deref(ctx.arr);
-	mem_deref(od);
 }
 
 

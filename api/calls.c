@@ -210,7 +210,6 @@ static int state_parse(const char *s)
 void api_calls_h(struct api_req *req)
 {
 	struct list_ctx ctx;
-	struct odict *od = NULL;
 	const char *st = api_arg(req, "state");
 	int err;
 
@@ -238,27 +237,14 @@ void api_calls_h(struct api_req *req)
 		}
 	}
 
-	err  = odict_alloc(&od, 4);
-	err |= odict_alloc(&ctx.arr, 64);
-	if (err)
-		goto out;
+	err = odict_alloc(&ctx.arr, 64);
+	if (!err) {
+		(void)b2bua_call_apply(req->api->b2bua, calls_apply, &ctx);
+		err = ctx.err;
+	}
 
-	(void)b2bua_call_apply(req->api->b2bua, calls_apply, &ctx);
-	err = ctx.err;
-	if (err)
-		goto out;
-
-	err  = odict_entry_add(od, "calls", ODICT_ARRAY, ctx.arr);
-	err |= odict_entry_add(od, "count", ODICT_INT, (int64_t)ctx.n);
-
- out:
-	if (err)
-		api_error(req, 500, NULL, "cannot list calls (%m)", err);
-	else
-		api_reply(req, 200, od);
-
+	api_reply_list(req, "calls", ctx.arr, ctx.n, err);
 	mem_deref(ctx.arr);
-	mem_deref(od);
 }
 
 

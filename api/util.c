@@ -532,3 +532,30 @@ int api_time_valid(const char *s)
 
 	return EINVAL;
 }
+
+
+/**
+ * Reply {"KEY": [...], "count": N} with the rows a listing collected, or
+ * 500 naming what could not be listed
+ *
+ * @param err  what collecting the rows ended with
+ */
+void api_reply_list(struct api_req *req, const char *key,
+		    const struct odict *arr, size_t n, int err)
+{
+	struct odict *od = NULL;
+
+	if (!err)
+		err = odict_alloc(&od, 4);
+	if (!err) {
+		err  = odict_entry_add(od, key, ODICT_ARRAY, arr);
+		err |= odict_entry_add(od, "count", ODICT_INT, (int64_t)n);
+	}
+
+	if (err)
+		api_error(req, 500, NULL, "cannot list %s (%m)", key, err);
+	else
+		api_reply(req, 200, od);
+
+	mem_deref(od);
+}
