@@ -140,7 +140,16 @@ def call(ip, port, tg, number, opts):
              b"To: <" + uri + b">",
              b"Call-ID: " + callid,
              ("CSeq: %d INVITE" % cseq).encode(),
-             ("Contact: <sip:caller@%s:%d>" % (ip, port)).encode()]
+             ("Contact: <sip:caller@%s:%d>" % (ip, port)).encode(),
+             # what a phone sends beside the essentials: an answer to a
+             # caller not yet authenticated is never larger than its
+             # request, so a bare INVITE would not even be challenged
+             b"User-Agent: sec-phone/1.0",
+             b"Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY",
+             b"Supported: replaces, timer, norefersub",
+             b"Accept: application/sdp, application/dtmf-relay",
+             b"Allow-Events: talk, hold, conference, refer",
+             b"Session-Expires: 1800"]
         if auth:
             h.append(b"Proxy-Authorization: " + auth.encode("latin-1"))
         h += extra
