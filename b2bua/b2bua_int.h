@@ -7,6 +7,9 @@
 #include "re_private.h"
 #include "b2bua.h"
 
+/** The methods the B2BUA answers (Allow) */
+#define B2BUA_ALLOW "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
+
 /** Events that drive the call state table */
 enum call_ev {
 	CEV_IDENTIFIED = 0, /**< caller identified, route found         */
@@ -69,6 +72,7 @@ struct b2bua {
 	struct limiter *lim;           /**< owned: limits at the door    */
 	struct b2bua_stats st;
 	bool shutting_down;
+	bool rescue;               /**< counted in rescue_use()            */
 	void (*shutdownh)(void *arg);
 	void *shutdown_arg;
 };
@@ -201,6 +205,16 @@ int  call_fail(struct b2bua_call *call, enum b2bua_reason reason,
 
 /* uas.c */
 void uas_invite(struct b2bua *b, const struct sip_msg *msg);
+
+/* sanity.c: checks every request passes before any handler */
+bool request_refused(struct b2bua *b, const struct sip_msg *msg);
+
+/* rescue.c, rescue_parse.c: answers to what libre cannot decode */
+void rescue_arm(bool on);
+void rescue_use(bool on);
+uint64_t rescue_answered(void);
+int  rescue_reply(struct mbuf *mb, const uint8_t *p, size_t n,
+		  uint16_t *scodep);
 void uas_proceed(struct b2bua_call *call);
 int  leg_reply_2xx(struct leg *leg, struct sip_strans **stp,
 		   const struct sip_msg *msg, uint16_t scode,
