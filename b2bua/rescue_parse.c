@@ -20,6 +20,7 @@ struct hval {
 
 struct rreq {
 	struct hval met, uri, ver;
+	bool method;               /**< a method token and a space          */
 	bool line_ok;
 	struct hval via[VIA_MAX];
 	unsigned nvia;
@@ -77,6 +78,7 @@ static void request_line(struct rreq *r, const char *p, const char *e)
 	if (s >= e || *s != ' ')
 		return;
 
+	r->method = true;
 	t = ++s;
 	while (s < e && *s != ' ')
 		++s;
@@ -344,8 +346,8 @@ int rescue_reply(struct mbuf *mb, const uint8_t *p, size_t n,
 	parse(r, (const char *)p, n);
 
 	/* responses, ACKs and the unanswerable stay unanswered */
-	if (!r->met.l || hv_eq(&r->met, "ACK") ||
-	    (r->met.l >= 4 && !strncmp(r->met.p, "SIP/", 4)) ||
+	if ((n >= 4 && !memcmp(p, "SIP/", 4)) || !r->method || !r->met.l ||
+	    hv_eq(&r->met, "ACK") ||
 	    !r->nvia || r->nvia > VIA_MAX || !r->nfrom || !r->nto ||
 	    !r->ncallid || !r->ncseq || r->ctl)
 		goto out;
