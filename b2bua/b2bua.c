@@ -177,6 +177,26 @@ static bool door_refused(struct b2bua *b, const struct sip_msg *msg,
 }
 
 
+/* a datagram libre could not decode is answered within the limits */
+static bool rescue_gate(const struct sa *src, void *arg)
+{
+	struct b2bua *b = arg;
+	enum b2bua_limit lim;
+	uint32_t retry = 1;
+
+	if (!b->lim)
+		return true;
+
+	lim = limiter_source(b->lim, src, SIP_TRANSP_UDP, false, &retry);
+	if (lim == B2BUA_LIMIT_COUNT)
+		return true;
+
+	++b->st.limit_rejected[lim];
+
+	return false;
+}
+
+
 static bool request_handler(const struct sip_msg *msg, void *arg)
 {
 	struct b2bua *b = arg;
@@ -185,18 +205,16 @@ static bool request_handler(const struct sip_msg *msg, void *arg)
 	if (msg->tp == SIP_TRANSP_UDP && msg->sock)
 		udp_tune(b, msg->sock);
 
-	if (request_refused(b, msg))
-		return true;
-
 	if (pl_isset(&msg->to.tag)) {
 
 		leg = leg_find(b, msg);
 		if (leg) {
-			dialog_request(leg, msg);
+			if (!request_refused(b, msg))
+				dialog_request(leg, msg);
 			return true;
 		}
 
-		if (door_refused(b, msg, false))
+		if (door_refused(b, msg, false) || request_refused(b, msg))
 			return true;
 
 		if (pl_strcmp(&msg->met, "ACK"))
@@ -206,7 +224,8 @@ static bool request_handler(const struct sip_msg *msg, void *arg)
 		return true;
 	}
 
-	if (door_refused(b, msg, !pl_strcmp(&msg->met, "INVITE")))
+	if (door_refused(b, msg, !pl_strcmp(&msg->met, "INVITE")) ||
+	    request_refused(b, msg))
 		return true;
 
 	if (!pl_strcmp(&msg->met, "INVITE")) {
@@ -263,7 +282,7 @@ static void destructor(void *arg)
 	mem_deref(b->nonces);
 	mem_deref(b->guard);
 	if (b->rescue)
-		rescue_use(false);
+		rescue_use(false, NULL, b);
 	if (b->sip)
 		sip_close(b->sip, true);
 	mem_deref(b->sip);
@@ -331,7 +350,7 @@ int b2bua_alloc(struct b2bua **bp, const struct b2bua_conf *cfg)
 			  sip_transp_name(l->tp), &l->addr);
 	}
 
-	rescue_use(true);
+	rescue_use(true, rescue_gate, b);
 	b->rescue = true;
 
 	err  = sip_listen(&b->lsnr_req, b->sip, true, request_handler, b);

@@ -211,7 +211,8 @@ bool request_refused(struct b2bua *b, const struct sip_msg *msg);
 
 /* rescue.c, rescue_parse.c: answers to what libre cannot decode */
 void rescue_arm(bool on);
-void rescue_use(bool on);
+typedef bool (rescue_gate_h)(const struct sa *src, void *arg);
+void rescue_use(bool on, rescue_gate_h *gate, void *arg);
 uint64_t rescue_answered(void);
 int  rescue_reply(struct mbuf *mb, const uint8_t *p, size_t n,
 		  uint16_t *scodep);
@@ -244,6 +245,9 @@ int  auth_header_user(char *buf, size_t sz, const struct sip_msg *msg,
 /* limit.c */
 struct limiter;
 int  limiter_alloc(struct limiter **lp, const struct b2bua_conf *cfg);
+enum b2bua_limit limiter_source(struct limiter *l, const struct sa *src,
+				enum sip_transp tp, bool invite,
+				uint32_t *retryp);
 enum b2bua_limit limiter_request(struct limiter *l, const struct sip_msg *msg,
 				 bool invite, uint32_t *retryp);
 bool limiter_account(struct limiter *l, int64_t account_id, uint32_t max_cps,

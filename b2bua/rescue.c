@@ -18,7 +18,8 @@
  *    without a transaction: 505, 400, 405, 416 or 400 as RFC 3261 8.2
  *    orders its checks.  Responses, ACKs and anything these headers
  *    cannot be found in stay unanswered.  The answer is never larger than
- *    the datagram, nor sent twice.
+ *    the datagram, nor sent twice, and the source pays a token of the
+ *    limits at the door for it (over the limit: no answer).
  *
  * TCP and TLS are left as they are (libre closes the connection).
  */
@@ -48,6 +49,8 @@ static struct {
 	struct sa src;             /**< its source                         */
 	struct udp_sock *us;       /**< its socket (borrowed)              */
 	uint64_t answered;         /**< answers sent                       */
+	rescue_gate_h *gate;       /**< may src be answered (the limits)   */
+	void *gate_arg;
 } rs;
 
 
@@ -96,6 +99,9 @@ static void answer(const struct mbuf *mb)
 	struct mbuf *out;
 	uint16_t scode = 0;
 	int err;
+
+	if (rs.gate && !rs.gate(&rs.src, rs.gate_arg))
+		return;
 
 	out = mbuf_alloc(512);
 	if (!out)
@@ -153,12 +159,18 @@ void rescue_arm(bool on)
 }
 
 
-void rescue_use(bool on)
+void rescue_use(bool on, rescue_gate_h *gate, void *arg)
 {
-	if (on)
+	if (on) {
 		++rs.users;
-	else if (rs.users)
+		rs.gate = gate;
+		rs.gate_arg = arg;
+	}
+	else if (rs.users) {
 		--rs.users;
+		if (rs.gate_arg == arg)
+			rs.gate = NULL;
+	}
 
 	if (!rs.users)
 		rs.mb = NULL;
