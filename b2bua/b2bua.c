@@ -89,6 +89,17 @@ static void reply_plain(struct b2bua *b, const struct sip_msg *msg,
 
 static void reply_options(struct b2bua *b, const struct sip_msg *msg)
 {
+	const struct sip_hdr *req = sip_msg_hdr(msg, SIP_HDR_REQUIRE);
+
+	if (req) {
+		char buf[160];
+
+		(void)re_snprintf(buf, sizeof(buf), "Unsupported: %r\r\n",
+				  &req->val);
+		reply_plain(b, msg, 420, "Bad Extension", buf, "");
+		return;
+	}
+
 	reply_plain(b, msg, 200, "OK",
 		    ALLOW "Accept: application/sdp\r\n", "");
 }
@@ -166,6 +177,26 @@ static bool door_refused(struct b2bua *b, const struct sip_msg *msg,
 }
 
 
+/* a datagram libre could not decode is answered within the limits */
+static bool rescue_gate(const struct sa *src, void *arg)
+{
+	struct b2bua *b = arg;
+	enum b2bua_limit lim;
+	uint32_t retry = 1;
+
+	if (!b->lim)
+		return true;
+
+	lim = limiter_source(b->lim, src, SIP_TRANSP_UDP, false, &retry);
+	if (lim == B2BUA_LIMIT_COUNT)
+		return true;
+
+	++b->st.limit_rejected[lim];
+
+	return false;
+}
+
+
 static bool request_handler(const struct sip_msg *msg, void *arg)
 {
 	struct b2bua *b = arg;
@@ -178,11 +209,12 @@ static bool request_handler(const struct sip_msg *msg, void *arg)
 
 		leg = leg_find(b, msg);
 		if (leg) {
-			dialog_request(leg, msg);
+			if (!request_refused(b, msg))
+				dialog_request(leg, msg);
 			return true;
 		}
 
-		if (door_refused(b, msg, false))
+		if (door_refused(b, msg, false) || request_refused(b, msg))
 			return true;
 
 		if (pl_strcmp(&msg->met, "ACK"))
@@ -192,7 +224,8 @@ static bool request_handler(const struct sip_msg *msg, void *arg)
 		return true;
 	}
 
-	if (door_refused(b, msg, !pl_strcmp(&msg->met, "INVITE")))
+	if (door_refused(b, msg, !pl_strcmp(&msg->met, "INVITE")) ||
+	    request_refused(b, msg))
 		return true;
 
 	if (!pl_strcmp(&msg->met, "INVITE")) {
@@ -248,6 +281,8 @@ static void destructor(void *arg)
 	mem_deref(b->lim);
 	mem_deref(b->nonces);
 	mem_deref(b->guard);
+	if (b->rescue)
+		rescue_use(false, NULL, b);
 	if (b->sip)
 		sip_close(b->sip, true);
 	mem_deref(b->sip);
@@ -298,10 +333,13 @@ int b2bua_alloc(struct b2bua **bp, const struct b2bua_conf *cfg)
 	for (le = cfg->listenl.head; le; le = le->next) {
 		const struct cfg_listen *l = le->data;
 
+		/* a UDP transport answers what libre cannot decode */
+		rescue_arm(l->tp == SIP_TRANSP_UDP);
 		if (l->tp == SIP_TRANSP_TLS)
 			err = sip_transp_add(b->sip, l->tp, &l->addr, b->tls);
 		else
 			err = sip_transp_add(b->sip, l->tp, &l->addr);
+		rescue_arm(false);
 		if (err) {
 			tlog_err(NULL, "%s: cannot listen on %s:%J: %m",
 				 cfg->file, sip_transp_name(l->tp), &l->addr,
@@ -311,6 +349,9 @@ int b2bua_alloc(struct b2bua **bp, const struct b2bua_conf *cfg)
 		tlog_info(NULL, "SIP listening on %s:%J",
 			  sip_transp_name(l->tp), &l->addr);
 	}
+
+	rescue_use(true, rescue_gate, b);
+	b->rescue = true;
 
 	err  = sip_listen(&b->lsnr_req, b->sip, true, request_handler, b);
 	err |= sip_listen(&b->lsnr_resp, b->sip, false, response_handler, b);

@@ -7,6 +7,9 @@
 #include "re_private.h"
 #include "b2bua.h"
 
+/** The methods the B2BUA answers (Allow) */
+#define B2BUA_ALLOW "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
+
 /** Events that drive the call state table */
 enum call_ev {
 	CEV_IDENTIFIED = 0, /**< caller identified, route found         */
@@ -69,6 +72,7 @@ struct b2bua {
 	struct limiter *lim;           /**< owned: limits at the door    */
 	struct b2bua_stats st;
 	bool shutting_down;
+	bool rescue;               /**< counted in rescue_use()            */
 	void (*shutdownh)(void *arg);
 	void *shutdown_arg;
 };
@@ -201,6 +205,17 @@ int  call_fail(struct b2bua_call *call, enum b2bua_reason reason,
 
 /* uas.c */
 void uas_invite(struct b2bua *b, const struct sip_msg *msg);
+
+/* sanity.c: checks every request passes before any handler */
+bool request_refused(struct b2bua *b, const struct sip_msg *msg);
+
+/* rescue.c, rescue_parse.c: answers to what libre cannot decode */
+void rescue_arm(bool on);
+typedef bool (rescue_gate_h)(const struct sa *src, void *arg);
+void rescue_use(bool on, rescue_gate_h *gate, void *arg);
+uint64_t rescue_answered(void);
+int  rescue_reply(struct mbuf *mb, const uint8_t *p, size_t n,
+		  uint16_t *scodep);
 void uas_proceed(struct b2bua_call *call);
 int  leg_reply_2xx(struct leg *leg, struct sip_strans **stp,
 		   const struct sip_msg *msg, uint16_t scode,
@@ -230,6 +245,9 @@ int  auth_header_user(char *buf, size_t sz, const struct sip_msg *msg,
 /* limit.c */
 struct limiter;
 int  limiter_alloc(struct limiter **lp, const struct b2bua_conf *cfg);
+enum b2bua_limit limiter_source(struct limiter *l, const struct sa *src,
+				enum sip_transp tp, bool invite,
+				uint32_t *retryp);
 enum b2bua_limit limiter_request(struct limiter *l, const struct sip_msg *msg,
 				 bool invite, uint32_t *retryp);
 bool limiter_account(struct limiter *l, int64_t account_id, uint32_t max_cps,

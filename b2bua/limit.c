@@ -277,6 +277,18 @@ static size_t src_key(uint8_t *key, const struct sa *src)
 enum b2bua_limit limiter_request(struct limiter *l, const struct sip_msg *msg,
 				 bool invite, uint32_t *retryp)
 {
+	return limiter_source(l, &msg->src, msg->tp, invite, retryp);
+}
+
+
+/**
+ * Take a token for a request from src (limiter_request() without the
+ * message: for a datagram that did not decode)
+ */
+enum b2bua_limit limiter_source(struct limiter *l, const struct sa *src,
+				enum sip_transp tp, bool invite,
+				uint32_t *retryp)
+{
 	const struct b2bua_conf *cfg = l->cfg;
 	const struct cfg_limit *lim;
 	const struct cfg_peer *peer;
@@ -286,13 +298,13 @@ enum b2bua_limit limiter_request(struct limiter *l, const struct sip_msg *msg,
 	size_t len;
 	bool fresh;
 
-	len = src_key(key, &msg->src);
+	len = src_key(key, src);
 	e = table_get(&l->src, key, len, now, &fresh);
 	if (!e)
 		return B2BUA_LIMIT_COUNT;   /* out of memory: let it in */
 
 	if (fresh) {
-		e->peer = cfg_peer_find(cfg, &msg->src, msg->tp);
+		e->peer = cfg_peer_find(cfg, src, tp);
 		peer = e->peer;
 		bucket_fill(&e->b[0], peer ? (peer->invite_set ?
 			    &peer->invite : &cfg->peer_invite) :
