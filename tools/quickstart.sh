@@ -34,7 +34,8 @@ set -euo pipefail
 PROG=${0##*/}
 PACKAGES=(build-essential autoconf automake libtool pkg-config
 	  libre-dev librem-dev libpq-dev libmicrohttpd-dev liburing-dev libssl-dev postgresql-15
-	  sip-tester valgrind curl acl clang libclang-rt-14-dev sipvicious)
+	  sip-tester valgrind curl acl clang libclang-rt-14-dev sipvicious
+	  python3 openssl)
 
 die() {
 	echo "$PROG: $*" >&2
