@@ -106,6 +106,29 @@ summary() {
 
 sql() { pgtest_psql -At -c "$1"; }
 
+# req METHOD PATH [JSON]: one REST API request to $API$PATH with the admin
+# token $ADMIN; sets CODE (the HTTP status) and BODY
+req() {
+	local m=$1 p=$2 b=${3:-}
+	set --
+	[ -n "$b" ] && set -- -H "Content-Type: application/json" \
+		--data-binary "$b"
+	CODE=$(curl -s -m 10 -o "$TEST_DIR/body" -w '%{http_code}' -X "$m" \
+		-H "Authorization: Bearer $ADMIN" "$@" "$API$p")
+	BODY=$(cat "$TEST_DIR/body")
+}
+
+# jget KEY: a value of BODY by its path ("a.0.b"); "null" for null, a
+# list of scalars joined by commas
+jget() {
+	python3 -c 'import json,sys
+d=json.loads(sys.argv[1])
+for k in sys.argv[2].split("."):
+    d=d[int(k)] if isinstance(d,list) else d[k]
+print("null" if d is None else (",".join(d) if isinstance(d,list) else d))' \
+		"$BODY" "$1" 2>/dev/null
+}
+
 test_init() {
 	TEST_NAME=$1
 	TEST_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tollgate-${2:-$1}.XXXXXX") || {

@@ -51,26 +51,6 @@ ADMIN=routes-test-admin-token-0123456789
 
 declare -A GW_IP=([gwa]=127.0.0.93 [gwb]=127.0.0.94 [gwc]=127.0.0.95)
 
-# req METHOD PATH [BODY]: sets CODE and BODY
-req() {
-	local m=$1 p=$2 b=${3:-}
-	set --
-	[ -n "$b" ] && set -- -H "Content-Type: application/json" \
-		--data-binary "$b"
-	CODE=$(curl -s -m 10 -o "$DIR/body" -w '%{http_code}' -X "$m" \
-		-H "Authorization: Bearer $ADMIN" "$@" "$API$p")
-	BODY=$(cat "$DIR/body")
-}
-
-# jget KEY: a scalar of BODY ("a.0.b"), "null" for null
-jget() {
-	python3 -c 'import json,sys
-d=json.loads(sys.argv[1])
-for k in sys.argv[2].split("."):
-    d=d[int(k)] if isinstance(d,list) else d[k]
-print("null" if d is None else d)' "$BODY" "$1" 2>/dev/null
-}
-
 # jfind LIST KEY VALUE FIELD: FIELD of the LIST element whose KEY is VALUE
 jfind() {
 	python3 -c 'import json,sys

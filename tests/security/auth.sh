@@ -67,17 +67,6 @@ GUESS_IP=127.0.1.27
 ENUM_IP=127.0.1.28
 SIPC="python3 $here/sipc.py"
 
-# req METHOD PATH [BODY]: sets CODE and BODY
-req() {
-	local m=$1 p=$2 b=${3:-}
-	set --
-	[ -n "$b" ] && set -- -H "Content-Type: application/json" \
-		--data-binary "$b"
-	CODE=$(curl -s -m 10 -o "$DIR/body" -w '%{http_code}' -X "$m" \
-		-H "Authorization: Bearer $ADMIN" "$@" "$API$p")
-	BODY=$(cat "$DIR/body")
-}
-
 # block_ids KIND KEY: ids of the blocks of KEY in BODY (GET /v1/blocks)
 block_ids() {
 	python3 -c 'import json,sys

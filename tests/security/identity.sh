@@ -46,27 +46,6 @@ GW1=127.0.1.43
 GW2=127.0.1.44
 CPORT=5100
 
-# req METHOD PATH [BODY]: sets CODE and BODY
-req() {
-	local m=$1 p=$2 b=${3:-}
-	set --
-	[ -n "$b" ] && set -- -H "Content-Type: application/json" \
-		--data-binary "$b"
-	CODE=$(curl -s -m 10 -o "$DIR/body" -w '%{http_code}' -X "$m" \
-		-H "Authorization: Bearer $ADMIN" "$@" "$API$p")
-	BODY=$(cat "$DIR/body")
-}
-
-# jget KEY: a scalar of BODY ("a.0.b"), "null" for null
-jget() {
-	python3 -c 'import json,sys
-d=json.loads(sys.argv[1])
-for k in sys.argv[2].split("."):
-    d=d[int(k)] if isinstance(d,list) else d[k]
-print("null" if d is None else (",".join(d) if isinstance(d,list) else d))' \
-		"$BODY" "$1" 2>/dev/null
-}
-
 ha1() { printf '%s' "$1:$REALM:$2" | md5sum | cut -d' ' -f1; }
 
 sql "INSERT INTO rate_plans (name) VALUES ('p')" >/dev/null || exit 99

@@ -53,26 +53,6 @@ API=http://$TG_IP:8080
 ADMIN=limits-test-admin-token-0123456789
 FLOOD="$here/sipflood.py"
 
-# req METHOD PATH [BODY]: sets CODE and BODY
-req() {
-	local m=$1 p=$2 b=${3:-}
-	set --
-	[ -n "$b" ] && set -- -H "Content-Type: application/json" \
-		--data-binary "$b"
-	CODE=$(curl -s -m 10 -o "$DIR/body" -w '%{http_code}' -X "$m" \
-		-H "Authorization: Bearer $ADMIN" "$@" "$API$p")
-	BODY=$(cat "$DIR/body")
-}
-
-# jget KEY: a scalar of BODY
-jget() {
-	python3 -c 'import json,sys
-d=json.loads(sys.argv[1])
-for k in sys.argv[2].split("."):
-    d=d[int(k)] if isinstance(d,list) else d[k]
-print("null" if d is None else d)' "$BODY" "$1" 2>/dev/null
-}
-
 # metric LIMIT: tollgate_limit_rejected_total{limit="LIMIT"}
 metric() {
 	curl -s -m 10 -H "Authorization: Bearer $ADMIN" "$API/metrics" |
