@@ -70,11 +70,18 @@ int contact_sendh(enum sip_transp tp, const struct sa *src,
  * it only if it is no larger than the request (hdrs_small, if given, is
  * tried when hdrs makes it too large): no reflection of bigger answers.
  */
+/** Does the request come from a trusted peer (address, transport, port)? */
+bool b2bua_src_trusted(const struct b2bua *b, const struct sip_msg *msg)
+{
+	return cfg_peer_find(b->cfg, &msg->src, msg->tp) != NULL;
+}
+
+
 static void reply_plain(struct b2bua *b, const struct sip_msg *msg,
 			uint16_t scode, const char *phrase, const char *hdrs,
 			const char *hdrs_small)
 {
-	if (!cfg_peer_find(b->cfg, &msg->src, msg->tp)) {
+	if (!b2bua_src_trusted(b, msg)) {
 		(void)guard_reply(b, msg, scode, phrase, hdrs, hdrs_small);
 		return;
 	}

@@ -257,6 +257,9 @@ uint32_t limiter_sources(const struct limiter *l);
 void auth_unauth_fail(struct b2bua_call *call, uint16_t scode,
 		      const char *phrase, const char *hdrs);
 
+/* b2bua.c */
+bool b2bua_src_trusted(const struct b2bua *b, const struct sip_msg *msg);
+
 /* guard.c */
 struct guard;
 int  guard_alloc(struct guard **gp, struct b2bua *b);

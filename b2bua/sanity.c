@@ -108,7 +108,7 @@ static void refuse(struct b2bua *b, const struct sip_msg *msg,
 	/* no transaction: nothing is kept for a request refused here,
 	 * and a source that is no trusted peer gets no more bytes back
 	 * than it sent */
-	if (!cfg_peer_find(b->cfg, &msg->src, msg->tp)) {
+	if (!b2bua_src_trusted(b, msg)) {
 		(void)guard_reply(b, msg, scode, reason, NULL, NULL);
 		return;
 	}

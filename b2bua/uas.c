@@ -152,12 +152,6 @@ static bool identity_text_ok(const struct b2bua_conf *cfg,
 }
 
 
-static bool src_trusted(const struct b2bua *b, const struct sip_msg *msg)
-{
-	return cfg_peer_find(b->cfg, &msg->src, msg->tp) != NULL;
-}
-
-
 static void reply_stateless(struct b2bua *b, const struct sip_msg *msg,
 			    uint16_t scode, const char *phrase,
 			    const char *hdrs)
@@ -170,7 +164,7 @@ static void reply_stateless(struct b2bua *b, const struct sip_msg *msg,
 		  phrase);
 
 	/* a source not authenticated hears one answer, never repeated */
-	if (!src_trusted(b, msg)) {
+	if (!b2bua_src_trusted(b, msg)) {
 		(void)guard_reply(b, msg, scode, phrase, hdrs, NULL);
 		return;
 	}
@@ -192,7 +186,7 @@ void uas_invite(struct b2bua *b, const struct sip_msg *msg)
 	struct b2bua_call *call = NULL;
 	uint32_t maxfwd = 70;
 	char buf[160], number[B2BUA_NUMBER_MAX + 1];
-	bool trusted = src_trusted(b, msg);
+	bool trusted = b2bua_src_trusted(b, msg);
 	int err;
 
 	/* a blocked source hears what any failed authentication hears */
@@ -438,7 +432,7 @@ int uas_copy_headers(struct b2bua_call *call)
 	if (!call->hdrs)
 		return ENOMEM;
 
-	trusted = cfg_peer_find(cfg, &msg->src, msg->tp) != NULL;
+	trusted = b2bua_src_trusted(call->b, msg);
 
 	if (trusted) {
 		for (i = 0; i < ARRAY_SIZE(names); i++)
