@@ -70,6 +70,7 @@ static void usage(void)
 		"usage: tollgate [-t] -f FILE [-d CONNINFO]\n"
 		"       tollgate --migrate (-f FILE | -d CONNINFO)"
 		" [--sqldir DIR]\n"
+		"       tollgate --ledger-check (-f FILE | -d CONNINFO)\n"
 		"       tollgate --version | --help\n"
 		"\n"
 		"  -f, --config FILE   configuration file\n"
@@ -78,6 +79,10 @@ static void usage(void)
 		"db_conninfo)\n"
 		"      --migrate       apply pending sql/ migrations and exit\n"
 		"      --sqldir DIR    where the migrations are (default %s)\n"
+		"      --ledger-check  check that the money ledger and the "
+		"balances agree;\n"
+		"                      exit 0 if so, 1 on a violation, 2 on "
+		"an error\n"
 		"  -v, --version       print the version and exit\n"
 		"  -h, --help          this text\n"
 		"\n"
@@ -305,6 +310,20 @@ static void raise_fd_limit(void)
 }
 
 
+/* tollgate --ledger-check: 0 if the ledger agrees, 1 if not, 2 on error */
+static int ledger_check(const char *conninfo)
+{
+	uint32_t violations = 0;
+	int err;
+
+	err = db_ledger_check_sync(conninfo, NULL, &violations, &errpf);
+	if (err)
+		return 2;
+
+	return violations ? 1 : 0;
+}
+
+
 static const char *sqldir_default(void)
 {
 	struct stat st;
@@ -324,6 +343,7 @@ int main(int argc, char *argv[])
 		{"db",      required_argument, NULL, 'd'},
 		{"migrate", no_argument,       NULL, 'M'},
 		{"sqldir",  required_argument, NULL, 'S'},
+		{"ledger-check", no_argument,  NULL, 'L'},
 		{"version", no_argument,       NULL, 'v'},
 		{"help",    no_argument,       NULL, 'h'},
 		{NULL, 0, NULL, 0}
@@ -334,7 +354,7 @@ int main(int argc, char *argv[])
 	const struct log_conf *logc;
 	const struct api_conf *apic;
 	const struct db_conf *dbc;
-	bool test = false, migrate = false;
+	bool test = false, migrate = false, ledger = false;
 	struct tmr_wheel_stats ws;
 	int c, err;
 
@@ -347,6 +367,7 @@ int main(int argc, char *argv[])
 		case 'd': conninfo = optarg; break;
 		case 'M': migrate = true; break;
 		case 'S': sqldir = optarg; break;
+		case 'L': ledger = true; break;
 		case 'v':
 			(void)printf("tollgate %s (libre %s; media relay: %s)\n",
 				     TOLLGATE_VERSION, sys_libre_version_get(),
@@ -376,6 +397,9 @@ int main(int argc, char *argv[])
 		return err ? 1 : 0;
 	}
 
+	if (ledger && !file && conninfo)
+		return ledger_check(conninfo);
+
 	if (!file) {
 		(void)fprintf(stderr, "tollgate: no configuration file "
 			      "(-f FILE)\n");
@@ -387,7 +411,7 @@ int main(int argc, char *argv[])
 	if (err) {
 		(void)fprintf(stderr, "tollgate: configuration %s is not "
 			      "valid\n", file);
-		return 1;
+		return ledger ? 2 : 1;
 	}
 
 	if (test) {
@@ -413,6 +437,12 @@ int main(int argc, char *argv[])
 				      : sqldir_default(), &errpf);
 		mem_deref(app.cfg);
 		return err ? 1 : 0;
+	}
+
+	if (ledger) {
+		c = ledger_check(conninfo);
+		mem_deref(app.cfg);
+		return c;
 	}
 
 	tlog_init(logc->log_target, logc->log_level, "tollgate");

@@ -5,7 +5,8 @@
  * caller identification.  Three ways to reach the database:
  *
  * - db_*_sync(): blocking helpers for start-up only (migrations, schema
- *   check), before re_main() runs.
+ *   check, the ledger check of tollgate --ledger-check), before re_main()
+ *   runs.
  * - struct db: an asynchronous client on libre's event loop.  It never
  *   blocks: a pool of connections (db_alloc()'s nconn, the db_connections
  *   key) with one query in flight on each, one FIFO queue in front of
@@ -56,13 +57,15 @@
 /* ------------------------------------------------------ start-up, blocking */
 
 /** Schema version this build needs (highest sql/NNN_*.sql it knows) */
-#define DB_SCHEMA_VERSION 10
+#define DB_SCHEMA_VERSION 11
 
 int db_migrate_sync(const char *conninfo, const char *sqldir,
 		    struct re_printf *errpf);
 int db_schema_version_sync(const char *conninfo, int *version,
 			   struct re_printf *errpf);
 int db_schema_check_sync(const char *conninfo, struct re_printf *errpf);
+int db_ledger_check_sync(const char *conninfo, struct re_printf *pf,
+			 uint32_t *violations, struct re_printf *errpf);
 
 
 /* ------------------------------------------------------ asynchronous client */

@@ -9,6 +9,7 @@
  * listen.c a LISTEN connection of its own
  * schema.c blocking start-up helpers, schema version
  * migrate.c migrations (blocking)
+ * ledger.c the ledger check (blocking)
  */
 
 #include <libpq-fe.h>
