@@ -4,9 +4,9 @@
  *   GET   /v1/accounts?limit=&cursor=     by id, ascending
  *   POST  /v1/accounts
  *   GET   /v1/accounts/{id}
- *   PATCH /v1/accounts/{id}               status, limits, rate plan, SIP
- *                                         credentials (password in, HA1
- *                                         stored)
+ *   PATCH /v1/accounts/{id}               status, limits, credit limit,
+ *                                         rate plan, SIP credentials
+ *                                         (password in, HA1 stored)
  *   POST  /v1/accounts/{id}/credit        {"op": "add"|"set",
  *                                          "amount": "12.50"}
  *
@@ -24,7 +24,7 @@
 
 /* an account as the API shows it, in the reply's order */
 #define ACCT_COLS \
-	"a.id, a.name, a.status, a.currency, a.balance," \
+	"a.id, a.name, a.status, a.currency, a.balance, a.credit_limit," \
 	" (SELECT coalesce(sum(l.reserved), 0) FROM live_calls l" \
 	"   WHERE l.account_id = a.id) AS reserved," \
 	" (SELECT count(*) FROM live_calls l WHERE l.account_id = a.id)" \
@@ -37,7 +37,7 @@
 	"   'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS updated_at"
 
 /* api_row's types of ACCT_COLS */
-#define ACCT_TYPES "isssmmiiiisbss"
+#define ACCT_TYPES "isssmmmiiiisbss"
 
 #define BLOCK_REASON "Q.850;cause=21;text=\"account blocked\""
 #define CREDIT_REASON "Q.850;cause=16;text=\"credit set to zero\""
@@ -72,12 +72,13 @@ int api_accounts_register(struct db *db)
 	err |= db_prepare(db, stmt_insert,
 			  "WITH a AS (INSERT INTO accounts (name, status,"
 			  " currency, max_calls, rate_plan_id, sip_username,"
-			  " sip_ha1, sip_ha1_sha256, max_cps) VALUES ($1,"
-			  " coalesce($2, 'active'),"
+			  " sip_ha1, sip_ha1_sha256, max_cps, credit_limit)"
+			  " VALUES ($1, coalesce($2, 'active'),"
 			  " coalesce($3, 'EUR'), coalesce($4::integer, 10),"
 			  " $5::bigint, $6, $7, $8,"
-			  " coalesce($9::integer, 0)) RETURNING *)"
-			  " SELECT " ACCT_COLS " FROM a", 9);
+			  " coalesce($9::integer, 0), coalesce($10::bigint, 0))"
+			  " RETURNING *)"
+			  " SELECT " ACCT_COLS " FROM a", 10);
 	err |= db_prepare(db, stmt_update,
 			  "WITH a AS (UPDATE accounts SET"
 			  " status = coalesce($2, status),"
@@ -91,9 +92,10 @@ int api_accounts_register(struct db *db)
 			  " sip_ha1_sha256 = CASE WHEN $6::boolean THEN $9"
 			  "   ELSE sip_ha1_sha256 END,"
 			  " max_cps = coalesce($10::integer, max_cps),"
+			  " credit_limit = coalesce($11::bigint, credit_limit),"
 			  " updated_at = now()"
 			  " WHERE id = $1::bigint RETURNING *)"
-			  " SELECT " ACCT_COLS " FROM a", 10);
+			  " SELECT " ACCT_COLS " FROM a", 11);
 	err |= db_prepare(db, stmt_credit,
 			  "SELECT result, balance FROM tg_credit($1,"
 			  " $2::bigint, $3, $4::bigint, $5)", 5);
@@ -192,7 +194,7 @@ static void get_done(int err, const struct pg_result *res, void *arg)
 
 static const char *const create_fields[] = {
 	"name", "status", "currency", "max_calls", "max_cps", "rate_plan_id",
-	"sip_username", "sip_password", NULL
+	"sip_username", "sip_password", "credit_limit", NULL
 };
 
 
@@ -223,6 +225,7 @@ struct acct_fields {
 	const char *currency;
 	char max_calls[16];
 	char max_cps[16];
+	char credit_limit[24];
 	bool set_plan;
 	char plan[24];
 	bool set_sip;
@@ -269,6 +272,15 @@ static int fields_get(struct api_req *req, const struct odict *od,
 		++f->n;
 		(void)re_snprintf(f->max_cps, sizeof(f->max_cps), "%lld",
 				  (long long)v);
+	}
+
+	err = api_get_money(req, od, "credit_limit", false, &v);
+	if (err == EINVAL)
+		return err;
+	if (!err) {
+		++f->n;
+		(void)re_snprintf(f->credit_limit, sizeof(f->credit_limit),
+				  "%lld", (long long)v);
 	}
 
 	if (odict_lookup(od, "rate_plan_id")) {
@@ -356,7 +368,7 @@ static void create(struct api_req *req)
 {
 	struct acct_fields f;
 	struct odict *od;
-	const char *name, *v[9];
+	const char *name, *v[10];
 	int err;
 
 	memset(&f, 0, sizeof(f));
@@ -396,8 +408,9 @@ static void create(struct api_req *req)
 	v[6] = f.ha1[0] ? f.ha1 : NULL;
 	v[7] = f.ha1_sha256[0] ? f.ha1_sha256 : NULL;
 	v[8] = f.max_cps[0] ? f.max_cps : NULL;
+	v[9] = f.credit_limit[0] ? f.credit_limit : NULL;
 
-	(void)api_exec(req, stmt_insert, 9, v, create_done);
+	(void)api_exec(req, stmt_insert, 10, v, create_done);
 
  out:
 	mem_deref(od);
@@ -434,7 +447,7 @@ void api_accounts_h(struct api_req *req)
 
 static const char *const patch_fields[] = {
 	"status", "max_calls", "max_cps", "rate_plan_id", "sip_username",
-	"sip_password", NULL
+	"sip_password", "credit_limit", NULL
 };
 
 
@@ -445,6 +458,12 @@ static void patch_done(int err, const struct pg_result *res, void *arg)
 
 	if (err == EPROTO && !strcmp(api_db_state(res), "23503")) {
 		api_error(req, 400, "rate_plan_id", "no such rate plan");
+		return;
+	}
+	if (err == EPROTO && !strcmp(api_db_state(res), "23514") &&
+	    !strcmp(api_db_constraint(res), "accounts_balance_check")) {
+		api_error(req, 400, "credit_limit", "below what the account "
+			  "owes (the balance may not go under -credit_limit)");
 		return;
 	}
 	if (err) {
@@ -475,7 +494,7 @@ static void patch(struct api_req *req, int64_t id)
 	struct acct_fields f;
 	struct odict *od;
 	char ids[24];
-	const char *v[10];
+	const char *v[11];
 
 	memset(&f, 0, sizeof(f));
 	if (api_body(req, &od, patch_fields))
@@ -501,8 +520,9 @@ static void patch(struct api_req *req, int64_t id)
 	v[7] = f.ha1[0] ? f.ha1 : NULL;
 	v[8] = f.ha1_sha256[0] ? f.ha1_sha256 : NULL;
 	v[9] = f.max_cps[0] ? f.max_cps : NULL;
+	v[10] = f.credit_limit[0] ? f.credit_limit : NULL;
 
-	(void)api_exec(req, stmt_update, 10, v, patch_done);
+	(void)api_exec(req, stmt_update, 11, v, patch_done);
 
  out:
 	mem_deref(od);
