@@ -204,6 +204,12 @@ static void hook_billing_metrics(struct api_billing_metrics *m, void *arg)
 	m->authorized = bs.authorized;
 	m->refused = bs.refused;
 	m->pending = bs.pending;
+	m->dead_letters = bs.dead_letters;
+	m->spool_syncs = bs.spool_syncs;
+	m->spool_sync_us_sum = bs.spool_sync_us_sum;
+	m->spool_sync_us_max = bs.spool_sync_us_max;
+	m->spool_bytes = bs.spool_bytes;
+	m->spool_ok = bs.spool_ok;
 }
 
 

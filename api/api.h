@@ -60,6 +60,12 @@ struct api_billing_metrics {
 	uint64_t authorized;    /**< authorisations granted             */
 	uint64_t refused;       /**< authorisations refused             */
 	uint32_t pending;       /**< settlements not yet confirmed      */
+	uint64_t dead_letters;  /**< settlements the database refused   */
+	uint64_t spool_syncs;   /**< fdatasyncs of the spool            */
+	uint64_t spool_sync_us_sum; /**< their time, summed             */
+	uint64_t spool_sync_us_max;
+	uint64_t spool_bytes;   /**< length of the spool file           */
+	bool spool_ok;          /**< the spool can be written           */
 };
 
 /** The API changed an account's balance or status (credit, PATCH) */

@@ -201,6 +201,9 @@ enum metric_id {
 	M_LIMIT_SOURCES,
 	M_CUTOFFS_TOTAL,
 	M_SETTLEMENTS_PENDING,
+	M_BILLING_DEAD_LETTERS_TOTAL,
+	M_BILLING_SPOOL_OK,
+	M_BILLING_SPOOL_BYTES,
 	M_DB_UP,
 	M_DB_ERRORS_TOTAL,
 	M_DB_RECONNECTS_TOTAL,
@@ -250,6 +253,12 @@ static const struct {
 		"Calls cut because their money ended" },
 	[M_SETTLEMENTS_PENDING] = { "tollgate_settlements_pending", "gauge",
 		"Settlements not yet confirmed" },
+	[M_BILLING_DEAD_LETTERS_TOTAL] = { "tollgate_billing_dead_letters_total", "counter",
+		"Settlements the database refused, kept in billing.dead" },
+	[M_BILLING_SPOOL_OK] = { "tollgate_billing_spool_ok", "gauge",
+		"The settlement spool can be written (0: new calls are refused)" },
+	[M_BILLING_SPOOL_BYTES] = { "tollgate_billing_spool_bytes", "gauge",
+		"Length of the settlement spool file" },
 	[M_DB_UP] = { "tollgate_db_up", "gauge",
 		"Database connection up" },
 	[M_DB_ERRORS_TOTAL] = { "tollgate_db_errors_total", "counter",
@@ -391,6 +400,29 @@ void api_metrics_h(struct api_req *req)
 				   (unsigned long long)bs.authorized,
 				   (unsigned long long)bs.refused);
 		mv_set(&mv, M_SETTLEMENTS_PENDING, bs.pending);
+		mv_set(&mv, M_BILLING_DEAD_LETTERS_TOTAL, bs.dead_letters);
+		mv_set(&mv, M_BILLING_SPOOL_OK, bs.spool_ok ? 1 : 0);
+		mv_set(&mv, M_BILLING_SPOOL_BYTES, bs.spool_bytes);
+		err |= metric(mb, "tollgate_billing_spool_sync_seconds",
+			      "summary", "fdatasyncs of the spool's writer "
+			      "(group commits, dead letters, compactions)");
+		err |= mbuf_printf(mb, "tollgate_billing_spool_sync_seconds_sum"
+				   " %llu.%06llu\n"
+				   "tollgate_billing_spool_sync_seconds_count"
+				   " %llu\n",
+				   (unsigned long long)
+				   (bs.spool_sync_us_sum / 1000000),
+				   (unsigned long long)
+				   (bs.spool_sync_us_sum % 1000000),
+				   (unsigned long long)bs.spool_syncs);
+		err |= metric(mb, "tollgate_billing_spool_sync_max_seconds",
+			      "gauge", "Slowest fdatasync of the spool");
+		err |= mbuf_printf(mb, "tollgate_billing_spool_sync_max_seconds"
+				   " %llu.%06llu\n",
+				   (unsigned long long)
+				   (bs.spool_sync_us_max / 1000000),
+				   (unsigned long long)
+				   (bs.spool_sync_us_max % 1000000));
 	}
 
 	db_stats(api->db, &ds);

@@ -402,9 +402,10 @@ int billing_authz(struct b2bua_call *call, void *arg)
 		return 0;
 	}
 
-	if (!db_is_up(bl->db)) {
+	if (!db_is_up(bl->db) || !billing_spool_ok(bl)) {
 		++bl->st.refused;
-		tlog_warn(bc->id, "billing: database down: call refused");
+		tlog_warn(bc->id, "billing: %s: call refused", db_is_up(bl->db)
+			  ? "the spool cannot be written" : "database down");
 		refuse(call, 503, "Service Unavailable",
 		       "Retry-After: 10\r\n"
 		       "Reason: Q.850;cause=41;text=\"billing unavailable\""

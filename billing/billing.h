@@ -71,7 +71,13 @@ struct billing_stats {
 	uint64_t refused;      /**< refused (402, 403, 404, 486, 503)     */
 	uint64_t cutoffs;      /**< calls cut because their money ended   */
 	uint64_t recovered;    /**< calls of a crashed run settled        */
-	uint64_t spooled;      /**< settlements written to the spool      */
+	uint64_t spooled;      /**< settlements made durable in the spool */
+	uint64_t dead_letters; /**< settlements the database refused      */
+	uint64_t spool_failures; /**< times the spool became unwritable   */
+	uint64_t spool_syncs;  /**< fdatasyncs of the spool's writer      */
+	uint64_t spool_sync_us_sum; /**< their time, summed               */
+	uint64_t spool_sync_us_max;
+	uint64_t spool_bytes;  /**< length of the spool file              */
 	uint64_t q_authorize;  /**< database round trips, by statement    */
 	uint64_t q_reserve;
 	uint64_t q_settle;
@@ -82,6 +88,7 @@ struct billing_stats {
 	uint32_t lat_p50;      /**< ms, cut-off lateness percentiles      */
 	uint32_t lat_p99;
 	uint32_t lat_max;
+	bool spool_ok;         /**< the spool can be written              */
 };
 
 int  billing_alloc(struct billing **blp, const struct billing_conf *cfg,

@@ -17,10 +17,24 @@ struct settle {
 	struct le le;                /**< billing.settlel while pending  */
 	struct billing *bl;          /**< borrowed                       */
 	struct db_query *q;          /**< owned, in flight               */
+	struct tmr tmr;              /**< sent again after a back-off    */
 	char *v[SETTLE_NPARAMS];     /**< owned; NULL = SQL NULL         */
 	int64_t account_id;
-	bool spooled;                /**< written to the spool file      */
+	uint32_t backoff;            /**< ms before the next try         */
+	bool spooling;               /**< with the spool's writer        */
+	bool durable;                /**< synced to the spool file       */
+	bool sent;                   /**< handed to the database once    */
+	bool finished;               /**< confirmed or given up          */
 	bool replay;                 /**< read from the spool at start   */
+	bool sanitised;              /**< the second, safe form          */
+};
+
+/** Answer time of a call of an earlier run, from the spool */
+struct spool_answer {
+	struct le he;                /**< billing.answers                */
+	char *id;                    /**< owned                          */
+	uint64_t answer_ms;
+	uint64_t alive_ms;           /**< that run's last tick           */
 };
 
 /** A running call of an account, from authorisation to settlement */
@@ -86,6 +100,9 @@ struct billing {
 	struct list hbl;             /**< struct hbent, owned, to send   */
 	struct list hbsent;          /**< struct hbent, owned, in flight */
 	struct spool *spool;         /**< owned; NULL if no state_dir    */
+	struct hash *answers;        /**< struct spool_answer, owned:
+					  answers the recovery uses      */
+	uint64_t last_tick;          /**< the last run's last tick (ms)  */
 	struct notify *notify;       /**< owned                          */
 	struct db_query *hbq;        /**< owned; heartbeat in flight     */
 	struct db_query *recq;       /**< owned; recovery list           */
@@ -129,23 +146,84 @@ void bcall_end(struct bcall *bc, struct b2bua_call *call,
 void billing_settle_queue(struct billing *bl, struct settle *st);
 int  settle_alloc(struct settle **stp, struct billing *bl,
 		  const char *const v[SETTLE_NPARAMS]);
-void settle_spool(struct billing *bl, struct settle *st);
+void settle_durable(void *arg, int err, void *harg);
+void settle_spool_health(bool ok, int err, void *arg);
+int  billing_text_safe(char **dst, const char *s);
+bool billing_spool_ok(const struct billing *bl);
 void billing_flush_check(struct billing *bl);
 void hb_note_answer(struct billing *bl, const struct bcall *bc);
 void hb_tick(void *arg);
 
-/* spool.c */
-typedef void (spool_entry_h)(const char *const v[SETTLE_NPARAMS], void *arg);
-int  spool_open(struct spool **sp, const char *dir);
-int  spool_load(struct spool *sp, spool_entry_h *h, void *arg);
-int  spool_add(struct spool *sp, const char *const v[SETTLE_NPARAMS]);
-int  spool_done(struct spool *sp, const char *call_id);
+/* spool.c, spool_fmt.c, spool_load.c */
+enum {
+	SPOOL_MAX_LINE = 32768,           /* bytes, without the newline  */
+	SPOOL_COMPACT_SIZE = 4 * 1024 * 1024,
+	SPOOL_TICK_MS = 1000,
+};
+
+/** One parsed spool line (pointers into the line) */
+struct spool_rec {
+	char type;                        /* 'S', 'A', 'T' or 'D'        */
+	const char *id;                   /* call id (S, A, D)           */
+	const char *v[SETTLE_NPARAMS];    /* S; NULL = SQL NULL          */
+	uint64_t answer_ms;               /* A                           */
+	uint64_t alive_ms;                /* A, 0 if not given           */
+	uint64_t tick_ms;                 /* T                           */
+};
+
+/** Counters of the spool */
+struct spool_stats {
+	uint64_t syncs;          /**< fdatasync calls                    */
+	uint64_t sync_us_sum;    /**< their time, summed                 */
+	uint64_t sync_us_max;
+	uint64_t errors;         /**< batches that could not be written  */
+	uint64_t bad_lines;      /**< lines skipped at load              */
+	uint64_t compactions;
+	uint64_t size;           /**< bytes in the file                  */
+	uint32_t pending;        /**< settlements the file still holds   */
+	bool ok;
+};
+
+/** What loading the spool found (each handler may be NULL) */
+struct spool_load_h {
+	void (*settleh)(const char *const v[SETTLE_NPARAMS], void *arg);
+	void (*answerh)(const char *id, uint64_t answer_ms,
+			uint64_t alive_ms, void *arg);
+	void (*tickh)(uint64_t tick_ms, void *arg);
+};
+
+/** A settlement is durable (err 0) or could not be written (main) */
+typedef void (spool_durable_h)(void *arg, int err, void *harg);
+/** The spool became unhealthy (a write failed) or healthy again */
+typedef void (spool_health_h)(bool ok, int err, void *arg);
+
+int  spool_alloc(struct spool **spp, const char *dir, uint64_t compact_size,
+		 spool_durable_h *durh, spool_health_h *healthh, void *arg);
+int  spool_load(struct spool *sp, const struct spool_load_h *h, void *arg);
+int  spool_start(struct spool *sp, uint32_t tick_ms);
+int  spool_settle(struct spool *sp, const char *const v[SETTLE_NPARAMS],
+		  void *arg);
+int  spool_answer(struct spool *sp, const char *id, uint64_t answer_ms);
+int  spool_done(struct spool *sp, const char *id);
+void spool_forget(struct spool *sp, const char *id);
+int  spool_dead(struct spool *sp, const char *const v[SETTLE_NPARAMS]);
+bool spool_ok(const struct spool *sp);
 uint32_t spool_pending(const struct spool *sp);
 const char *spool_path(const struct spool *sp);
+const char *spool_dead_path(const struct spool *sp);
+void spool_stats(const struct spool *sp, struct spool_stats *st);
+
+int  spool_field_encode(struct mbuf *mb, const char *v);
+int  spool_line_settle(struct mbuf *mb, const char *const v[SETTLE_NPARAMS]);
+int  spool_line_answer(struct mbuf *mb, const char *id, uint64_t answer_ms,
+		       uint64_t alive_ms);
+int  spool_parse(char *line, struct spool_rec *rec);
 
 /* recover.c */
 int  recover_register(struct db *db);
 int  recover_start(struct billing *bl);
+uint64_t recover_seconds(const struct rate *rate, int64_t reserved,
+			 int64_t answer_ms, int64_t alive_ms);
 
 /* notify.c */
 typedef void (notify_h)(int64_t account_id, void *arg);

@@ -14,9 +14,11 @@
  *              exhausted: its cut-off is final unless the account changes.
  *   cut-off    BYE on both legs with Reason Q.850 cause 16; the account's
  *              calls still ringing are CANCELled (487).
- *   end        one round trip (tg_settle): CDR, cost, refund.  Settlements
- *              that cannot be written wait in the database client's queue
- *              and, once the database is down, in the spool file.
+ *   end        one round trip (tg_settle): CDR, cost, refund.  Each
+ *              settlement is durable in the spool file before it is sent,
+ *              and waits in the database client's queue while the
+ *              database is down.  Answer times go to the spool as well,
+ *              so that a crash cannot make a call that talked free.
  *
  * A call shorter than one reservation interval costs two round trips.
  * This file: accounts, calls, events, account changes, the engine itself;
@@ -147,10 +149,10 @@ int bcall_alloc(struct bcall **bcp, struct billing *bl,
 	tmr_init(&bc->tmr_refill);
 	tmr_init(&bc->tmr_low);
 
-	err  = str_dup(&bc->caller, b2bua_call_caller(call) ?
-		       b2bua_call_caller(call) : "anonymous");
-	err |= str_dup(&bc->callee, b2bua_call_callee(call) ?
-		       b2bua_call_callee(call) : "");
+	/* bound for SQL: printable UTF-8 only */
+	err  = billing_text_safe(&bc->caller, b2bua_call_caller(call) ?
+				 b2bua_call_caller(call) : "anonymous");
+	err |= billing_text_safe(&bc->callee, b2bua_call_callee(call));
 	if (err) {
 		err = ENOMEM;
 		goto out;
@@ -197,6 +199,9 @@ static void event_handler(struct b2bua_call *call, enum b2bua_event ev,
 		if (!bc->answer_ms)
 			bc->answer_ms = b2bua_wallclock_ms();
 		hb_note_answer(bl, bc);
+		if (bl->spool && spool_answer(bl->spool, bc->id,
+					      bc->answer_ms))
+			tlog_warn(bc->id, "billing: answer time not spooled");
 		bcall_arm(bc);
 		break;
 
@@ -212,20 +217,6 @@ static void event_handler(struct b2bua_call *call, enum b2bua_event ev,
 
 
 /* ---------------------------------------------------------------- state */
-
-static void db_state(bool up, void *arg)
-{
-	struct billing *bl = arg;
-	struct le *le;
-
-	if (up)
-		return;
-
-	/* the database went away: what is not yet written goes to disk */
-	for (le = bl->settlel.head; le; le = le->next)
-		settle_spool(bl, le->data);
-}
-
 
 static void notify_handler(int64_t account_id, void *arg)
 {
@@ -302,22 +293,26 @@ static bool flush_acct(struct le *le, void *arg)
 static void billing_destructor(void *arg)
 {
 	struct billing *bl = arg;
+	uint32_t lost = 0;
 	struct le *le;
 
 	tmr_cancel(&bl->tmr_hb);
 	bl->hbq = mem_deref(bl->hbq);
 	bl->recq = mem_deref(bl->recq);
 
-	if (bl->db)
-		db_set_state_handler(bl->db, NULL, NULL);
+	/* the writer finishes its queue: what is pending is durable */
+	bl->spool = mem_deref(bl->spool);
 
-	/* settlements not confirmed: the next start writes them */
-	for (le = bl->settlel.head; le; le = le->next)
-		settle_spool(bl, le->data);
+	for (le = bl->settlel.head; le; le = le->next) {
+		const struct settle *st = le->data;
+
+		if (!st->durable)
+			++lost;
+	}
 	if (!list_isempty(&bl->settlel))
 		tlog_warn(NULL, "billing: %u settlements not confirmed at "
-			  "exit, kept in %s", list_count(&bl->settlel),
-			  bl->spool ? spool_path(bl->spool) : "(nowhere)");
+			  "exit (%u of them only in memory, lost)",
+			  list_count(&bl->settlel), lost);
 	list_flush(&bl->settlel);
 
 	(void)hash_apply(bl->accts, flush_acct, NULL);
@@ -325,8 +320,9 @@ static void billing_destructor(void *arg)
 	mem_deref(bl->accts);
 	list_flush(&bl->hbl);
 	list_flush(&bl->hbsent);
+	hash_flush(bl->answers);
+	mem_deref(bl->answers);
 	mem_deref(bl->notify);
-	mem_deref(bl->spool);
 }
 
 
@@ -420,12 +416,55 @@ static void spool_entry(const char *const v[SETTLE_NPARAMS], void *arg)
 		return;
 	}
 
-	st->spooled = true;
 	st->replay = true;
 	++bl->replays;
 	tlog_info(st->v[0], "billing: settling from the spool");
 	billing_settle_queue(bl, st);
 }
+
+
+static void answer_destructor(void *arg)
+{
+	struct spool_answer *a = arg;
+
+	hash_unlink(&a->he);
+	mem_deref(a->id);
+}
+
+
+/* a call of the last run was answered: the recovery charges from then */
+static void spool_answer_h(const char *id, uint64_t answer_ms,
+			   uint64_t alive_ms, void *arg)
+{
+	struct billing *bl = arg;
+	struct spool_answer *a;
+
+	a = mem_zalloc(sizeof(*a), answer_destructor);
+	if (!a)
+		return;
+
+	if (str_dup(&a->id, id)) {
+		mem_deref(a);
+		return;
+	}
+
+	a->answer_ms = answer_ms;
+	a->alive_ms = alive_ms;
+	hash_append(bl->answers, hash_joaat_str(id), &a->he, a);
+}
+
+
+static void spool_tick_h(uint64_t tick_ms, void *arg)
+{
+	struct billing *bl = arg;
+
+	bl->last_tick = tick_ms;
+}
+
+
+static const struct spool_load_h spool_load_handlers = {
+	spool_entry, spool_answer_h, spool_tick_h
+};
 
 
 /**
@@ -468,15 +507,19 @@ int billing_alloc(struct billing **blp, const struct billing_conf *cfg,
 	if (err)
 		goto out;
 
-	err = hash_alloc(&bl->accts, 1024);
-	if (err)
+	err  = hash_alloc(&bl->accts, 1024);
+	err |= hash_alloc(&bl->answers, 256);
+	if (err) {
+		err = ENOMEM;
 		goto out;
+	}
 
 	err = register_statements(db);
 	if (err)
 		goto out;
 
-	err = spool_open(&bl->spool, cfg->state_dir);
+	err = spool_alloc(&bl->spool, cfg->state_dir, SPOOL_COMPACT_SIZE,
+			  settle_durable, settle_spool_health, bl);
 	if (err) {
 		tlog_warn(NULL, "billing: no spool file in %s (%m): "
 			  "settlements wait in memory only", cfg->state_dir,
@@ -489,7 +532,11 @@ int billing_alloc(struct billing **blp, const struct billing_conf *cfg,
 	   the recovery reads them only once the spool has been written
 	   (else it would settle that call again, as 'recovered') */
 	if (bl->spool) {
-		err = spool_load(bl->spool, spool_entry, bl);
+		err = spool_load(bl->spool, &spool_load_handlers, bl);
+		if (err)
+			goto out;
+
+		err = spool_start(bl->spool, SPOOL_TICK_MS);
 		if (err)
 			goto out;
 	}
@@ -504,7 +551,6 @@ int billing_alloc(struct billing **blp, const struct billing_conf *cfg,
 	if (err)
 		goto out;
 
-	db_set_state_handler(db, db_state, bl);
 	err = b2bua_subscribe(b2bua, event_handler, bl);
 	if (err)
 		goto out;
@@ -530,7 +576,7 @@ int billing_alloc(struct billing **blp, const struct billing_conf *cfg,
 /**
  * Call doneh once every settlement is confirmed by the database (at once
  * if none is pending).  The caller bounds the wait with its own timer;
- * what is still pending when the engine is freed goes to the spool file.
+ * what is still pending when the engine is freed is in the spool file.
  */
 void billing_flush(struct billing *bl, void (*doneh)(void *arg), void *arg)
 {
@@ -572,6 +618,17 @@ void billing_stats(const struct billing *bl, struct billing_stats *st)
 	st->live = n;
 	st->pending = list_count(&bl->settlel);
 
+	st->spool_ok = billing_spool_ok(bl);
+	if (bl->spool) {
+		struct spool_stats ss;
+
+		spool_stats(bl->spool, &ss);
+		st->spool_syncs = ss.syncs;
+		st->spool_sync_us_sum = ss.sync_us_sum;
+		st->spool_sync_us_max = ss.sync_us_max;
+		st->spool_bytes = ss.size;
+	}
+
 	for (i = 0; i < LAT_BUCKETS; i++)
 		total += bl->lat[i];
 
@@ -610,7 +667,8 @@ int billing_debug(struct re_printf *pf, const struct billing *bl)
 			  " (%llu.%02llu per call), %llu heartbeat;"
 			  " %llu queries went in %llu batches;"
 			  " cut-off lateness p50 %u ms, p99 %u ms,"
-			  " max %u ms\n",
+			  " max %u ms; spool %s, %llu syncs, %llu dead"
+			  " letters\n",
 			  (unsigned long long)st.calls,
 			  (unsigned long long)st.authorized,
 			  (unsigned long long)st.refused,
@@ -626,5 +684,8 @@ int billing_debug(struct re_printf *pf, const struct billing *bl)
 			  (unsigned long long)st.q_heartbeat,
 			  (unsigned long long)ds.batched,
 			  (unsigned long long)ds.batches,
-			  st.lat_p50, st.lat_p99, st.lat_max);
+			  st.lat_p50, st.lat_p99, st.lat_max,
+			  st.spool_ok ? "ok" : "failing",
+			  (unsigned long long)st.spool_syncs,
+			  (unsigned long long)st.dead_letters);
 }

@@ -3,11 +3,15 @@
  *
  * At start, every live_calls row of this node belongs to a previous run
  * (the recovery query is queued before the first authorisation can be).
- * Each is settled with reason 'recovered': an answered call is charged
- * from its answer up to the last moment the node was known to be up (the
- * later of the node's heartbeat and the row's own last reservation),
- * never beyond what it had reserved; the rest of the reservation goes
- * back.  tg_settle is idempotent on the call id, so a call whose
+ * Each is settled with reason 'recovered'.  A call is answered if the
+ * spool has its answer record (durable within a group commit of the
+ * answer), else if the database has its answer time (heartbeat).  It is
+ * charged from its answer up to the last moment the node was known to
+ * be alive: the latest of the spool's last tick (about a second before
+ * the crash), the node's heartbeat and the row's own last reservation;
+ * at least one second, rounded up to the rate's increments, never
+ * beyond what its reservation pays for.  The rest of the reservation
+ * goes back.  tg_settle is idempotent on the call id, so a call whose
  * settlement was also in the spool is settled once.
  */
 
@@ -55,12 +59,61 @@ static int64_t i64(const PGresult *res, int row, int col)
 }
 
 
+static bool answer_cmp(struct le *le, void *arg)
+{
+	const struct spool_answer *a = le->data;
+
+	return !strcmp(a->id, arg);
+}
+
+
+static const struct spool_answer *answer_find(const struct billing *bl,
+					      const char *id)
+{
+	return list_ledata(hash_lookup(bl->answers, hash_joaat_str(id),
+				       answer_cmp, (void *)id));
+}
+
+
+/**
+ * What a recovered call costs: answered at answer_ms, the node last alive
+ * at alive_ms, charged at least 1 s, rounded up to the increments of the
+ * rate, never beyond what reserved pays for
+ *
+ * @return seconds charged (0 if not answered or no rate)
+ */
+uint64_t recover_seconds(const struct rate *rate, int64_t reserved,
+			 int64_t answer_ms, int64_t alive_ms)
+{
+	int64_t funded;
+	uint64_t d;
+
+	if (answer_ms <= 0 || !rate->id)
+		return 0;
+
+	d = alive_ms > answer_ms ?
+		rate_seconds((uint64_t)(alive_ms - answer_ms)) : 0;
+	if (d < 1)
+		d = 1;
+
+	funded = rate_affordable(rate, reserved);
+	if (funded < 0)
+		funded = 0;
+	if (d > (uint64_t)funded)
+		d = (uint64_t)funded;
+
+	return d;
+}
+
+
 static void recover_row(struct billing *bl, const PGresult *res, int row)
 {
-	char billeds[24], costs[24], end[24];
+	char billeds[24], costs[24], end[24], answers[24];
 	const char *v[SETTLE_NPARAMS];
+	const char *id = PQgetvalue(res, row, 0);
+	const struct spool_answer *sa = answer_find(bl, id);
 	int64_t answer = i64(res, row, 6), seen = i64(res, row, 7);
-	int64_t reserved = i64(res, row, 8), cost = 0, funded;
+	int64_t reserved = i64(res, row, 8), cost = 0, alive;
 	uint64_t billed = 0, d = 0;
 	struct rate rate;
 	struct settle *st;
@@ -72,19 +125,22 @@ static void recover_row(struct billing *bl, const PGresult *res, int row)
 	rate.initial          = (uint32_t)i64(res, row, 12);
 	rate.subsequent       = (uint32_t)i64(res, row, 13);
 
+	/* the spool knows answers the heartbeat did not carry yet */
+	if (sa && sa->answer_ms)
+		answer = (int64_t)sa->answer_ms;
+
+	alive = seen;
+	if ((int64_t)bl->last_tick > alive)
+		alive = (int64_t)bl->last_tick;
+	if (sa && (int64_t)sa->alive_ms > alive)
+		alive = (int64_t)sa->alive_ms;
+
+	d = recover_seconds(&rate, reserved, answer, alive);
 	if (answer > 0 && rate.id) {
-		d = seen > answer ? rate_seconds((uint64_t)(seen - answer)) : 0;
-
-		funded = rate_affordable(&rate, reserved);
-		if (funded < 0)
-			funded = 0;
-		if (d > (uint64_t)funded)
-			d = (uint64_t)funded;
-
 		err = rate_call(&cost, &billed, &rate, d);
 		if (err || cost > reserved) {
-			tlog_err(PQgetvalue(res, row, 0), "billing: recovery "
-				 "cannot rate %llu s", (unsigned long long)d);
+			tlog_err(id, "billing: recovery cannot rate %llu s",
+				 (unsigned long long)d);
 			cost = 0;
 			billed = 0;
 		}
@@ -93,16 +149,18 @@ static void recover_row(struct billing *bl, const PGresult *res, int row)
 	(void)re_snprintf(billeds, sizeof(billeds), "%llu",
 			  (unsigned long long)billed);
 	(void)re_snprintf(costs, sizeof(costs), "%lld", (long long)cost);
+	(void)re_snprintf(answers, sizeof(answers), "%lld",
+			  (long long)(answer > 0 ? answer : 0));
 	(void)re_snprintf(end, sizeof(end), "%lld", (long long)
-			  (answer > 0 ? answer + (int64_t)d * 1000 : seen));
+			  (answer > 0 ? answer + (int64_t)d * 1000 : alive));
 
-	v[0]  = PQgetvalue(res, row, 0);
+	v[0]  = id;
 	v[1]  = PQgetvalue(res, row, 1);
 	v[2]  = PQgetvalue(res, row, 2);
 	v[3]  = PQgetvalue(res, row, 3);
 	v[4]  = PQgetisnull(res, row, 4) ? NULL : PQgetvalue(res, row, 4);
 	v[5]  = PQgetvalue(res, row, 5);
-	v[6]  = PQgetvalue(res, row, 6);
+	v[6]  = answers;
 	v[7]  = end;
 	v[8]  = billeds;
 	v[9]  = costs;
@@ -111,19 +169,32 @@ static void recover_row(struct billing *bl, const PGresult *res, int row)
 	v[12] = "recovered";
 	v[13] = NULL;   /* the media statistics died with the node */
 
-	tlog_info(v[0], "billing: recovering a call of account %s: %llu s "
+	tlog_info(id, "billing: recovering a call of account %s%s: %llu s "
 		  "billed, cost %lld of %lld reserved", v[1],
+		  sa ? " (answer from the spool)" : "",
 		  (unsigned long long)billed, (long long)cost,
 		  (long long)reserved);
 
 	err = settle_alloc(&st, bl, v);
 	if (err) {
-		tlog_err(v[0], "billing: recovery: %m", err);
+		tlog_err(id, "billing: recovery: %m", err);
 		return;
 	}
 
 	++bl->st.recovered;
 	billing_settle_queue(bl, st);
+}
+
+
+/* the last run's answers are settled or were not in live_calls */
+static bool answer_forget(struct le *le, void *arg)
+{
+	struct billing *bl = arg;
+	struct spool_answer *a = le->data;
+
+	spool_forget(bl->spool, a->id);
+
+	return false;
 }
 
 
@@ -148,6 +219,9 @@ static void recover_handler(int err, const struct pg_result *pres,
 
 	for (i = 0; i < n; i++)
 		recover_row(bl, res, i);
+
+	(void)hash_apply(bl->answers, answer_forget, bl);
+	hash_flush(bl->answers);
 }
 
 

@@ -4,9 +4,13 @@
  * A call that ends is rated (never beyond what it had reserved) and
  * settled with one tg_settle round trip: CDR, cost, refund.  Pending
  * settlements are owned by the engine's list until the database confirms
- * them; while the database is down they also go to the spool file.  The
- * heartbeat records that the node is alive and the answer times of calls
- * answered since the last beat, for crash recovery.
+ * them.  Each is first made durable in the spool (write-ahead, group
+ * commit in the spool's writer thread), then sent; the database's
+ * confirmation marks it done there.  Transient failures are sent again
+ * after a back-off; a settlement the database refuses goes to the dead
+ * letters and is tried once more in a sanitised form.  The heartbeat
+ * records that the node is alive and the answer times of calls answered
+ * since the last beat.
  */
 
 #include <stdlib.h>
@@ -16,12 +20,19 @@
 #include "billing_int.h"
 
 
+enum {
+	SETTLE_BACKOFF_MIN_MS = 200,
+	SETTLE_BACKOFF_MAX_MS = 5000,
+};
+
+
 static void settle_destructor(void *arg)
 {
 	struct settle *st = arg;
 	int i;
 
 	list_unlink(&st->le);
+	tmr_cancel(&st->tmr);
 	mem_deref(st->q);
 	for (i = 0; i < SETTLE_NPARAMS; i++)
 		mem_deref(st->v[i]);
@@ -39,6 +50,7 @@ int settle_alloc(struct settle **stp, struct billing *bl,
 		return ENOMEM;
 
 	st->bl = bl;
+	tmr_init(&st->tmr);
 	for (i = 0; i < SETTLE_NPARAMS; i++) {
 		if (v[i])
 			err |= str_dup(&st->v[i], v[i]);
@@ -56,31 +68,6 @@ int settle_alloc(struct settle **stp, struct billing *bl,
 }
 
 
-void settle_spool(struct billing *bl, struct settle *st)
-{
-	int err;
-
-	if (st->spooled)
-		return;
-
-	if (!bl->spool) {
-		tlog_warn(st->v[0], "billing: no spool file: settlement kept"
-			  " in memory only");
-		return;
-	}
-
-	err = spool_add(bl->spool, (const char *const *)st->v);
-	if (err) {
-		tlog_err(st->v[0], "billing: cannot spool settlement: %m",
-			 err);
-		return;
-	}
-
-	st->spooled = true;
-	++bl->st.spooled;
-}
-
-
 void billing_flush_check(struct billing *bl)
 {
 	void (*h)(void *arg) = bl->flushh;
@@ -93,45 +80,132 @@ void billing_flush_check(struct billing *bl)
 }
 
 
+/**
+ * Text for the database: a copy of s, or, if s is not printable UTF-8,
+ * its escaped form (text_escape), which is
+ *
+ * @return 0 or ENOMEM
+ */
+int billing_text_safe(char **dst, const char *s)
+{
+	size_t len, sz;
+	char *d;
+
+	if (!s)
+		return str_dup(dst, "");
+
+	len = strlen(s);
+	if (text_utf8_valid(s, len))
+		return str_dup(dst, s);
+
+	sz = 4 * len + 1;
+	d = mem_alloc(sz, NULL);
+	if (!d)
+		return ENOMEM;
+
+	(void)text_escape(d, sz, s, len);
+	*dst = d;
+
+	return 0;
+}
+
+
 static void settle_send(struct settle *st);
 
 
-static void settle_handler(int err, const struct pg_result *pres, void *arg)
+static void settle_retry(void *arg)
 {
-	const PGresult *res = (const PGresult *)pres;
-	struct settle *st = arg;
+	settle_send(arg);
+}
+
+
+/* try again later: 200 ms, doubling up to 5 s */
+static void settle_later(struct settle *st, int err)
+{
+	st->backoff = st->backoff ? 2 * st->backoff : SETTLE_BACKOFF_MIN_MS;
+	if (st->backoff > SETTLE_BACKOFF_MAX_MS)
+		st->backoff = SETTLE_BACKOFF_MAX_MS;
+
+	tlog_warn(st->v[0], "billing: settlement: %m (again in %u ms)", err,
+		  st->backoff);
+	tmr_start(&st->tmr, st->backoff, settle_retry, st);
+}
+
+
+/* SQL errors that go away by themselves: statement timeout, deadlock,
+   serialisation failure, lock not available, insufficient resources */
+static bool sql_transient(const PGresult *res)
+{
+	const char *state;
+
+	if (!res)
+		return false;
+
+	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	if (!state)
+		return false;
+
+	return !strcmp(state, "57014") || !strcmp(state, "40P01") ||
+		!strcmp(state, "40001") || !strcmp(state, "55P03") ||
+		!strncmp(state, "53", 2);
+}
+
+
+/* the first line of the database's message */
+static void sql_message(char *buf, size_t sz, const PGresult *res)
+{
+	const char *msg = res ? PQresultErrorMessage(res) : NULL;
+	size_t n;
+
+	if (!msg || !*msg)
+		msg = "no message";
+
+	n = strcspn(msg, "\r\n");
+	if (n >= sz)
+		n = sz - 1;
+	memcpy(buf, msg, n);
+	buf[n] = '\0';
+}
+
+
+/* the second form: text fields the database can take, no media */
+static int settle_sanitise(struct settle *st)
+{
+	static const int textv[] = { 2, 3, 4, 11, 12 };
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(textv); i++) {
+		char **f = &st->v[textv[i]], *safe;
+
+		if (!*f || text_utf8_valid(*f, strlen(*f)))
+			continue;
+
+		if (billing_text_safe(&safe, *f))
+			return ENOMEM;
+		mem_deref(*f);
+		*f = safe;
+	}
+
+	st->v[13] = mem_deref(st->v[13]);
+	st->sanitised = true;
+
+	return 0;
+}
+
+
+/* confirmed or given up: it leaves the pending list (the spool's writer
+   may still hold a reference) */
+static void settle_finish(struct settle *st)
+{
 	struct billing *bl = st->bl;
-	int64_t refunded = 0;
 
-	if (err == EPROTO) {
-		/* the database refused it: retrying cannot help */
-		tlog_err(st->v[0], "billing: settlement refused by the "
-			 "database; kept in the spool for the operator");
-		settle_spool(bl, st);
-		goto done;
-	}
-	else if (err) {
-		tlog_warn(st->v[0], "billing: settlement: %m (again)", err);
-		settle_send(st);
-		return;
-	}
-
-	if (PQntuples(res) == 1) {
-		refunded = billing_col_i64(res, 0, 1);
-		bacct_balance(bacct_find(bl, st->account_id), res, 2);
-		tlog_dbg(st->v[0], "billing: %s, refunded %lld, balance %s",
-			 billing_col_str(res, 0, 0), (long long)refunded,
-			 billing_col_str(res, 0, 2));
-	}
-
-	if (st->spooled && bl->spool)
+	if (bl->spool)
 		(void)spool_done(bl->spool, st->v[0]);
 
-	/* money came back: exhausted calls of the account may go on */
-	if (refunded > 0 && st->account_id)
-		billing_account_changed(bl, st->account_id);
+	list_unlink(&st->le);
+	tmr_cancel(&st->tmr);
+	st->finished = true;
 
- done:
 	/* the spool is written: the live calls it left can be recovered */
 	if (st->replay && bl->replays && !--bl->replays) {
 		if (recover_start(bl))
@@ -144,10 +218,93 @@ static void settle_handler(int err, const struct pg_result *pres, void *arg)
 }
 
 
+/*
+ * The database refused the settlement (an SQL error): the original goes
+ * to the dead letters, a sanitised form is tried once, so that the money
+ * is settled and a CDR written; if that is refused too the call stays
+ * in the dead letters only.  Either way the spool is not held up.
+ */
+static void settle_refused(struct settle *st, const PGresult *res)
+{
+	struct billing *bl = st->bl;
+	char msg[256];
+	int err;
+
+	sql_message(msg, sizeof(msg), res);
+
+	if (st->sanitised) {
+		tlog_err(st->v[0], "billing: the sanitised settlement was "
+			 "refused too (%s): the call is only in %s", msg,
+			 bl->spool ? spool_dead_path(bl->spool) : "the log");
+		settle_finish(st);
+		return;
+	}
+
+	++bl->st.dead_letters;
+	err = bl->spool ? spool_dead(bl->spool, (const char *const *)st->v)
+		: ENOENT;
+	if (err) {
+		struct mbuf *mb = mbuf_alloc(512);
+
+		if (mb && !spool_line_settle(mb, (const char *const *)st->v))
+			tlog_err(st->v[0], "billing: dead letter: %b",
+				 mb->buf, mb->end - 1);
+		mem_deref(mb);
+	}
+
+	tlog_err(st->v[0], "billing: settlement of account %s refused by the"
+		 " database (%s): kept in %s; trying once without media and"
+		 " with safe text", st->v[1], msg,
+		 bl->spool ? spool_dead_path(bl->spool) : "the log");
+
+	if (settle_sanitise(st)) {
+		settle_finish(st);
+		return;
+	}
+
+	st->backoff = 0;
+	settle_send(st);
+}
+
+
+static void settle_handler(int err, const struct pg_result *pres, void *arg)
+{
+	const PGresult *res = (const PGresult *)pres;
+	struct settle *st = arg;
+	struct billing *bl = st->bl;
+	int64_t refunded = 0;
+
+	if (err == EPROTO && !sql_transient(res)) {
+		settle_refused(st, res);
+		return;
+	}
+	else if (err) {
+		settle_later(st, err == EPROTO ? EAGAIN : err);
+		return;
+	}
+
+	if (PQntuples(res) == 1) {
+		refunded = billing_col_i64(res, 0, 1);
+		bacct_balance(bacct_find(bl, st->account_id), res, 2);
+		tlog_dbg(st->v[0], "billing: %s, refunded %lld, balance %s",
+			 billing_col_str(res, 0, 0), (long long)refunded,
+			 billing_col_str(res, 0, 2));
+	}
+
+	/* money came back: exhausted calls of the account may go on */
+	if (refunded > 0 && st->account_id)
+		billing_account_changed(bl, st->account_id);
+
+	settle_finish(st);
+}
+
+
 static void settle_send(struct settle *st)
 {
 	struct billing *bl = st->bl;
 	int err;
+
+	st->sent = true;
 
 	err = db_exec(&st->q, bl->db, STMT_SETTLE, SETTLE_NPARAMS,
 		      (const char *const *)st->v, 0, true, settle_handler,
@@ -155,7 +312,7 @@ static void settle_send(struct settle *st)
 	if (err) {
 		tlog_err(st->v[0], "billing: cannot queue settlement: %m",
 			 err);
-		settle_spool(bl, st);
+		settle_later(st, err);
 		return;
 	}
 
@@ -164,17 +321,119 @@ static void settle_send(struct settle *st)
 
 
 /**
- * Settle: the settlement joins the pending list (owned) and is written;
- * while the database is down it also goes to the spool file.
+ * The spool's writer made a settlement durable (err 0), or could not:
+ * now it goes to the database
+ */
+void settle_durable(void *arg, int err, void *harg)
+{
+	struct settle *st = arg;
+	(void)harg;
+
+	st->spooling = false;
+
+	if (st->finished)
+		return;
+
+	if (!err) {
+		st->durable = true;
+		++st->bl->st.spooled;
+	}
+	else {
+		tlog_warn(st->v[0], "billing: settlement not written to the "
+			  "spool (%m): it is only in memory", err);
+	}
+
+	if (!st->sent)
+		settle_send(st);
+}
+
+
+/* hand a settlement to the spool's writer */
+static int settle_spool(struct billing *bl, struct settle *st)
+{
+	int err;
+
+	err = spool_settle(bl->spool, (const char *const *)st->v, st);
+	if (err) {
+		tlog_err(st->v[0], "billing: cannot spool settlement: %m; "
+			 "it is only in memory", err);
+		return err;
+	}
+
+	st->spooling = true;
+
+	return 0;
+}
+
+
+/**
+ * The spool's health changed.  Unhealthy: new calls are refused, and
+ * what reaches the writer is sent without waiting.  Healthy again: the
+ * settlements that are only in memory are written.
+ */
+void settle_spool_health(bool ok, int err, void *arg)
+{
+	struct billing *bl = arg;
+	struct le *le;
+
+	if (!ok) {
+		++bl->st.spool_failures;
+		(void)err;
+		return;
+	}
+
+	for (le = bl->settlel.head; le; le = le->next) {
+		struct settle *st = le->data;
+
+		if (!st->durable && !st->spooling && !st->replay)
+			(void)settle_spool(bl, st);
+	}
+}
+
+
+/**
+ * May new calls start?  Not while the spool cannot be written: their
+ * settlements would not be durable
+ */
+bool billing_spool_ok(const struct billing *bl)
+{
+	return !bl || !bl->spool || spool_ok(bl->spool);
+}
+
+
+/**
+ * Settle: the settlement joins the pending list (owned), is written to
+ * the spool and, once durable there, sent.  Read back from the spool
+ * (replay), without a spool, or while the spool is unhealthy, it is
+ * sent at once.
  */
 void billing_settle_queue(struct billing *bl, struct settle *st)
 {
 	list_append(&bl->settlel, &st->le, st);
 
-	if (!db_is_up(bl->db))
-		settle_spool(bl, st);
+	if (st->replay) {
+		st->durable = true;
+		settle_send(st);
+		return;
+	}
 
-	settle_send(st);
+	if (!bl->spool) {
+		tlog_warn(st->v[0], "billing: no spool file: settlement kept"
+			  " in memory only");
+		settle_send(st);
+		return;
+	}
+
+	if (settle_spool(bl, st)) {
+		settle_send(st);
+		return;
+	}
+
+	if (!spool_ok(bl->spool)) {
+		tlog_warn(st->v[0], "billing: the spool cannot be written: "
+			  "settlement sent before it is durable");
+		settle_send(st);
+	}
 }
 
 
@@ -335,6 +594,7 @@ void bcall_end(struct bcall *bc, struct b2bua_call *call,
 	err = settle_alloc(&st, bl, v);
 	if (err) {
 		tlog_err(bc->id, "billing: settlement lost: %m", err);
+		spool_forget(bl->spool, bc->id);
 		goto out;
 	}
 

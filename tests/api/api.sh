@@ -183,6 +183,12 @@ check "metrics: database batches" \
 	grep -q '^tollgate_db_batched_queries_total [0-9]' "$DIR/body"
 check "metrics: HELP and TYPE lines" \
 	grep -q '^# TYPE tollgate_cutoffs_total counter' "$DIR/body"
+check "metrics: the spool can be written" \
+	grep -q '^tollgate_billing_spool_ok 1$' "$DIR/body"
+check "metrics: no dead letters" \
+	grep -q '^tollgate_billing_dead_letters_total 0$' "$DIR/body"
+check "metrics: the spool's syncs" \
+	grep -q '^tollgate_billing_spool_sync_seconds_count [1-9]' "$DIR/body"
 CODE=$(curl -s -o "$DIR/body" -w '%{http_code}' "$API/v1/calls")
 BODY=$(cat "$DIR/body")
 expect "no token" 401 Authorization

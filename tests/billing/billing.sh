@@ -17,9 +17,14 @@
 #   db down    PostgreSQL stopped mid-call: the call is still cut on time,
 #              a new call gets 503 + Retry-After, and the CDR is written
 #              once the database is back
+#   spool      every settlement is in state_dir/billing.spool before it
+#              is sent; one spooled while the database is down survives
+#              kill -9 and is written at the next start
 #   crash      kill -9 with 20 live calls: the next start settles each with
 #              one 'recovered' CDR and the balance adds up; a further
 #              start changes nothing
+#   fresh      kill -9 before any heartbeat carried the calls' answers:
+#              the spool's answer and tick records still charge them
 #
 # make check runs it from the top build directory with top_srcdir,
 # top_builddir and SIPP in the environment.  Prints "N passed, M failed".
@@ -277,7 +282,7 @@ a=$(ms dbdown ANSWER 1); b=$(ms dbdown BYE 1)
 within "still cut at 3000 ms" "$((b - a))" 2900 3100
 check "BYE says credit exhausted" grep -q "^BYE 1 .*cause=16" \
 	"$BT_DIR/dbdown.log"
-check "the settlement went to the spool" test -s "$BT_DIR/state/billing.spool"
+equal "the settlement waits in the spool" "$(spool_pending)" 1
 caller_start dbdown-new 5062 caller-refused.xml dbdown 1100 1 10
 bt_wait "$CALLER_PID"
 check "a new call gets 503 while the database is down" \
@@ -295,7 +300,7 @@ equal "balance exactly 0" "$(balance dbdown)" 0
 pid_stop "$GW_PID"
 equal "the gateway saw only the first call" "$(count gw-dbdown '^INVITE')" 1
 sleep 0.5
-check "the spool is empty again" test ! -s "$BT_DIR/state/billing.spool"
+equal "nothing pending in the spool again" "$(spool_pending)" 0
 
 
 # ---------------------------------------------------------------- spool
@@ -309,8 +314,7 @@ bt_wait "$CALLER_PID"
 a=$(ms spool ANSWER 1); b=$(ms spool BYE 1)
 within "cut at 2000 ms with the database down" "$((b - a))" 1900 2100
 sleep 0.3
-check "the settlement is in the spool" grep -q "^S	=" \
-	"$BT_DIR/state/billing.spool"
+equal "the settlement is in the spool" "$(spool_pending)" 1
 tg_kill9
 pid_stop "$GW_PID"
 "$PGTEST_CLUSTER" start "$PGTEST_DIR" >/dev/null 2>&1 ||
@@ -322,7 +326,7 @@ check "the spooled CDR is written at start (credit, not recovered)" \
 	"credit:40000"
 equal "balance exactly 0" "$(balance spool)" 0
 sleep 0.5
-check "the spool is empty again" test ! -s "$BT_DIR/state/billing.spool"
+equal "nothing pending in the spool again" "$(spool_pending)" 0
 
 
 # ---------------------------------------------------------------- crash
@@ -354,7 +358,7 @@ spent=$(sql "SELECT sum(cost) FROM cdrs c JOIN accounts a
 after=$(balance crash)
 equal "balance + costs = balance before, to the micro-unit" \
 	"$((after + spent))" "$before"
-within "each call charged 1..6 s up to the last heartbeat" \
+within "each call charged 1..6 s up to the node's last sign of life" \
 	"$(sql "SELECT min(billed_seconds) * 10 + max(billed_seconds) FROM cdrs c
 		JOIN accounts a ON a.id = c.account_id WHERE a.name = 'crash'")" \
 	11 66
@@ -364,6 +368,49 @@ sleep 1
 equal "a second start settles nothing again" "$(sql "SELECT count(*)
 	FROM cdrs c JOIN accounts a ON a.id = c.account_id
 	WHERE a.name = 'crash'")|$(balance crash)" "20|$after"
+
+
+# ---------------------------------------------------------------- fresh
+echo "# kill -9 with 5 calls answered since the last heartbeat"
+# heartbeat 30: the beat at start is the only one; the calls' answers
+# reach the database with none, only the spool has them
+tg_stop
+tg_start "$(BT_INTERVAL=60 BT_HEARTBEAT=30 tg_config heartbeat30)" ||
+	fail "start with heartbeat 30"
+acct_new fresh $((1000 * 20000)) 10 >/dev/null
+before=$(balance fresh)
+gw_start gw-fresh answer 5 60
+caller_start fresh 5061 caller.xml fresh 1100 5 60
+for i in $(seq 1 50); do
+	[ "$(count fresh '^ANSWER')" -ge 5 ] && break
+	sleep 0.1
+done
+equal "5 calls answered" "$(count fresh '^ANSWER')" 5
+sleep 1.5                    # a tick or two after the answers
+equal "the database has none of their answer times" \
+	"$(sql "SELECT count(*) FROM live_calls l JOIN accounts a
+		ON a.id = l.account_id WHERE a.name = 'fresh'
+		AND l.answer_at IS NULL")" 5
+tg_kill9
+pid_stop "$CALLER_PID"
+pid_stop "$GW_PID"
+tg_start "$CONF" || fail "restart after kill -9"
+check "5 recovered CDRs" wait_for 10 \
+	"SELECT count(*) FROM cdrs c JOIN accounts a ON a.id = c.account_id
+	 WHERE a.name = 'fresh' AND reason = 'recovered'" 5
+equal "all 5 recovered as answered and charged, none free" \
+	"$(sql "SELECT count(*) FILTER (WHERE sip_code = 200 AND cost > 0
+		AND answer_at IS NOT NULL) FROM cdrs c JOIN accounts a
+		ON a.id = c.account_id WHERE a.name = 'fresh'")" 5
+within "each charged 1..4 s: from its answer to the last tick" \
+	"$(sql "SELECT min(billed_seconds) * 10 + max(billed_seconds) FROM cdrs c
+		JOIN accounts a ON a.id = c.account_id WHERE a.name = 'fresh'")" \
+	11 44
+spent=$(sql "SELECT sum(cost) FROM cdrs c JOIN accounts a
+	     ON a.id = c.account_id WHERE a.name = 'fresh'")
+equal "balance + costs = balance before, to the micro-unit" \
+	"$(( $(balance fresh) + spent ))" "$before"
+equal "no live call left" "$(sql "SELECT count(*) FROM live_calls")" 0
 
 
 # ------------------------------------------------------------- the end

@@ -39,7 +39,7 @@ state_dir $BT_DIR/state
 node_name billing-test
 reserve_interval ${BT_INTERVAL:-2}
 low_balance_warning 1
-heartbeat 1
+heartbeat ${BT_HEARTBEAT:-1}
 shutdown_grace 2
 log_level info
 ${2:-}
@@ -164,3 +164,11 @@ acct_new() {
 }
 
 balance() { sql "SELECT balance FROM accounts WHERE name = '$1'"; }
+
+# spool_pending: settlements in the spool file without their done record
+spool_pending() {
+	awk -F'\t' '$1 == "S2" || $1 == "S" { p[$2] = 1 }
+		    $1 == "D2" || $1 == "D" { delete p[$2] }
+		    END { n = 0; for (k in p) n++; print n }' \
+		"$BT_DIR/state/billing.spool" 2>/dev/null || echo 0
+}

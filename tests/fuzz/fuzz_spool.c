@@ -2,9 +2,9 @@
  * @file fuzz_spool.c  Fuzz target: the billing spool reader
  *
  * The input is a spool file (billing.spool, as a killed daemon may leave
- * it).  It is loaded as the daemon loads it at start; every settlement
- * still pending is written again to a second spool with spool_add() and
- * that one loaded too: both loads must hand over the same settlements.
+ * it).  It is loaded as the daemon loads it at start, which compacts the
+ * file to what is still pending; loading the compacted file again must
+ * hand over the same settlements and answers.
  */
 
 #include <fcntl.h>
@@ -15,19 +15,17 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static struct spool *sp_in, *sp_out;
 static char base[] = "/tmp/fuzz_spool.XXXXXX";
-static char dir_in[64], dir_out[64];
+static char path[96];
 
 
 static void cleanup(void)
 {
-	(void)unlink(spool_path(sp_in));
-	(void)unlink(spool_path(sp_out));
-	sp_in = mem_deref(sp_in);
-	sp_out = mem_deref(sp_out);
-	(void)rmdir(dir_in);
-	(void)rmdir(dir_out);
+	char p[128];
+
+	(void)snprintf(p, sizeof(p), "%s.new", path);
+	(void)unlink(p);
+	(void)unlink(path);
 	(void)rmdir(base);
 }
 
@@ -39,31 +37,28 @@ static void init(void)
 	if (!mkdtemp(base))
 		abort();
 
-	/* spool_open() makes the directories */
-	(void)snprintf(dir_in, sizeof(dir_in), "%s/in", base);
-	(void)snprintf(dir_out, sizeof(dir_out), "%s/out", base);
-	if (spool_open(&sp_in, dir_in) || spool_open(&sp_out, dir_out))
-		abort();
-
+	(void)snprintf(path, sizeof(path), "%s/billing.spool", base);
 	atexit(cleanup);
 }
 
 
-static void put_file(const char *path, const uint8_t *data, size_t size)
+static void put_file(const uint8_t *p, size_t size)
 {
-	int fd = open(path, O_WRONLY | O_TRUNC);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
 	if (fd < 0)
 		abort();
-	if (size && write(fd, data, size) != (ssize_t)size)
+	if (size && write(fd, p, size) != (ssize_t)size)
 		abort();
 	(void)close(fd);
 }
 
 
-/* the settlements as one string: fields separated, NULL told apart */
-static void digest(struct mbuf *mb, const char *const v[SETTLE_NPARAMS])
+/* what was handed over, as one string: fields separated, NULL told
+   apart */
+static void settle_h(const char *const v[SETTLE_NPARAMS], void *arg)
 {
+	struct mbuf *mb = arg;
 	int i;
 
 	for (i = 0; i < SETTLE_NPARAMS; i++) {
@@ -77,60 +72,63 @@ static void digest(struct mbuf *mb, const char *const v[SETTLE_NPARAMS])
 }
 
 
-struct state {
-	struct mbuf *mb;
-	bool rewrite;
-	bool toolong;
-};
-
-
-static void entry_h(const char *const v[SETTLE_NPARAMS], void *arg)
+static void answer_h(const char *id, uint64_t answer_ms, uint64_t alive_ms,
+		     void *arg)
 {
-	struct state *s = arg;
+	(void)mbuf_printf(arg, "A%s %llu %llu\n", id,
+			  (unsigned long long)answer_ms,
+			  (unsigned long long)alive_ms);
+}
+
+
+static const struct spool_load_h handlers = { settle_h, answer_h, NULL };
+
+
+static int load(struct mbuf *mb, uint32_t *pending)
+{
+	struct spool *sp;
 	int err;
 
-	digest(s->mb, v);
-
-	if (!s->rewrite)
-		return;
-
-	err = spool_add(sp_out, v);
-	if (err == EMSGSIZE)
-		s->toolong = true;     /* the reader takes longer lines */
-	else if (err)
+	err = spool_alloc(&sp, base, 0, NULL, NULL, NULL);
+	if (err)
 		abort();
+
+	err = spool_load(sp, &handlers, mb);
+	*pending = spool_pending(sp);
+	mem_deref(sp);
+
+	return err;
 }
 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct state s1 = { NULL, true, false }, s2 = { NULL, false, false };
+	struct mbuf *m1, *m2;
+	uint32_t p1, p2;
 
-	if (!sp_in)
+	if (!path[0])
 		init();
 
-	put_file(spool_path(sp_in), data, size);
-	put_file(spool_path(sp_out), NULL, 0);
+	put_file(data, size);
 
-	s1.mb = mbuf_alloc(256);
-	s2.mb = mbuf_alloc(256);
-	if (!s1.mb || !s2.mb)
+	m1 = mbuf_alloc(256);
+	m2 = mbuf_alloc(256);
+	if (!m1 || !m2)
 		abort();
 
-	if (spool_load(sp_in, entry_h, &s1))
+	if (load(m1, &p1))
 		goto out;
 
-	if (spool_load(sp_out, entry_h, &s2))
+	if (load(m2, &p2))
 		abort();
 
-	if (!s1.toolong && (spool_pending(sp_in) != spool_pending(sp_out) ||
-			    s1.mb->end != s2.mb->end ||
-			    memcmp(s1.mb->buf, s2.mb->buf, s1.mb->end)))
+	if (p1 != p2 || m1->end != m2->end ||
+	    memcmp(m1->buf, m2->buf, m1->end))
 		abort();
 
  out:
-	mem_deref(s2.mb);
-	mem_deref(s1.mb);
+	mem_deref(m2);
+	mem_deref(m1);
 
 	return 0;
 }
