@@ -499,25 +499,20 @@ static bool overloaded(struct billing *bl)
 
 	if (!bl->shedding && wait > budget) {
 		bl->shedding = true;
-		tlog_warn(NULL, "billing: database queue waits %u ms (over "
-			  "%u ms): new calls get 503", wait, budget);
-		bl->shed_log_jif = tmr_jiffies();
-		bl->shed_logged = bl->st.shed;
+		tlog_dbg(NULL, "billing: database queue waits %u ms (over "
+			 "%u ms): new calls get 503", wait, budget);
 	}
 	else if (bl->shedding && wait < budget / 2) {
 		bl->shedding = false;
-		tlog_info(NULL, "billing: database queue waits %u ms: calls "
-			  "admitted again (%llu shed since the last line)",
-			  wait, (unsigned long long)(bl->st.shed -
-						     bl->shed_logged));
-		bl->shed_log_jif = tmr_jiffies();
-		bl->shed_logged = bl->st.shed;
+		tlog_dbg(NULL, "billing: database queue waits %u ms: calls "
+			 "admitted again", wait);
 	}
 
 	return bl->shedding;
 }
 
 
+/* refuse a call for overload; one log line a second at most */
 static void shed(struct billing *bl, struct b2bua_call *call)
 {
 	uint64_t now = tmr_jiffies();
@@ -525,12 +520,12 @@ static void shed(struct billing *bl, struct b2bua_call *call)
 
 	++bl->st.shed;
 
-	if (now >= bl->shed_log_jif + SHED_LOG_MS) {
-		tlog_warn(NULL, "billing: overload: %llu calls shed in the "
-			  "last %llu ms (queue wait %u ms)",
-			  (unsigned long long)(bl->st.shed - bl->shed_logged),
-			  (unsigned long long)(now - bl->shed_log_jif),
-			  db_queue_wait_ms(bl->db));
+	if (!bl->shed_log_jif || now >= bl->shed_log_jif + SHED_LOG_MS) {
+		tlog_warn(NULL, "billing: overload: database queue waits %u "
+			  "ms (over %u ms): %llu calls got 503 since the "
+			  "last line", db_queue_wait_ms(bl->db),
+			  bl->cfg->overload_wait,
+			  (unsigned long long)(bl->st.shed - bl->shed_logged));
 		bl->shed_log_jif = now;
 		bl->shed_logged = bl->st.shed;
 	}
