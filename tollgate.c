@@ -203,6 +203,7 @@ static void hook_billing_metrics(struct api_billing_metrics *m, void *arg)
 	m->cutoffs = bs.cutoffs;
 	m->authorized = bs.authorized;
 	m->refused = bs.refused;
+	m->shed = bs.shed;
 	m->pending = bs.pending;
 	m->dead_letters = bs.dead_letters;
 	m->spool_syncs = bs.spool_syncs;
@@ -476,8 +477,10 @@ int main(int argc, char *argv[])
 	}
 
 	err = db_alloc(&app.db, conninfo, dbc->db_connections);
-	if (!err)
+	if (!err) {
+		db_set_statement_timeout(app.db, dbc->db_statement_timeout);
 		err = acct_register_statements(app.db);
+	}
 	if (err) {
 		tlog_err(NULL, "database client: %m", err);
 		goto out;

@@ -59,6 +59,7 @@ struct api_billing_metrics {
 	uint64_t cutoffs;       /**< calls cut because their money ended */
 	uint64_t authorized;    /**< authorisations granted             */
 	uint64_t refused;       /**< authorisations refused             */
+	uint64_t shed;          /**< calls refused at once: overload    */
 	uint32_t pending;       /**< settlements not yet confirmed      */
 	uint64_t dead_letters;  /**< settlements the database refused   */
 	uint64_t spool_syncs;   /**< fdatasyncs of the spool            */

@@ -202,7 +202,10 @@ const char *api_db_constraint(const struct pg_result *res)
 }
 
 
-/** A database failure as a reply: 409, 400, 503 or 500 */
+/**
+ * A database failure as a reply: 409, 400, 503 (unreachable, too slow or
+ * a transient error: try again) or 500
+ */
 void api_db_error(struct api_req *req, int err, const struct pg_result *res,
 		  const char *field, const char *what)
 {
@@ -224,7 +227,8 @@ void api_db_error(struct api_req *req, int err, const struct pg_result *res,
 		api_error(req, 400, field, "%s: value not accepted by the "
 			  "database", what);
 	}
-	else if (err == ETIMEDOUT || err == ECONNRESET || err == ENOTCONN) {
+	else if (err == ETIMEDOUT || err == ECONNRESET || err == ENOTCONN ||
+		 err == EAGAIN) {
 		api_error(req, 503, NULL, "database unavailable (%m)", err);
 	}
 	else {

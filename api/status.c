@@ -204,12 +204,14 @@ enum metric_id {
 	M_BILLING_DEAD_LETTERS_TOTAL,
 	M_BILLING_SPOOL_OK,
 	M_BILLING_SPOOL_BYTES,
+	M_BILLING_SHED_TOTAL,
 	M_DB_UP,
 	M_DB_ERRORS_TOTAL,
 	M_DB_RECONNECTS_TOTAL,
 	M_DB_BATCHES_TOTAL,
 	M_DB_BATCHED_QUERIES_TOTAL,
 	M_DB_QUEUED,
+	M_DB_QUEUE_WAIT,
 	M_RELAY_PACKETS_LIVE,
 	M_RELAY_BYTES_LIVE,
 	M_RELAY_PORTS_FREE,
@@ -259,6 +261,8 @@ static const struct {
 		"The settlement spool can be written (0: new calls are refused)" },
 	[M_BILLING_SPOOL_BYTES] = { "tollgate_billing_spool_bytes", "gauge",
 		"Length of the settlement spool file" },
+	[M_BILLING_SHED_TOTAL] = { "tollgate_billing_shed_total", "counter",
+		"Calls refused at once (503): the database is overloaded" },
 	[M_DB_UP] = { "tollgate_db_up", "gauge",
 		"Database connection up" },
 	[M_DB_ERRORS_TOTAL] = { "tollgate_db_errors_total", "counter",
@@ -271,6 +275,8 @@ static const struct {
 		"Database queries that went in a batch" },
 	[M_DB_QUEUED] = { "tollgate_db_queued", "gauge",
 		"Database queries queued or in flight" },
+	[M_DB_QUEUE_WAIT] = { "tollgate_db_queue_wait_milliseconds", "gauge",
+		"Expected wait of a database query for a connection" },
 	[M_RELAY_PACKETS_LIVE] = { "tollgate_relay_packets_live", "gauge",
 		"RTP packets relayed so far by the calls in progress" },
 	[M_RELAY_BYTES_LIVE] = { "tollgate_relay_bytes_live", "gauge",
@@ -423,6 +429,7 @@ void api_metrics_h(struct api_req *req)
 				   (bs.spool_sync_us_max / 1000000),
 				   (unsigned long long)
 				   (bs.spool_sync_us_max % 1000000));
+		mv_set(&mv, M_BILLING_SHED_TOTAL, bs.shed);
 	}
 
 	db_stats(api->db, &ds);
@@ -445,6 +452,7 @@ void api_metrics_h(struct api_req *req)
 	mv_set(&mv, M_DB_BATCHES_TOTAL, ds.batches);
 	mv_set(&mv, M_DB_BATCHED_QUERIES_TOTAL, ds.batched);
 	mv_set(&mv, M_DB_QUEUED, ds.queued);
+	mv_set(&mv, M_DB_QUEUE_WAIT, ds.wait_ms);
 
 	memset(&pk, 0, sizeof(pk));
 	pk.relay = api->relay;

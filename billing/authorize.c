@@ -2,12 +2,27 @@
  * @file authorize.c  Prepaid billing: authorisation, reservations, cut-off
  *
  * Authorisation and the first reservation are one round trip
- * (tg_authorize).  Once the call is answered, the cut-off timer is armed
- * at the millisecond the reserved money ends; half an interval before
- * that tg_reserve asks for the next interval and the timer moves with
- * what it grants.  When the money ends both legs get BYE with the credit
+ * (tg_authorize).  A call reserves in steps that grow while it lasts:
+ * reserve_first seconds at authorisation, then each tg_reserve twice the
+ * step before, up to reserve_interval, so that concurrent calls of one
+ * account share its balance instead of the first taking it all.  Once
+ * the call is answered, the cut-off timer is armed at the millisecond
+ * the reserved money ends; half a step (1..10 s, and more than the round
+ * trips of tg_reserve take) before that tg_reserve asks for the next
+ * step and the timer moves with what it grants.  A cut-off that comes
+ * while a reservation is on its way to a reachable database waits for
+ * its answer.  When the money ends both legs get BYE with the credit
  * Reason, and if the account has nothing left its ringing calls are
  * CANCELled.
+ *
+ * Every call that reached authorisation ends with one CDR: tg_authorize
+ * writes it for a refusal of its own (bc->refused); every other outcome
+ * (granted, timed out, database down or refusing, failed at the gateway)
+ * is settled by bcall_end() once the B2BUA reports the call failed or
+ * ended, and tg_settle, idempotent on the call id, also removes a
+ * reservation that an authorisation past its deadline may still have
+ * committed.  Only calls shed for overload (before any database work)
+ * leave no CDR.
  */
 
 #include <stdlib.h>
@@ -19,12 +34,21 @@
 
 #define REASON_CREDIT "Q.850;cause=16;text=\"credit exhausted\""
 
+#define REASON_BUSY "Reason: Q.850;cause=42;text=\"switching equipment " \
+	"congestion\"\r\n"
+#define REFUSE_UNAVAILABLE "Retry-After: 10\r\n" \
+	"Reason: Q.850;cause=41;text=\"billing unavailable\"\r\n"
+
 enum {
 	AUTHZ_TIMEOUT_MS   = 2000,
-	RESERVE_TIMEOUT_MS = 5000,
-	REFILL_RETRY_MS    = 1000,
-	REFILL_LEAD_MIN_MS = 2000,
+	RESERVE_TIMEOUT_MS = 2500,
+	REFILL_RETRY_MS    = 500,
+	REFILL_LEAD_MIN_MS = 1000,
 	REFILL_LEAD_MAX_MS = 10000,
+	REFILL_LEAD_PAD_MS = 250,    /* beyond twice the round trip    */
+	CUT_HOLD_POLL_MS   = 50,
+	SHED_LOG_MS        = 1000,
+	SHED_RETRY_AFTER   = 1,      /* s */
 };
 
 
@@ -56,6 +80,19 @@ static void cut_handler(void *arg)
 
 	if (!call)
 		return;
+
+	/* a reservation is on its way to a reachable database: its answer
+	   moves the cut-off (or, if it fails, cuts at once) */
+	if (bc->q && !exhausted && db_is_up(bl->db) &&
+	    tmr_jiffies() < bc->q_jif + RESERVE_TIMEOUT_MS) {
+		if (!bc->hold_jif) {
+			bc->hold_jif = tmr_jiffies();
+			tlog_dbg(bc->id, "billing: money ends: cut-off waits"
+				 " for the reservation in flight");
+		}
+		tmr_start(&bc->tmr_cut, CUT_HOLD_POLL_MS, cut_handler, bc);
+		return;
+	}
 
 	acct = mem_ref(bc->acct);
 	bc->cutting = true;
@@ -129,15 +166,32 @@ static void reserve_handler(int err, const struct pg_result *pres,
 {
 	const PGresult *res = (const PGresult *)pres;
 	struct bcall *bc = arg;
+	struct billing *bl = bc->bl;
 	int64_t granted, reserved;
+	uint64_t lat = tmr_jiffies() - bc->q_jif;
 
 	if (!bc->call)
 		return;
+
+	if (!err && PQntuples(res) == 1) {
+		/* how long tg_reserve takes: the refill lead covers it */
+		if (lat > RESERVE_TIMEOUT_MS)
+			lat = RESERVE_TIMEOUT_MS;
+		bl->rsv_lat_ms = (uint32_t)(((uint64_t)bl->rsv_lat_ms * 7 +
+					     lat) / 8);
+	}
 
 	if (err || PQntuples(res) != 1) {
 		tlog_warn(bc->id, "billing: reservation failed: %m; the call"
 			  " keeps %lld s", err ? err : EPROTO,
 			  (long long)bc->funded_s);
+
+		/* the money ended while it was on its way: cut now */
+		if (bc->hold_jif) {
+			tmr_start(&bc->tmr_cut, 0, cut_handler, bc);
+			return;
+		}
+
 		tmr_start(&bc->tmr_refill, REFILL_RETRY_MS, bcall_refill,
 			  bc);
 		return;
@@ -147,14 +201,16 @@ static void reserve_handler(int err, const struct pg_result *pres,
 	reserved = billing_col_i64(res, 0, 1);
 
 	++bc->seq;
+	bc->hold_jif = 0;
 	bacct_balance(bc->acct, res, 2);
 	if (reserved > bc->reserved)
 		bc->reserved = reserved;
+	if (granted > 0)
+		bc->chunk_s = bc->ask_s;
 
-	/* short of the interval asked for: the balance is spent */
+	/* short of the step asked for: the balance is spent */
 	bc->exhausted = (granted <= 0) ||
-		rate_affordable(&bc->rate, bc->reserved) <
-		bc->funded_s + (int64_t)bc->bl->cfg->reserve_interval;
+		rate_affordable(&bc->rate, bc->reserved) < bc->want_s;
 
 	if (granted > 0)
 		bc->low_sent = false;
@@ -167,7 +223,25 @@ static void reserve_handler(int err, const struct pg_result *pres,
 }
 
 
-/* reserve the next interval (a timer handler) */
+/* the first step: reserve_first, at most reserve_interval */
+static uint32_t first_step(const struct billing_conf *cfg)
+{
+	uint32_t s = cfg->reserve_first ? cfg->reserve_first : 1;
+
+	return s < cfg->reserve_interval ? s : cfg->reserve_interval;
+}
+
+
+/* the step after chunk: twice as much, at most reserve_interval */
+static uint32_t next_step(const struct billing_conf *cfg, uint32_t chunk)
+{
+	uint64_t s = chunk ? (uint64_t)chunk * 2 : first_step(cfg);
+
+	return s < cfg->reserve_interval ? (uint32_t)s : cfg->reserve_interval;
+}
+
+
+/* reserve the next step (a timer handler) */
 void bcall_refill(void *arg)
 {
 	struct bcall *bc = arg;
@@ -175,12 +249,14 @@ void bcall_refill(void *arg)
 	char id[24], seq[16], want[24];
 	const char *v[3];
 	int64_t target, cost;
+	uint32_t step;
 	int err;
 
 	if (!bc->call || bc->q)
 		return;
 
-	target = bc->funded_s + (int64_t)bl->cfg->reserve_interval;
+	step = next_step(bl->cfg, bc->chunk_s);
+	target = bc->funded_s + (int64_t)step;
 	if (target > (int64_t)RATE_MAX_SECONDS)
 		target = (int64_t)RATE_MAX_SECONDS;
 
@@ -208,14 +284,36 @@ void bcall_refill(void *arg)
 		return;
 	}
 
+	bc->ask_s = step;
+	bc->want_s = target;
+	bc->q_jif = tmr_jiffies();
 	++bl->st.q_reserve;
 }
 
 
 /*
+ * How long before the money ends the next step is asked for: half the
+ * current step (1..10 s), and never less than twice the recent round
+ * trip of tg_reserve and a margin, so that the answer comes in time.
+ */
+static uint64_t refill_lead(const struct bcall *bc)
+{
+	uint64_t lead = (uint64_t)bc->chunk_s * 500;
+	uint64_t cover = (uint64_t)bc->bl->rsv_lat_ms * 2 + REFILL_LEAD_PAD_MS;
+
+	if (lead < REFILL_LEAD_MIN_MS)
+		lead = REFILL_LEAD_MIN_MS;
+	if (lead > REFILL_LEAD_MAX_MS)
+		lead = REFILL_LEAD_MAX_MS;
+
+	return lead > cover ? lead : cover;
+}
+
+
+/*
  * (Re)arm the timers of an answered call from its reservation: the
- * cut-off at the exact end of the money, the next reservation half an
- * interval (2..10 s) before it, and the low-balance warning, which the
+ * cut-off at the exact end of the money, the next reservation its lead
+ * (refill_lead()) before it, and the low-balance warning, which the
  * handler gives only if the account is known to have nothing left.
  */
 void bcall_arm(struct bcall *bc)
@@ -237,11 +335,7 @@ void bcall_arm(struct bcall *bc)
 	warn = (uint64_t)cfg->low_balance_warning * 1000;
 
 	if (!bc->exhausted && bc->funded_s < (int64_t)RATE_MAX_SECONDS) {
-		lead = (uint64_t)cfg->reserve_interval * 500;
-		if (lead < REFILL_LEAD_MIN_MS)
-			lead = REFILL_LEAD_MIN_MS;
-		if (lead > REFILL_LEAD_MAX_MS)
-			lead = REFILL_LEAD_MAX_MS;
+		lead = refill_lead(bc);
 
 		if (!bc->q)
 			tmr_start(&bc->tmr_refill,
@@ -292,6 +386,8 @@ static const struct refusal refusalv[] = {
 	  "Reason: Q.850;cause=21;text=\"destination not allowed\"\r\n" },
 	{ "blocked",    "Forbidden",
 	  "Reason: Q.850;cause=21;text=\"account blocked\"\r\n" },
+	/* the call already has its CDR (it was settled first) */
+	{ "ended",      "Service Unavailable", REFUSE_UNAVAILABLE },
 	/* the last one answers every other result */
 	{ NULL,         "Forbidden",
 	  "Reason: Q.850;cause=21;text=\"unknown account\"\r\n" },
@@ -324,14 +420,13 @@ static void authorize_handler(int err, const struct pg_result *pres,
 	if (!call)
 		return;
 
+	/* not known whether it committed: the settlement of the failed
+	   call (bcall_end) writes its CDR and removes what it reserved */
 	if (err || PQntuples(res) != 1 || PQnfields(res) != 9) {
 		tlog_warn(bc->id, "billing: authorisation failed: %m",
 			  err ? err : EPROTO);
 		++bl->st.refused;
-		refuse(call, 503, "Service Unavailable",
-		       "Retry-After: 10\r\n"
-		       "Reason: Q.850;cause=41;text=\"billing unavailable\""
-		       "\r\n");
+		refuse(call, 503, "Service Unavailable", REFUSE_UNAVAILABLE);
 		return;
 	}
 
@@ -341,7 +436,9 @@ static void authorize_handler(int err, const struct pg_result *pres,
 	if (strcmp(result, "ok")) {
 		const struct refusal *rf = refusal_find(result);
 
-		bc->refused = true;
+		/* tg_authorize wrote the 'rejected' CDR, unless the call
+		   had one already ('ended'): settling again is harmless */
+		bc->refused = strcmp(result, "ended") != 0;
 		++bl->st.refused;
 
 		tlog_info(bc->id, "billing: refused (%s, balance %s)",
@@ -368,9 +465,9 @@ static void authorize_handler(int err, const struct pg_result *pres,
 		return;
 	}
 
+	bc->chunk_s = first_step(bl->cfg);
 	bcall_arm(bc);
-	bc->exhausted = bc->funded_s <
-		(int64_t)bl->cfg->reserve_interval &&
+	bc->exhausted = bc->funded_s < (int64_t)bc->chunk_s &&
 		bc->funded_s < (int64_t)RATE_MAX_SECONDS;
 
 	++bl->st.authorized;
@@ -383,6 +480,68 @@ static void authorize_handler(int err, const struct pg_result *pres,
 }
 
 
+/*
+ * Overload: is the database's queue so long that a new call would wait
+ * beyond overload_wait for its authorisation?  Shedding starts above the
+ * budget and stops below half of it, so that it does not flap with every
+ * batch that leaves the queue.
+ */
+static bool overloaded(struct billing *bl)
+{
+	uint32_t budget = bl->cfg->overload_wait, wait;
+
+	if (!budget || !db_is_up(bl->db)) {
+		bl->shedding = false;
+		return false;
+	}
+
+	wait = db_queue_wait_ms(bl->db);
+
+	if (!bl->shedding && wait > budget) {
+		bl->shedding = true;
+		tlog_dbg(NULL, "billing: database queue waits %u ms (over "
+			 "%u ms): new calls get 503", wait, budget);
+	}
+	else if (bl->shedding && wait < budget / 2) {
+		bl->shedding = false;
+		tlog_dbg(NULL, "billing: database queue waits %u ms: calls "
+			 "admitted again", wait);
+	}
+
+	return bl->shedding;
+}
+
+
+/* refuse a call for overload; one log line a second at most */
+static void shed(struct billing *bl, struct b2bua_call *call)
+{
+	uint64_t now = tmr_jiffies();
+	char hdrs[160];
+
+	++bl->st.shed;
+
+	if (!bl->shed_log_jif || now >= bl->shed_log_jif + SHED_LOG_MS) {
+		tlog_warn(NULL, "billing: overload: database queue waits %u "
+			  "ms (over %u ms): %llu calls got 503 since the "
+			  "last line", db_queue_wait_ms(bl->db),
+			  bl->cfg->overload_wait,
+			  (unsigned long long)(bl->st.shed - bl->shed_logged));
+		bl->shed_log_jif = now;
+		bl->shed_logged = bl->st.shed;
+	}
+
+	(void)re_snprintf(hdrs, sizeof(hdrs), "Retry-After: %u\r\n%s",
+			  SHED_RETRY_AFTER, REASON_BUSY);
+	refuse(call, 503, "Service Unavailable", hdrs);
+}
+
+
+/*
+ * The B2BUA's authorisation hook.  A call shed for overload is refused
+ * before anything of it exists here: no database work, no CDR.  Every
+ * other call gets its struct bcall first, and from then on one CDR
+ * whatever happens (see the top of this file).
+ */
 int billing_authz(struct b2bua_call *call, void *arg)
 {
 	struct billing *bl = arg;
@@ -390,6 +549,11 @@ int billing_authz(struct b2bua_call *call, void *arg)
 	const char *v[8];
 	struct bcall *bc;
 	int err;
+
+	if (b2bua_call_account_id(call) && overloaded(bl)) {
+		shed(bl, call);
+		return 0;
+	}
 
 	err = bcall_alloc(&bc, bl, call);
 	if (err)
@@ -402,14 +566,22 @@ int billing_authz(struct b2bua_call *call, void *arg)
 		return 0;
 	}
 
-	if (!db_is_up(bl->db) || !billing_spool_ok(bl)) {
+	if (!billing_spool_ok(bl)) {
 		++bl->st.refused;
-		tlog_warn(bc->id, "billing: %s: call refused", db_is_up(bl->db)
-			  ? "the spool cannot be written" : "database down");
-		refuse(call, 503, "Service Unavailable",
-		       "Retry-After: 10\r\n"
-		       "Reason: Q.850;cause=41;text=\"billing unavailable\""
-		       "\r\n");
+		tlog_warn(bc->id, "billing: the spool cannot be written: "
+			  "call refused");
+		refuse(call, 503, "Service Unavailable", REFUSE_UNAVAILABLE);
+		return 0;
+	}
+
+	/* a restart of the database is bridged: the authorisation waits
+	   in the queue, within its deadline; out of reach for longer than
+	   that, the call is refused at once */
+	if (!db_is_up(bl->db) && db_down_ms(bl->db) >= AUTHZ_TIMEOUT_MS) {
+		++bl->st.refused;
+		tlog_warn(bc->id, "billing: database out of reach for %u ms:"
+			  " call refused", db_down_ms(bl->db));
+		refuse(call, 503, "Service Unavailable", REFUSE_UNAVAILABLE);
 		return 0;
 	}
 
@@ -418,7 +590,7 @@ int billing_authz(struct b2bua_call *call, void *arg)
 	(void)re_snprintf(setup, sizeof(setup), "%llu",
 			  (unsigned long long)bc->setup_ms);
 	(void)re_snprintf(interval, sizeof(interval), "%u",
-			  bl->cfg->reserve_interval);
+			  first_step(bl->cfg));
 
 	v[0] = bc->id;
 	v[1] = bl->cfg->node_name;
@@ -432,10 +604,12 @@ int billing_authz(struct b2bua_call *call, void *arg)
 	err = db_exec(&bc->q, bl->db, STMT_AUTHORIZE, 8, v, AUTHZ_TIMEOUT_MS,
 		      true, authorize_handler, bc);
 	if (err) {
-		b2bua_call_set_udata(call, bl->slot, NULL);
-		bc->call = NULL;
-		mem_deref(bc);
-		return err;
+		/* nothing was sent; the failed call is settled all the same */
+		tlog_err(bc->id, "billing: cannot queue the authorisation: %m",
+			 err);
+		++bl->st.refused;
+		refuse(call, 503, "Service Unavailable", REFUSE_UNAVAILABLE);
+		return 0;
 	}
 
 	++bl->st.q_authorize;

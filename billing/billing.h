@@ -56,7 +56,10 @@ struct db;
 struct billing_conf {
 	char *state_dir;            /**< owned; where the spool lives    */
 	bool billing;               /**< rate, reserve and cut off calls */
-	uint32_t reserve_interval;  /**< s of talk reserved per step     */
+	uint32_t reserve_interval;  /**< s, largest reservation step     */
+	uint32_t reserve_first;     /**< s, the first step (authorise)   */
+	uint32_t overload_wait;     /**< ms of queue wait that sheds new
+					 calls, 0 = never shed         */
 	uint32_t low_balance_warning; /**< s before cut-off, 0 = none   */
 	uint32_t heartbeat;         /**< s, liveness kept in the DB      */
 	char *node_name;            /**< owned; this node in live_calls  */
@@ -69,6 +72,7 @@ struct billing_stats {
 	uint64_t calls;        /**< calls settled (CDR sent or spooled)   */
 	uint64_t authorized;   /**< authorisations granted                */
 	uint64_t refused;      /**< refused (402, 403, 404, 486, 503)     */
+	uint64_t shed;         /**< refused at once (503): overload        */
 	uint64_t cutoffs;      /**< calls cut because their money ended   */
 	uint64_t recovered;    /**< calls of a crashed run settled        */
 	uint64_t spooled;      /**< settlements made durable in the spool */

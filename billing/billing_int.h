@@ -64,6 +64,12 @@ struct bcall {
 	int64_t reserved;            /**< micro-units held for the call  */
 	int64_t funded_s;            /**< seconds 'reserved' pays for    */
 	uint32_t seq;                /**< reservations granted           */
+	uint32_t chunk_s;            /**< s, the last step asked for     */
+	uint32_t ask_s;              /**< s, the step in flight          */
+	int64_t want_s;              /**< funded s the step in flight
+					  would reach                    */
+	uint64_t q_jif;              /**< when the step was sent         */
+	uint64_t hold_jif;           /**< cut-off held since (0 = not)   */
 	struct tmr tmr_cut;
 	struct tmr tmr_refill;
 	struct tmr tmr_low;
@@ -113,6 +119,10 @@ struct billing {
 	void (*flushh)(void *arg);
 	void *flush_arg;
 	struct billing_stats st;
+	bool shedding;               /**< new calls refused: overload    */
+	uint64_t shed_log_jif;       /**< last overload log line         */
+	uint64_t shed_logged;        /**< st.shed at that line           */
+	uint32_t rsv_lat_ms;         /**< EWMA of tg_reserve round trips */
 	uint32_t lat[LAT_BUCKETS];   /**< cut-off lateness histogram     */
 };
 

@@ -1,6 +1,7 @@
 /**
  * @file conf.c  The billing engine's keys: on or off, how much talk is
- *               reserved at a time, the warning, the heartbeat, the node
+ *               reserved at a time, overload shedding, the warning, the
+ *               heartbeat, the node
  */
 
 #include <unistd.h>
@@ -39,7 +40,13 @@ static const struct cfg_key keyv[] = {
 	CFG_YESNO("billing", L, billing, "yes",
 		  "rate, reserve and cut off calls (no: calls are free)"),
 	CFG_U32("reserve_interval", L, reserve_interval, 1, 3600, "60",
-		"seconds of talk reserved from the balance at a time"),
+		"most seconds of talk reserved from the balance at a time"),
+	CFG_U32("reserve_first", L, reserve_first, 1, 3600, "4",
+		"seconds reserved at authorisation (at most reserve_interval);"
+		" each later step doubles"),
+	CFG_U32("overload_wait", L, overload_wait, 0, 2000, "50",
+		"ms of database queue wait above which new calls get 503 at"
+		" once (0 = never)"),
 	CFG_U32("low_balance_warning", L, low_balance_warning, 0, 3600, "30",
 		"seconds before the cut-off the caller is warned, 0 = never"),
 	CFG_U32("heartbeat", L, heartbeat, 1, 300, "5",

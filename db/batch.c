@@ -106,6 +106,7 @@ int db_batch_send(struct db_conn *c, struct db_query *q)
 	if (!ok)
 		return -1;
 
+	db_note_wait(db, mv[0]);
 	for (i = 0; i < n; i++) {
 		struct db_query *p = mv[i];
 

@@ -1,5 +1,6 @@
 /**
- * @file conf.c  The database client's keys: db_conninfo, db_connections
+ * @file conf.c  The database client's keys: db_conninfo, db_connections,
+ *               db_statement_timeout
  */
 
 #include <string.h>
@@ -155,6 +156,9 @@ static const struct cfg_key keyv[] = {
 		 "(required)" },
 	CFG_U32("db_connections", struct db_conf, db_connections, 1, 32, "4",
 		"connections of the query pool"),
+	CFG_U32("db_statement_timeout", struct db_conf, db_statement_timeout,
+		0, 600000, "3000",
+		"ms a statement may run on the server (0 = no limit)"),
 };
 
 

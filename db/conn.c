@@ -2,12 +2,14 @@
  * @file conn.c  PostgreSQL client: one connection of the pool
  *
  * A connection is made with PQconnectStart()/PQconnectPoll() on
- * fd_listen(), bounded by DB_CONNECT_TIMEOUT.  When it breaks it is made
- * again after a back-off that doubles from DB_BACKOFF_MIN to
- * DB_BACKOFF_MAX; its query in flight fails with ECONNRESET, or goes back
- * to the head of the queue if it was marked retry, and every registered
- * statement is prepared on it again before its next query.  Queries wait
- * in the queue while no connection is up.
+ * fd_listen(), bounded by DB_CONNECT_TIMEOUT.  Its first command sets the
+ * session's statement_timeout.  When it breaks it is made again after a
+ * back-off that doubles from DB_BACKOFF_MIN to DB_BACKOFF_FAST during the
+ * first DB_BACKOFF_SPAN ms of the loss, to DB_BACKOFF_MAX later; once one
+ * connection is back the others try at once.  Its query in flight fails
+ * with ECONNRESET, or goes back to the head of the queue if it was marked
+ * retry, and every registered statement is prepared on it again before
+ * its next query.  Queries wait in the queue while no connection is up.
  */
 
 #include <stdlib.h>
@@ -76,6 +78,8 @@ void db_conn_close(struct db_conn *c)
 	c->busy = false;
 	c->flushing = false;
 	c->fenced = false;
+	c->need_set = false;
+	c->setting = false;
 	c->cur_prep = NULL;
 
 	for (le = c->db->stmtl.head; le; le = le->next) {
@@ -101,15 +105,29 @@ void db_conn_reconnect(void *arg)
 }
 
 
+/*
+ * The next attempt after the back-off; the delay doubles, up to
+ * DB_BACKOFF_FAST for the first DB_BACKOFF_SPAN ms of a loss (a restart
+ * of the server takes a second or two: the queries waiting meanwhile
+ * must not miss its end by seconds), up to DB_BACKOFF_MAX after that.
+ */
 static void schedule_reconnect(struct db_conn *c)
 {
+	uint64_t now = db_now_us();
+	uint32_t max = DB_BACKOFF_MAX;
+
 	c->state = DB_DOWN;
+	if (!c->lost_us)
+		c->lost_us = now;
 
 	tmr_start(&c->tmr, c->backoff, db_conn_reconnect, c);
 
+	if (now - c->lost_us < (uint64_t)DB_BACKOFF_SPAN * 1000)
+		max = DB_BACKOFF_FAST;
+
 	c->backoff *= 2;
-	if (c->backoff > DB_BACKOFF_MAX)
-		c->backoff = DB_BACKOFF_MAX;
+	if (c->backoff > max)
+		c->backoff = max;
 }
 
 
@@ -167,7 +185,10 @@ static void connected(struct db_conn *c)
 
 	c->state = DB_UP;
 	c->backoff = DB_BACKOFF_MIN;
-	++db->nup;
+	c->lost_us = 0;
+	c->need_set = db->stmt_timeout > 0;
+	if (!db->nup++)
+		db->up_us = db_now_us();
 
 	if (c->ever_up)
 		++db->st.reconnects;
@@ -177,9 +198,21 @@ static void connected(struct db_conn *c)
 		  " pid %d)", c->idx, db->nconn, PQserverVersion(c->conn),
 		  PQbackendPID(c->conn));
 
-	/* the database is reachable again: the first connection says so */
-	if (db->nup == 1 && db->stateh)
-		db->stateh(true, db->state_arg);
+	/* the database is reachable again: the first connection says so,
+	   and the others waiting for their back-off try at once */
+	if (db->nup == 1) {
+		uint32_t i;
+
+		for (i = 0; i < db->nconn; i++) {
+			struct db_conn *o = &db->connv[i];
+
+			if (o != c && o->state == DB_DOWN && o->ever_up)
+				tmr_start(&o->tmr, 0, db_conn_reconnect, o);
+		}
+
+		if (db->stateh)
+			db->stateh(true, db->state_arg);
+	}
 
 	if (c->state == DB_UP && !db_released(db))
 		db_dispatch(db);
@@ -317,8 +350,8 @@ void db_conn_lost(struct db_conn *c, const char *why)
 	db_conn_close(c);
 	schedule_reconnect(c);
 
-	if (was_up)
-		--db->nup;
+	if (was_up && !--db->nup)
+		db->down_us = db_now_us();
 
 	if (q) {
 		q->conn = NULL;

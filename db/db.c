@@ -180,6 +180,8 @@ int db_alloc(struct db **dbp, const char *conninfo, uint32_t nconn)
 	}
 
 	db->nconn = nconn;
+	db->stmt_timeout = DB_STATEMENT_TIMEOUT_DEFAULT;
+	db->down_us = db_now_us();
 
 	for (i = 0; i < nconn; i++) {
 		struct db_conn *c = &db->connv[i];
@@ -346,10 +348,120 @@ int db_prepare_batch(struct db *db, const char *name, const char *batch_name,
 }
 
 
+/**
+ * Set the statement_timeout of every session of the pool: the server
+ * cancels a statement that runs longer (the query fails with EAGAIN), so
+ * that a query whose client deadline passed does not hold its connection
+ * (and the fence behind it) for long.  Sent on each connection after it
+ * is made, before any other command; a change reaches the connections
+ * made from then on.  Keep it just above the longest deadline given to
+ * db_exec() (the default, DB_STATEMENT_TIMEOUT_DEFAULT, is 3000 ms).
+ *
+ * @param db  client
+ * @param ms  milliseconds; 0 sends nothing: the server's own setting
+ *            (normally no limit)
+ */
+void db_set_statement_timeout(struct db *db, uint32_t ms)
+{
+	if (!db)
+		return;
+
+	db->stmt_timeout = ms;
+}
+
+
 /** True while at least one connection is up */
 bool db_is_up(const struct db *db)
 {
 	return db && db->nup > 0;
+}
+
+
+/**
+ * How long the database has been out of reach: 0 while a connection is
+ * up, else the milliseconds since the last one went down (since
+ * db_alloc() if none was ever up).  Queries queued meanwhile wait and go
+ * once a connection is back (the back-off starts at 100 ms and stays
+ * short for the first seconds of a loss, so a restart of a second or two
+ * is bridged).
+ */
+uint32_t db_down_ms(const struct db *db)
+{
+	uint64_t d;
+
+	if (!db || db->nup)
+		return 0;
+
+	d = (db_now_us() - db->down_us) / 1000;
+
+	return d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+}
+
+
+/* the wait of q so far, not counting time when no connection was up */
+static uint64_t waited_us(const struct db *db, const struct db_query *q,
+			  uint64_t now)
+{
+	uint64_t from = q->t_start > db->up_us ? q->t_start : db->up_us;
+
+	return now > from ? now - from : 0;
+}
+
+
+/**
+ * The wait a query queued now can expect before it is sent, in ms: the
+ * age of the oldest query waiting for a connection, or the moving
+ * average of the wait of the last commands sent if that is longer, or
+ * 0 if nothing waits and a connection is idle.  Both are measured, not
+ * derived from the length of the queue: a batch takes up to its
+ * statement's batch_max queries per round trip, so a long queue of
+ * batchable statements drains faster than its length suggests, and the
+ * measure sees that.  Time when no connection was up does not count
+ * (see db_down_ms() for that).
+ */
+uint32_t db_queue_wait_ms(const struct db *db)
+{
+	const struct db_query *head;
+	uint64_t now, w = 0;
+	uint32_t i;
+
+	if (!db || !db->nup)
+		return 0;
+
+	now = db_now_us();
+	head = list_ledata(list_head(&db->queryl));
+
+	if (!head) {
+		for (i = 0; i < db->nconn; i++) {
+			const struct db_conn *c = &db->connv[i];
+
+			if (c->state == DB_UP && !c->busy)
+				return 0;
+		}
+
+		w = db->wait_us;
+	}
+	else {
+		w = waited_us(db, head, now);
+		if (db->wait_us > w)
+			w = db->wait_us;
+	}
+
+	w /= 1000;
+
+	return w > UINT32_MAX ? UINT32_MAX : (uint32_t)w;
+}
+
+
+/** A command leaves the queue: its oldest query's wait joins the EWMA */
+void db_note_wait(struct db *db, const struct db_query *q)
+{
+	uint64_t w = waited_us(db, q, db_now_us());
+
+	if (w >= db->wait_us)
+		db->wait_us += (w - db->wait_us) >> DB_WAIT_SHIFT;
+	else
+		db->wait_us -= (db->wait_us - w) >> DB_WAIT_SHIFT;
 }
 
 
@@ -384,4 +496,12 @@ void db_stats(const struct db *db, struct db_stats *st)
 	}
 	st->connections = db->nconn;
 	st->up = db->nup;
+
+	st->oldest_ms = 0;
+	if (db->nup && db->queryl.head)
+		st->oldest_ms = (uint32_t)(waited_us(db, db->queryl.head->data,
+						     db_now_us()) / 1000);
+	st->wait_avg_ms = (uint32_t)(db->wait_us / 1000);
+	st->wait_ms = db_queue_wait_ms(db);
+	st->down_ms = db_down_ms(db);
 }

@@ -77,9 +77,19 @@ struct pg_result;
 /**
  * Result of one query.
  *
- * @param err  0 (res is PGRES_TUPLES_OK or PGRES_COMMAND_OK), EPROTO (res is
- *             the SQL error, already logged), ETIMEDOUT (deadline passed),
- *             ECONNRESET (connection lost while the query was in flight)
+ * @param err  0 (res is PGRES_TUPLES_OK or PGRES_COMMAND_OK);
+ *             EPROTO: the database refused the statement (res is the SQL
+ *             error, already logged): the same query would fail again;
+ *             EAGAIN: a transient SQL error (res is the error, already
+ *             logged): statement_timeout or cancel (57014), deadlock
+ *             (40P01), serialization failure (40001), lock not available
+ *             (55P03), insufficient resources (53xxx), connection
+ *             exception (08xxx): nothing was committed and the same query
+ *             may succeed when tried again;
+ *             ETIMEDOUT: the deadline passed (the statement may still run
+ *             and commit on the server);
+ *             ECONNRESET: the connection was lost while the query was in
+ *             flight (it may have committed)
  * @param res  the result, or NULL for ETIMEDOUT and ECONNRESET
  * @param arg  handler argument
  */
@@ -102,7 +112,14 @@ struct db_stats {
 	uint64_t lat_us_max;
 	uint64_t batches;     /**< round trips that carried a batch           */
 	uint64_t batched;     /**< queries that went in a batch               */
+	uint32_t wait_ms;     /**< expected queue wait now (db_queue_wait_ms) */
+	uint32_t oldest_ms;   /**< age of the oldest query not yet sent       */
+	uint32_t wait_avg_ms; /**< EWMA of the queue wait of commands sent    */
+	uint32_t down_ms;     /**< how long no connection has been up, 0 = up */
 };
+
+/** Default and bounds of db_statement_timeout (ms, 0 = off) */
+#define DB_STATEMENT_TIMEOUT_DEFAULT 3000
 
 /** Most connections one client may have (db_connections) */
 #define DB_CONNECTIONS_MAX 32
@@ -120,7 +137,10 @@ int  db_exec_owned(struct db_query **qp, struct db *db, const char *stmt,
 		   int nparams, const char *const *values,
 		   uint32_t timeout_ms, bool retry, db_result_h *h,
 		   void *arg);
+void db_set_statement_timeout(struct db *db, uint32_t ms);
 bool db_is_up(const struct db *db);
+uint32_t db_down_ms(const struct db *db);
+uint32_t db_queue_wait_ms(const struct db *db);
 void db_set_state_handler(struct db *db, db_state_h *h, void *arg);
 void db_stats(const struct db *db, struct db_stats *st);
 
@@ -174,10 +194,11 @@ int acct_by_name(struct db_query **qp, struct db *db, const char *name,
 
 struct cfg_module;
 
-/** db_conninfo, db_connections (db/conf.c) */
+/** db_conninfo, db_connections, db_statement_timeout (db/conf.c) */
 struct db_conf {
 	char *db_conninfo;          /**< owned                           */
 	uint32_t db_connections;    /**< connections of the query pool   */
+	uint32_t db_statement_timeout; /**< ms, per session; 0 = off     */
 };
 
 extern const struct cfg_module db_conf_module;

@@ -18,11 +18,14 @@
 
 enum {
 	DB_BACKOFF_MIN     = 100,    /* ms, first reconnect delay      */
+	DB_BACKOFF_FAST    = 250,    /* ms, longest delay early on     */
+	DB_BACKOFF_SPAN    = 10000,  /* ms of a loss with fast retries */
 	DB_BACKOFF_MAX     = 5000,   /* ms, longest reconnect delay    */
 	DB_CONNECT_TIMEOUT = 10000,  /* ms, one connection attempt     */
 	DB_NAME_MAX        = 63,     /* NAMEDATALEN - 1                */
 	DB_BATCH_MAX       = 64,     /* most queries in one batch      */
 	DB_BATCH_PARAMS    = 32,     /* most parameters of a batch form */
+	DB_WAIT_SHIFT      = 3,      /* queue wait EWMA: 1/8 per sample */
 };
 
 enum db_state {
@@ -77,6 +80,8 @@ struct db_conn {
 	bool ever_up;
 	bool failing;           /* connection loss is being reported      */
 	bool fenced;            /* the command in flight goes first       */
+	bool need_set;          /* the session settings are still to send */
+	bool setting;           /* they are the command in flight         */
 	uint64_t fence_seq;     /* queries after this one wait for it     */
 	struct db_query *cur;   /* borrowed; query in flight, NULL if none
 				   or if its owner went away (the result
@@ -91,6 +96,7 @@ struct db_conn {
 	struct tmr tmr;         /* reconnect back-off, connect timeout,
 				   deferred failure                       */
 	uint32_t backoff;       /* ms, next reconnect delay               */
+	uint64_t lost_us;       /* when it went down, 0 while up          */
 };
 
 struct db {
@@ -102,6 +108,12 @@ struct db {
 	uint64_t seq;           /* of the last query queued               */
 	struct list stmtl;      /* struct db_stmt                         */
 	struct list queryl;     /* struct db_query, FIFO, not yet sent    */
+	uint32_t stmt_timeout;  /* ms, the sessions' statement_timeout    */
+	uint64_t up_us;         /* when the first connection came up
+				   (after none was), 0 if never           */
+	uint64_t down_us;       /* when the last one went down (or the
+				   client was made), while none is up     */
+	uint64_t wait_us;       /* EWMA of the queue wait of commands     */
 	db_state_h *stateh;
 	void *state_arg;        /* borrowed                               */
 	struct db_stats st;
@@ -136,6 +148,7 @@ void db_conn_deferred_loss(void *arg);
 void db_query_finish(struct db_query *q, int err, const PGresult *res);
 void db_query_drop(struct db_query *q);
 bool db_may_send(const struct db *db, const struct db_query *q);
+void db_note_wait(struct db *db, const struct db_query *q);
 void db_dispatch(struct db *db);
 
 /* batch.c */
@@ -145,6 +158,7 @@ void db_batch_done(struct db_conn *c, PGresult *res, const char *msg);
 
 /* result.c */
 void db_conn_read(struct db_conn *c);
+int  db_result_err(const PGresult *res);
 
 /* schema.c: blocking, start-up only; messages go to pf, else stdout
    (db_say) or stderr (db_complain) */

@@ -170,6 +170,22 @@ static bool conn_dispatch(struct db_conn *c)
 	if (c->state != DB_UP || c->busy || c->failing)
 		return false;
 
+	/* the session's settings before anything else */
+	if (c->need_set) {
+		char sql[64];
+
+		(void)re_snprintf(sql, sizeof(sql),
+				  "SET statement_timeout = %u",
+				  db->stmt_timeout);
+		if (!PQsendQuery(c->conn, sql))
+			goto fail;
+
+		c->need_set = false;
+		c->setting = true;
+		c->busy = true;
+		goto sent;
+	}
+
 	for (le = db->stmtl.head; le; le = le->next) {
 		struct db_stmt *stmt = le->data;
 
@@ -213,6 +229,7 @@ static bool conn_dispatch(struct db_conn *c)
 	if (!ok)
 		goto fail;
 
+	db_note_wait(db, q);
 	list_unlink(&q->le);
 	c->busy = true;
 	c->cur = q;
@@ -359,9 +376,11 @@ static int exec(struct db_query **qp, struct db *db, const char *name,
  * the db is freed.  *qp is set to NULL just before the handler runs.
  *
  * A deadline does not stop the statement on the server (that would need
- * a blocking PQcancel()): the connection stays busy until it ends.  Bound
- * slow statements with statement_timeout, e.g. in the connection string
- * options='-c statement_timeout=5s'.
+ * libpq's PQcancel(), which blocks): the connection stays busy until it
+ * ends, and a statement past its deadline may still commit.  Each session
+ * of the pool bounds its statements with statement_timeout
+ * (db_set_statement_timeout(), the db_statement_timeout key): a statement
+ * the server cancels fails with EAGAIN.
  *
  * @param qp          optional handle, owned by the caller until completion
  * @param db          client

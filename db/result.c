@@ -31,6 +31,32 @@ static bool is_fatal(const PGresult *res)
 }
 
 
+/*
+ * An SQL error that says nothing about the statement itself: the server
+ * cancelled it (57014: statement_timeout, a cancel), it lost a deadlock
+ * (40P01) or a serialization conflict (40001), could not take a lock at
+ * once (55P03), ran short of resources (53xxx) or of its connection
+ * (08xxx).  Nothing was committed; the same query may succeed again.
+ */
+static bool is_transient(const char *state)
+{
+	if (!state)
+		return false;
+
+	return !strcmp(state, "57014") || !strcmp(state, "40P01") ||
+		!strcmp(state, "40001") || !strcmp(state, "55P03") ||
+		!strncmp(state, "53", 2) || !strncmp(state, "08", 2);
+}
+
+
+/** The error of a failed query's result: EAGAIN if transient, else EPROTO */
+int db_result_err(const PGresult *res)
+{
+	return is_transient(PQresultErrorField(res, PG_DIAG_SQLSTATE)) ?
+		EAGAIN : EPROTO;
+}
+
+
 static void command_done(struct db_conn *c)
 {
 	struct db *db = c->db;
@@ -58,7 +84,13 @@ static void command_done(struct db_conn *c)
 	status = PQresultStatus(res);
 	db_first_line(msg, sizeof(msg), PQresultErrorMessage(res));
 
-	if (c->bn) {
+	if (c->setting) {
+		c->setting = false;
+		if (status != PGRES_COMMAND_OK)
+			tlog_err(NULL, "db: connection %u: cannot set "
+				 "statement_timeout: %s", c->idx, msg);
+	}
+	else if (c->bn) {
 		db_batch_done(c, res, msg);
 	}
 	else if (stmt) {
@@ -87,7 +119,7 @@ static void command_done(struct db_conn *c)
 			state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 			tlog_warn(NULL, "db: %s failed: %s [%s]",
 				  q->stmt->name, msg, state ? state : "-");
-			err = EPROTO;
+			err = db_result_err(res);
 		}
 
 		db_query_finish(q, err, res);

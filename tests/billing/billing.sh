@@ -9,6 +9,9 @@
 #              both legs at N s +- 100 ms of answer, CDR cost = rated cost
 #   hang-up    a call ended by the caller costs its rated cost, the rest of
 #              the reservation comes back
+#   fair       12 concurrent calls of an account funded for 60 s, with
+#              reserve_interval 60: all answered (reservations grow from
+#              reserve_first), balance exactly 0, costs = the funding
 #   shared     10 concurrent calls of one account all cut when the shared
 #              balance ends; balance exactly 0, costs add up
 #   top-up     money added in the database mid-call moves the cut-off
@@ -20,6 +23,8 @@
 #   spool      every settlement is in state_dir/billing.spool before it
 #              is sent; one spooled while the database is down survives
 #              kill -9 and is written at the next start
+#   restart    a call placed while PostgreSQL restarts waits for it and
+#              is answered; a running call keeps talking
 #   crash      kill -9 with 20 live calls: the next start settles each with
 #              one 'recovered' CDR and the balance adds up; a further
 #              start changes nothing
@@ -180,6 +185,33 @@ equal "5 settled, 5 authorise + 0 reserve + 5 settle = 2.00 per call" \
 tg_start "$CONF" || exit 99
 
 
+# ----------------------------------------------------------------- fair
+echo "# 12 concurrent calls share 60 s with reserve_interval 60"
+tg_stop
+tg_start "$(BT_INTERVAL=60 tg_config fair)" ||
+	fail "start with reserve_interval 60"
+# rate 11: 20000 a second, 1/1; first steps of 4 s, then 8, 16, ...
+acct_new fair $((60 * 20000)) 12 >/dev/null
+gw_start gw-fair answer 12 40
+caller_start fair 5061 caller.xml fair 1100 12 40
+bt_wait "$CALLER_PID"; rc=$?
+equal "all 12 calls ran through (none refused)" "$rc" 0
+bt_wait "$GW_PID"
+equal "12 calls answered" "$(count fair '^ANSWER')" 12
+equal "12 BYEs with the credit Reason" "$(count fair '^BYE .*cause=16')" 12
+wait_for 5 "SELECT count(*) FROM cdrs c JOIN accounts a ON a.id = c.account_id
+	    WHERE a.name = 'fair'" 12
+equal "12 CDRs, all credit, costs add up to the funding" \
+	"$(sql "SELECT count(*), min(reason), max(reason), sum(cost),
+		min(sip_code) FROM cdrs c JOIN accounts a
+		ON a.id = c.account_id WHERE a.name = 'fair'")" \
+	"12|credit|credit|$((60 * 20000))|200"
+equal "balance exactly 0" "$(balance fair)" 0
+equal "no live calls left" "$(sql "SELECT count(*) FROM live_calls")" 0
+tg_stop
+tg_start "$CONF" || exit 99
+
+
 # --------------------------------------------------------------- shared
 echo "# 10 concurrent calls share one balance of 40 s"
 # rate 11: 20000 a second, 1/1
@@ -274,7 +306,7 @@ echo "# PostgreSQL stopped mid-call"
 acct_new dbdown $((3 * 20000)) >/dev/null
 gw_start gw-dbdown answer 2 30
 caller_start dbdown 5061 caller.xml dbdown 1100 1 20
-sleep 1
+sleep 1.6                    # after the second reservation (at 1 s)
 "$PGTEST_CLUSTER" stop "$PGTEST_DIR" immediate >/dev/null 2>&1
 check "database stopped" db_is_down
 bt_wait "$CALLER_PID"
@@ -301,6 +333,32 @@ pid_stop "$GW_PID"
 equal "the gateway saw only the first call" "$(count gw-dbdown '^INVITE')" 1
 sleep 0.5
 equal "nothing pending in the spool again" "$(spool_pending)" 0
+
+
+# -------------------------------------------------------------- restart
+echo "# PostgreSQL restarts: a new call waits for it, a running one goes on"
+acct_new restart $((100 * 20000)) >/dev/null
+acct_new restart2 $((4 * 20000)) >/dev/null
+gw_start gw-restart answer 2 30
+caller_start restart-run 5062 caller.xml restart2 1100 1 20
+caller_run=$CALLER_PID
+sleep 0.5
+"$PGTEST_CLUSTER" stop "$PGTEST_DIR" fast >/dev/null 2>&1
+caller_start restart 5061 caller-hangup.xml restart 1100 1 20 -d 1000
+"$PGTEST_CLUSTER" start "$PGTEST_DIR" >/dev/null 2>&1 ||
+	fail "cannot start the database again"
+bt_wait "$CALLER_PID"; rc=$?
+equal "the call placed during the restart was answered" "$rc" 0
+bt_wait "$caller_run"
+check "the running call is cut when its money ends" wait_for 10 \
+	"SELECT reason || ':' || billed_seconds FROM cdrs c
+	 JOIN accounts a ON a.id = c.account_id WHERE a.name = 'restart2'" \
+	"credit:4"
+check "the new call has its CDR" wait_for 10 \
+	"SELECT reason || ':' || sip_code FROM cdrs c JOIN accounts a
+	 ON a.id = c.account_id WHERE a.name = 'restart'" "caller:200"
+bt_wait "$GW_PID"
+equal "no live calls left" "$(sql "SELECT count(*) FROM live_calls")" 0
 
 
 # ---------------------------------------------------------------- spool

@@ -43,6 +43,24 @@ void test_billing_keys(void)
 	BAD(BASE "heartbeat 301\n", "t.conf:3: ", "out of range 1..300");
 	BAD(BASE "heartbeat 5\nheartbeat 6\n", "t.conf:4: ",
 	    "duplicate 'heartbeat'");
+
+	cfg = OK(BASE "reserve_first 1\noverload_wait 0\n");
+	if (cfg) {
+		CHECK(BIL(cfg)->reserve_first == 1);
+		CHECK(BIL(cfg)->overload_wait == 0);
+		mem_deref(cfg);
+	}
+
+	cfg = OK(BASE "reserve_first 3600\noverload_wait 2000\n");
+	if (cfg) {
+		CHECK(BIL(cfg)->reserve_first == 3600);
+		CHECK(BIL(cfg)->overload_wait == 2000);
+		mem_deref(cfg);
+	}
+
+	BAD(BASE "reserve_first 0\n", "t.conf:3: ", "out of range 1..3600");
+	BAD(BASE "overload_wait 2001\n", "t.conf:3: ",
+	    "out of range 0..2000");
 }
 
 
@@ -62,6 +80,14 @@ void test_db_keys(void)
 		mem_deref(cfg);
 	}
 
+	cfg = OK(BASE "db_statement_timeout 0\n");
+	if (cfg) {
+		CHECK(DB(cfg)->db_statement_timeout == 0);
+		mem_deref(cfg);
+	}
+
+	BAD(BASE "db_statement_timeout 600001\n", "t.conf:3: ",
+	    "out of range 0..600000");
 	BAD(BASE "db_connections 0\n", "t.conf:3: ", "out of range 1..32");
 	BAD(BASE "db_connections 33\n", "t.conf:3: ", "out of range 1..32");
 	BAD(BASE "db_connections four\n", "t.conf:3: ",

@@ -403,6 +403,8 @@ int main(void)
 	run("sql_error_result", test_sql_error_result);
 	run("timeout", test_timeout);
 	run("detach", test_detach);
+	run("statement_timeout", test_statement_timeout);
+	run("queue_wait", test_queue_wait);
 	run("batch_results", test_batch_results);
 	run("batch_errors", test_batch_errors);
 	run("batch_detach", test_batch_detach);

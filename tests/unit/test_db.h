@@ -109,6 +109,8 @@ int test_sql_error(void);
 int test_sql_error_result(void);
 int test_timeout(void);
 int test_detach(void);
+int test_statement_timeout(void);
+int test_queue_wait(void);
 
 /* test_db_batch.c */
 int test_batch_results(void);

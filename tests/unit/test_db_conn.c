@@ -38,6 +38,8 @@ int test_unreachable(void)
 	CHECK(s.done == 1 && s.errv[0] == ETIMEDOUT);
 	CHECK(now_ms() - t0 >= 690);
 	CHECK(!db_is_up(db));
+	CHECK(db_down_ms(db) >= 690);
+	CHECK(db_queue_wait_ms(db) == 0);
 
  out:
 	mem_deref(db);

@@ -384,3 +384,140 @@ int test_detach(void)
 
 	return err;
 }
+
+
+/* the session's statement_timeout cancels a long statement: EAGAIN */
+static int stmt_err;
+static char stmt_state[8];
+
+static void stmt_handler(int err, const struct pg_result *r, void *arg)
+{
+	const PGresult *res = (const PGresult *)r;
+	const char *state;
+	(void)arg;
+
+	state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	stmt_err = err;
+	str_ncpy(stmt_state, state ? state : "", sizeof(stmt_state));
+	re_cancel();
+}
+
+
+int test_statement_timeout(void)
+{
+	static struct seq_item items[1];
+	const char *slow[1] = {"5"};
+	struct seq s;
+	struct db *db = NULL;
+	int err;
+
+	memset(&s, 0, sizeof(s));
+	s.total = 1;
+	items[0].seq = &s;
+
+	err = db_open(&db, 1, NULL);
+	if (err)
+		goto out;
+
+	db_set_statement_timeout(db, 300);
+
+	/* no client deadline: the server ends it */
+	stmt_err = -1;
+	CHECK_ERR(db_exec(NULL, db, "t_sleep", 1, slow, 0, false,
+			  stmt_handler, NULL), 0);
+	CHECK_ERR(run_loop(4000), 0);
+	CHECK(stmt_err == EAGAIN);
+	CHECK(0 == strcmp(stmt_state, "57014"));
+
+	/* the connection goes on serving */
+	CHECK_ERR(db_exec(NULL, db, "t_echo", 1, (const char *[]){"7"}, 0,
+			  false, seq_handler, &items[0]), 0);
+	CHECK_ERR(run_loop(4000), 0);
+	CHECK(s.done == 1 && s.errv[0] == 0);
+	CHECK(0 == strcmp(s.val[0], "7"));
+
+ out:
+	mem_deref(db);
+
+	return err;
+}
+
+
+/* the expected queue wait: 0 when idle, the head's age while it waits */
+struct wait_probe {
+	struct db *db;
+	uint32_t busy_ms;
+	uint32_t oldest_ms;
+};
+
+static void wait_probe_h(void *arg)
+{
+	struct wait_probe *p = arg;
+	struct db_stats st;
+
+	db_stats(p->db, &st);
+	p->busy_ms = db_queue_wait_ms(p->db);
+	p->oldest_ms = st.oldest_ms;
+}
+
+
+int test_queue_wait(void)
+{
+	static struct seq_item items[2];
+	const char *slow[1] = {"0.6"}, *fast[1] = {"1"};
+	struct wait_probe p;
+	struct waiter w;
+	struct seq s;
+	struct tmr t;
+	struct db *db = NULL;
+	int err;
+
+	memset(&s, 0, sizeof(s));
+	memset(&w, 0, sizeof(w));
+	memset(&p, 0, sizeof(p));
+	tmr_init(&t);
+	s.total = 2;
+	items[0].seq = items[1].seq = &s;
+	items[0].idx = 0;
+	items[1].idx = 1;
+
+	err = db_open(&db, 1, &w);
+	if (err)
+		goto out;
+
+	CHECK_ERR(wait_state(db, &w, true, 10000), 0);
+	CHECK(db_down_ms(db) == 0);
+
+	/* warm up (the statements are prepared) */
+	CHECK_ERR(db_exec(NULL, db, "t_echo", 1, fast, 0, false, seq_handler,
+			  &items[0]), 0);
+	CHECK_ERR(db_exec(NULL, db, "t_sleep", 1, (const char *[]){"0"}, 0,
+			  false, seq_handler, &items[1]), 0);
+	CHECK_ERR(run_loop(4000), 0);
+	CHECK(db_queue_wait_ms(db) == 0);
+
+	memset(&s, 0, sizeof(s));
+	s.total = 2;
+
+	/* one connection, busy for 0.6 s: the echo behind it waits */
+	p.db = db;
+	CHECK_ERR(db_exec(NULL, db, "t_sleep", 1, slow, 0, false,
+			  seq_handler, &items[0]), 0);
+	CHECK_ERR(db_exec(NULL, db, "t_echo", 1, fast, 0, false, seq_handler,
+			  &items[1]), 0);
+	tmr_start(&t, 300, wait_probe_h, &p);
+
+	CHECK_ERR(run_loop(4000), 0);
+	CHECK(s.done == 2 && s.errv[0] == 0 && s.errv[1] == 0);
+	CHECK(p.oldest_ms >= 250);
+	CHECK(p.busy_ms >= p.oldest_ms);
+
+	/* nothing waits, the connection is idle */
+	CHECK(db_queue_wait_ms(db) == 0);
+
+ out:
+	tmr_cancel(&t);
+	mem_deref(db);
+
+	return err;
+}
