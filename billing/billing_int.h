@@ -112,6 +112,8 @@ struct billing {
 	struct notify *notify;       /**< owned                          */
 	struct db_query *hbq;        /**< owned; heartbeat in flight     */
 	struct db_query *recq;       /**< owned; recovery list           */
+	struct tmr tmr_rec;          /**< recovery again after a
+					  temporary error                */
 	uint32_t replays;            /**< spool replays not yet written;
 					  the recovery waits for them    */
 	uint64_t start_ms;           /**< wall clock when this run began */

@@ -298,6 +298,7 @@ static void billing_destructor(void *arg)
 
 	tmr_cancel(&bl->tmr_hb);
 	bl->hbq = mem_deref(bl->hbq);
+	tmr_cancel(&bl->tmr_rec);
 	bl->recq = mem_deref(bl->recq);
 
 	/* the writer finishes its queue: what is pending is durable */
@@ -502,6 +503,7 @@ int billing_alloc(struct billing **blp, const struct billing_conf *cfg,
 	list_init(&bl->hbl);
 	list_init(&bl->hbsent);
 	tmr_init(&bl->tmr_hb);
+	tmr_init(&bl->tmr_rec);
 
 	err = b2bua_udata_slot_alloc(b2bua, &bl->slot);
 	if (err)
@@ -661,8 +663,8 @@ int billing_debug(struct re_printf *pf, const struct billing *bl)
 	q = st.q_authorize + st.q_reserve + st.q_settle;
 
 	return re_hprintf(pf, "billing: %llu calls settled, %llu authorised,"
-			  " %llu refused, %llu cut off, %llu recovered, %u"
-			  " live, %u pending, %llu spooled; round trips:"
+			  " %llu refused, %llu shed, %llu cut off,"
+			  " %llu recovered, %u live, %u pending, %llu spooled; round trips:"
 			  " %llu authorise, %llu reserve, %llu settle"
 			  " (%llu.%02llu per call), %llu heartbeat;"
 			  " %llu queries went in %llu batches;"
@@ -672,6 +674,7 @@ int billing_debug(struct re_printf *pf, const struct billing *bl)
 			  (unsigned long long)st.calls,
 			  (unsigned long long)st.authorized,
 			  (unsigned long long)st.refused,
+			  (unsigned long long)st.shed,
 			  (unsigned long long)st.cutoffs,
 			  (unsigned long long)st.recovered, st.live,
 			  st.pending, (unsigned long long)st.spooled,

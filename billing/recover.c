@@ -15,6 +15,7 @@
  * settlement was also in the spool is settled once.
  */
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <libpq-fe.h>
@@ -23,6 +24,7 @@
 
 static const char stmt_recover[] = "tg_recover";
 
+enum { RECOVER_RETRY_MS = 1000 };
 enum { RECOVER_COLS = 14 };
 
 
@@ -198,12 +200,31 @@ static bool answer_forget(struct le *le, void *arg)
 }
 
 
+static void recover_retry(void *arg)
+{
+	struct billing *bl = arg;
+
+	if (recover_start(bl))
+		tlog_err(NULL, "billing: cannot queue the recovery of the "
+			 "last run's calls");
+}
+
+
 static void recover_handler(int err, const struct pg_result *pres,
 			    void *arg)
 {
 	const PGresult *res = (const PGresult *)pres;
 	struct billing *bl = arg;
 	int i, n;
+
+	if (err && err != EPROTO) {
+		/* a statement timeout, a lost connection: try again */
+		tlog_warn(NULL, "billing: cannot read the live calls left by "
+			  "the last run: %m; trying again in %u ms", err,
+			  RECOVER_RETRY_MS);
+		tmr_start(&bl->tmr_rec, RECOVER_RETRY_MS, recover_retry, bl);
+		return;
+	}
 
 	if (err || PQnfields(res) != RECOVER_COLS) {
 		tlog_err(NULL, "billing: cannot read the live calls left by "
