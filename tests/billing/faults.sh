@@ -416,14 +416,14 @@ EOF
 	callers enospc-new enospc 60 20 300 5065
 	wait "$SIPP_PID"
 	refused=$(log_since "$from" | grep -c "the spool cannot be written: call refused")
-	passed=$(grep -c '^HANGUP' "$D/enospc-new.log")
+	e_ok=$(grep -c '^HANGUP' "$D/enospc-new.log")
 	got503=$(grep -c "received 'SIP/2.0 503 " "$D/enospc-new.err")
-	echo "# enospc: $passed of 60 calls passed before the spool failed, $refused refused"
+	echo "# enospc: $e_ok of 60 calls passed before the spool failed, $refused refused"
 	check "enospc: the spool failed and new calls were refused" \
 		[ "$refused" -ge 10 ]
 	equal "enospc: every refused call got 503" "$got503" "$refused"
 	equal "enospc: every call passed or got 503" \
-		$((passed + got503)) 60
+		$((e_ok + got503)) 60
 	touch "$D/unfill"
 	wait "$RUN"
 	equal "enospc: the running call hung up" \
