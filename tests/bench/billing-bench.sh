@@ -2,7 +2,7 @@
 #
 # billing-bench.sh - prepaid billing under load (not part of "make check")
 #
-# Usage: tests/bench/billing-bench.sh [cutoff|cps|all]   (default all)
+# Usage: tests/bench/billing-bench.sh [cutoff|cps|overload|all]  (default all)
 #
 # cutoff  N concurrent metered calls (CALLS, default 1000), each on an
 #         account of its own funded for FUNDED_S seconds (default 20),
@@ -17,6 +17,17 @@
 #         every call on one account), with the
 #         shared harness ../shared/bench/run-cps.sh, then Kamailio + cnxcc
 #         (the anchor, KAM_DEFS="" so cnxcc is on) in the same run.
+# overload  the highest passing rate R (the cps search on tollgate, or
+#         OVERLOAD_BASE=R to skip it), then CPS_CALLS calls offered at R,
+#         1.25 R and 1.5 R: per step the calls that succeeded, the goodput
+#         (succeeded calls a second, and as a share of R: the target is
+#         at least 90 %), the 503s tollgate shed at once, INVITE->200 of
+#         the calls that passed, the CDRs written against the attempts
+#         that reached authorisation, and tollgate's and PostgreSQL's CPU
+#         (the harness's -x with the postmaster).
+#
+# The tollgate runs of cps and overload account PostgreSQL's CPU apart
+# (aux_cpu_s: the postmaster and its backends).
 #
 # Addresses: tollgate 127.0.0.51:5060 (cutoff) / 127.0.0.58:5060 (cps),
 # callers 127.0.0.52, gateway 127.0.0.54 (cutoff), the harness on
@@ -159,22 +170,19 @@ CONF
 	summary+=("daemon: $daemon")
 fi
 
-if [ "$what" = cps ] || [ "$what" = all ]; then
-	[ -x "$bench/run-cps.sh" ] || { echo "no harness at $bench" >&2; exit 2; }
-	# the anchor's start/stop is not under the harness's lock: do not
-	# touch it while another benchmark runs
-	mkdir -p /tmp/bench
-	if ! flock -n /tmp/bench/run.lock true; then
-		echo "another bench run holds /tmp/bench/run.lock: try later" >&2
-		exit 2
-	fi
+# the postmaster: its backends are its descendants
+pg_pid=$(head -n 1 "$PGTEST_DIR/pgdata/postmaster.pid")
+
+# cps_setup: the accounts and configuration of the call rate runs
+cps_setup() {
 	if [ "${ONE_ACCOUNT:-0}" = 1 ]; then
 		# every call on one account: its row lock serialises them
 		peer="trusted_peer 127.0.0.77 account=bench"
 		pgtest_psql -q -c "INSERT INTO accounts (name, balance,
 				max_calls, rate_plan_id)
 			SELECT 'bench', 9000000000000000, 1000000, id
-			FROM rate_plans WHERE name = 'bench'"
+			FROM rate_plans WHERE name = 'bench'
+			ON CONFLICT (name) DO NOTHING"
 	else
 		# an account per caller (the harness's From users
 		# callerNNNNN), as the anchor keeps a credit per caller
@@ -185,7 +193,8 @@ if [ "$what" = cps ] || [ "$what" = all ]; then
 			SELECT 'caller' || lpad(g::text, 5, '0'),
 			       1000000000000, 100, r.id
 			FROM rate_plans r, generate_series(1, $ncallers) g
-			WHERE r.name = 'bench'"
+			WHERE r.name = 'bench'
+			ON CONFLICT (name) DO NOTHING"
 	fi
 	cat >"$out/cps.conf" <<CONF
 sip_listen udp:127.0.0.58:5060
@@ -201,9 +210,25 @@ state_dir $out/state-cps
 node_name bench-cps
 log_level warning
 CONF
+}
+
+bench_lock_free() {
+	mkdir -p /tmp/bench
+	if ! flock -n /tmp/bench/run.lock true; then
+		echo "another bench run holds /tmp/bench/run.lock: try later" >&2
+		exit 2
+	fi
+}
+
+if [ "$what" = cps ] || [ "$what" = all ]; then
+	[ -x "$bench/run-cps.sh" ] || { echo "no harness at $bench" >&2; exit 2; }
+	# the anchor's start/stop is not under the harness's lock: do not
+	# touch it while another benchmark runs
+	bench_lock_free
+	cps_setup
 	start_tollgate "$out/cps.conf" || { echo "tollgate did not start" >&2; exit 1; }
-	line=$("$bench/run-cps.sh" 127.0.0.58:5060 -p "$tg_pid" -n "$CPS_CALLS" \
-		-d "$HOLD_MS" -r "$RATES" -b 2 -W 2000 |
+	line=$("$bench/run-cps.sh" 127.0.0.58:5060 -p "$tg_pid" -x "$pg_pid" \
+		-n "$CPS_CALLS" -d "$HOLD_MS" -r "$RATES" -b 2 -W 2000 |
 		tee "$out/cps-tollgate.txt" | tail -n 1)
 	stop_tollgate
 	summary+=("tollgate+billing  $line")
@@ -222,6 +247,48 @@ CONF
 		"$bench/kamailio/anchor.sh" stop >/dev/null; kam_started=
 		summary+=("kamailio+cnxcc    $line")
 	fi
+fi
+
+if [ "$what" = overload ] || [ "$what" = all ]; then
+	[ -x "$bench/run-cps.sh" ] || { echo "no harness at $bench" >&2; exit 2; }
+	bench_lock_free
+	cps_setup
+	start_tollgate "$out/cps.conf" || { echo "tollgate did not start" >&2; exit 1; }
+	base=${OVERLOAD_BASE:-}
+	if [ -z "$base" ]; then
+		base=$("$bench/run-cps.sh" 127.0.0.58:5060 -p "$tg_pid" \
+			-x "$pg_pid" -n "$CPS_CALLS" -d "$HOLD_MS" \
+			-r "$RATES" -b 2 -W 2000 | tee "$out/overload-base.txt" |
+			tail -n 1 | sed -n 's/^cps=\([0-9]*\).*/\1/p')
+	fi
+	if [ -z "$base" ] || [ "$base" = 0 ]; then
+		summary+=("overload: no passing rate to start from")
+	else
+		r125=$((base * 125 / 100)) r150=$((base * 150 / 100))
+		shed0=$(grep -c "overload" "$out/tollgate.log")
+		cdr0=$(pgtest_psql -At -c "SELECT count(*) FROM cdrs")
+		"$bench/run-cps.sh" 127.0.0.58:5060 -p "$tg_pid" -x "$pg_pid" \
+			-n "$CPS_CALLS" -d "$HOLD_MS" -r "$base $r125 $r150" \
+			-b 0 -k -o "$out/overload" >"$out/overload.txt"
+		summary+=("overload: highest passing rate R=$base calls/s; steps R, 1.25 R, 1.5 R of $CPS_CALLS calls each")
+		while read -r l; do
+			case $l in rate=*) ;; *) continue ;; esac
+			rate=$(sed -n 's/^rate=\([0-9]*\) .*/\1/p' <<<"$l")
+			okc=$(sed -n 's/.* ok=\([0-9]*\) .*/\1/p' <<<"$l")
+			rt=$(sed -n 's/.* rt_ms=\([^ ]*\) .*/\1/p' <<<"$l")
+			cpu=$(sed -n 's/.* target_cpu_s=\([^ ]*\) .*/\1/p' <<<"$l")
+			aux=$(sed -n 's/.* aux_cpu_s=\([^ ]*\) .*/\1/p' <<<"$l")
+			oth=$(sed -n 's/.* other_cpu_s=\([^ ]*\) .*/\1/p' <<<"$l")
+			good=$(awk -v o="$okc" -v n="$CPS_CALLS" -v r="$rate" -v b="$base" \
+				'BEGIN { g = o / n * r; printf "%.0f calls/s = %.0f %% of R", g, 100 * g / b }')
+			summary+=("overload offered $rate/s: ok $okc of $CPS_CALLS, goodput $good, INVITE->200 $rt ms, tollgate CPU $cpu s, PostgreSQL CPU $aux s, other $oth")
+		done <"$out/overload.txt"
+		stop_tollgate
+		attempts=$(grep -c "billing: authorised\|billing: refused\|authorisation failed" "$out/tollgate.log")
+		summary+=("overload: CDRs written $(( $(pgtest_psql -At -c "SELECT count(*) FROM cdrs") - cdr0 )); tollgate daemon: $(grep "round trips:" "$out/tollgate.log" | tail -n 1 | sed 's/.*billing: //')")
+		summary+=("overload: $(( $(grep -c "overload" "$out/tollgate.log") - shed0 )) log lines about shedding; $attempts authorisation outcomes logged")
+	fi
+	[ -n "$tg_pid" ] && stop_tollgate
 fi
 
 echo "== billing benchmark; details in $out"
