@@ -35,7 +35,9 @@
 # started here and stopped by its PID.
 #
 # Environment: CALLS, FUNDED_S, RAMP, CPS_CALLS (10000), HOLD_MS (1000),
-# RATES ("300 400 500 600 700 800 900"), SIPP; NO_ANCHOR=1 skips the anchor
+# RATES ("300 400 500 600 700 800 900"), KAM_RATES (the anchor's, default
+# RATES), OVERLOAD_BASE, CONF_EXTRA (more configuration lines for the
+# call rate runs, e.g. "overload_wait 0"), SIPP; NO_ANCHOR=1 skips the anchor
 # (a look at tollgate alone, not a comparison).
 
 set -uo pipefail
@@ -54,6 +56,8 @@ CPS_CALLS=${CPS_CALLS:-10000}
 HOLD_MS=${HOLD_MS:-1000}
 RATES=${RATES:-"300 400 500 600 700 800 900"}
 SIPP=${SIPP:-$(command -v sipp)}
+# the number the harness dials: tollgate refuses a non-numeric one (484)
+export SERVICE=${SERVICE:-100}
 
 [ -x "$top_builddir/tollgate" ] || { echo "build tollgate first" >&2; exit 2; }
 
@@ -209,6 +213,7 @@ db_conninfo $PGTEST_CONNINFO
 state_dir $out/state-cps
 node_name bench-cps
 log_level warning
+${CONF_EXTRA:-}
 CONF
 }
 
@@ -241,7 +246,7 @@ if [ "$what" = cps ] || [ "$what" = all ]; then
 		line=$("$bench/run-cps.sh" 127.0.0.1:5070 \
 			-p /tmp/bench/kamailio/kamailio.main.pid \
 			-x "$("$bench/kamailio/anchor.sh" redis-pid)" \
-			-n "$CPS_CALLS" -d "$HOLD_MS" -r "$RATES" -b 2 \
+			-n "$CPS_CALLS" -d "$HOLD_MS" -r "${KAM_RATES:-$RATES}" -b 2 \
 			-W 2000 -q "$bench/kamailio/anchor.sh probe" |
 			tee "$out/cps-kamailio.txt" | tail -n 1)
 		"$bench/kamailio/anchor.sh" stop >/dev/null; kam_started=
