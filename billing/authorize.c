@@ -48,6 +48,7 @@ enum {
 	REFILL_LEAD_PAD_MS = 250,    /* beyond twice the round trip    */
 	CUT_HOLD_POLL_MS   = 50,
 	SHED_LOG_MS        = 1000,
+	SHED_STEP_MS       = 50,
 	SHED_RETRY_AFTER   = 1,      /* s */
 };
 
@@ -482,33 +483,54 @@ static void authorize_handler(int err, const struct pg_result *pres,
 
 /*
  * Overload: is the database's queue so long that a new call would wait
- * beyond overload_wait for its authorisation?  Shedding starts above the
- * budget and stops below half of it, so that it does not flap with every
- * batch that leaves the queue.
+ * beyond overload_wait for its authorisation?  Rather than refusing every
+ * call while it is (which empties the queue, admits everything again and
+ * flaps), the engine sheds a share of the new calls and moves the share
+ * every SHED_STEP_MS: up by a tenth while the queue waits beyond the
+ * budget, down by a twentieth once it waits less than half of it.  The
+ * calls admitted are spread evenly over the shed ones.
  */
 static bool overloaded(struct billing *bl)
 {
 	uint32_t budget = bl->cfg->overload_wait, wait;
+	uint64_t now = tmr_jiffies();
 
 	if (!budget || !db_is_up(bl->db)) {
+		bl->shed_share = 0;
 		bl->shedding = false;
 		return false;
 	}
 
-	wait = db_queue_wait_ms(bl->db);
+	if (!bl->shed_step_jif || now >= bl->shed_step_jif + SHED_STEP_MS) {
+		wait = db_queue_wait_ms(bl->db);
+		bl->shed_step_jif = now;
 
-	if (!bl->shedding && wait > budget) {
-		bl->shedding = true;
-		tlog_dbg(NULL, "billing: database queue waits %u ms (over "
-			 "%u ms): new calls get 503", wait, budget);
-	}
-	else if (bl->shedding && wait < budget / 2) {
-		bl->shedding = false;
-		tlog_dbg(NULL, "billing: database queue waits %u ms: calls "
-			 "admitted again", wait);
+		if (wait > budget && bl->shed_share < 1000)
+			bl->shed_share = bl->shed_share + 100 > 1000 ? 1000 :
+				bl->shed_share + 100;
+		else if (wait < budget / 2 && bl->shed_share)
+			bl->shed_share = bl->shed_share < 50 ? 0 :
+				bl->shed_share - 50;
+
+		if (!!bl->shed_share != bl->shedding)
+			tlog_dbg(NULL, "billing: database queue waits %u ms "
+				 "(budget %u ms): %s", wait, budget,
+				 bl->shed_share ? "shedding new calls" :
+				 "every call admitted again");
+		bl->shedding = bl->shed_share > 0;
 	}
 
-	return bl->shedding;
+	if (!bl->shed_share)
+		return false;
+
+	/* admit (1000 - share) of every 1000 calls, evenly */
+	bl->shed_acc += 1000 - bl->shed_share;
+	if (bl->shed_acc >= 1000) {
+		bl->shed_acc -= 1000;
+		return false;
+	}
+
+	return true;
 }
 
 

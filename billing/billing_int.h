@@ -122,6 +122,9 @@ struct billing {
 	void *flush_arg;
 	struct billing_stats st;
 	bool shedding;               /**< new calls refused: overload    */
+	uint32_t shed_share;         /**< per mille of new calls shed    */
+	uint32_t shed_acc;           /**< spreads the admitted calls     */
+	uint64_t shed_step_jif;      /**< last change of shed_share      */
 	uint64_t shed_log_jif;       /**< last overload log line         */
 	uint64_t shed_logged;        /**< st.shed at that line           */
 	uint32_t rsv_lat_ms;         /**< EWMA of tg_reserve round trips */

@@ -44,7 +44,7 @@ static const struct cfg_key keyv[] = {
 	CFG_U32("reserve_first", L, reserve_first, 1, 3600, "4",
 		"seconds reserved at authorisation (at most reserve_interval);"
 		" each later step doubles"),
-	CFG_U32("overload_wait", L, overload_wait, 0, 2000, "50",
+	CFG_U32("overload_wait", L, overload_wait, 0, 2000, "100",
 		"ms of database queue wait above which new calls get 503 at"
 		" once (0 = never)"),
 	CFG_U32("low_balance_warning", L, low_balance_warning, 0, 3600, "30",

@@ -166,7 +166,7 @@ static void test_defaults(void)
 	CHECK(BIL(cfg)->low_balance_warning == 30);
 	CHECK(BIL(cfg)->heartbeat == 5);
 	CHECK(BIL(cfg)->reserve_first == 4);
-	CHECK(BIL(cfg)->overload_wait == 50);
+	CHECK(BIL(cfg)->overload_wait == 100);
 	CHECK(DB(cfg)->db_connections == 4);
 	CHECK(DB(cfg)->db_statement_timeout == 3000);
 	CHECK(BIL(cfg)->node_name && BIL(cfg)->node_name[0]);
