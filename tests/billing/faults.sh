@@ -49,11 +49,11 @@ fi
 test_init faults || exit 99
 pgtest_start || exit 99
 
+# its SIPp launcher (sipp_bg) and tg_kill9; its addresses stay unused
+. "$here/lib.sh"
 D=$TEST_DIR
 : >"$D/tollgate.log"
-SRC="$top_srcdir/tests/billing"
 TG="$top_builddir/tollgate"
-TG_PID=
 TG_LOG="$D/tollgate.log"
 PER_S=20000                     # micro-units a second (1/1 increments)
 TOKEN=faults-admin-token-0123456789
@@ -127,26 +127,6 @@ tg_down() {
 	[ -n "$TG_PID" ] || return 0
 	pid_stop "$TG_PID" 20
 	TG_PID=
-}
-
-tg_kill9() {
-	[ -n "$TG_PID" ] || return 0
-	kill -KILL "$TG_PID" 2>/dev/null
-	wait "$TG_PID" 2>/dev/null
-	TG_PID=
-}
-
-# sipp_bg NAME IP PORT SCENARIO ARGS...: SIPp in the background, SIPP_PID
-sipp_bg() {
-	local name=$1 ip=$2 port=$3 sf=$4
-	shift 4
-	: >"$D/$name.log"
-	"$SIPP" -nostdin -i "$ip" -p "$port" -sf "$SRC/$sf" \
-		-trace_logs -log_file "$D/$name.log" \
-		-trace_err -error_file "$D/$name.err" \
-		"$@" >"$D/$name.out" 2>&1 </dev/null &
-	SIPP_PID=$!
-	pid_remember "$SIPP_PID"
 }
 
 # callers NAME ACCOUNT CALLS RATE HOLD_MS [PORT]: hanging-up callers
