@@ -20,6 +20,9 @@
 #   kill     SIGKILL of node 2: new calls go to nodes 1 and 3, none fails
 #            (those that reach node 2 before the probe notices time out
 #            and the failure route sends them to the next node)
+#   sigterm  SIGTERM drains node 3 (OPTIONS 503, its calls run to their
+#            end, then it exits 0); a second SIGTERM to node 1 ends its
+#            calls at once (BYE, reason shutdown) and it exits 0
 #
 # Addresses (only 127.0.3.50-79): Kamailio 127.0.3.50:5060, nodes
 # 127.0.3.51-53 (SIP 5060, API 8080), callers 127.0.3.60, the gateway
@@ -377,14 +380,52 @@ equal "the 12 calls all landed on nodes 1 and 3" \
 within "calls that timed out on node 2 and failed over" \
 	"$(grep -c 'node sip:127.0.3.52:5060 answered 408' "$D/kamailio.log")" \
 	1 12
+
+
+# -------------------------------------------------------------- sigterm
+echo "# SIGTERM drains node 3; a second SIGTERM ends node 1's calls at once"
+acct term $((100000 * RATE)) 100
+sipp_run sigterm caller-hangup.xml -p 5065 -au term -ap term-pw \
+	-m 8 -l 8 -r 10 -d 5000 -timeout 30
+TERM_PID=$SIPP_PID
+wait_count 10 8 '^ANSWER' "$D/sigterm.log" ||
+	fail "the 8 calls were answered"
+on1=$(sql "SELECT count(*) FROM live_calls WHERE node = 'node1'")
+on3=$(sql "SELECT count(*) FROM live_calls WHERE node = 'node3'")
+within "node 1 carries calls" "$on1" 1 7
+within "node 3 carries calls" "$on3" 1 7
+kill -TERM "${NODE_PID[3]}" "${NODE_PID[1]}"
+sleep 0.5
+equal "node 3 answers OPTIONS with 503 after SIGTERM" \
+	"$(options 127.0.3.53)" 503
+kill -TERM "${NODE_PID[1]}"
+check "node 1 exits soon after its second SIGTERM" \
+	pid_gone "${NODE_PID[1]}" 8
+wait "${NODE_PID[1]}"; rc=$?
+equal "node 1 exits 0" "$rc" 0
+check "node 3 still runs: its calls go on" kill -0 "${NODE_PID[3]}"
+wait "$TERM_PID"
+check "node 3 exits once its calls have ended" pid_gone "${NODE_PID[3]}" 10
+wait "${NODE_PID[3]}"; rc=$?
+equal "node 3 exits 0" "$rc" 0
+equal "node 1's calls were ended by the node (shutdown)" \
+	"$(sql "SELECT count(*), min(reason), max(reason) FROM cdrs c
+		  JOIN accounts a ON a.id = c.account_id
+		 WHERE c.settled_by = 'node1' AND a.name = 'term'")" \
+	"$on1|shutdown|shutdown"
+equal "node 3's calls ran to their end (the callers hung up)" \
+	"$(sql "SELECT count(*), min(reason), max(reason),
+		       min(billed_seconds) >= 5 FROM cdrs c
+		  JOIN accounts a ON a.id = c.account_id
+		 WHERE c.settled_by = 'node3' AND a.name = 'term'")" \
+	"$on3|caller|caller|t"
+equal "no live calls left" "$(sql "SELECT count(*) FROM live_calls
+				   WHERE node <> 'node2'")" 0
 "$TG" --ledger-check -d "$PGTEST_CONNINFO" >>"$D/ledger.out" 2>&1
 equal "tollgate --ledger-check agrees at the end" "$?" 0
 
 pid_stop "$KAM_PID" 10
-for n in 1 3; do
-	pid_stop "${NODE_PID[$n]}" 15
-	equal "node $n exits 0 on SIGTERM without calls" "$?" 0
-done
+equal "kamailio exits on SIGTERM" "$?" 0
 pid_stop "$GW_PID"
 
 summary
