@@ -146,23 +146,36 @@ sipp_run() {
 }
 
 # options IP: the status code of an OPTIONS outside a dialog to IP:5060
-options() {
-	python3 - "$1" <<'PY'
+# stray_bye: the status code of a BYE with a To tag, routed through
+# Kamailio toward an address that is no node
+options() { sip_status OPTIONS "$1" "sip:$1:5060" ""; }
+stray_bye() {
+	sip_status BYE "$KAM_IP" "sip:victim@127.0.3.79:5060" \
+		"Route: <sip:$KAM_IP:5060;lr>\r\n"
+}
+
+# sip_status METHOD IP R-URI EXTRA: send one request, print the code
+sip_status() {
+	python3 - "$@" <<'PY'
 import socket, sys
+meth, ip, ruri, extra = sys.argv[1:5]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("127.0.3.61", 0))
 s.settimeout(2)
 port = s.getsockname()[1]
-msg = ("OPTIONS sip:%s:5060 SIP/2.0\r\n"
+totag = ";tag=stray" if meth != "OPTIONS" else ""
+msg = ("%s %s SIP/2.0\r\n"
        "Via: SIP/2.0/UDP 127.0.3.61:%d;branch=z9hG4bK-probe%d\r\n"
+       "%s"
        "From: <sip:probe@127.0.3.61>;tag=probe\r\n"
-       "To: <sip:%s:5060>\r\n"
+       "To: <%s>%s\r\n"
        "Call-ID: probe-%d@127.0.3.61\r\n"
-       "CSeq: 1 OPTIONS\r\n"
+       "CSeq: 1 %s\r\n"
        "Max-Forwards: 70\r\n"
-       "Content-Length: 0\r\n\r\n") % (sys.argv[1], port, port,
-                                        sys.argv[1], port)
-s.sendto(msg.encode(), (sys.argv[1], 5060))
+       "Content-Length: 0\r\n\r\n") % (meth, ruri, port, port,
+                                        extra.replace("\\r\\n", "\r\n"),
+                                        ruri, totag, port, meth)
+s.sendto(msg.encode(), (ip, 5060))
 try:
     d = s.recv(4096).decode(errors="replace")
     print(d.split(" ")[1])
@@ -236,6 +249,8 @@ sleep 1.5
 GW_PID=$!
 pid_remember "$GW_PID"
 wait_bound udp "$GW_IP" 5080 10 "$GW_PID" || exit 99
+equal "Kamailio relays no in-dialog request between strangers" \
+	"$(stray_bye)" 403
 
 
 # --------------------------------------------------------------- spread
@@ -338,18 +353,19 @@ equal "node 1 wrote no CDR yet (its calls still run)" \
 check "node 1 still runs" kill -0 "${NODE_PID[1]}"
 wait "$HOLD_PID"; rc=$?
 equal "the held calls ran to their end (the callers hung up)" "$rc" 0
-equal "node 1 settled its held calls, ended by the callers" \
-	"$(sql "SELECT count(*), min(reason), max(reason),
-		       min(billed_seconds) >= 12 FROM cdrs c
-		  JOIN accounts a ON a.id = c.account_id
-		 WHERE c.settled_by = 'node1' AND a.name = 'hold'")" \
-	"$held|caller|caller|t"
 check "node 1 exits once its last call has ended" \
 	pid_gone "${NODE_PID[1]}" 10
 wait "${NODE_PID[1]}"; rc=$?
 equal "node 1 exits 0" "$rc" 0
 check "node 1 logged the drain's end" grep -q "all calls ended" \
 	"$D/node1.log"
+# it settled before it exited
+equal "node 1 settled its held calls, ended by the callers" \
+	"$(sql "SELECT count(*), min(reason), max(reason),
+		       min(billed_seconds) >= 12 FROM cdrs c
+		  JOIN accounts a ON a.id = c.account_id
+		 WHERE c.settled_by = 'node1' AND a.name = 'hold'")" \
+	"$held|caller|caller|t"
 
 
 # -------------------------------------------------------------- restart
@@ -421,6 +437,19 @@ equal "node 3's calls ran to their end (the callers hung up)" \
 	"$on3|caller|caller|t"
 equal "no live calls left" "$(sql "SELECT count(*) FROM live_calls
 				   WHERE node <> 'node2'")" 0
+
+echo "# a node without calls drains at once"
+node_start 3 || exit 99
+CODE=$(curl -s -m 5 -o "$D/drain3.json" -w '%{http_code}' -X POST \
+	-H "Authorization: Bearer $ADMIN" -H "Content-Type: application/json" \
+	--data-binary '{}' http://127.0.3.53:8080/v1/node/drain)
+BODY=$(cat "$D/drain3.json")
+equal "POST /v1/node/drain {} answers 202, no calls" \
+	"$CODE,$(jget calls)" "202,0"
+check "node 3 exits at once" pid_gone "${NODE_PID[3]}" 5
+wait "${NODE_PID[3]}"; rc=$?
+equal "node 3 exits 0" "$rc" 0
+
 "$TG" --ledger-check -d "$PGTEST_CONNINFO" >>"$D/ledger.out" 2>&1
 equal "tollgate --ledger-check agrees at the end" "$?" 0
 
