@@ -315,6 +315,14 @@ within "node 1 carries held calls" "$held" 1 6
 
 API1=http://127.0.3.51:8080
 CODE=$(curl -s -m 5 -o "$D/drain.json" -w '%{http_code}' -X POST \
+	-H "Authorization: Bearer $ADMIN" -H "Content-Type: application/json" \
+	--data-binary '{"now": true}' "$API1/v1/node/drain")
+BODY=$(cat "$D/drain.json")
+equal "a drain request with a field is refused (400, naming it)" \
+	"$CODE,$(jget field)" "400,now"
+BODY=$(curl -s -m 5 -H "Authorization: Bearer $ADMIN" "$API1/v1/health")
+equal "and the node does not drain" "$(jget draining)" False
+CODE=$(curl -s -m 5 -o "$D/drain.json" -w '%{http_code}' -X POST \
 	-H "Authorization: Bearer $ADMIN" "$API1/v1/node/drain")
 BODY=$(cat "$D/drain.json")
 equal "POST /v1/node/drain answers 202" "$CODE" 202
