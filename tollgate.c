@@ -38,9 +38,13 @@ static struct {
 	struct media_relay *relay; /**< owned; freed after the b2bua */
 	struct billing *billing; /**< owned; freed before the b2bua */
 	struct api *api;         /**< owned; freed after the b2bua  */
-	struct tmr tmr_grace;
+	struct tmr tmr_grace;    /**< how long a drain lets calls run */
+	struct tmr tmr_bye;      /**< bounds the wait for BYE answers */
 	struct tmr tmr_flush;    /**< bounds the billing flush at exit */
-	bool stopping;
+	struct tmr tmr_stop;     /**< leaves the event loop           */
+	bool draining;           /**< no new calls (SIGTERM, API)     */
+	bool stopping;           /**< every call got BYE              */
+	bool finishing;          /**< settlements written, then exit  */
 	int exit_code;
 } app;
 
@@ -86,8 +90,12 @@ static void usage(void)
 		"  -v, --version       print the version and exit\n"
 		"  -h, --help          this text\n"
 		"\n"
-		"tollgate runs in the foreground; SIGTERM or SIGINT ends "
-		"every call with BYE and exits.\n", TOLLGATE_SQLDIR);
+		"tollgate runs in the foreground.  SIGTERM drains: no new "
+		"calls, the running\n"
+		"ones end (shutdown_grace s at most), then it exits; SIGINT, "
+		"or a signal while\n"
+		"draining, ends every call with BYE and exits.\n",
+		TOLLGATE_SQLDIR);
 }
 
 
@@ -222,7 +230,18 @@ static const struct api_hooks api_billing_hooks = {
 };
 
 
-/* ---- shutdown ---- */
+/* ---- draining and shutdown ----
+ *
+ * SIGTERM or POST /v1/node/drain: the node drains.  New calls and OPTIONS
+ * probes get 503, running calls go on for shutdown_grace seconds at most;
+ * then whatever is left gets BYE on both legs (and BYE_WAIT_MS for the
+ * answers), the settlements are written (BILLING_FLUSH_MS at most) and
+ * the process exits.  SIGINT, or a signal while draining, ends every call
+ * at once; a signal after that exits at once.
+ */
+
+enum { BYE_WAIT_MS = 5000, BILLING_FLUSH_MS = 5000 };
+
 
 static void stop_now(void *arg)
 {
@@ -232,18 +251,13 @@ static void stop_now(void *arg)
 }
 
 
-/* ---- billing: settlements reach the database before exit (bounded) ---- */
-
-enum { BILLING_FLUSH_MS = 5000 };
-
-
 static void billing_flushed(void *arg)
 {
 	(void)arg;
 
 	tmr_cancel(&app.tmr_flush);
 	tlog_info(NULL, "billing: every settlement written");
-	tmr_start(&app.tmr_grace, 0, stop_now, NULL);
+	tmr_start(&app.tmr_stop, 0, stop_now, NULL);
 }
 
 
@@ -258,21 +272,57 @@ static void billing_flush_expired(void *arg)
 }
 
 
-static void calls_gone(void *arg)
+/* no call is left (or none answers): settle, then exit */
+static void finish(void)
 {
-	(void)arg;
+	if (app.finishing)
+		return;
 
-	tlog_info(NULL, "all calls ended");
+	app.finishing = true;
+	tmr_cancel(&app.tmr_grace);
+	tmr_cancel(&app.tmr_bye);
 
 	if (app.billing) {
-		tmr_cancel(&app.tmr_grace);
 		tmr_start(&app.tmr_flush, BILLING_FLUSH_MS,
 			  billing_flush_expired, NULL);
 		billing_flush(app.billing, billing_flushed, NULL);
 		return;
 	}
 
-	tmr_start(&app.tmr_grace, 0, stop_now, NULL);
+	tmr_start(&app.tmr_stop, 0, stop_now, NULL);
+}
+
+
+static void calls_gone(void *arg)
+{
+	(void)arg;
+
+	tlog_info(NULL, "all calls ended");
+	finish();
+}
+
+
+static void bye_expired(void *arg)
+{
+	(void)arg;
+
+	tlog_warn(NULL, "%u calls still open %u ms after their BYE: "
+		  "exiting", b2bua_call_count(app.b2bua),
+		  (unsigned)BYE_WAIT_MS);
+	finish();
+}
+
+
+/* BYE on both legs of every call, now */
+static void calls_stop(void)
+{
+	if (app.stopping)
+		return;
+
+	app.stopping = true;
+	tmr_cancel(&app.tmr_grace);
+	tmr_start(&app.tmr_bye, BYE_WAIT_MS, bye_expired, NULL);
+	b2bua_shutdown(app.b2bua, calls_gone, NULL);
 }
 
 
@@ -280,26 +330,60 @@ static void grace_expired(void *arg)
 {
 	(void)arg;
 
-	tlog_warn(NULL, "%u calls still open after %u s: exiting",
-		  b2bua_call_count(app.b2bua), app.tgc->shutdown_grace);
-	re_cancel();
+	tlog_warn(NULL, "%u calls still running after %u s of draining: "
+		  "ending them", b2bua_call_count(app.b2bua),
+		  app.tgc->shutdown_grace);
+	calls_stop();
+}
+
+
+/* the node drains: no new calls; the running ones end within the grace */
+static uint32_t node_drain(const char *why)
+{
+	if (app.draining)
+		return b2bua_call_count(app.b2bua);
+
+	app.draining = true;
+	tlog_info(NULL, "%s: draining, %u calls running, at most %u s",
+		  why, b2bua_call_count(app.b2bua), app.tgc->shutdown_grace);
+
+	billing_node_draining(app.billing, true);
+
+	tmr_start(&app.tmr_grace, (uint64_t)app.tgc->shutdown_grace * 1000,
+		  grace_expired, NULL);
+	b2bua_drain(app.b2bua, calls_gone, NULL);
+
+	return b2bua_call_count(app.b2bua);
+}
+
+
+static uint32_t api_drain(void *arg)
+{
+	(void)arg;
+
+	return node_drain("POST /v1/node/drain");
 }
 
 
 static void signal_handler(int sig)
 {
-	if (app.stopping) {
+	if (app.stopping || app.finishing) {
 		tlog_warn(NULL, "signal %d again: exiting now", sig);
 		re_cancel();
 		return;
 	}
 
-	app.stopping = true;
-	tlog_info(NULL, "signal %d: stopping", sig);
+	/* libre hands SIGALRM over as it does SIGTERM */
+	if (sig != SIGINT && !app.draining) {
+		(void)node_drain(sig == SIGTERM ? "SIGTERM" : "signal");
+		return;
+	}
 
-	tmr_start(&app.tmr_grace, (uint64_t)app.tgc->shutdown_grace * 1000 +
-		  1, grace_expired, NULL);
-	b2bua_shutdown(app.b2bua, calls_gone, NULL);
+	app.draining = true;
+	tlog_info(NULL, "signal %d: ending %u calls now", sig,
+		  b2bua_call_count(app.b2bua));
+	billing_node_draining(app.billing, true);
+	calls_stop();
 }
 
 
@@ -521,6 +605,9 @@ int main(int argc, char *argv[])
 			tlog_err(NULL, "billing: %m", err);
 			goto out;
 		}
+
+		/* a node that starts takes calls, whatever its last run did */
+		billing_node_draining(app.billing, false);
 	}
 	else {
 		tlog_warn(NULL, "billing is off: calls are not charged");
@@ -538,6 +625,7 @@ int main(int argc, char *argv[])
 			tlog_err(NULL, "api: %m", err);
 			goto out;
 		}
+		api_set_drain(app.api, api_drain, NULL);
 	}
 	else {
 		tlog_info(NULL, "api: no api_token and no open path: the "
@@ -555,7 +643,9 @@ int main(int argc, char *argv[])
 
  out:
 	tmr_cancel(&app.tmr_grace);
+	tmr_cancel(&app.tmr_bye);
 	tmr_cancel(&app.tmr_flush);
+	tmr_cancel(&app.tmr_stop);
 	if (app.billing)
 		tlog_info(NULL, "%H", billing_debug, app.billing);
 	app.billing = mem_deref(app.billing);

@@ -10,7 +10,7 @@ struct cfg_module;
 
 /** Keys of the daemon itself (tollgate_conf.c) */
 struct tg_conf {
-	uint32_t shutdown_grace;    /**< s, wait for BYE answers on exit */
+	uint32_t shutdown_grace;    /**< s, calls may run on once draining */
 };
 
 extern const struct cfg_module tg_conf_module;

@@ -15,8 +15,9 @@
 
 
 static const struct cfg_key keyv[] = {
-	CFG_U32("shutdown_grace", struct tg_conf, shutdown_grace, 0, 60, "5",
-		"seconds the calls get to end with BYE on SIGTERM"),
+	CFG_U32("shutdown_grace", struct tg_conf, shutdown_grace, 0, 86400,
+		"5", "seconds running calls may go on once the node drains "
+		"(SIGTERM, POST /v1/node/drain), then BYE"),
 };
 
 

@@ -98,9 +98,19 @@ struct api_hooks {
 	void *arg;              /**< borrowed, for each handler         */
 };
 
+/**
+ * The node drains (POST /v1/node/drain): take no new calls, let the
+ * running ones end, then stop.  Called again while draining, it changes
+ * nothing.
+ *
+ * @return the number of calls still running
+ */
+typedef uint32_t (api_drain_h)(void *arg);
+
 int  api_alloc(struct api **apip, const struct api_conf *cfg,
 	       const char *realm, struct db *db, struct b2bua *b2bua,
 	       const struct api_hooks *hooks, struct media_relay *relay);
+void api_set_drain(struct api *api, api_drain_h *h, void *arg);
 bool api_enabled(const struct api_conf *cfg);
 int  api_debug(struct re_printf *pf, const struct api *api);
 

@@ -47,6 +47,8 @@ struct api {
 	struct api_hooks hooks;      /**< what billing answers; NULLs if
 					  billing is off               */
 	bool billing;                /**< hooks were given: billing on   */
+	api_drain_h *drainh;         /**< POST /v1/node/drain; NULL: none */
+	void *drain_arg;
 	struct media_relay *relay;   /**< borrowed; may be NULL          */
 	struct MHD_Daemon *mhd;      /**< owned                          */
 	int epfd;                    /**< MHD's epoll fd (not owned)     */
@@ -150,6 +152,7 @@ void api_cdrs_h(struct api_req *req);
 void api_blocks_h(struct api_req *req);
 void api_block_h(struct api_req *req);
 void api_health_h(struct api_req *req);
+void api_node_drain_h(struct api_req *req);
 void api_metrics_h(struct api_req *req);
 
 int  api_accounts_register(struct db *db);

@@ -54,6 +54,8 @@ static const struct api_route routev[] = {
 	 api_block_h},
 	{"/v1/health",           API_GET,              API_OPEN_HEALTH,
 	 api_health_h},
+	{"/v1/node/drain",       API_POST,             API_OPEN_NEVER,
+	 api_node_drain_h},
 	{"/metrics",             API_GET,              API_OPEN_METRICS,
 	 api_metrics_h},
 };
@@ -406,6 +408,18 @@ static bool json_ctype(const char *ct)
 }
 
 
+/* does the request announce a body? */
+static bool has_body(const struct api_req *req)
+{
+	const char *cl = api_header(req, "Content-Length");
+
+	if (cl)
+		return strtoull(cl, NULL, 10) > 0;
+
+	return api_header(req, "Transfer-Encoding") != NULL;
+}
+
+
 /* everything that can be checked before the body is read */
 static void req_check(struct api_req *req)
 {
@@ -456,7 +470,9 @@ static void req_check(struct api_req *req)
 		return;
 	}
 
-	if (req->meth == API_POST || req->meth == API_PATCH) {
+	/* a body must be JSON; a POST without one (drain) needs no type */
+	if ((req->meth == API_POST || req->meth == API_PATCH) &&
+	    has_body(req)) {
 		if (!json_ctype(api_header(req, "Content-Type"))) {
 			api_error(req, 415, "Content-Type", "the body must "
 				  "be application/json");

@@ -114,6 +114,8 @@ static void ping_done(int err, const struct pg_result *res, void *arg)
 					 1000));
 	err |= odict_entry_add(od, "billing", ODICT_BOOL,
 			       api->billing);
+	err |= odict_entry_add(od, "draining", ODICT_BOOL,
+			       b2bua_draining(api->b2bua));
 	err |= odict_entry_add(od, "sip", ODICT_OBJECT, sip);
 	err |= odict_entry_add(od, "database", ODICT_OBJECT, db);
 
@@ -220,6 +222,7 @@ enum metric_id {
 	M_RTP_FOREIGN_DROPPED_TOTAL,
 	M_API_REQUESTS_TOTAL,
 	M_UPTIME_SECONDS,
+	M_DRAINING,
 	M_COUNT
 };
 
@@ -293,6 +296,8 @@ static const struct {
 		"REST API requests" },
 	[M_UPTIME_SECONDS] = { "tollgate_uptime_seconds", "gauge",
 		"Seconds since the API started" },
+	[M_DRAINING] = { "tollgate_draining", "gauge",
+		"The node drains: no new calls, exits when the running ones have ended" },
 };
 
 
@@ -479,6 +484,7 @@ void api_metrics_h(struct api_req *req)
 				   (unsigned long long)api->responses[i]);
 
 	mv_set(&mv, M_UPTIME_SECONDS, (tmr_jiffies() - api->start_jif) / 1000);
+	mv_set(&mv, M_DRAINING, b2bua_draining(api->b2bua) ? 1 : 0);
 
 	err |= metric_vals(mb, &mv);
 

@@ -94,9 +94,19 @@ static void reply_plain(struct b2bua *b, const struct sip_msg *msg,
 #define ALLOW "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO\r\n"
 
 
+/*
+ * OPTIONS outside a dialog: what SIP proxies and dispatchers probe a node
+ * with.  A draining node answers 503, so that they send it no new calls.
+ */
 static void reply_options(struct b2bua *b, const struct sip_msg *msg)
 {
 	const struct sip_hdr *req = sip_msg_hdr(msg, SIP_HDR_REQUIRE);
+
+	if (b->draining) {
+		reply_plain(b, msg, 503, "Service Unavailable",
+			    "Retry-After: " B2BUA_DRAIN_RETRY "\r\n", "");
+		return;
+	}
 
 	if (req) {
 		char buf[160];
@@ -502,6 +512,38 @@ static bool collect_handler(struct le *le, void *arg)
 
 
 /**
+ * Drain: take no new calls (an INVITE or OPTIONS outside a dialog gets
+ * 503 with Retry-After) and let the running calls go on, in-dialog
+ * requests included; doneh runs once the last call is gone (at once if
+ * there is none).  Calling it again only replaces doneh.
+ */
+void b2bua_drain(struct b2bua *b, void (*doneh)(void *arg), void *arg)
+{
+	if (!b)
+		return;
+
+	if (!b->draining)
+		tlog_info(NULL, "draining: no new calls, %u running",
+			  b->ncalls);
+
+	b->draining = true;
+	b->shutdownh = doneh;
+	b->shutdown_arg = arg;
+
+	if (!b->ncalls && b->shutdownh) {
+		b->shutdownh = NULL;
+		doneh(arg);
+	}
+}
+
+
+bool b2bua_draining(const struct b2bua *b)
+{
+	return b ? b->draining : false;
+}
+
+
+/**
  * Stop taking calls (503) and end every call with BYE on both legs;
  * doneh runs once the last call is gone.
  */
@@ -513,6 +555,7 @@ void b2bua_shutdown(struct b2bua *b, void (*doneh)(void *arg), void *arg)
 	if (!b)
 		return;
 
+	b->draining = true;
 	b->shutting_down = true;
 	b->shutdownh = doneh;
 	b->shutdown_arg = arg;

@@ -292,6 +292,8 @@ int  b2bua_subscribe(struct b2bua *b, b2bua_event_h *h, void *arg);
 void b2bua_set_authz(struct b2bua *b, b2bua_authz_h *h, void *arg);
 void b2bua_set_sdp(struct b2bua *b, b2bua_sdp_h *h, void *arg);
 void b2bua_set_cred(struct b2bua *b, b2bua_cred_h *h, void *arg);
+void b2bua_drain(struct b2bua *b, void (*doneh)(void *arg), void *arg);
+bool b2bua_draining(const struct b2bua *b);
 void b2bua_shutdown(struct b2bua *b, void (*doneh)(void *arg), void *arg);
 uint32_t b2bua_call_count(const struct b2bua *b);
 int  b2bua_debug(struct re_printf *pf, const struct b2bua *b);

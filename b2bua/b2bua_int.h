@@ -10,6 +10,9 @@
 /** The methods the B2BUA answers (Allow) */
 #define B2BUA_ALLOW "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
 
+/** Retry-After (s) of the 503 a draining or stopping node answers */
+#define B2BUA_DRAIN_RETRY "30"
+
 /** Events that drive the call state table */
 enum call_ev {
 	CEV_IDENTIFIED = 0, /**< caller identified, route found         */
@@ -71,9 +74,10 @@ struct b2bua {
 	unsigned nslots;               /**< per-call data slots taken    */
 	struct limiter *lim;           /**< owned: limits at the door    */
 	struct b2bua_stats st;
-	bool shutting_down;
+	bool draining;             /**< no new calls; running ones go on */
+	bool shutting_down;        /**< every call is being ended        */
 	bool rescue;               /**< counted in rescue_use()            */
-	void (*shutdownh)(void *arg);
+	void (*shutdownh)(void *arg);  /**< the last call is gone        */
 	void *shutdown_arg;
 };
 

@@ -191,7 +191,7 @@ static void call_close(struct b2bua_call *call)
 	if (b->ncalls)
 		--b->ncalls;
 
-	if (b->shutting_down && !b->ncalls && b->shutdownh) {
+	if (b->draining && !b->ncalls && b->shutdownh) {
 		void (*h)(void *) = b->shutdownh;
 		b->shutdownh = NULL;
 		h(b->shutdown_arg);

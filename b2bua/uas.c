@@ -197,9 +197,11 @@ void uas_invite(struct b2bua *b, const struct sip_msg *msg)
 		return;
 	}
 
-	if (b->shutting_down) {
+	/* a node that drains takes no new call: a dispatcher in front
+	   tries the next node */
+	if (b->draining) {
 		reply_stateless(b, msg, 503, "Service Unavailable",
-				"Retry-After: 30\r\n");
+				"Retry-After: " B2BUA_DRAIN_RETRY "\r\n");
 		return;
 	}
 

@@ -99,6 +99,7 @@ int  billing_alloc(struct billing **blp, const struct billing_conf *cfg,
 		   struct db *db, struct b2bua *b2bua, const char *conninfo);
 void billing_account_changed(struct billing *bl, int64_t account_id);
 void billing_flush(struct billing *bl, void (*doneh)(void *arg), void *arg);
+void billing_node_draining(struct billing *bl, bool draining);
 void billing_stats(const struct billing *bl, struct billing_stats *st);
 int  billing_debug(struct re_printf *pf, const struct billing *bl);
 

@@ -12,6 +12,9 @@
 /** Number of the settlement parameters of tg_settle() */
 enum { SETTLE_NPARAMS = 14, MEDIA_JSON_MAX = 4096 };
 
+/** ms the update of nodes.draining may take */
+enum { BILLING_DRAIN_TIMEOUT_MS = 10000 };
+
 /** One settlement: the parameters of tg_settle(), as text */
 struct settle {
 	struct le le;                /**< billing.settlel while pending  */
@@ -111,6 +114,7 @@ struct billing {
 	uint64_t last_tick;          /**< the last run's last tick (ms)  */
 	struct notify *notify;       /**< owned                          */
 	struct db_query *hbq;        /**< owned; heartbeat in flight     */
+	struct db_query *drainq;     /**< owned; nodes.draining update   */
 	struct db_query *recq;       /**< owned; recovery list           */
 	struct tmr tmr_rec;          /**< recovery again after a
 					  temporary error                */
@@ -136,6 +140,7 @@ struct billing {
 #define STMT_RESERVE   "tg_reserve"
 #define STMT_SETTLE    "tg_settle"
 #define STMT_HEARTBEAT "tg_heartbeat"
+#define STMT_NODE_DRAINING "billing_node_draining"
 
 /** Most authorisations or settlements in one batch */
 #define BILLING_BATCH_MAX 32

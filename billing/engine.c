@@ -298,6 +298,7 @@ static void billing_destructor(void *arg)
 
 	tmr_cancel(&bl->tmr_hb);
 	bl->hbq = mem_deref(bl->hbq);
+	bl->drainq = mem_deref(bl->drainq);
 	tmr_cancel(&bl->tmr_rec);
 	bl->recq = mem_deref(bl->recq);
 
@@ -400,6 +401,14 @@ static int register_statements(struct db *db)
 	err = db_prepare(db, STMT_HEARTBEAT,
 			 "SELECT tg_heartbeat($1, $2::text[], $3::bigint[])",
 			 3);
+	if (err)
+		return err;
+
+	err = db_prepare(db, STMT_NODE_DRAINING,
+			 "INSERT INTO nodes (name, draining)"
+			 " VALUES ($1, $2::boolean)"
+			 " ON CONFLICT (name) DO UPDATE"
+			 " SET draining = EXCLUDED.draining", 2);
 	if (err)
 		return err;
 
@@ -591,6 +600,42 @@ void billing_flush(struct billing *bl, void (*doneh)(void *arg), void *arg)
 	tlog_info(NULL, "billing: flushing %u settlements",
 		  list_count(&bl->settlel));
 	billing_flush_check(bl);
+}
+
+
+static void draining_done(int err, const struct pg_result *res, void *arg)
+{
+	(void)res;
+	(void)arg;
+
+	if (err)
+		tlog_warn(NULL, "billing: nodes.draining not written: %m",
+			  err);
+}
+
+
+/**
+ * Write whether this node drains to its row of nodes (nodes.draining),
+ * without waiting: the node takes no new calls whatever the database
+ * says; the row tells operators and the other nodes.  A later call
+ * replaces an update still in flight.
+ */
+void billing_node_draining(struct billing *bl, bool draining)
+{
+	const char *v[2];
+	int err;
+
+	if (!bl)
+		return;
+
+	v[0] = bl->cfg->node_name;
+	v[1] = draining ? "true" : "false";
+
+	bl->drainq = mem_deref(bl->drainq);
+	err = db_exec(&bl->drainq, bl->db, STMT_NODE_DRAINING, 2, v,
+		      BILLING_DRAIN_TIMEOUT_MS, true, draining_done, bl);
+	if (err)
+		tlog_warn(NULL, "billing: nodes.draining: %m", err);
 }
 
 

@@ -279,12 +279,12 @@ static void test_numbers(void)
 	}
 
 	cfg = OK(BASE "nonce_ttl 86400\nring_timeout 1\nack_timeout 1\n"
-		 "shutdown_grace 60\nmax_call_duration 604800\n");
+		 "shutdown_grace 86400\nmax_call_duration 604800\n");
 	if (cfg) {
 		CHECK(SIP(cfg)->nonce_ttl == 86400);
 		CHECK(SIP(cfg)->ring_timeout == 1);
 		CHECK(SIP(cfg)->ack_timeout == 1);
-		CHECK(TG(cfg)->shutdown_grace == 60);
+		CHECK(TG(cfg)->shutdown_grace == 86400);
 		CHECK(SIP(cfg)->max_duration == 604800);
 		mem_deref(cfg);
 	}
@@ -306,7 +306,8 @@ static void test_numbers(void)
 	    "max_call_duration: value 604801 out of range 0..604800");
 	BAD(BASE "ack_timeout 0\n", "t.conf:3: ", "out of range 1..300");
 	BAD(BASE "ack_timeout 301\n", "t.conf:3: ", "out of range 1..300");
-	BAD(BASE "shutdown_grace 61\n", "t.conf:3: ", "out of range 0..60");
+	BAD(BASE "shutdown_grace 86401\n", "t.conf:3: ",
+	    "out of range 0..86400");
 	BAD(BASE "max_calls 1000001\n", "t.conf:3: ",
 	    "out of range 0..1000000");
 	BAD(BASE "max_calls many\n", "t.conf:3: ", "not a decimal number");
