@@ -121,15 +121,16 @@ bool lease_refuse(struct billing *bl, struct b2bua_call *call)
 
 /**
  * Whether a call's cut-off waits for the lease: while the node is not
- * sure it holds it, for at most two heartbeats and a second from the
- * first time it asked
+ * sure it holds it but can ask (it was stopped, its database is
+ * reachable), for at most two heartbeats and a second from the first
+ * time it asked.  Cut off from the database, it cuts on time.
  */
 bool lease_hold(struct bcall *bc)
 {
 	const struct billing *bl = bc->bl;
 	uint64_t now = tmr_jiffies();
 
-	if (billing_lease_held(bl)) {
+	if (billing_lease_held(bl) || !db_is_up(bl->db)) {
 		bc->lease_hold_jif = 0;
 		return false;
 	}
