@@ -21,6 +21,9 @@
 #            again and takes new calls
 #   lost     SIGSTOP of A past its lease, another process claims the free
 #            name; SIGCONT: A exits 1, naming that instance
+#   stall    A alone, its renewals held up by a lock on its row: past its
+#            lease it answers new INVITEs 503 with Retry-After, once
+#            renewed it takes calls again
 #
 # Addresses (only 127.0.3.10-29): node A 127.0.3.11 (SIP 5060, API 8080),
 # node B 127.0.3.12, the intruders 127.0.3.13 and 127.0.3.14, callers
@@ -190,6 +193,52 @@ wait_sql() {
 }
 
 now_ms() { date +%s%3N; }
+
+# invite ACCOUNT: one INVITE of ACCOUNT to node A; prints the final status
+# ("503 Retry-After: N" with its Retry-After), a 200 is ACKed and ended
+invite() {
+	python3 - "$1" "$CALLER_IP" "${IP[A]}" <<'PY'
+import re, socket, sys, time
+acct, me, node = sys.argv[1:4]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((me, 0))
+s.settimeout(1)
+port = s.getsockname()[1]
+cid = "stall-%d-%d@%s" % (port, int(time.time() * 1000), me)
+def req(meth, cseq, totag, branch):
+    return ("%s sip:1100@%s:5060 SIP/2.0\r\n"
+            "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-%s\r\n"
+            "From: <sip:%s@%s:%d>;tag=st\r\n"
+            "To: <sip:1100@%s:5060>%s\r\n"
+            "Call-ID: %s\r\nCSeq: %d %s\r\n"
+            "Contact: <sip:%s@%s:%d>\r\nMax-Forwards: 70\r\n"
+            "Content-Length: 0\r\n\r\n") % (
+            meth, node, me, port, branch, acct, me, port, node, totag,
+            cid, cseq, meth, acct, me, port)
+s.sendto(req("INVITE", 1, "", "inv").encode(), (node, 5060))
+end = time.time() + 10
+while time.time() < end:
+    try:
+        d = s.recv(65535).decode(errors="replace")
+    except socket.timeout:
+        continue
+    code = int(d.split(" ")[1])
+    if code < 200:
+        continue
+    to = re.search(r"^To:.*?(;tag=[^;\r\n]+)", d, re.M | re.I)
+    totag = to.group(1) if to else ""
+    if code == 200:
+        s.sendto(req("ACK", 1, totag, "ack").encode(), (node, 5060))
+        s.sendto(req("BYE", 2, totag, "bye").encode(), (node, 5060))
+        print(200)
+    else:
+        s.sendto(req("ACK", 1, totag, "inv").encode(), (node, 5060))
+        ra = re.search(r"^Retry-After:\s*(\d+)", d, re.M | re.I)
+        print("%d%s" % (code, " Retry-After: " + ra.group(1) if ra else ""))
+    sys.exit(0)
+print("none")
+PY
+}
 
 # cdrs ACCOUNT [WHERE]: CDRs of an account's calls
 cdrs() {
@@ -437,6 +486,28 @@ equal "and frees its name at a clean exit" \
 		 WHERE name = 'nodeA'")" free
 pid_stop "${PID[B]}" 10
 equal "B exits 0 on SIGTERM" "$?" 0
+
+
+# ---------------------------------------------------------------- stall
+echo "# node A's renewals stall: no new calls until it holds its lease"
+node_start A || exit 99
+acct stall
+equal "A takes a call" "$(invite stall)" 200
+# a transaction holds A's row: its renewals wait (and time out)
+sql "SELECT 1 FROM nodes WHERE name = 'nodeA' FOR UPDATE;
+     SELECT pg_sleep($((LEASE + 3)))" >/dev/null 2>&1 &
+LOCK_PID=$!
+pid_remember "$LOCK_PID"
+sleep $((LEASE + 1))
+equal "past its lease unrenewed, A answers a new INVITE 503" \
+	"$(invite stall)" "503 Retry-After: 5"
+check "and logs why" grep -q "node nodeA holds no lease: call refused" \
+	"$D/A.log"
+wait "$LOCK_PID"
+sleep $((HEARTBEAT + 1))
+equal "renewed again, A takes calls" "$(invite stall)" 200
+pid_stop "${PID[A]}" 10
+equal "A exits 0 on SIGTERM" "$?" 0
 ledger
 equal "tollgate --ledger-check agrees at the end" "$?" 0
 pid_stop "$GW_PID"
