@@ -22,8 +22,9 @@
 #   lost     SIGSTOP of A past its lease, another process claims the free
 #            name; SIGCONT: A exits 1, naming that instance
 #   stall    A alone, its renewals held up by a lock on its row: past its
-#            lease it answers new INVITEs 503 with Retry-After, once
-#            renewed it takes calls again
+#            lease it answers new INVITEs 503 with Retry-After and takes
+#            no dead node over; once renewed it takes calls again, and
+#            the dead node
 #
 # Addresses (only 127.0.3.10-29): node A 127.0.3.11 (SIP 5060, API 8080),
 # node B 127.0.3.12, the intruders 127.0.3.13 and 127.0.3.14, callers
@@ -498,14 +499,25 @@ sql "SELECT 1 FROM nodes WHERE name = 'nodeA' FOR UPDATE;
      SELECT pg_sleep($((LEASE + 3)))" >/dev/null 2>&1 &
 LOCK_PID=$!
 pid_remember "$LOCK_PID"
-sleep $((LEASE + 1))
+# a dead node appears while A's renewals fail
+sleep $((HEARTBEAT + 1))
+sql "INSERT INTO nodes (name, instance, lease_until)
+     VALUES ('ghost', 'gone', now() - interval '1 s')" >/dev/null
+sleep $((LEASE - HEARTBEAT))
 equal "past its lease unrenewed, A answers a new INVITE 503" \
 	"$(invite stall)" "503 Retry-After: 5"
 check "and logs why" grep -q "node nodeA holds no lease: call refused" \
 	"$D/A.log"
+equal "and takes no dead node over" \
+	"$(sql "SELECT instance FROM nodes WHERE name = 'ghost'"),$(metric A tollgate_node_takeovers_total)" \
+	"gone,0"
 wait "$LOCK_PID"
 sleep $((HEARTBEAT + 1))
 equal "renewed again, A takes calls" "$(invite stall)" 200
+equal "and takes the dead node over" \
+	"$(sql "SELECT coalesce(instance, 'free') FROM nodes
+		 WHERE name = 'ghost'"),$(metric A tollgate_node_takeovers_total)" \
+	"free,1"
 pid_stop "${PID[A]}" 10
 equal "A exits 0 on SIGTERM" "$?" 0
 ledger
