@@ -719,8 +719,9 @@ int billing_debug(struct re_printf *pf, const struct billing *bl)
 
 	return re_hprintf(pf, "billing: %llu calls settled, %llu authorised,"
 			  " %llu refused, %llu shed, %llu cut off,"
-			  " %llu recovered (%llu of %llu dead nodes), %u live,"
-			  " %u pending, %llu spooled; round trips:"
+			  " %llu recovered (%llu taken from %llu dead"
+			  " nodes), %u live, %u pending, %llu spooled;"
+			  " round trips:"
 			  " %llu authorise, %llu reserve, %llu settle"
 			  " (%llu.%02llu per call), %llu heartbeat;"
 			  " %llu queries went in %llu batches;"
