@@ -22,7 +22,9 @@
 --                     live calls to itself and returns them to be settled
 --                     (reason 'recovered'); node_takeovers keeps, per
 --                     call, the node it came from and the last moment
---                     that node was known alive
+--                     that node was known alive.  p_again: the answer to
+--                     the last call was lost, return what it moved here
+--                     and is not settled yet as well
 --   tg_lease_lost     which of the calls a returning node still holds
 --                     were settled, or are being settled, by someone else
 
