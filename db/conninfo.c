@@ -1,0 +1,133 @@
+/**
+ * @file conninfo.c  Checking a libpq connection string before it is used
+ *
+ * A connection string may name several servers (host=/a,/b or
+ * hostaddr=10.0.0.1,10.0.0.2, with one port or one port per server):
+ * libpq then tries them in order on every connection attempt.  With
+ * target_session_attrs=read-write (or primary) it passes over a standby,
+ * so that each connection the client makes again after a loss lands on
+ * whichever server is the primary now.  Without it a connection could
+ * land on a standby, where every write fails: several servers therefore
+ * need it.
+ */
+
+#include <string.h>
+#include <libpq-fe.h>
+#include <re.h>
+#include "core.h"
+#include "db.h"
+#include "db_int.h"
+
+
+/* entries of a comma-separated libpq list ("" and NULL: none) */
+static uint32_t list_len(const char *v)
+{
+	uint32_t n = 1;
+
+	if (!v || !*v)
+		return 0;
+
+	for (; *v; v++) {
+		if (*v == ',')
+			++n;
+	}
+
+	return n;
+}
+
+
+/**
+ * Check a connection string: libpq parses it, its lists of servers and
+ * ports agree, and several servers come with target_session_attrs
+ * read-write or primary.
+ *
+ * @param conninfo  libpq connection string (keyword/value or URI)
+ * @param nhostsp   where to store how many servers it names (1 if none
+ *                  is named: libpq's default), or NULL
+ * @param msg       where to write why it is refused
+ * @param sz        size of msg
+ *
+ * @return 0 if usable, EINVAL (msg says why), ENOMEM
+ */
+int db_conninfo_check(const char *conninfo, uint32_t *nhostsp, char *msg,
+		      size_t sz)
+{
+	const char *host = NULL, *hostaddr = NULL, *port = NULL;
+	const char *tsa = NULL;
+	PQconninfoOption *opts, *o;
+	uint32_t nhost, naddr, nport, n;
+	char *errmsg = NULL, why[256];
+	int err = 0;
+
+	if (!conninfo || !msg || !sz)
+		return EINVAL;
+
+	*msg = '\0';
+
+	opts = PQconninfoParse(conninfo, &errmsg);
+	if (!opts) {
+		if (!errmsg)
+			return ENOMEM;
+		db_first_line(msg, sz, errmsg);
+		PQfreemem(errmsg);
+		return EINVAL;
+	}
+
+	for (o = opts; o->keyword; o++) {
+		if (!o->val)
+			continue;
+		if (!strcmp(o->keyword, "host"))
+			host = o->val;
+		else if (!strcmp(o->keyword, "hostaddr"))
+			hostaddr = o->val;
+		else if (!strcmp(o->keyword, "port"))
+			port = o->val;
+		else if (!strcmp(o->keyword, "target_session_attrs"))
+			tsa = o->val;
+	}
+
+	nhost = list_len(host);
+	naddr = list_len(hostaddr);
+	nport = list_len(port);
+
+	if (nhost && naddr && nhost != naddr) {
+		(void)re_snprintf(why, sizeof(why), "host names %u servers"
+				  " and hostaddr %u: they must name the same"
+				  " ones", nhost, naddr);
+		err = EINVAL;
+		goto out;
+	}
+
+	n = nhost ? nhost : naddr;
+	if (!n)
+		n = 1;
+
+	if (nport > 1 && nport != n) {
+		(void)re_snprintf(why, sizeof(why), "port lists %u ports"
+				  " for %u servers: give one port, or one for"
+				  " each", nport, n);
+		err = EINVAL;
+		goto out;
+	}
+
+	if (n > 1 && (!tsa || (strcmp(tsa, "read-write") &&
+			       strcmp(tsa, "primary")))) {
+		(void)re_snprintf(why, sizeof(why), "%u servers but"
+				  " target_session_attrs is %s: add"
+				  " target_session_attrs=read-write so that"
+				  " connections land on the primary", n,
+				  tsa ? tsa : "not given");
+		err = EINVAL;
+		goto out;
+	}
+
+	if (nhostsp)
+		*nhostsp = n;
+
+ out:
+	if (err)
+		str_ncpy(msg, why, sz);
+	PQconninfoFree(opts);
+
+	return err;
+}
