@@ -295,8 +295,8 @@ int test_read_only(void)
 
 /*
  * Several servers with target_session_attrs=read-write: the first named
- * is not there, a read-only one is passed over, the pool lands on the
- * server that takes writes.
+ * is not there (a socket directory, then two TCP servers that refuse),
+ * the pool lands on the one that is.
  */
 int test_multi_host(void)
 {
@@ -305,6 +305,7 @@ int test_multi_host(void)
 	struct seq s;
 	struct db *db = NULL;
 	char *ci = NULL;
+	uint64_t t0;
 	int err;
 
 	memset(&s, 0, sizeof(s));
@@ -326,6 +327,27 @@ int test_multi_host(void)
 	CHECK_ERR(run_loop(6000), 0);
 	CHECK(s.done == 1 && s.errv[0] == 0 && !strcmp(s.val[0], "42"));
 	CHECK(db_is_up(db));
+
+	/* two TCP servers that refuse, each after its connect() was in
+	   progress: libpq opens the next socket under the number of the
+	   last one, waiting to write again; the loop must watch it */
+	db = mem_deref(db);
+	ci = mem_deref(ci);
+	CHECK_ERR(re_sdprintf(&ci, "%s host=127.0.0.1,127.0.0.1,%s/run "
+			      "port=1,1,5432 target_session_attrs=read-write",
+			      conninfo, cluster_dir), 0);
+	CHECK_ERR(db_alloc(&db, ci, 2), 0);
+	CHECK_ERR(db_prepare(db, "t_echo", "SELECT $1::int", 1), 0);
+
+	memset(&s, 0, sizeof(s));
+	s.total = 1;
+	items[0].seq = &s;
+	t0 = now_ms();
+	CHECK_ERR(db_exec(NULL, db, "t_echo", 1, (const char *[]){"43"},
+			  5000, false, seq_handler, &items[0]), 0);
+	CHECK_ERR(run_loop(6000), 0);
+	CHECK(s.done == 1 && s.errv[0] == 0 && !strcmp(s.val[0], "43"));
+	CHECK(now_ms() - t0 < 2000);
 
 	/* several servers without target_session_attrs are refused */
 	db = mem_deref(db);
