@@ -137,6 +137,8 @@ static int conf_check(struct cfg_parser *p, void *mod)
 
 	if (!cfg->db_conninfo)
 		(void)cfg_err(p, "no db_conninfo given (it is required)");
+	/* the servers it names; what libpq cannot parse is refused when
+	   the client is made */
 	else if (db_conninfo_check(cfg->db_conninfo, NULL, msg,
 				   sizeof(msg)) == EINVAL)
 		(void)cfg_err(p, "db_conninfo: %s", msg);

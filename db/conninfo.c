@@ -47,7 +47,8 @@ static uint32_t list_len(const char *v)
  * @param msg       where to write why it is refused
  * @param sz        size of msg
  *
- * @return 0 if usable, EINVAL (msg says why), ENOMEM
+ * @return 0 if usable, EBADMSG if libpq cannot parse it, EINVAL if it
+ *         names servers it cannot use (msg says why for both), ENOMEM
  */
 int db_conninfo_check(const char *conninfo, uint32_t *nhostsp, char *msg,
 		      size_t sz)
@@ -70,7 +71,7 @@ int db_conninfo_check(const char *conninfo, uint32_t *nhostsp, char *msg,
 			return ENOMEM;
 		db_first_line(msg, sz, errmsg);
 		PQfreemem(errmsg);
-		return EINVAL;
+		return EBADMSG;
 	}
 
 	for (o = opts; o->keyword; o++) {

@@ -158,10 +158,11 @@ int db_alloc(struct db **dbp, const char *conninfo, uint32_t nconn)
 	}
 
 	err = db_conninfo_check(conninfo, NULL, msg, sizeof(msg));
-	if (err) {
-		tlog_err(NULL, "db: bad connection string: %s",
-			 err == EINVAL ? msg : strerror(err));
+	if (err == ENOMEM)
 		return err;
+	else if (err) {
+		tlog_err(NULL, "db: bad connection string: %s", msg);
+		return EINVAL;
 	}
 
 	db = mem_zalloc(sizeof(*db), db_destructor);

@@ -20,7 +20,7 @@ struct ci_row {
 	const char *conninfo;
 	int err;             /* db_conninfo_check()'s */
 	uint32_t nhosts;     /* when err is 0 */
-	const char *msg;     /* a part of the message when err is EINVAL */
+	const char *msg;     /* a part of the message when err is not 0 */
 };
 
 static const struct ci_row ci_rows[] = {
@@ -67,10 +67,10 @@ static const struct ci_row ci_rows[] = {
 		   "host names 2 servers and hostaddr 1"},
 
 	/* what libpq cannot parse */
-	{__LINE__, "host=/a dbname", EINVAL, 0, "dbname"},
-	{__LINE__, "nosuchkey=1", EINVAL, 0, "nosuchkey"},
-	{__LINE__, "host='/a", EINVAL, 0, "quoted"},
-	{__LINE__, "postgresql://[::1/x", EINVAL, 0, "IPv6"},
+	{__LINE__, "host=/a dbname", EBADMSG, 0, "dbname"},
+	{__LINE__, "nosuchkey=1", EBADMSG, 0, "nosuchkey"},
+	{__LINE__, "host='/a", EBADMSG, 0, "quoted"},
+	{__LINE__, "postgresql://[::1/x", EBADMSG, 0, "IPv6"},
 };
 
 
