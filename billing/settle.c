@@ -132,22 +132,13 @@ static void settle_later(struct settle *st, int err)
 }
 
 
-/* SQL errors that go away by themselves: statement timeout, deadlock,
-   serialisation failure, lock not available, insufficient resources */
+/* SQL errors that go away by themselves (db_sqlstate_err()): statement
+   timeout, deadlock, serialisation failure, lock not available,
+   insufficient resources, a server shutting down or read-only */
 static bool sql_transient(const PGresult *res)
 {
-	const char *state;
-
-	if (!res)
-		return false;
-
-	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	if (!state)
-		return false;
-
-	return !strcmp(state, "57014") || !strcmp(state, "40P01") ||
-		!strcmp(state, "40001") || !strcmp(state, "55P03") ||
-		!strncmp(state, "53", 2);
+	return res && db_sqlstate_err(PQresultErrorField(res,
+						   PG_DIAG_SQLSTATE)) == EAGAIN;
 }
 
 

@@ -133,8 +133,15 @@ static int conf_check(struct cfg_parser *p, void *mod)
 {
 	const struct db_conf *cfg = mod;
 
+	char msg[256];
+
 	if (!cfg->db_conninfo)
 		(void)cfg_err(p, "no db_conninfo given (it is required)");
+	/* the servers it names; what libpq cannot parse is refused when
+	   the client is made */
+	else if (db_conninfo_check(cfg->db_conninfo, NULL, msg,
+				   sizeof(msg)) == EINVAL)
+		(void)cfg_err(p, "db_conninfo: %s", msg);
 
 	return 0;
 }

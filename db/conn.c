@@ -2,14 +2,18 @@
  * @file conn.c  PostgreSQL client: one connection of the pool
  *
  * A connection is made with PQconnectStart()/PQconnectPoll() on
- * fd_listen(), bounded by DB_CONNECT_TIMEOUT.  Its first command sets the
- * session's statement_timeout.  When it breaks it is made again after a
- * back-off that doubles from DB_BACKOFF_MIN to DB_BACKOFF_FAST during the
- * first DB_BACKOFF_SPAN ms of the loss, to DB_BACKOFF_MAX later; once one
- * connection is back the others try at once.  Its query in flight fails
- * with ECONNRESET, or goes back to the head of the queue if it was marked
- * retry, and every registered statement is prepared on it again before
- * its next query.  Queries wait in the queue while no connection is up.
+ * fd_listen(), bounded by DB_CONNECT_TIMEOUT; when the connection string
+ * names several servers libpq tries them in turn within that attempt
+ * (and with target_session_attrs=read-write passes over standbys).
+ * Its first command sets the session's statement_timeout.  When it
+ * breaks it is made again after a back-off that doubles from
+ * DB_BACKOFF_MIN to DB_BACKOFF_FAST during the first DB_BACKOFF_SPAN ms
+ * of the loss, to DB_BACKOFF_MAX later; once one connection is back the
+ * others try at once.  Its query in flight fails with ECONNRESET, or goes
+ * back to the head of the queue if it was marked retry, and every
+ * registered statement is prepared on it again before its next query.
+ * Queries wait in the queue while no connection is up.  A session that
+ * turns out read-only (result.c) is given up the same way.
  */
 
 #include <stdlib.h>
@@ -222,6 +226,12 @@ static void connected(struct db_conn *c)
 static void connect_poll(struct db_conn *c)
 {
 	int flags;
+
+	/* with several servers, or a host with several addresses, libpq
+	   closes the socket of one it gives up on and opens another, which
+	   often gets the same number: closing took it out of the loop's
+	   epoll set, so every step registers the socket again */
+	c->fd_flags = 0;
 
 	if (db_connect_step(c->conn, &flags))
 		connect_failed(c, PQerrorMessage(c->conn));

@@ -128,20 +128,23 @@ static void db_destructor(void *data)
  * its handler and sets each caller's handle (qp) to NULL.
  *
  * libpq resolves a host name inside PQconnectStart(), which blocks: give
- * a socket directory (host=/path) or a numeric hostaddr=.
+ * a socket directory (host=/path) or a numeric hostaddr=.  Several
+ * servers (host=/a,/b or hostaddr=x,y) with target_session_attrs
+ * read-write: each connection is made to the one that is the primary
+ * when it connects, and made again when that one goes away.
  *
  * @param dbp       where to store the client
  * @param conninfo  libpq connection string
  * @param nconn     connections, 1..DB_CONNECTIONS_MAX
  *
- * @return 0 if success, EINVAL for a connection string libpq cannot parse
- *         or a number of connections out of range
+ * @return 0 if success, EINVAL for a connection string
+ *         db_conninfo_check() refuses or a number of connections out of
+ *         range
  */
 int db_alloc(struct db **dbp, const char *conninfo, uint32_t nconn)
 {
-	PQconninfoOption *opts;
 	struct db *db;
-	char *errmsg = NULL;
+	char msg[256];
 	uint32_t i;
 	int err;
 
@@ -154,17 +157,13 @@ int db_alloc(struct db **dbp, const char *conninfo, uint32_t nconn)
 		return EINVAL;
 	}
 
-	opts = PQconninfoParse(conninfo, &errmsg);
-	if (!opts) {
-		char msg[256];
-
-		db_first_line(msg, sizeof(msg),
-			   errmsg ? errmsg : "out of memory");
+	err = db_conninfo_check(conninfo, NULL, msg, sizeof(msg));
+	if (err == ENOMEM)
+		return err;
+	else if (err) {
 		tlog_err(NULL, "db: bad connection string: %s", msg);
-		PQfreemem(errmsg);
-		return errmsg ? EINVAL : ENOMEM;
+		return EINVAL;
 	}
-	PQconninfoFree(opts);
 
 	db = mem_zalloc(sizeof(*db), db_destructor);
 	if (!db)

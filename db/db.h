@@ -114,8 +114,12 @@ struct pg_result;
  *             logged): statement_timeout or cancel (57014), deadlock
  *             (40P01), serialization failure (40001), lock not available
  *             (55P03), insufficient resources (53xxx), connection
- *             exception (08xxx): nothing was committed and the same query
- *             may succeed when tried again;
+ *             exception (08xxx), server shutting down (57P0x): nothing
+ *             was committed and the same query may succeed when tried
+ *             again (db_sqlstate_err()).  A read-only refusal (25006,
+ *             the session is on a standby) never reaches the handler:
+ *             the query is sent again on a new connection, which lands
+ *             on the primary, within the query's deadline;
  *             ETIMEDOUT: the deadline passed (the statement may still run
  *             and commit on the server);
  *             ECONNRESET: the connection was lost while the query was in
@@ -146,7 +150,17 @@ struct db_stats {
 	uint32_t oldest_ms;   /**< age of the oldest query not yet sent       */
 	uint32_t wait_avg_ms; /**< EWMA of the queue wait of commands sent    */
 	uint32_t down_ms;     /**< how long no connection has been up, 0 = up */
+	uint64_t read_only;   /**< commands refused as read-only (25006): the
+				   connection was on a standby and was made
+				   again                                     */
 };
+
+/** SQLSTATE read_only_sql_transaction: the server is not the primary */
+#define DB_SQLSTATE_READ_ONLY "25006"
+
+int db_sqlstate_err(const char *sqlstate);
+int db_conninfo_check(const char *conninfo, uint32_t *nhostsp, char *msg,
+		      size_t sz);
 
 /** Default and bounds of db_statement_timeout (ms, 0 = off) */
 #define DB_STATEMENT_TIMEOUT_DEFAULT 3000

@@ -1,6 +1,5 @@
 /**
- * @file lease.c  The node's lease at start and at exit (blocking), and
- *                the application_name of its sessions
+ * @file lease.c  The node's lease at start and at exit (blocking)
  *
  * Used only outside the event loop: the claim before re_main() runs, the
  * release after it has ended (sql/013_lease.sql).  While the loop runs,
@@ -15,88 +14,6 @@
 #include <re.h>
 #include "db.h"
 #include "db_int.h"
-
-
-/* a keyword/value pair of a connection string, the value quoted */
-static int kv_print(struct mbuf *mb, const char *key, const char *val)
-{
-	int err;
-
-	err = mbuf_printf(mb, "%s%s='", mb->end ? " " : "", key);
-	for (; !err && *val; val++) {
-		if (*val == '\'' || *val == '\\')
-			err = mbuf_write_u8(mb, '\\');
-		if (!err)
-			err = mbuf_write_u8(mb, (uint8_t)*val);
-	}
-	if (!err)
-		err = mbuf_write_u8(mb, '\'');
-
-	return err;
-}
-
-
-/**
- * The connection string with fallback_application_name = appname, so that
- * every session of the node names it (pg_stat_activity, the default of
- * cdrs.settled_by) unless the string, or PGAPPNAME, gives an
- * application_name of its own.  Works for keyword/value strings and URIs
- * alike: the result is the keyword/value form of what was given.
- *
- * @param dstp      where to store the new string (mem_alloc'ed)
- * @param conninfo  libpq connection string
- * @param appname   the name; NULL or "" leaves the string as it is
- *
- * @return 0 if success, EINVAL if libpq cannot parse conninfo
- */
-int db_conninfo_appname(char **dstp, const char *conninfo,
-			const char *appname)
-{
-	PQconninfoOption *opts, *o;
-	struct mbuf *mb;
-	char *errmsg = NULL;
-	bool given = false;
-	int err = 0;
-
-	if (!dstp || !conninfo)
-		return EINVAL;
-
-	if (!appname || !*appname)
-		return str_dup(dstp, conninfo);
-
-	opts = PQconninfoParse(conninfo, &errmsg);
-	if (!opts) {
-		PQfreemem(errmsg);
-		return errmsg ? EINVAL : ENOMEM;
-	}
-
-	mb = mbuf_alloc(strlen(conninfo) + 64);
-	if (!mb) {
-		err = ENOMEM;
-		goto out;
-	}
-
-	for (o = opts; o->keyword && !err; o++) {
-		if (!o->val)
-			continue;
-		if (!strcmp(o->keyword, "fallback_application_name"))
-			given = true;
-		err = kv_print(mb, o->keyword, o->val);
-	}
-	if (!err && !given)
-		err = kv_print(mb, "fallback_application_name", appname);
-	if (err)
-		goto out;
-
-	mb->pos = 0;
-	err = mbuf_strdup(mb, dstp, mb->end);
-
- out:
-	mem_deref(mb);
-	PQconninfoFree(opts);
-
-	return err;
-}
 
 
 /* one row of tg_lease_claim(): claimed, instance, sip, api, since, until */

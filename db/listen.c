@@ -8,10 +8,14 @@
  * Non-blocking like the client: PQconnectStart()/PQconnectPoll() on
  * fd_listen(), PQsendQuery("LISTEN ..."), then PQconsumeInput() and
  * PQnotifies() whenever the socket is readable.  A lost connection is
- * made again after a back-off (DB_BACKOFF_MIN doubling to
- * DB_BACKOFF_MAX); notifications sent meanwhile are lost, so the handler
- * hears again that the LISTEN has taken effect (payload NULL) and
- * catches up on its own.
+ * made again after a back-off that doubles from DB_BACKOFF_MIN, to
+ * DB_BACKOFF_FAST during the first DB_BACKOFF_SPAN ms of the loss (as the
+ * pool's: a restart or a failover to a standby ends within seconds), to
+ * DB_BACKOFF_MAX later; with several servers and
+ * target_session_attrs=read-write it lands on the primary of the moment
+ * (LISTEN is refused on a standby).  Notifications sent meanwhile are
+ * lost, so the handler hears again that the LISTEN has taken effect
+ * (payload NULL) and catches up on its own.
  */
 
 #include <stdlib.h>
@@ -34,6 +38,7 @@ struct db_listen {
 	bool flushing;       /**< PQflush() returned 1: watch writable   */
 	struct tmr tmr;      /**< reconnect back-off, connect timeout    */
 	uint32_t backoff;    /**< ms, next reconnect delay               */
+	uint64_t lost_us;    /**< when it went down, 0 while listening   */
 	db_notify_h *h;
 	void *arg;           /**< borrowed                               */
 };
@@ -77,6 +82,8 @@ static void reconnect_handler(void *arg)
 
 static void lost(struct db_listen *l, const char *why)
 {
+	uint32_t max = DB_BACKOFF_MAX;
+	uint64_t now;
 	char msg[160];
 
 	db_first_line(msg, sizeof(msg), why);
@@ -86,9 +93,15 @@ static void lost(struct db_listen *l, const char *why)
 	conn_close(l);
 	tmr_start(&l->tmr, l->backoff, reconnect_handler, l);
 
+	now = db_now_us();
+	if (!l->lost_us)
+		l->lost_us = now;
+	if (now - l->lost_us < (uint64_t)DB_BACKOFF_SPAN * 1000)
+		max = DB_BACKOFF_FAST;
+
 	l->backoff *= 2;
-	if (l->backoff > DB_BACKOFF_MAX)
-		l->backoff = DB_BACKOFF_MAX;
+	if (l->backoff > max)
+		l->backoff = max;
 }
 
 
@@ -188,6 +201,10 @@ static void poll_connect(struct db_listen *l)
 {
 	int flags;
 
+	/* libpq may have moved to another server's socket under the same
+	   number: register it again (see conn.c) */
+	l->fd_flags = 0;
+
 	if (db_connect_step(l->conn, &flags))
 		lost(l, PQerrorMessage(l->conn));
 	else if (!flags)
@@ -221,6 +238,7 @@ static void read_results(struct db_listen *l)
 
 		l->pending = false;
 		l->backoff = DB_BACKOFF_MIN;
+		l->lost_us = 0;
 		tlog_info(NULL, "db: listening on %s", l->channel);
 
 		l->h(NULL, l->arg);

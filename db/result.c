@@ -31,29 +31,92 @@ static bool is_fatal(const PGresult *res)
 }
 
 
-/*
- * An SQL error that says nothing about the statement itself: the server
- * cancelled it (57014: statement_timeout, a cancel), it lost a deadlock
- * (40P01) or a serialization conflict (40001), could not take a lock at
- * once (55P03), ran short of resources (53xxx) or of its connection
- * (08xxx).  Nothing was committed; the same query may succeed again.
+/**
+ * How a failed query's SQLSTATE is reported: EAGAIN if it says nothing
+ * about the statement itself, so that the same query may succeed when
+ * tried again (nothing was committed), else EPROTO (a refusal).
+ *
+ * Transient: the server cancelled it (57014: statement_timeout, a
+ * cancel), it lost a deadlock (40P01) or a serialization conflict
+ * (40001, also a standby's conflict with recovery), could not take a
+ * lock at once (55P03), ran short of resources (53xxx) or of its
+ * connection (08xxx), is shutting down or not accepting connections
+ * (57P01..57P05), or is not the primary (25006 read-only SQL
+ * transaction: a standby, or a server reached before a promotion
+ * finished).
+ *
+ * @param state  five-character SQLSTATE, or NULL (no SQLSTATE: EPROTO)
  */
-static bool is_transient(const char *state)
+int db_sqlstate_err(const char *state)
 {
 	if (!state)
-		return false;
+		return EPROTO;
 
-	return !strcmp(state, "57014") || !strcmp(state, "40P01") ||
-		!strcmp(state, "40001") || !strcmp(state, "55P03") ||
-		!strncmp(state, "53", 2) || !strncmp(state, "08", 2);
+	if (!strcmp(state, "57014") || !strcmp(state, "40P01") ||
+	    !strcmp(state, "40001") || !strcmp(state, "55P03") ||
+	    !strcmp(state, DB_SQLSTATE_READ_ONLY) ||
+	    !strncmp(state, "53", 2) || !strncmp(state, "08", 2) ||
+	    !strncmp(state, "57P", 3))
+		return EAGAIN;
+
+	return EPROTO;
 }
 
 
 /** The error of a failed query's result: EAGAIN if transient, else EPROTO */
 int db_result_err(const PGresult *res)
 {
-	return is_transient(PQresultErrorField(res, PG_DIAG_SQLSTATE)) ?
-		EAGAIN : EPROTO;
+	return db_sqlstate_err(PQresultErrorField(res, PG_DIAG_SQLSTATE));
+}
+
+
+/* the server said it is read-only: this session is not on the primary */
+static bool is_read_only(const PGresult *res)
+{
+	const char *state;
+
+	if (!res || PQresultStatus(res) != PGRES_FATAL_ERROR)
+		return false;
+
+	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	return state && !strcmp(state, DB_SQLSTATE_READ_ONLY);
+}
+
+
+/*
+ * The session is on a server that does not take writes (a standby, or
+ * one reached while a promotion raced the connection's check of
+ * target_session_attrs).  The refused command committed nothing: its
+ * query, or each query of its batch, goes back to the head of the queue
+ * whether or not it was marked retry, its deadline still running, and
+ * the connection is made again, which lands on the primary.
+ */
+static void read_only(struct db_conn *c, PGresult *res, const char *msg)
+{
+	struct db *db = c->db;
+	struct db_query *q = c->cur;
+	struct list bl;
+	struct le *le;
+
+	tlog_warn(NULL, "db: connection %u: the server is read-only (%s):"
+		  " connecting again to find the primary", c->idx, msg);
+
+	db_batch_take(c, &bl);
+	while ((le = list_tail(&bl))) {
+		list_unlink(le);
+		list_prepend(&db->queryl, le, le->data);
+	}
+
+	if (q) {
+		c->cur = NULL;
+		q->conn = NULL;
+		list_prepend(&db->queryl, &q->le, q);
+	}
+
+	++db->st.read_only;
+	PQclear(res);
+	db_conn_lost(c, msg);
 }
 
 
@@ -83,6 +146,11 @@ static void command_done(struct db_conn *c)
 
 	status = PQresultStatus(res);
 	db_first_line(msg, sizeof(msg), PQresultErrorMessage(res));
+
+	if (!c->setting && !stmt && is_read_only(res)) {
+		read_only(c, res, msg);
+		return;
+	}
 
 	if (c->setting) {
 		c->setting = false;

@@ -4,6 +4,9 @@
 #
 # Usage:
 #   pg-cluster.sh init DIR            create DIR/pgdata, role and db "tollgate"
+#   pg-cluster.sh standby DIR PRIMARY create DIR/pgdata, a streaming standby
+#                                     of the running cluster in PRIMARY
+#   pg-cluster.sh promote DIR         make the standby in DIR the primary
 #   pg-cluster.sh start DIR           start the server (no-op if running)
 #   pg-cluster.sh stop DIR [MODE]     stop it; MODE fast (default), smart or
 #                                     immediate (no-op if not running)
@@ -32,7 +35,21 @@
 # local user in.  Peer authentication with the map "tollgate" lets exactly
 # root, the server user and the user who ran "init" connect, as role
 # "tollgate" (the application's role, owner of database "tollgate") or as
-# the superuser "postgres".  There are no host lines at all.
+# the superuser "postgres".  There are no host lines at all.  The same
+# users may open a replication connection on the socket (as "postgres"),
+# which is what "standby" uses.
+#
+# A standby: "standby DIR PRIMARY" copies the running cluster in PRIMARY
+# with pg_basebackup over PRIMARY's socket (as the superuser, WAL streamed
+# during the copy, -R: standby.signal and primary_conninfo written), gives
+# it its own socket directory DIR/run, and leaves it stopped: "start DIR"
+# starts it streaming, read-only (hot standby).  Replication is
+# asynchronous and uses no slot: the primary keeps wal_keep_size (64MB) of
+# WAL for a standby that falls behind.  A primary made by an older
+# version of this script gets the replication line in its pg_hba.conf
+# (and a reload) the first time.  "promote DIR" ends the recovery: the
+# standby takes writes from then on.  "status" says which one is a
+# standby.
 #
 # Environment: PG_BINDIR (default /usr/lib/postgresql/15/bin),
 # PG_CLUSTER_USER (system user used when run as root, default tollgate).
@@ -51,7 +68,7 @@ die() {
 }
 
 usage() {
-	sed -n '5,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '5,15p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -239,13 +256,15 @@ unix_socket_permissions = 0777
 shared_buffers = 16MB
 max_connections = 50
 fsync = on
+wal_keep_size = 64MB
 log_line_prefix = '%m [%p] %q%u@%d '
 EOF
 	as_srv tee "$tmp/pg_hba.conf" >/dev/null <<EOF
 # tollgate private cluster: unix socket only, peer authentication mapped
 # by pg_ident.conf; no TCP at all (listen_addresses is empty).
-# TYPE  DATABASE  USER  METHOD
-local   all       all   peer map=tollgate
+# TYPE  DATABASE     USER  METHOD
+local   all          all   peer map=tollgate
+local   replication  all   peer map=tollgate
 EOF
 	{
 		echo "# MAP       SYSTEM-USER  PG-USER"
@@ -273,6 +292,104 @@ EOF
 	[ "$rc" -eq 0 ] || die "cannot create role/database $DB_NAME"
 	mv -- "$tmp" "$dir/pgdata"
 	echo "$PROG: initialised cluster in $dir ($(conninfo_of "$dir"))"
+}
+
+# the primary lets its users replicate over the socket (pg_hba.conf of a
+# cluster made before "standby" existed lacks the line)
+allow_replication() {
+	local pdir=$1 hba="$1/pgdata/pg_hba.conf"
+	if as_srv grep -Eq '^[[:space:]]*local[[:space:]]+replication[[:space:]]' \
+		"$hba"; then
+		return 0
+	fi
+	echo "local   replication  all   peer map=tollgate" |
+		as_srv tee -a "$hba" >/dev/null ||
+		die "cannot add the replication line to $hba"
+	as_srv "$PG_BINDIR/pg_ctl" reload -D "$pdir/pgdata" >/dev/null ||
+		die "cannot reload the server in $pdir"
+	# the reload is asynchronous: wait until the new line is in force
+	local _
+	for _ in $(seq 1 50); do
+		if "$PG_BINDIR/psql" -X -At \
+			"host=$(conn_quote "$pdir/run") dbname=postgres user=postgres" \
+			-c "SELECT count(*) FROM pg_hba_file_rules
+			    WHERE 'replication' = ANY(database)" 2>/dev/null |
+			grep -qv '^0$'; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	die "the server in $pdir did not take the replication line"
+}
+
+cmd_standby() {
+	local dir pdir
+	dir=$(abs_dir "$1")
+	pdir=$(abs_dir "$2")
+	need_bin pg_basebackup
+	need_bin pg_ctl
+	check_cluster "$pdir"
+	[ "$dir" != "$pdir" ] || die "a standby needs a directory of its own"
+	if [ -f "$dir/pgdata/PG_VERSION" ]; then
+		[ -f "$dir/pgdata/standby.signal" ] ||
+			die "$dir/pgdata holds a cluster that is no standby"
+		echo "$PROG: standby in $dir already made"
+		return 0
+	fi
+
+	# the copy belongs to the user who runs the primary
+	adopt_owner "$pdir"
+	srv_status "$pdir" || die "the primary in $pdir is not running"
+	ensure_srv_user
+	mkdir -p -- "$dir"
+	ensure_reach "$dir"
+	local sock="$dir/run/.s.PGSQL.5432"
+	[ ${#sock} -le 107 ] ||
+		die "path too long for a unix socket: $sock (${#sock} > 107" \
+		    "bytes): choose a shorter DIR"
+	allow_replication "$pdir"
+
+	local tmp="$dir/pgdata.new"
+	rm -rf -- "$tmp"
+	mkdir -m 0700 -- "$tmp"
+	mkdir -p -- "$dir/run"
+	chmod 0755 -- "$dir/run"
+	touch -- "$dir/postgres.log"
+	if is_root; then
+		chown "$SRV_USER:" -- "$tmp" "$dir/run" "$dir/postgres.log"
+	fi
+
+	local src
+	src="host=$(conn_quote "$pdir/run") user=postgres"
+	src="$src application_name=$(conn_quote "${dir##*/}")"
+	as_srv "$PG_BINDIR/pg_basebackup" -D "$tmp" -d "$src" \
+		-X stream -R -c fast -w >"$dir/basebackup.log" 2>&1 ||
+		die "pg_basebackup failed, see $dir/basebackup.log:
+$(tail -n 20 "$dir/basebackup.log")"
+
+	# its own socket; the copied settings name the primary's
+	as_srv tee -a "$tmp/postgresql.conf" >/dev/null <<EOF
+
+# --- standby of ${pdir//\'/\'\'} (tools/pg-cluster.sh standby) ---
+unix_socket_directories = '${dir//\'/\'\'}/run'
+hot_standby = on
+EOF
+	mv -- "$tmp" "$dir/pgdata"
+	echo "$PROG: made a standby of $pdir in $dir ($(conninfo_of "$dir"))"
+}
+
+cmd_promote() {
+	local dir
+	dir=$(abs_dir "$1")
+	need_bin pg_ctl
+	check_cluster "$dir"
+	adopt_owner "$dir"
+	[ -f "$dir/pgdata/standby.signal" ] ||
+		die "the cluster in $dir is no standby"
+	srv_status "$dir" || die "the standby in $dir is not running"
+	as_srv "$PG_BINDIR/pg_ctl" promote -w -t 60 -D "$dir/pgdata" \
+		>/dev/null || die "the standby in $dir was not promoted"
+	echo "$PROG: standby in $dir promoted"
 }
 
 cmd_start() {
@@ -317,10 +434,12 @@ cmd_status() {
 		return 4
 	fi
 	adopt_owner "$dir"
+	local role=
+	[ ! -f "$dir/pgdata/standby.signal" ] || role=" (standby)"
 	srv_status "$dir" || rc=$?
 	case $rc in
-	0) echo "running: $dir ($(conninfo_of "$dir"))" ;;
-	3) echo "stopped: $dir" ;;
+	0) echo "running${role}: $dir ($(conninfo_of "$dir"))" ;;
+	3) echo "stopped${role}: $dir" ;;
 	*) echo "unknown state of $dir (pg_ctl status exit $rc)" ;;
 	esac
 	return $rc
@@ -339,11 +458,14 @@ cmd_psql() {
 cmd=$1
 shift
 case $cmd in
-init|start|status|conninfo)
+init|start|status|conninfo|promote)
 	[ $# -eq 1 ] || usage
 	;;
 stop)
 	[ $# -eq 1 ] || [ $# -eq 2 ] || usage
+	;;
+standby)
+	[ $# -eq 2 ] || usage
 	;;
 psql)
 	[ $# -ge 1 ] || usage
@@ -359,6 +481,8 @@ esac
 
 case $cmd in
 init)     cmd_init "$@" ;;
+standby)  cmd_standby "$@" ;;
+promote)  cmd_promote "$@" ;;
 start)    cmd_start "$@" ;;
 stop)     cmd_stop "$@" ;;
 status)   cmd_status "$@" ;;

@@ -23,6 +23,15 @@
 #               script has no EXIT trap, and makes HUP, INT and TERM exit
 #               (so that the EXIT trap runs) when they have no trap.
 # pgtest_psql   psql -X -q -v ON_ERROR_STOP=1 on the test database.
+# pgtest_standby_start
+#               makes a streaming standby of the suite's cluster (after
+#               pgtest_start) in a new directory under /tmp and starts it
+#               (tools/pg-cluster.sh standby, start); waits until it
+#               streams.  Exports PGTEST_STANDBY_DIR and
+#               PGTEST_STANDBY_CONNINFO.  pgtest_stop stops and removes it
+#               too.  "$PGTEST_CLUSTER promote "$PGTEST_STANDBY_DIR""
+#               promotes it.
+# pgtest_standby_psql  like pgtest_psql, on the standby.
 
 : "${top_srcdir:?top_srcdir is not set (run the test with make check)}"
 : "${top_builddir:=$top_srcdir}"
@@ -31,6 +40,8 @@ PGTEST_CLUSTER="$top_srcdir/tools/pg-cluster.sh"
 PGTEST_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 PGTEST_DIR=
 PGTEST_CONNINFO=
+PGTEST_STANDBY_DIR=
+PGTEST_STANDBY_CONNINFO=
 
 pgtest_psql() {
 	"$PGTEST_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 "$PGTEST_CONNINFO" "$@"
@@ -120,32 +131,85 @@ pgtest_start() {
 	pgtest_migrate
 }
 
-# true if PID is the postmaster of our cluster (not a recycled PID)
-pgtest_is_ours() {
-	[ -r "/proc/$1/cmdline" ] &&
-		tr '\0' ' ' <"/proc/$1/cmdline" | grep -qF "$PGTEST_DIR/pgdata"
+pgtest_standby_psql() {
+	"$PGTEST_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 \
+		"$PGTEST_STANDBY_CONNINFO" "$@"
 }
 
-pgtest_stop() {
-	local pidfile pid sig
-	[ -n "$PGTEST_DIR" ] && [ -d "$PGTEST_DIR" ] || return 0
-	pidfile="$PGTEST_DIR/pgdata/postmaster.pid"
+pgtest_standby_start() {
+	[ -n "$PGTEST_DIR" ] || {
+		echo "pgtest: pgtest_standby_start before pgtest_start" >&2
+		return 1
+	}
+	PGTEST_STANDBY_DIR=$(mktemp -d /tmp/tollgate-pgstandby.XXXXXX) ||
+		return 1
+	chmod 0755 "$PGTEST_STANDBY_DIR" || return 1
+	if ! "$PGTEST_CLUSTER" standby "$PGTEST_STANDBY_DIR" "$PGTEST_DIR" \
+		>"$PGTEST_STANDBY_DIR/setup.log" 2>&1 ||
+	   ! "$PGTEST_CLUSTER" start "$PGTEST_STANDBY_DIR" \
+		>>"$PGTEST_STANDBY_DIR/setup.log" 2>&1
+	then
+		echo "pgtest: cannot set up a standby in" \
+		     "$PGTEST_STANDBY_DIR:" >&2
+		cat "$PGTEST_STANDBY_DIR/setup.log" >&2
+		return 1
+	fi
+	PGTEST_STANDBY_CONNINFO=$("$PGTEST_CLUSTER" conninfo \
+		"$PGTEST_STANDBY_DIR") || return 1
+	export PGTEST_STANDBY_DIR PGTEST_STANDBY_CONNINFO
+	# streaming: the primary sees its WAL sender (at most 10 s; only the
+	# superuser sees the state)
+	local _ su="host=$PGTEST_DIR/run dbname=postgres user=postgres"
+	for _ in $(seq 1 100); do
+		if [ "$("$PGTEST_BINDIR/psql" -X -At "$su" -c "SELECT count(*)
+			FROM pg_stat_replication WHERE state = 'streaming'" \
+			2>/dev/null)" -ge 1 ] 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "pgtest: the standby in $PGTEST_STANDBY_DIR does not stream" >&2
+	return 1
+}
+
+# true if PID is the postmaster of the cluster in DIR (not a recycled PID)
+pgtest_is_postmaster() {
+	[ -r "/proc/$1/cmdline" ] &&
+		tr '\0' ' ' <"/proc/$1/cmdline" | grep -qF "$2/pgdata"
+}
+
+# true if PID is the postmaster of our cluster
+pgtest_is_ours() {
+	pgtest_is_postmaster "$1" "$PGTEST_DIR"
+}
+
+# stop the server of DIR by its PID and remove DIR (unless PGTEST_KEEP)
+pgtest_stop_dir() {
+	local dir=$1 pidfile pid sig
+	[ -n "$dir" ] && [ -d "$dir" ] || return 0
+	pidfile="$dir/pgdata/postmaster.pid"
 	if [ -f "$pidfile" ]; then
 		pid=$(head -n 1 "$pidfile")
 		# INT = fast shutdown, QUIT = immediate, then KILL; 10 s each
 		for sig in INT QUIT KILL; do
-			pgtest_is_ours "$pid" || break
+			pgtest_is_postmaster "$pid" "$dir" || break
 			kill -s "$sig" "$pid" 2>/dev/null || break
 			for _ in $(seq 1 100); do
-				pgtest_is_ours "$pid" || break
+				pgtest_is_postmaster "$pid" "$dir" || break
 				sleep 0.1
 			done
 		done
 	fi
 	if [ -n "${PGTEST_KEEP:-}" ]; then
-		echo "pgtest: kept $PGTEST_DIR" >&2
+		echo "pgtest: kept $dir" >&2
 	else
-		rm -rf "$PGTEST_DIR"
+		rm -rf "$dir"
 	fi
+}
+
+pgtest_stop() {
+	pgtest_stop_dir "$PGTEST_STANDBY_DIR"
+	PGTEST_STANDBY_DIR=
+	pgtest_stop_dir "$PGTEST_DIR"
 	PGTEST_DIR=
 }

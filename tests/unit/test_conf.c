@@ -187,6 +187,13 @@ static void test_required(void)
 	BAD("sip_listen udp:127.0.0.1\n", "t.conf: ",
 	    "no db_conninfo given");
 	BAD("db_conninfo dbname=x\n", "t.conf: ", "no sip_listen given");
+
+	/* several servers need a way to the primary; lists must agree */
+	BAD("sip_listen udp:127.0.0.1\ndb_conninfo host=/a,/b\n", "t.conf: ",
+	    "db_conninfo: 2 servers but target_session_attrs is not given");
+	BAD("sip_listen udp:127.0.0.1\ndb_conninfo host=/a,/b,/c "
+	    "port=1,2 target_session_attrs=read-write\n", "t.conf: ",
+	    "db_conninfo: port lists 2 ports for 3 servers");
 }
 
 

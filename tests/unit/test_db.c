@@ -411,6 +411,8 @@ int main(void)
 	run("free_pending", test_free_pending);
 	run("free_in_handler", test_free_in_handler);
 	run("unreachable", test_unreachable);
+	run("multi_host", test_multi_host);
+	run("read_only", test_read_only);
 	run("accounts", test_accounts);
 	run("listen", test_listen);
 	run("restart", test_restart);

@@ -122,6 +122,8 @@ int test_free_in_handler(void);
 /* test_db_conn.c */
 int test_unreachable(void);
 int test_restart(void);
+int test_read_only(void);
+int test_multi_host(void);
 
 /* test_db_pool.c */
 int test_pool_many(void);
