@@ -131,6 +131,8 @@ struct billing {
 	struct db_query *leaseq;     /**< owned; renew, lost or claim    */
 	struct db_query *takeq;      /**< owned; takeover in flight      */
 	uint64_t lease_jif;          /**< last renewal sent that held    */
+	uint64_t steady_jif;         /**< held again from here after it
+					  ran out; 0: held since start   */
 	bool lease_lost;             /**< another node took its calls    */
 	bool take_unsure;            /**< a takeover's answer was lost   */
 	billing_lease_lost_h *losth;

@@ -202,6 +202,17 @@ static void takeover_start(struct billing *bl)
 	if (bl->takeq || !bl->rec_done)
 		return;
 
+	/*
+	 * A node whose own lease ran out (the database was out of reach
+	 * longer than a lease: a failover, a partition) takes nobody over
+	 * until it has held its lease for one lease again: the other nodes
+	 * were most likely cut off as long as it was, and renew as soon as
+	 * they reach the database.  A dead node's calls wait one lease more.
+	 */
+	if (bl->steady_jif &&
+	    tmr_jiffies() < bl->steady_jif + lease_ms(bl))
+		return;
+
 	v[0] = bl->cfg->node_name;
 	v[1] = bl->instance;
 	v[2] = bl->take_unsure ? "true" : "false";
@@ -230,6 +241,7 @@ static void claim_handler(int err, const struct pg_result *pres, void *arg)
 	if (!strcmp(PQgetvalue(res, 0, 0), "t")) {
 		bl->lease_lost = false;
 		bl->lease_jif = tmr_jiffies();
+		bl->steady_jif = bl->lease_jif;
 		tlog_warn(NULL, "billing: node %s holds its lease again: "
 			  "taking calls", bl->cfg->node_name);
 		return;
@@ -385,6 +397,10 @@ static void renew_handler(int err, const struct pg_result *pres, void *arg)
 	}
 
 	if (!strcmp(PQgetvalue(res, 0, 0), "t")) {
+		/* renewed after the lease had run out: the others may have
+		   been cut off just as long, and are not dead for that */
+		if (rn->sent_jif > bl->lease_jif + lease_ms(bl))
+			bl->steady_jif = rn->sent_jif;
 		bl->lease_jif = rn->sent_jif;
 		takeover_start(bl);
 		return;

@@ -301,6 +301,14 @@ for n in 1 2; do
 	equal "node $n: tollgate_db_up 1" "$(metric $n tollgate_db_up)" 1
 done
 check "both nodes listen again, on the new primary" wait_listens 5
+# the outage outlasts a lease (heartbeat 1, so 3 s): both leases ran out,
+# and neither node may take the other over for it
+for n in 1 2; do
+	equal "node $n: took no node over after the outage" \
+		"$(metric $n tollgate_node_takeovers_total)" 0
+	check "node $n: holds its lease again" wait_sql 5 \
+		"SELECT lease_until > now() FROM nodes WHERE name = 'node$n'" t
+done
 for n in 1 2; do
 	within "node $n: its sessions are on the new primary" \
 		"$(sessions $n)" 3 40
@@ -350,9 +358,9 @@ for n in 1 2; do
 		"$(sql "SELECT count(*) FROM unnest(string_to_array('$ids', ','))
 			  AS u(id) JOIN cdrs c ON c.call_id = u.id
 			 WHERE c.settled_by = 'node$n'")" "$(grep -c . "$D/ids$n")"
-	equal "node $n: every 503 is a call it could not look up or authorise" \
+	equal "node $n: every 503 is a call it could not look up, authorise or take without its lease" \
 		"$(count load$n REFUSED)" \
-		"$(grep -cE 'account lookup failed|billing: (refused|authorisation failed|database out|the spool cannot)' \
+		"$(grep -cE 'account lookup failed|billing: (refused|authorisation failed|database out|the spool cannot|node node[12] holds no lease)' \
 		   "$D/node$n.log")"
 done
 equal "one CDR for each answered call" \
