@@ -648,6 +648,8 @@ static void api_destructor(void *arg)
 	struct le *le;
 
 	tmr_cancel(&api->tmr);
+	api->ctl = mem_deref(api->ctl);
+	api->node = mem_deref(api->node);
 
 	/* MHD frees suspended connections only once resumed */
 	LIST_FOREACH(&api->reql, le) {
@@ -729,6 +731,8 @@ int api_alloc(struct api **apip, const struct api_conf *cfg,
 	err |= api_limits_register(db);
 	err |= api_cdrs_register(db);
 	err |= api_status_register(db);
+	err |= api_control_register(db);
+	err |= api_cluster_register(db);
 	if (err) {
 		err = EINVAL;
 		goto out;
