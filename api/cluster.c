@@ -117,10 +117,16 @@ static int cursor_parse(const char *s, char *node, size_t nsz, char *id,
 }
 
 
-static int cursor_print(struct re_printf *pf, const PGresult *r, int row)
+struct cursor_row {
+	const PGresult *r;
+	int row;
+};
+
+
+static int cursor_print(struct re_printf *pf, const struct cursor_row *cr)
 {
-	const char *node = PQgetvalue(r, row, C_NODE);
-	const char *id = PQgetvalue(r, row, C_ID);
+	const char *node = PQgetvalue(cr->r, cr->row, C_NODE);
+	const char *id = PQgetvalue(cr->r, cr->row, C_ID);
 	int err = 0;
 
 	for (; *node && !err; node++)
@@ -229,8 +235,11 @@ static void page_done(int err, const struct pg_result *res, void *arg)
 		mem_deref(c);
 	}
 
-	if (!err && rows > pg->limit)
-		err = re_sdprintf(&cursor, "%H", cursor_print, r, shown - 1);
+	if (!err && rows > pg->limit) {
+		struct cursor_row cr = { r, shown - 1 };
+
+		err = re_sdprintf(&cursor, "%H", cursor_print, &cr);
+	}
 
 	if (!err)
 		err = odict_alloc(&od, 8);
