@@ -39,6 +39,15 @@ enum api_cut {
 	API_CUT_CREDIT,              /**< credit set to zero: B2BUA_R_CREDIT */
 };
 
+/** A control message, parsed (api_ctl_parse) */
+struct api_ctl_msg {
+	enum { API_CTL_END = 1, API_CTL_CUT } verb;
+	char node[API_NODE_MAX + 1];     /**< a node's name, or "*" (cut) */
+	char call_id[API_CALL_ID_MAX + 1]; /**< end                       */
+	int64_t account_id;              /**< cut                         */
+	enum api_cut why;                /**< cut                         */
+};
+
 /** Control messages heard on tollgate_control, by what became of them */
 enum api_ctl_result {
 	API_CTL_DONE = 0,            /**< acted on                       */
@@ -210,5 +219,6 @@ uint32_t api_cut_cluster(struct api *api, int64_t account_id,
 			 enum api_cut why);
 void api_call_remote(struct api_req *req, const char *id);
 const char *api_ctl_result_name(enum api_ctl_result r);
+int  api_ctl_parse(struct api_ctl_msg *m, const char *payload);
 void api_status_event(struct b2bua_call *call, enum b2bua_event ev,
 		      const struct b2bua_call_record *rec, void *arg);

@@ -311,52 +311,12 @@ static bool split(const char *p, struct pl *w, unsigned n)
 }
 
 
-static bool for_me(const struct api *api, const struct pl *node,
-		   bool any)
-{
-	if (any && !pl_strcmp(node, "*"))
-		return true;
-
-	return !pl_strcmp(node, api->node);
-}
-
-
 static bool node_word_valid(const struct pl *w, bool any)
 {
 	if (any && w->l == 1 && w->p[0] == '*')
 		return true;
 
 	return api_node_valid(w->p, w->l);
-}
-
-
-static enum api_ctl_result heard_end(struct api *api, const struct pl *w)
-{
-	struct b2bua_call *call;
-	char id[API_CALL_ID_MAX + 1];
-	enum b2bua_state s;
-
-	if (!node_word_valid(&w[1], false) ||
-	    !api_call_id_valid(w[2].p, w[2].l))
-		return API_CTL_BAD;
-
-	if (!for_me(api, &w[1], false))
-		return API_CTL_OTHER_NODE;
-
-	(void)pl_strcpy(&w[2], id, sizeof(id));
-	call = b2bua_call_find(api->b2bua, id);
-	if (!call)
-		return API_CTL_NO_CALL;
-
-	s = b2bua_call_state(call);
-	if (s == B2BUA_ST_TERMINATING || s == B2BUA_ST_CANCELLING ||
-	    s == B2BUA_ST_CLOSED)
-		return API_CTL_NO_CALL;
-
-	tlog_info(id, "api: call ended on request of another node");
-
-	return api_call_end_local(api, call) ? API_CTL_NO_CALL :
-		API_CTL_DONE;
 }
 
 
@@ -376,35 +336,112 @@ static bool digits(const struct pl *w, size_t max)
 }
 
 
-static enum api_ctl_result heard_cut(struct api *api, const struct pl *w)
+static int parse_end(struct api_ctl_msg *m, const struct pl *w)
 {
-	bool block;
+	if (!node_word_valid(&w[1], false) ||
+	    !api_call_id_valid(w[2].p, w[2].l))
+		return EBADMSG;
+
+	m->verb = API_CTL_END;
+	(void)pl_strcpy(&w[1], m->node, sizeof(m->node));
+	(void)pl_strcpy(&w[2], m->call_id, sizeof(m->call_id));
+
+	return 0;
+}
+
+
+static int parse_cut(struct api_ctl_msg *m, const struct pl *w)
+{
 	int64_t id;
-	uint32_t n;
 
 	if (!node_word_valid(&w[1], true) ||
 	    !digits(&w[2], ACCOUNT_DIGITS_MAX))
-		return API_CTL_BAD;
+		return EBADMSG;
 
 	id = (int64_t)pl_u64(&w[2]);
 	if (id <= 0)
-		return API_CTL_BAD;
+		return EBADMSG;
 
 	if (!pl_strcmp(&w[3], "block"))
-		block = true;
+		m->why = API_CUT_BLOCK;
 	else if (!pl_strcmp(&w[3], "credit"))
-		block = false;
+		m->why = API_CUT_CREDIT;
 	else
-		return API_CTL_BAD;
+		return EBADMSG;
 
-	if (!for_me(api, &w[1], true))
-		return API_CTL_OTHER_NODE;
+	m->verb = API_CTL_CUT;
+	m->account_id = id;
+	(void)pl_strcpy(&w[1], m->node, sizeof(m->node));
 
-	n = api_cut_account(api, id, block ? B2BUA_R_ADMIN : B2BUA_R_CREDIT,
+	return 0;
+}
+
+
+/**
+ * Parse a control message (the payload of NOTIFY tollgate_control)
+ *
+ * @param m        filled in if success
+ * @param payload  the payload
+ *
+ * @return 0, or EBADMSG: not exactly one of the messages above
+ */
+int api_ctl_parse(struct api_ctl_msg *m, const char *payload)
+{
+	struct pl w[4];
+	size_t len;
+
+	if (!m || !payload)
+		return EINVAL;
+
+	memset(m, 0, sizeof(*m));
+	len = strlen(payload);
+	if (!len || len >= PAYLOAD_MAX)
+		return EBADMSG;
+
+	if (!strncmp(payload, "end ", 4) && split(payload, w, 3))
+		return parse_end(m, w);
+
+	if (!strncmp(payload, "cut ", 4) && split(payload, w, 4))
+		return parse_cut(m, w);
+
+	return EBADMSG;
+}
+
+
+static enum api_ctl_result act_end(struct api *api,
+				   const struct api_ctl_msg *m)
+{
+	struct b2bua_call *call;
+	enum b2bua_state s;
+
+	call = b2bua_call_find(api->b2bua, m->call_id);
+	if (!call)
+		return API_CTL_NO_CALL;
+
+	s = b2bua_call_state(call);
+	if (s == B2BUA_ST_TERMINATING || s == B2BUA_ST_CANCELLING ||
+	    s == B2BUA_ST_CLOSED)
+		return API_CTL_NO_CALL;
+
+	tlog_info(m->call_id, "api: call ended on request of another node");
+
+	return api_call_end_local(api, call) ? API_CTL_NO_CALL :
+		API_CTL_DONE;
+}
+
+
+static enum api_ctl_result act_cut(struct api *api,
+				   const struct api_ctl_msg *m)
+{
+	bool block = m->why == API_CUT_BLOCK;
+	uint32_t n;
+
+	n = api_cut_account(api, m->account_id,
+			    block ? B2BUA_R_ADMIN : B2BUA_R_CREDIT,
 			    block ? API_REASON_BLOCK : API_REASON_CREDIT);
 	if (n)
 		tlog_info(NULL, "api: account %lld %s on another node: %u "
-			  "calls ended", (long long)id,
+			  "calls ended", (long long)m->account_id,
 			  block ? "blocked" : "out of credit", n);
 
 	return n ? API_CTL_DONE : API_CTL_NO_CALL;
@@ -413,19 +450,17 @@ static enum api_ctl_result heard_cut(struct api *api, const struct pl *w)
 
 static enum api_ctl_result heard(struct api *api, const char *payload)
 {
-	struct pl w[4];
-	size_t len = strlen(payload);
+	struct api_ctl_msg m;
 
-	if (!len || len >= PAYLOAD_MAX)
+	if (api_ctl_parse(&m, payload))
 		return API_CTL_BAD;
 
-	if (!strncmp(payload, "end ", 4) && split(payload, w, 3))
-		return heard_end(api, w);
+	/* "*" is for every node, and only in a cut */
+	if (strcmp(m.node, api->node) &&
+	    !(m.verb == API_CTL_CUT && !strcmp(m.node, "*")))
+		return API_CTL_OTHER_NODE;
 
-	if (!strncmp(payload, "cut ", 4) && split(payload, w, 4))
-		return heard_cut(api, w);
-
-	return API_CTL_BAD;
+	return m.verb == API_CTL_END ? act_end(api, &m) : act_cut(api, &m);
 }
 
 
