@@ -17,7 +17,7 @@
  *                                   (reason credit, Q.850 cause 16)
  *
  * NODE is 1..63 of [A-Za-z0-9._-], CALL_ID 1..63 of the same, ACCOUNT_ID
- * 1..18 digits and not 0.  Anyone who may NOTIFY in the database can
+ * 1..18 digits without a leading zero.  Anyone who may NOTIFY in the database can
  * write on the channel: a payload that is not exactly one of the above is
  * ignored and counted (tollgate_control_messages_total{result="bad"}).
  * What a node acts on, it could have been asked by its own API; nothing
@@ -324,7 +324,8 @@ static bool digits(const struct pl *w, size_t max)
 {
 	size_t i;
 
-	if (!w->l || w->l > max)
+	/* the form the sender writes: no leading zero */
+	if (!w->l || w->l > max || w->p[0] == '0')
 		return false;
 
 	for (i = 0; i < w->l; i++) {

@@ -207,6 +207,7 @@ static void test_control(void)
 	ctl_bad(__LINE__, "end n\xc3\xa9 abc");
 	ctl_bad(__LINE__, "cut * 0 block");
 	ctl_bad(__LINE__, "cut * 007x block");
+	ctl_bad(__LINE__, "cut * 007 block");
 	ctl_bad(__LINE__, "cut * -1 block");
 	ctl_bad(__LINE__, "cut * +1 block");
 	ctl_bad(__LINE__, "cut * 1234567890123456789 block");
