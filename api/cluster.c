@@ -188,6 +188,36 @@ static int row_odict(struct odict **odp, const PGresult *r, int row)
 }
 
 
+/* the database cannot be read: this node's calls, if node= lets them */
+static void fallback(struct api_req *req, const struct page *pg)
+{
+	struct odict *od = NULL, *arr = NULL;
+	int err;
+
+	if (!pg->node || !strcmp(pg->node, req->api->node)) {
+		api_calls_local(req, pg->account, pg->account_id, true);
+		return;
+	}
+
+	err  = odict_alloc(&od, 8);
+	err |= odict_alloc(&arr, 1);
+	if (!err) {
+		err  = odict_entry_add(od, "calls", ODICT_ARRAY, arr);
+		err |= odict_entry_add(od, "count", ODICT_INT, (int64_t)0);
+		err |= odict_entry_add(od, "next_cursor", ODICT_NULL);
+		err |= odict_entry_add(od, "partial", ODICT_BOOL, true);
+	}
+
+	if (err)
+		api_error(req, 500, NULL, "out of memory");
+	else
+		api_reply(req, 200, od);
+
+	mem_deref(arr);
+	mem_deref(od);
+}
+
+
 static void page_done(int err, const struct pg_result *res, void *arg)
 {
 	struct api_req *req = arg;
@@ -201,7 +231,7 @@ static void page_done(int err, const struct pg_result *res, void *arg)
 	if (err) {
 		tlog_warn(NULL, "api: calls of the cluster not read (%m): "
 			  "this node's calls only", err);
-		api_calls_local(req, pg->account, pg->account_id, true);
+		fallback(req, pg);
 		return;
 	}
 
@@ -322,12 +352,12 @@ void api_calls_cluster(struct api_req *req, const char *account,
 
 	/* out of reach: no need to wait for the deadline */
 	if (!db_is_up(req->api->db)) {
-		api_calls_local(req, pg->account, pg->account_id, true);
+		fallback(req, pg);
 		return;
 	}
 
 	req->q = mem_deref(req->q);
 	if (db_exec(&req->q, req->api->db, stmt_page, 6, v, PAGE_TIMEOUT_MS,
 		    true, page_done, req))
-		api_calls_local(req, pg->account, pg->account_id, true);
+		fallback(req, pg);
 }

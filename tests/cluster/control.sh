@@ -444,6 +444,9 @@ req GET "/v1/calls?account=part"
 equal "200, A's call, partial" \
 	"$CODE $(jget count) $(jget partial) $(jget calls.0.node)" \
 	"200 1 True nodeA"
+req GET "/v1/calls?account=part&node=nodeB"
+equal "node=nodeB: none, partial" \
+	"$CODE $(jget count) $(jget partial)" "200 0 True"
 req GET "/v1/calls?account=part&scope=local"
 equal "scope=local: the old answer" "$CODE $(jget count)" "200 1"
 pid_stop "$PART_PID" 2 >/dev/null
