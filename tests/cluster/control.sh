@@ -29,6 +29,8 @@
 #
 # make check runs it from the top build directory with top_srcdir,
 # top_builddir and SIPP in the environment.  Prints "N passed, M failed".
+# CT_KEEP=1 keeps the logs; CT_TG=CMD runs the nodes with CMD (given the
+# daemon's arguments) instead of the built tollgate, e.g. under valgrind.
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -37,7 +39,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 : "${SIPP:=$(command -v sipp || true)}"
 export top_srcdir top_builddir
 
-if [ ! -x "$top_builddir/tollgate" ]; then
+if [ ! -x "${CT_TG:-$top_builddir/tollgate}" ]; then
 	echo "control.sh: $top_builddir/tollgate not built" >&2
 	exit 99
 fi
@@ -55,7 +57,8 @@ test_init control || exit 99
 pgtest_start || exit 99
 
 D=$TEST_DIR
-TG="$top_builddir/tollgate"
+# CT_TG: a command that runs the daemon instead (a valgrind wrapper)
+TG=${CT_TG:-"$top_builddir/tollgate"}
 CALLER_IP=127.0.3.40
 GW_IP=127.0.3.45
 ADMIN=control-admin-secret
@@ -113,9 +116,9 @@ CONF
 	"$TG" -f "$D/node$n.conf" >>"$D/node$n.log" 2>&1 &
 	NODE_PID[$n]=$!
 	pid_remember "${NODE_PID[$n]}"
-	wait_line "$D/node$n.log" "listening for control" 10 \
+	wait_line "$D/node$n.log" "listening for control" 30 \
 		"${NODE_PID[$n]}" "$from" &&
-	wait_line "$D/node$n.log" "listening for account" 10 \
+	wait_line "$D/node$n.log" "listening for account" 30 \
 		"${NODE_PID[$n]}" "$from" || {
 		echo "node $n did not come up:" >&2
 		tail -n 20 "$D/node$n.log" >&2
