@@ -7,11 +7,17 @@
  * part and whatever it needs from another, and wires them together.
  */
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <getopt.h>
 #include <signal.h>
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+#include <limits.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include "core.h"
@@ -45,8 +51,18 @@ static struct {
 	bool draining;           /**< no new calls (SIGTERM, API)     */
 	bool stopping;           /**< every call got BYE              */
 	bool finishing;          /**< settlements written, then exit  */
+	bool lease;              /**< this run claimed the node's lease */
+	char instance[24];       /**< random id of this process       */
+	char lease_key[PATH_MAX + 300]; /**< host name:state_dir      */
+	char lease_sip[80];      /**< the first sip_listen            */
+	char lease_api[64];      /**< api_listen                      */
+	int lock_fd;             /**< state_dir/node.lock, flocked    */
 	int exit_code;
 } app;
+
+
+/* exit statuses (docs/tollgate.8) */
+enum { EXIT_FAIL = 1, EXIT_HELD = 3 };
 
 
 /* the relay's statistics of a call that ended go into its CDR */
@@ -212,6 +228,8 @@ static void hook_billing_metrics(struct api_billing_metrics *m, void *arg)
 	m->authorized = bs.authorized;
 	m->refused = bs.refused;
 	m->shed = bs.shed;
+	m->takeovers = bs.takeovers;
+	m->taken_over = bs.taken_over;
 	m->pending = bs.pending;
 	m->dead_letters = bs.dead_letters;
 	m->spool_syncs = bs.spool_syncs;
@@ -228,6 +246,148 @@ static const struct api_hooks api_billing_hooks = {
 	.billing_metrics = hook_billing_metrics,
 	.arg = NULL,
 };
+
+
+/* ---- the node's lease ----
+ *
+ * One process per node name.  At start it takes the flock of
+ * state_dir/node.lock without waiting (a second process on this state_dir
+ * exits 3), then claims the name's lease in the database: a holder that
+ * is alive elsewhere makes it exit 3, naming the holder; a holder with the
+ * same lock key (host name and state_dir) is the dead last run of this
+ * node, since the flock was free, and the lease is taken at once.
+ * Billing renews it; if it finds the name held by another live instance
+ * later, the process ends its calls and exits 1.
+ */
+
+static void time_utc(char *buf, size_t sz, uint64_t ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (!ms || !gmtime_r(&t, &tm) ||
+	    !strftime(buf, sz, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		str_ncpy(buf, "-", sz);
+}
+
+
+/* flock state_dir/node.lock: 0, EBUSY (another process has it, its PID
+ * in pidbuf) or another errno */
+static int node_lock(const char *dir, char *pidbuf, size_t sz)
+{
+	char path[PATH_MAX];
+	char pid[24];
+	ssize_t n;
+	int fd;
+
+	app.lock_fd = -1;
+	if (re_snprintf(path, sizeof(path), "%s/node.lock", dir) < 0)
+		return ENAMETOOLONG;
+
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return errno;
+
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		int err = errno == EWOULDBLOCK ? EBUSY : errno;
+
+		n = pread(fd, pidbuf, sz - 1, 0);
+		pidbuf[n > 0 ? n : 0] = '\0';
+		pidbuf[strcspn(pidbuf, "\n")] = '\0';
+		(void)close(fd);
+		return err;
+	}
+
+	(void)re_snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) || pwrite(fd, pid, strlen(pid), 0) < 0)
+		tlog_warn(NULL, "%s: cannot write the PID: %m", path, errno);
+
+	app.lock_fd = fd;
+
+	return 0;
+}
+
+
+static int lease_claim(const char *conninfo, const struct billing_conf *blc,
+		       const char *sip, const char *api)
+{
+	char host[256] = "", dir[PATH_MAX];
+	char pidbuf[32] = "", since[32], until[32];
+	struct db_lease_holder holder;
+	struct db_lease req;
+	int err;
+
+	err = node_lock(blc->state_dir, pidbuf, sizeof(pidbuf));
+	if (err == EBUSY) {
+		tlog_err(NULL, "%s/node.lock is held by process %s: another "
+			 "tollgate runs on this state_dir", blc->state_dir,
+			 pidbuf[0] ? pidbuf : "?");
+		return EBUSY;
+	}
+	if (err)
+		tlog_warn(NULL, "%s/node.lock: %m: a dead run of this node on "
+			  "this host cannot be told apart", blc->state_dir,
+			  err);
+
+	if (gethostname(host, sizeof(host) - 1))
+		str_ncpy(host, "localhost", sizeof(host));
+	if (!realpath(blc->state_dir, dir))
+		str_ncpy(dir, blc->state_dir, sizeof(dir));
+	(void)re_snprintf(app.lease_key, sizeof(app.lease_key), "%s:%s",
+			  host, dir);
+	(void)re_snprintf(app.instance, sizeof(app.instance), "%016llx",
+			  (unsigned long long)rand_u64());
+
+	req.name = blc->node_name;
+	req.instance = app.instance;
+	req.sip_addr = sip;
+	req.api_addr = api;
+	req.lock_key = app.lease_key;
+	req.seconds = billing_lease_seconds(blc);
+	req.lock_free = app.lock_fd >= 0;
+
+	err = db_lease_claim_sync(conninfo, &req, &holder, &errpf);
+	if (err == EBUSY) {
+		time_utc(since, sizeof(since), holder.since_ms);
+		time_utc(until, sizeof(until), holder.until_ms);
+		tlog_err(NULL, "node %s is held by instance %s (sip %s, api %s)"
+			 " since %s, lease until %s: not starting",
+			 blc->node_name, holder.instance,
+			 holder.sip_addr[0] ? holder.sip_addr : "-",
+			 holder.api_addr[0] ? holder.api_addr : "-",
+			 since, until);
+		return EBUSY;
+	}
+	if (err)
+		return err;
+
+	app.lease = true;
+	time_utc(until, sizeof(until), holder.until_ms);
+	tlog_info(NULL, "node %s: lease claimed by instance %s until %s",
+		  blc->node_name, app.instance, until);
+
+	return 0;
+}
+
+
+static void calls_stop(void);
+
+static void lease_lost(const char *instance, const char *sip,
+		       uint64_t since_ms, void *arg)
+{
+	char since[32];
+	(void)arg;
+
+	time_utc(since, sizeof(since), since_ms);
+	tlog_err(NULL, "the node's name is held by instance %s (sip %s) "
+		 "since %s: ending every call and exiting", instance,
+		 sip && *sip ? sip : "-", since);
+
+	app.lease = false;
+	app.exit_code = EXIT_FAIL;
+	app.draining = true;
+	calls_stop();
+}
 
 
 /* ---- draining and shutdown ----
@@ -447,7 +607,10 @@ int main(int argc, char *argv[])
 	const struct db_conf *dbc;
 	bool test = false, migrate = false, ledger = false;
 	struct tmr_wheel_stats ws;
+	char *ci = NULL;
 	int c, err;
+
+	app.lock_fd = -1;
 
 	while ((c = getopt_long(argc, argv, "f:td:vh", longopts, NULL)) != -1) {
 
@@ -538,10 +701,21 @@ int main(int argc, char *argv[])
 
 	tlog_init(logc->log_target, logc->log_level, "tollgate");
 
+	/* every session names the node: pg_stat_activity, and the node that
+	   settled a CDR (cdrs.settled_by) */
+	err = db_conninfo_appname(&ci, conninfo, blc->node_name);
+	if (err) {
+		tlog_err(NULL, "db_conninfo: libpq cannot parse it");
+		mem_deref(app.cfg);
+		return 1;
+	}
+	conninfo = ci;
+
 	err = db_schema_check_sync(conninfo, &errpf);
 	if (err) {
 		tlog_err(NULL, "database not ready; run: tollgate --migrate"
 			 " -f %s", file);
+		mem_deref(ci);
 		mem_deref(app.cfg);
 		return 1;
 	}
@@ -558,6 +732,33 @@ int main(int argc, char *argv[])
 	if (err) {
 		tlog_err(NULL, "fd_setsize: %m", err);
 		goto out;
+	}
+
+	/* one process per node name, checked before anything listens */
+	if (blc->billing) {
+		char *sip = app.lease_sip, *api = app.lease_api;
+		const struct cfg_listen *l = list_ledata(list_head(
+							&b2bc->listenl));
+
+		if (l) {
+			char *p;
+
+			(void)re_snprintf(sip, sizeof(app.lease_sip), "%s:%J",
+					  sip_transp_name(l->tp), &l->addr);
+			/* as sip_listen writes it: udp:ADDR:PORT */
+			for (p = sip; *p && *p != ':'; p++)
+				*p = (char)tolower((unsigned char)*p);
+		}
+		if (api_enabled(apic) && sa_isset(&apic->api_listen, SA_ALL))
+			(void)re_snprintf(api, sizeof(app.lease_api), "%J",
+					  &apic->api_listen);
+
+		err = lease_claim(conninfo, blc, sip[0] ? sip : NULL,
+				  api[0] ? api : NULL);
+		if (err == EBUSY)
+			app.exit_code = EXIT_HELD;
+		if (err)
+			goto out;
 	}
 
 	err = db_alloc(&app.db, conninfo, dbc->db_connections);
@@ -601,6 +802,19 @@ int main(int argc, char *argv[])
 		if (!err)
 			err = relay_media_subscribe(app.relay, media_ended,
 						    app.billing);
+		if (!err && app.lease) {
+			const struct billing_lease ls = {
+				.instance = app.instance,
+				.lock_key = app.lease_key,
+				.sip_addr = app.lease_sip[0] ?
+					    app.lease_sip : NULL,
+				.api_addr = app.lease_api[0] ?
+					    app.lease_api : NULL,
+			};
+
+			err = billing_lease_start(app.billing, &ls,
+						  lease_lost, NULL);
+		}
 		if (err) {
 			tlog_err(NULL, "billing: %m", err);
 			goto out;
@@ -657,6 +871,23 @@ int main(int argc, char *argv[])
 		tlog_info(NULL, "%H", billing_debug, app.billing);
 	app.billing = mem_deref(app.billing);
 	app.b2bua = mem_deref(app.b2bua);
+
+	/* a clean exit frees the name at once (unless calls of the node
+	   are still live in the database: then the lease runs out and a
+	   surviving node settles them) */
+	if (app.lease) {
+		c = db_lease_release_sync(conninfo, blc->node_name,
+					  app.instance, &errpf);
+		if (!c)
+			tlog_info(NULL, "node %s: lease released",
+				  blc->node_name);
+		else if (c == ENOENT)
+			tlog_warn(NULL, "node %s: lease not released (taken, "
+				  "or live calls remain): it runs out",
+				  blc->node_name);
+	}
+	if (app.lock_fd >= 0)
+		(void)close(app.lock_fd);
 	if (app.api)
 		tlog_info(NULL, "%H", api_debug, app.api);
 	app.api = mem_deref(app.api);
@@ -664,6 +895,10 @@ int main(int argc, char *argv[])
 	app.db = mem_deref(app.db);
 	app.cfg = mem_deref(app.cfg);
 	libre_close();
+	mem_deref(ci);
 
-	return err ? 1 : 0;
+	if (app.exit_code)
+		return app.exit_code;
+
+	return err ? EXIT_FAIL : 0;
 }

@@ -60,6 +60,8 @@ struct api_billing_metrics {
 	uint64_t authorized;    /**< authorisations granted             */
 	uint64_t refused;       /**< authorisations refused             */
 	uint64_t shed;          /**< calls refused at once: overload    */
+	uint64_t takeovers;     /**< dead nodes taken over              */
+	uint64_t taken_over;    /**< their calls this node settled      */
 	uint32_t pending;       /**< settlements not yet confirmed      */
 	uint64_t dead_letters;  /**< settlements the database refused   */
 	uint64_t spool_syncs;   /**< fdatasyncs of the spool            */

@@ -222,6 +222,8 @@ enum metric_id {
 	M_BILLING_SPOOL_OK,
 	M_BILLING_SPOOL_BYTES,
 	M_BILLING_SHED_TOTAL,
+	M_NODE_TAKEOVERS_TOTAL,
+	M_CALLS_TAKEN_OVER_TOTAL,
 	M_DB_UP,
 	M_DB_ERRORS_TOTAL,
 	M_DB_RECONNECTS_TOTAL,
@@ -282,6 +284,10 @@ static const struct {
 		"Length of the settlement spool file" },
 	[M_BILLING_SHED_TOTAL] = { "tollgate_billing_shed_total", "counter",
 		"Calls refused at once (503): the database is overloaded" },
+	[M_NODE_TAKEOVERS_TOTAL] = { "tollgate_node_takeovers_total", "counter",
+		"Dead nodes (lease expired) this node took over" },
+	[M_CALLS_TAKEN_OVER_TOTAL] = { "tollgate_calls_taken_over_total", "counter",
+		"Live calls of dead nodes this node settled (reason recovered)" },
 	[M_DB_UP] = { "tollgate_db_up", "gauge",
 		"Database connection up" },
 	[M_DB_ERRORS_TOTAL] = { "tollgate_db_errors_total", "counter",
@@ -453,6 +459,8 @@ void api_metrics_h(struct api_req *req)
 				   (unsigned long long)
 				   (bs.spool_sync_us_max % 1000000));
 		mv_set(&mv, M_BILLING_SHED_TOTAL, bs.shed);
+		mv_set(&mv, M_NODE_TAKEOVERS_TOTAL, bs.takeovers);
+		mv_set(&mv, M_CALLS_TAKEN_OVER_TOTAL, bs.taken_over);
 	}
 
 	db_stats(api->db, &ds);

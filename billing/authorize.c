@@ -95,6 +95,15 @@ static void cut_handler(void *arg)
 		return;
 	}
 
+	/* the node's lease is in doubt (stopped or cut off from the
+	   database for longer than the lease): another node may have
+	   settled the call.  The next renewal tells; the cut-off waits for
+	   it, a bounded time */
+	if (lease_hold(bc)) {
+		tmr_start(&bc->tmr_cut, CUT_HOLD_POLL_MS, cut_handler, bc);
+		return;
+	}
+
 	acct = mem_ref(bc->acct);
 	bc->cutting = true;
 	++bl->st.cutoffs;
@@ -576,6 +585,11 @@ int billing_authz(struct b2bua_call *call, void *arg)
 		shed(bl, call);
 		return 0;
 	}
+
+	/* taken over, or not renewed within the lease: another node may
+	   hold this node's calls now */
+	if (lease_refuse(bl, call))
+		return 0;
 
 	err = bcall_alloc(&bc, bl, call);
 	if (err)

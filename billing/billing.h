@@ -62,6 +62,8 @@ struct billing_conf {
 					 calls, 0 = never shed         */
 	uint32_t low_balance_warning; /**< s before cut-off, 0 = none   */
 	uint32_t heartbeat;         /**< s, liveness kept in the DB      */
+	uint32_t node_lease;        /**< s, the node's lease; 0 = three
+					 heartbeats                    */
 	char *node_name;            /**< owned; this node in live_calls  */
 };
 
@@ -75,6 +77,8 @@ struct billing_stats {
 	uint64_t shed;         /**< refused at once (503): overload        */
 	uint64_t cutoffs;      /**< calls cut because their money ended   */
 	uint64_t recovered;    /**< calls of a crashed run settled        */
+	uint64_t takeovers;    /**< dead nodes this node took over        */
+	uint64_t taken_over;   /**< calls of dead nodes it settled        */
 	uint64_t spooled;      /**< settlements made durable in the spool */
 	uint64_t dead_letters; /**< settlements the database refused      */
 	uint64_t spool_failures; /**< times the spool became unwritable   */
@@ -101,6 +105,27 @@ void billing_account_changed(struct billing *bl, int64_t account_id);
 void billing_flush(struct billing *bl, void (*doneh)(void *arg), void *arg);
 void billing_node_draining(struct billing *bl, bool draining);
 void billing_stats(const struct billing *bl, struct billing_stats *st);
+
+/** The lease this run claimed at start (db_lease_claim_sync()) */
+struct billing_lease {
+	const char *instance;       /**< random id of this process       */
+	const char *sip_addr;       /**< where it listens, or NULL       */
+	const char *api_addr;       /**< or NULL                         */
+	const char *lock_key;       /**< host name and state_dir         */
+};
+
+/**
+ * The node lost its lease and another live instance holds its name now:
+ * this process must end (tollgate exits 1)
+ */
+typedef void (billing_lease_lost_h)(const char *instance,
+				    const char *sip_addr, uint64_t since_ms,
+				    void *arg);
+
+uint32_t billing_lease_seconds(const struct billing_conf *cfg);
+int  billing_lease_start(struct billing *bl, const struct billing_lease *ls,
+			 billing_lease_lost_h *losth, void *arg);
+bool billing_lease_held(const struct billing *bl);
 int  billing_debug(struct re_printf *pf, const struct billing *bl);
 
 /** A running call's money as the engine holds it (billing_call_info) */

@@ -61,6 +61,8 @@ struct bcall {
 	bool exhausted;              /**< a reservation fell short       */
 	bool low_sent;
 	bool cutting;                /**< ended by the cut-off timer     */
+	bool elsewhere;              /**< another node settled it: ended
+					  without a settlement           */
 	uint64_t answer_ms;          /**< wall clock                     */
 	uint64_t answer_jif;         /**< tmr_jiffies() at answer        */
 	uint64_t cut_jif;            /**< when the money ends            */
@@ -73,6 +75,7 @@ struct bcall {
 					  would reach                    */
 	uint64_t q_jif;              /**< when the step was sent         */
 	uint64_t hold_jif;           /**< cut-off held since (0 = not)   */
+	uint64_t lease_hold_jif;     /**< held for the lease since       */
 	struct tmr tmr_cut;
 	struct tmr tmr_refill;
 	struct tmr tmr_low;
@@ -118,6 +121,20 @@ struct billing {
 	struct db_query *recq;       /**< owned; recovery list           */
 	struct tmr tmr_rec;          /**< recovery again after a
 					  temporary error                */
+	bool rec_done;               /**< the last run's calls are read  */
+
+	/* the node's lease (lease.c) */
+	char *instance;              /**< owned; NULL: no lease          */
+	char *sip_addr;              /**< owned                          */
+	char *api_addr;              /**< owned                          */
+	char *lock_key;              /**< owned                          */
+	struct db_query *leaseq;     /**< owned; renew, lost or claim    */
+	struct db_query *takeq;      /**< owned; takeover in flight      */
+	uint64_t lease_jif;          /**< last renewal sent that held    */
+	bool lease_lost;             /**< another node took its calls    */
+	bool take_unsure;            /**< a takeover's answer was lost   */
+	billing_lease_lost_h *losth;
+	void *lost_arg;
 	uint32_t replays;            /**< spool replays not yet written;
 					  the recovery waits for them    */
 	uint64_t start_ms;           /**< wall clock when this run began */
@@ -240,10 +257,18 @@ int  spool_line_answer(struct mbuf *mb, const char *id, uint64_t answer_ms,
 int  spool_parse(char *line, struct spool_rec *rec);
 
 /* recover.c */
+enum { RECOVER_COLS = 15 };
 int  recover_register(struct db *db);
 int  recover_start(struct billing *bl);
+void recover_row(struct billing *bl, const struct pg_result *res, int row);
 uint64_t recover_seconds(const struct rate *rate, int64_t reserved,
 			 int64_t answer_ms, int64_t alive_ms);
+
+/* lease.c */
+int  lease_register(struct db *db);
+void lease_tick(struct billing *bl);
+bool lease_refuse(struct billing *bl, struct b2bua_call *call);
+bool lease_hold(struct bcall *bc);
 
 /* notify.c */
 typedef void (notify_h)(int64_t account_id, void *arg);

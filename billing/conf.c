@@ -1,7 +1,7 @@
 /**
  * @file conf.c  The billing engine's keys: on or off, how much talk is
  *               reserved at a time, overload shedding, the warning, the
- *               heartbeat, the node
+ *               heartbeat, the node and its lease
  */
 
 #include <unistd.h>
@@ -20,6 +20,32 @@ static int conf_init(void *mod)
 		str_ncpy(host, "tollgate", sizeof(host));
 
 	return str_dup(&cfg->node_name, host);
+}
+
+
+/* a lease must outlive the heartbeat that renews it */
+static int conf_check(struct cfg_parser *p, void *mod)
+{
+	const struct billing_conf *cfg = mod;
+
+	if (cfg->node_lease && cfg->node_lease <= cfg->heartbeat)
+		return cfg_err(p, "node_lease %u s is not longer than the "
+			       "heartbeat (%u s): give more, or 0 for three "
+			       "heartbeats", cfg->node_lease, cfg->heartbeat);
+
+	return 0;
+}
+
+
+/**
+ * Seconds of the node's lease: node_lease, or three heartbeats
+ */
+uint32_t billing_lease_seconds(const struct billing_conf *cfg)
+{
+	if (!cfg)
+		return 0;
+
+	return cfg->node_lease ? cfg->node_lease : 3 * cfg->heartbeat;
 }
 
 
@@ -51,6 +77,9 @@ static const struct cfg_key keyv[] = {
 		"seconds before the cut-off the caller is warned, 0 = never"),
 	CFG_U32("heartbeat", L, heartbeat, 1, 300, "5",
 		"seconds between the node's liveness updates"),
+	CFG_U32("node_lease", L, node_lease, 0, 3600, "0",
+		"seconds the node's lease lasts unrenewed; then a surviving"
+		" node settles its calls (0 = three heartbeats)"),
 	CFG_STR("node_name", L, node_name, NULL,
 		"this node in live_calls (default: the host name)"),
 };
@@ -59,4 +88,4 @@ static const struct cfg_key keyv[] = {
 
 
 CFG_MODULE(billing_conf_module, "billing", keyv,
-	   struct billing_conf, conf_init, NULL, conf_destructor);
+	   struct billing_conf, conf_init, conf_check, conf_destructor);

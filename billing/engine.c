@@ -301,6 +301,12 @@ static void billing_destructor(void *arg)
 	bl->drainq = mem_deref(bl->drainq);
 	tmr_cancel(&bl->tmr_rec);
 	bl->recq = mem_deref(bl->recq);
+	bl->leaseq = mem_deref(bl->leaseq);
+	bl->takeq = mem_deref(bl->takeq);
+	mem_deref(bl->instance);
+	mem_deref(bl->sip_addr);
+	mem_deref(bl->api_addr);
+	mem_deref(bl->lock_key);
 
 	/* the writer finishes its queue: what is pending is durable */
 	bl->spool = mem_deref(bl->spool);
@@ -412,7 +418,11 @@ static int register_statements(struct db *db)
 	if (err)
 		return err;
 
-	return recover_register(db);
+	err = recover_register(db);
+	if (err)
+		return err;
+
+	return lease_register(db);
 }
 
 
@@ -709,7 +719,9 @@ int billing_debug(struct re_printf *pf, const struct billing *bl)
 
 	return re_hprintf(pf, "billing: %llu calls settled, %llu authorised,"
 			  " %llu refused, %llu shed, %llu cut off,"
-			  " %llu recovered, %u live, %u pending, %llu spooled; round trips:"
+			  " %llu recovered (%llu taken from %llu dead"
+			  " nodes), %u live, %u pending, %llu spooled;"
+			  " round trips:"
 			  " %llu authorise, %llu reserve, %llu settle"
 			  " (%llu.%02llu per call), %llu heartbeat;"
 			  " %llu queries went in %llu batches;"
@@ -721,7 +733,9 @@ int billing_debug(struct re_printf *pf, const struct billing *bl)
 			  (unsigned long long)st.refused,
 			  (unsigned long long)st.shed,
 			  (unsigned long long)st.cutoffs,
-			  (unsigned long long)st.recovered, st.live,
+			  (unsigned long long)st.recovered,
+			  (unsigned long long)st.taken_over,
+			  (unsigned long long)st.takeovers, st.live,
 			  st.pending, (unsigned long long)st.spooled,
 			  (unsigned long long)st.q_authorize,
 			  (unsigned long long)st.q_reserve,

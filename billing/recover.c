@@ -25,7 +25,6 @@
 static const char stmt_recover[] = "tg_recover";
 
 enum { RECOVER_RETRY_MS = 1000 };
-enum { RECOVER_COLS = 14 };
 
 
 int recover_register(struct db *db)
@@ -36,15 +35,17 @@ int recover_register(struct db *db)
 			  " (extract(epoch FROM l.setup_at) * 1000)::bigint,"
 			  " coalesce((extract(epoch FROM l.answer_at)"
 			  " * 1000)::bigint, 0),"
-			  " (extract(epoch FROM GREATEST(l.seen_at,"
-			  " n.seen_at)) * 1000)::bigint,"
+			  " (extract(epoch FROM CASE WHEN t.call_id IS NULL"
+			  " THEN GREATEST(l.seen_at, n.seen_at)"
+			  " ELSE t.alive_at END) * 1000)::bigint,"
 			  " l.reserved, coalesce(r.id, 0),"
 			  " coalesce(r.connect_fee, 0),"
 			  " coalesce(r.price_per_minute, 0),"
 			  " coalesce(r.initial_increment, 1),"
-			  " coalesce(r.subsequent_increment, 1)"
+			  " coalesce(r.subsequent_increment, 1), t.node"
 			  " FROM live_calls l"
 			  " LEFT JOIN nodes n ON n.name = l.node"
+			  " LEFT JOIN node_takeovers t ON t.call_id = l.call_id"
 			  " LEFT JOIN rates r ON r.id = l.rate_id"
 			  " WHERE l.node = $1"
 			  " AND l.setup_at < to_timestamp($2::bigint / 1000.0)"
@@ -108,12 +109,21 @@ uint64_t recover_seconds(const struct rate *rate, int64_t reserved,
 }
 
 
-static void recover_row(struct billing *bl, const PGresult *res, int row)
+/**
+ * Settle one call of a dead run (RECOVER_COLS columns: those of the
+ * recovery query and of tg_takeover).  Column 14 names the node a call
+ * was taken over from (NULL: a call of this node's last run): such a
+ * call's last moment alive is that node's, and this node's spool knows
+ * nothing of it.
+ */
+void recover_row(struct billing *bl, const struct pg_result *pres, int row)
 {
+	const PGresult *res = (const PGresult *)pres;
 	char billeds[24], costs[24], end[24], answers[24];
 	const char *v[SETTLE_NPARAMS];
 	const char *id = PQgetvalue(res, row, 0);
-	const struct spool_answer *sa = answer_find(bl, id);
+	const bool taken = !PQgetisnull(res, row, 14);
+	const struct spool_answer *sa = taken ? NULL : answer_find(bl, id);
 	int64_t answer = i64(res, row, 6), seen = i64(res, row, 7);
 	int64_t reserved = i64(res, row, 8), cost = 0, alive;
 	uint64_t billed = 0, d = 0;
@@ -132,7 +142,7 @@ static void recover_row(struct billing *bl, const PGresult *res, int row)
 		answer = (int64_t)sa->answer_ms;
 
 	alive = seen;
-	if ((int64_t)bl->last_tick > alive)
+	if (!taken && (int64_t)bl->last_tick > alive)
 		alive = (int64_t)bl->last_tick;
 	if (sa && (int64_t)sa->alive_ms > alive)
 		alive = (int64_t)sa->alive_ms;
@@ -171,8 +181,10 @@ static void recover_row(struct billing *bl, const PGresult *res, int row)
 	v[12] = "recovered";
 	v[13] = NULL;   /* the media statistics died with the node */
 
-	tlog_info(id, "billing: recovering a call of account %s%s: %llu s "
-		  "billed, cost %lld of %lld reserved", v[1],
+	tlog_info(id, "billing: recovering a call of account %s%s%s%s: "
+		  "%llu s billed, cost %lld of %lld reserved", v[1],
+		  taken ? " taken over from node " : "",
+		  taken ? PQgetvalue(res, row, 14) : "",
 		  sa ? " (answer from the spool)" : "",
 		  (unsigned long long)billed, (long long)cost,
 		  (long long)reserved);
@@ -230,8 +242,11 @@ static void recover_handler(int err, const struct pg_result *pres,
 		tlog_err(NULL, "billing: cannot read the live calls left by "
 			 "the last run: %m; they stay for the next start",
 			 err ? err : EPROTO);
+		bl->rec_done = true;
 		return;
 	}
+
+	bl->rec_done = true;
 
 	n = PQntuples(res);
 	if (n)
@@ -239,7 +254,7 @@ static void recover_handler(int err, const struct pg_result *pres,
 			  "last run: settling them", n, bl->cfg->node_name);
 
 	for (i = 0; i < n; i++)
-		recover_row(bl, res, i);
+		recover_row(bl, pres, i);
 
 	(void)hash_apply(bl->answers, answer_forget, bl);
 	hash_flush(bl->answers);

@@ -513,6 +513,14 @@ void bcall_end(struct bcall *bc, struct b2bua_call *call,
 	if (bc->refused)
 		goto out;
 
+	/* another node settled it (its lease was taken over): no second
+	   settlement, and no answer for the next start's recovery */
+	if (bc->elsewhere) {
+		tlog_info(bc->id, "billing: ended, settled by another node");
+		spool_forget(bl->spool, bc->id);
+		goto out;
+	}
+
 	end_ms = rec->end_ms;
 	if (!end_ms)
 		end_ms = b2bua_wallclock_ms();
@@ -653,6 +661,8 @@ void hb_tick(void *arg)
 
 	tmr_start(&bl->tmr_hb, (uint64_t)bl->cfg->heartbeat * 1000, hb_tick,
 		  bl);
+
+	lease_tick(bl);
 
 	if (bl->hbq || !db_is_up(bl->db))
 		return;

@@ -67,6 +67,36 @@ int db_schema_check_sync(const char *conninfo, struct re_printf *errpf);
 int db_ledger_check_sync(const char *conninfo, struct re_printf *pf,
 			 uint32_t *violations, struct re_printf *errpf);
 
+/** A node's lease to claim (db_lease_claim_sync, sql/013_lease.sql) */
+struct db_lease {
+	const char *name;        /**< node_name                          */
+	const char *instance;    /**< random id of this process          */
+	const char *sip_addr;    /**< where it listens, or NULL          */
+	const char *api_addr;
+	const char *lock_key;    /**< host name and state_dir            */
+	uint32_t seconds;        /**< lease length                       */
+	bool lock_free;          /**< got state_dir/node.lock at once:
+				      a holder with the same lock_key is
+				      dead                               */
+};
+
+/** Who holds a node's lease */
+struct db_lease_holder {
+	char instance[64];
+	char sip_addr[128];
+	char api_addr[128];
+	uint64_t since_ms;       /**< holds it since (wall clock)        */
+	uint64_t until_ms;       /**< lease runs until                   */
+};
+
+int db_lease_claim_sync(const char *conninfo, const struct db_lease *req,
+			struct db_lease_holder *holder,
+			struct re_printf *errpf);
+int db_lease_release_sync(const char *conninfo, const char *name,
+			  const char *instance, struct re_printf *errpf);
+int db_conninfo_appname(char **dstp, const char *conninfo,
+			const char *appname);
+
 
 /* ------------------------------------------------------ asynchronous client */
 

@@ -17,9 +17,13 @@
 #            its running calls go on to their end, then it exits 0
 #   restart  node 1 comes back: nodes.draining is false again and the
 #            probe brings it back into the set
-#   kill     SIGKILL of node 2: new calls go to nodes 1 and 3, none fails
-#            (those that reach node 2 before the probe notices time out
-#            and the failure route sends them to the next node)
+#   kill     SIGKILL of node 2 while it carries answered calls (made to
+#            it directly): within lease + heartbeat one surviving node
+#            settles them (reason recovered, settled_by node 1 or 3,
+#            charged up to node 2's last moment alive); new calls go to
+#            nodes 1 and 3, none
+#            fails (those that reach node 2 before the probe notices time
+#            out and the failure route sends them to the next node)
 #   sigterm  SIGTERM drains node 3 (OPTIONS 503, its calls run to their
 #            end, then it exits 0); a second SIGTERM to node 1 ends its
 #            calls at once (BYE, reason shutdown) and it exits 0
@@ -386,7 +390,34 @@ sleep 2.5
 
 
 # ----------------------------------------------------------------- kill
-echo "# node 2 is killed; new calls go to nodes 1 and 3"
+echo "# node 2 is killed with answered calls; new calls go to nodes 1 and 3"
+acct heldkill $((100000 * RATE)) 100
+# straight to node 2 (it challenges them itself), held until the test
+# ends them
+: >"$D/heldkill.log"
+"$SIPP" -nostdin -i "$CALLER_IP" -p 5066 -sf "$here/caller-hangup.xml" \
+	-trace_logs -log_file "$D/heldkill.log" -trace_err \
+	-error_file "$D/heldkill.err" -s 1100 -au heldkill -ap heldkill-pw \
+	-auth_uri "1100@127.0.3.52:5060" -cid_str "heldkill-%u@cluster.test" \
+	-m 4 -l 4 -r 20 -d 30000 -timeout 40 127.0.3.52:5060 \
+	>"$D/heldkill.out" 2>&1 </dev/null &
+HELDKILL_PID=$!
+pid_remember "$HELDKILL_PID"
+wait_count 10 4 '^ANSWER' "$D/heldkill.log" ||
+	fail "the 4 held calls on node 2 were answered"
+# the heartbeat (1 s) carries their answer times
+check "node 2 recorded the 4 answers" wait_sql 5 \
+	"SELECT count(*) FROM live_calls l JOIN accounts a
+	     ON a.id = l.account_id
+	  WHERE a.name = 'heldkill' AND l.node = 'node2'
+	    AND l.answer_at IS NOT NULL" 4
+sleep 1.2
+sql "SELECT call_id FROM live_calls l JOIN accounts a ON a.id = l.account_id
+      WHERE a.name = 'heldkill' AND l.node = 'node2'" >"$D/node2.calls"
+on2=$(grep -c . "$D/node2.calls")
+equal "node 2 carries them" "$on2" 4
+ids=$(sed "s/.*/'&'/" "$D/node2.calls" | paste -sd, -)
+t_kill=$(date +%s%3N)
 kill -KILL "${NODE_PID[2]}"
 wait "${NODE_PID[2]}" 2>/dev/null
 sipp_run killed caller-hangup.xml -p 5064 -au killed \
@@ -405,6 +436,30 @@ within "calls that timed out on node 2 and failed over" \
 	"$(grep -c 'node sip:127.0.3.52:5060 answered 408' "$D/kamailio.log")" \
 	1 12
 
+
+# node 2's calls: one survivor settled them within lease + heartbeat of
+# the kill (the CDRs' commit times)
+LEASE_MS=3000                   # node_lease 0: three heartbeats of 1 s
+check "a survivor settled node 2's calls" wait_sql 8 \
+	"SELECT count(*) FROM cdrs WHERE call_id IN ($ids)" "$on2"
+within "within lease + heartbeat of the kill (ms)" \
+	"$(sql "SELECT (extract(epoch FROM max(created_at)) * 1000)::bigint
+		       - $t_kill FROM cdrs WHERE call_id IN ($ids)")" \
+	0 $((LEASE_MS + 1000 + 500))
+equal "recovered, settled by node 1 or node 3, one survivor" \
+	"$(sql "SELECT count(*), count(DISTINCT settled_by) FROM cdrs
+		 WHERE call_id IN ($ids) AND reason = 'recovered'
+		   AND settled_by IN ('node1', 'node3')")" "$on2|1"
+equal "charged from their answer up to node 2's last moment alive" \
+	"$(sql "SELECT count(*) FROM cdrs WHERE call_id IN ($ids)
+		   AND billed_seconds >= 1 AND cost = billed_seconds * $RATE
+		   AND (extract(epoch FROM end_at) * 1000)::bigint
+		       BETWEEN $t_kill - 2000 AND $t_kill + 1000")" "$on2"
+equal "node 2 left no live call" \
+	"$(sql "SELECT count(*) FROM live_calls WHERE node = 'node2'")" 0
+pid_stop "$HELDKILL_PID" 2
+"$TG" --ledger-check -d "$PGTEST_CONNINFO" >>"$D/ledger.out" 2>&1
+equal "the ledger agrees after the takeover" "$?" 0
 
 # -------------------------------------------------------------- sigterm
 echo "# SIGTERM drains node 3; a second SIGTERM ends node 1's calls at once"

@@ -44,6 +44,24 @@ void test_billing_keys(void)
 	BAD(BASE "heartbeat 5\nheartbeat 6\n", "t.conf:4: ",
 	    "duplicate 'heartbeat'");
 
+	/* the node's lease: three heartbeats unless given, longer than one */
+	cfg = OK(BASE "heartbeat 2\n");
+	if (cfg) {
+		CHECK(BIL(cfg)->node_lease == 0);
+		CHECK(billing_lease_seconds(BIL(cfg)) == 6);
+		mem_deref(cfg);
+	}
+	cfg = OK(BASE "heartbeat 2\nnode_lease 3\n");
+	if (cfg) {
+		CHECK(BIL(cfg)->node_lease == 3);
+		CHECK(billing_lease_seconds(BIL(cfg)) == 3);
+		mem_deref(cfg);
+	}
+	CHECK(billing_lease_seconds(NULL) == 0);
+	BAD(BASE "node_lease 3601\n", "t.conf:3: ", "out of range 0..3600");
+	BAD(BASE "heartbeat 5\nnode_lease 5\n", "t.conf: ",
+	    "node_lease 5 s is not longer than the heartbeat (5 s)");
+
 	cfg = OK(BASE "reserve_first 1\noverload_wait 0\n");
 	if (cfg) {
 		CHECK(BIL(cfg)->reserve_first == 1);
