@@ -28,6 +28,9 @@ enum {
 	API_CALL_ID_MAX = 63,        /**< bytes of a call id             */
 };
 
+/* SQL: the node of row n of nodes is alive while its lease runs */
+#define API_NODE_ALIVE "coalesce(n.lease_until > now(), false)"
+
 /* the Reason of a BYE the API asks for, and its CDR reason */
 #define API_REASON_ADMIN "SIP;cause=200;text=\"ended by operator\""
 #define API_REASON_BLOCK "Q.850;cause=21;text=\"account blocked\""

@@ -43,8 +43,7 @@ int api_cluster_register(struct db *db)
 			  " coalesce(extract(epoch FROM now() - l.answer_at)"
 			  "::bigint, 0),"
 			  " l.reserved,"
-			  " coalesce(n.lease_until > now(),"
-			  " n.seen_at > now() - interval '15 seconds', false)"
+			  " " API_NODE_ALIVE
 			  " FROM live_calls l"
 			  " LEFT JOIN accounts a ON a.id = l.account_id"
 			  " LEFT JOIN nodes n ON n.name = l.node"

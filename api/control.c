@@ -38,13 +38,6 @@ enum { PAYLOAD_MAX = 200, ACCOUNT_DIGITS_MAX = 18,
 
 static const char stmt_notify[] = "api_ctl_notify";
 static const char stmt_where[]  = "api_ctl_where";
-static const char stmt_node[]   = "api_ctl_node";
-
-/* a node counts as alive while its lease runs; a node whose row carries
- * no lease (written before leases) while its heartbeat is recent */
-#define NODE_ALIVE \
-	"coalesce(n.lease_until > now()," \
-	" n.seen_at > now() - interval '15 seconds', false)"
 
 
 int api_control_register(struct db *db)
@@ -54,15 +47,10 @@ int api_control_register(struct db *db)
 	err |= db_prepare(db, stmt_notify,
 			  "SELECT pg_notify('" CONTROL_CHANNEL "', $1)", 1);
 	err |= db_prepare(db, stmt_where,
-			  "SELECT l.node, " NODE_ALIVE
+			  "SELECT l.node, " API_NODE_ALIVE
 			  " FROM live_calls l"
 			  " LEFT JOIN nodes n ON n.name = l.node"
 			  " WHERE l.call_id = $1", 1);
-	err |= db_prepare(db, stmt_node,
-			  "INSERT INTO nodes (name, api_addr)"
-			  " VALUES ($1, $2)"
-			  " ON CONFLICT (name) DO UPDATE"
-			  " SET api_addr = EXCLUDED.api_addr", 2);
 
 	return err;
 }
@@ -488,8 +476,7 @@ static void listen_h(const char *payload, void *arg)
 /**
  * Take part in a cluster: this node is named node in live_calls and
  * nodes; it LISTENs for control messages, and requests about calls and
- * accounts held by other nodes reach them.  Its API address is written to
- * its row of nodes.
+ * accounts held by other nodes reach them.
  *
  * @param api       the API
  * @param node      this node's name (copied; 1..63 of [A-Za-z0-9._-])
@@ -500,8 +487,6 @@ static void listen_h(const char *payload, void *arg)
 int api_cluster_start(struct api *api, const char *node,
 		      const char *conninfo)
 {
-	char addr[64];
-	const char *v[2];
 	int err;
 
 	if (!api || !node || !conninfo)
@@ -519,18 +504,8 @@ int api_cluster_start(struct api *api, const char *node,
 
 	err = db_listen_alloc(&api->ctl, conninfo, CONTROL_CHANNEL,
 			      listen_h, api);
-	if (err) {
-		api->node = mem_deref(api->node);
-		return err;
-	}
-
-	(void)re_snprintf(addr, sizeof(addr), "%J", &api->cfg->api_listen);
-	v[0] = api->node;
-	v[1] = addr;
-	err = db_exec(NULL, api->db, stmt_node, 2, v, CONTROL_TIMEOUT_MS,
-		      true, NULL, NULL);
 	if (err)
-		tlog_warn(NULL, "api: api_addr not written: %m", err);
+		api->node = mem_deref(api->node);
 
-	return 0;
+	return err;
 }

@@ -27,8 +27,7 @@ int api_status_register(struct db *db)
 			  " to_char(n.lease_until AT TIME ZONE 'UTC',"
 			  " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 			  " AS lease_until,"
-			  " coalesce(n.lease_until > now(),"
-			  " n.seen_at > now() - interval '15 seconds', false)"
+			  " " API_NODE_ALIVE
 			  " AS alive, n.draining"
 			  " FROM nodes n ORDER BY n.name LIMIT 1000", 0);
 }
