@@ -19,8 +19,8 @@
 #            BYE both legs with Q.850 cause 21, CDR reason admin
 #   credit   credit set to 0 on A: B's call ends (BYE both legs, cause
 #            16 "credit set to zero"), CDR reason credit
-#   health   /v1/health on A lists both nodes alive with their API
-#            addresses; /metrics carries tollgate_node_info
+#   health   /v1/health on A lists both nodes alive with their SIP and
+#            API addresses and leases; /metrics carries tollgate_node_info
 #   partial  the database stops: GET /v1/calls on A answers A's calls,
 #            "partial": true
 #
@@ -427,8 +427,10 @@ equal "both nodes listed, alive, not draining" \
 	"$(pyget '" ".join("%s:%s:%s:%s" % (n["name"], n["alive"],
 		n["draining"], n["api_addr"]) for n in j["nodes"])')" \
 	"nodeA:True:False:${IP[A]}:8080 nodeB:True:False:${IP[B]}:8080"
-equal "each with when it started" \
-	"$(pyget 'all(n["started"] for n in j["nodes"])')" True
+equal "each with its SIP address, when it started, its lease" \
+	"$(pyget '" ".join("%s:%s:%s" % (n["sip_addr"], bool(n["started"]),
+		bool(n["lease_until"])) for n in j["nodes"])')" \
+	"udp:${IP[A]}:5060:True:True udp:${IP[B]}:5060:True:True"
 equal "A's /metrics names node A" \
 	"$(metric A 'tollgate_node_info{node="nodeA"}')" 1
 equal "B's /metrics names node B" \
