@@ -105,7 +105,6 @@ struct api {
 	struct db_listen *ctl;       /**< owned; LISTEN tollgate_control */
 	uint64_t ctl_heard[API_CTL_COUNT];
 	uint64_t ctl_sent;           /**< control messages sent          */
-	uint64_t ctl_send_errors;    /**< ... that could not be queued  */
 };
 
 struct api_req {

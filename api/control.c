@@ -105,8 +105,21 @@ bool api_call_id_valid(const char *s, size_t len)
 
 /* ---------------------------------------------------------- sending */
 
-/* queue one control message; nobody waits for it (the database client
- * logs a failure) */
+/* the result of a control message nobody waits for; no argument, so that
+ * it may outlive the API */
+static void sent(int err, const struct pg_result *res, void *arg)
+{
+	(void)res;
+	(void)arg;
+
+	if (err)
+		tlog_warn(NULL, "api: control message not sent: %m", err);
+}
+
+
+/* queue one control message.  With a handler it is an ordinary query: a
+ * query without one would hold back every query queued after it until it
+ * ended (db.h, Order) */
 static int control_send(struct api *api, const char *payload)
 {
 	const char *v[1];
@@ -114,11 +127,9 @@ static int control_send(struct api *api, const char *payload)
 
 	v[0] = payload;
 	err = db_exec(NULL, api->db, stmt_notify, 1, v, CONTROL_TIMEOUT_MS,
-		      false, NULL, NULL);
-	if (err) {
-		++api->ctl_send_errors;
+		      false, sent, NULL);
+	if (err)
 		return err;
-	}
 
 	++api->ctl_sent;
 
@@ -171,7 +182,6 @@ static void remote_sent(int err, const struct pg_result *res, void *arg)
 	struct odict *od = NULL;
 
 	if (err) {
-		++req->api->ctl_send_errors;
 		api_db_error(req, err, res, NULL, "control message");
 		return;
 	}
