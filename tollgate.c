@@ -840,6 +840,13 @@ int main(int argc, char *argv[])
 			goto out;
 		}
 		api_set_drain(app.api, api_drain, NULL);
+
+		/* nodes sharing the database end each other's calls and
+		 * list them (billing names this node in live_calls) */
+		if (app.billing &&
+		    api_cluster_start(app.api, blc->node_name, conninfo))
+			tlog_warn(NULL, "api: this node takes no part in the "
+				  "cluster's control");
 	}
 	else {
 		tlog_info(NULL, "api: no api_token and no open path: the "

@@ -13,7 +13,8 @@
  * A credit change is one call of tg_credit() (sql/003_api.sql): atomic,
  * and with an Idempotency-Key applied at most once.  Its effect on running
  * calls is immediate: billing re-arms the account's calls (their cut-off
- * moves), a set to zero or a block ends them.
+ * moves), a set to zero or a block ends them, on every node of the
+ * cluster (control.c).
  */
 
 #include <string.h>
@@ -39,8 +40,6 @@
 /* api_row's types of ACCT_COLS */
 #define ACCT_TYPES "isssmmmiiiisbss"
 
-#define BLOCK_REASON "Q.850;cause=21;text=\"account blocked\""
-#define CREDIT_REASON "Q.850;cause=16;text=\"credit set to zero\""
 
 enum { NAME_MAX_LEN = 64, PASSWORD_MAX_LEN = 128, KEY_MAX_LEN = 255,
        LIST_MAX = 1000 };
@@ -475,8 +474,8 @@ static void patch_done(int err, const struct pg_result *res, void *arg)
 	/* blocked: the account's calls end now, not at their next
 	 * reservation */
 	if (PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 2), "blocked")) {
-		uint32_t n = api_cut_account(req->api, req->n,
-					     B2BUA_R_ADMIN, BLOCK_REASON);
+		uint32_t n = api_cut_cluster(req->api, req->n,
+					     API_CUT_BLOCK);
 		if (n)
 			tlog_info(NULL, "api: account %lld blocked: %u calls"
 				  " ended", (long long)req->n, n);
@@ -601,8 +600,8 @@ static void credit_done(int err, const struct pg_result *res, void *arg)
 			  api_money_print, &c->amount, PQgetvalue(r, 0, 1));
 		account_changed(req->api, c->id);
 		if (c->set && c->amount == 0)
-			cut = api_cut_account(req->api, c->id, B2BUA_R_CREDIT,
-					      CREDIT_REASON);
+			cut = api_cut_cluster(req->api, c->id,
+					      API_CUT_CREDIT);
 	}
 
 	err  = odict_alloc(&od, 8);

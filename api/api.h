@@ -113,6 +113,8 @@ int  api_alloc(struct api **apip, const struct api_conf *cfg,
 	       const char *realm, struct db *db, struct b2bua *b2bua,
 	       const struct api_hooks *hooks, struct media_relay *relay);
 void api_set_drain(struct api *api, api_drain_h *h, void *arg);
+int  api_cluster_start(struct api *api, const char *node,
+		       const char *conninfo);
 bool api_enabled(const struct api_conf *cfg);
 int  api_debug(struct re_printf *pf, const struct api *api);
 

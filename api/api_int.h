@@ -24,6 +24,40 @@ enum {
 	API_DB_TIMEOUT_MS = 5000,
 	API_OUTCOMES = 12,           /**< b2bua_reason values counted    */
 	API_RATE_WINDOW = 10,        /**< s, call rate averaged over     */
+	API_NODE_MAX = 63,           /**< bytes of a node name           */
+	API_CALL_ID_MAX = 63,        /**< bytes of a call id             */
+};
+
+/* SQL: the node of row n of nodes is alive while its lease runs */
+#define API_NODE_ALIVE "coalesce(n.lease_until > now(), false)"
+
+/* the Reason of a BYE the API asks for, and its CDR reason */
+#define API_REASON_ADMIN "SIP;cause=200;text=\"ended by operator\""
+#define API_REASON_BLOCK "Q.850;cause=21;text=\"account blocked\""
+#define API_REASON_CREDIT "Q.850;cause=16;text=\"credit set to zero\""
+
+/** Why every call of an account ends (control.c) */
+enum api_cut {
+	API_CUT_BLOCK = 0,           /**< blocked: B2BUA_R_ADMIN         */
+	API_CUT_CREDIT,              /**< credit set to zero: B2BUA_R_CREDIT */
+};
+
+/** A control message, parsed (api_ctl_parse) */
+struct api_ctl_msg {
+	enum { API_CTL_END = 1, API_CTL_CUT } verb;
+	char node[API_NODE_MAX + 1];     /**< a node's name, or "*" (cut) */
+	char call_id[API_CALL_ID_MAX + 1]; /**< end                       */
+	int64_t account_id;              /**< cut                         */
+	enum api_cut why;                /**< cut                         */
+};
+
+/** Control messages heard on tollgate_control, by what became of them */
+enum api_ctl_result {
+	API_CTL_DONE = 0,            /**< acted on                       */
+	API_CTL_NO_CALL,             /**< for this node, no such call    */
+	API_CTL_OTHER_NODE,          /**< for another node               */
+	API_CTL_BAD,                 /**< malformed: ignored             */
+	API_CTL_COUNT
 };
 
 struct api_req;
@@ -65,6 +99,12 @@ struct api {
 	uint64_t admin_ends;
 	uint64_t rate_slot[API_RATE_WINDOW];
 	uint64_t rate_sec;
+
+	/* the cluster (control.c); node is NULL while it is off */
+	char *node;                  /**< owned; this node's name        */
+	struct db_listen *ctl;       /**< owned; LISTEN tollgate_control */
+	uint64_t ctl_heard[API_CTL_COUNT];
+	uint64_t ctl_sent;           /**< control messages sent          */
 };
 
 struct api_req {
@@ -162,5 +202,25 @@ int  api_cdrs_register(struct db *db);
 int  api_status_register(struct db *db);
 uint32_t api_cut_account(struct api *api, int64_t account_id,
 			 enum b2bua_reason reason, const char *hdr);
+int  api_call_end_local(struct api *api, struct b2bua_call *call);
+int  api_call_odict(struct odict **odp, const struct api *api,
+		    const struct b2bua_call *call);
+void api_calls_local(struct api_req *req, const char *account,
+		     int64_t account_id, bool partial);
+
+/* cluster.c: the calls of every node */
+int  api_cluster_register(struct db *db);
+void api_calls_cluster(struct api_req *req, const char *account,
+		       int64_t account_id);
+
+/* control.c: the cluster's control channel */
+int  api_control_register(struct db *db);
+bool api_node_valid(const char *s, size_t len);
+bool api_call_id_valid(const char *s, size_t len);
+uint32_t api_cut_cluster(struct api *api, int64_t account_id,
+			 enum api_cut why);
+void api_call_remote(struct api_req *req, const char *id);
+const char *api_ctl_result_name(enum api_ctl_result r);
+int  api_ctl_parse(struct api_ctl_msg *m, const char *payload);
 void api_status_event(struct b2bua_call *call, enum b2bua_event ev,
 		      const struct b2bua_call_record *rec, void *arg);

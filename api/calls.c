@@ -4,13 +4,12 @@
  *
  * Everything here is read from memory on the event loop: the B2BUA's
  * calls, billing's view of their money, the relay's media statistics.
+ * The calls of other nodes are read from the database (cluster.c) and
+ * ended through them (control.c).
  */
 
 #include <string.h>
 #include "api_int.h"
-
-
-#define REASON_ADMIN "SIP;cause=200;text=\"ended by operator\""
 
 
 static int add_dir(struct odict *od, const char *key,
@@ -86,8 +85,8 @@ static int str_or_null(struct odict *od, const char *key, const char *v)
 }
 
 
-/** One call as a JSON object */
-static int call_odict(struct odict **odp, const struct api *api,
+/** One call of this node as a JSON object */
+int api_call_odict(struct odict **odp, const struct api *api,
 		      const struct b2bua_call *call)
 {
 	const struct api_hooks *hk = &api->hooks;
@@ -103,6 +102,7 @@ static int call_odict(struct odict **odp, const struct api *api,
 	billed = hk->call_money && !hk->call_money(call, &bi, hk->arg);
 
 	err  = odict_entry_add(od, "id", ODICT_STRING, b2bua_call_id(call));
+	err |= str_or_null(od, "node", api->node);
 	err |= str_or_null(od, "sip_call_id", b2bua_call_sipid(call));
 	err |= str_or_null(od, "account", b2bua_call_account(call));
 	err |= odict_entry_add(od, "account_id", ODICT_INT,
@@ -181,7 +181,7 @@ static bool calls_apply(struct b2bua_call *call, void *arg)
 	if (ctx->state >= 0 && (int)b2bua_call_state(call) != ctx->state)
 		return false;
 
-	ctx->err = call_odict(&od, ctx->api, call);
+	ctx->err = api_call_odict(&od, ctx->api, call);
 	if (ctx->err)
 		return true;
 
@@ -206,36 +206,23 @@ static int state_parse(const char *s)
 }
 
 
-/** GET /v1/calls?account=NAME|ID&state=STATE */
-void api_calls_h(struct api_req *req)
+/**
+ * This node's calls (GET /v1/calls?scope=local, or of every node while
+ * the database cannot be read: partial)
+ */
+void api_calls_local(struct api_req *req, const char *account,
+		     int64_t account_id, bool partial)
 {
-	struct list_ctx ctx;
 	const char *st = api_arg(req, "state");
+	struct list_ctx ctx;
+	struct odict *od = NULL;
 	int err;
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.api = req->api;
-	ctx.state = -1;
-	ctx.account = api_arg(req, "account");
-
-	if (ctx.account) {
-		size_t l = strlen(ctx.account);
-
-		if (!l) {
-			api_error(req, 400, "account", "empty");
-			return;
-		}
-		if (l <= 18 && strspn(ctx.account, "0123456789") == l)
-			ctx.account_id = strtoll(ctx.account, NULL, 10);
-	}
-
-	if (st) {
-		ctx.state = state_parse(st);
-		if (ctx.state < 0) {
-			api_error(req, 400, "state", "unknown state '%s'", st);
-			return;
-		}
-	}
+	ctx.state = st ? state_parse(st) : -1;
+	ctx.account = account;
+	ctx.account_id = account_id;
 
 	err = odict_alloc(&ctx.arr, 64);
 	if (!err) {
@@ -243,8 +230,92 @@ void api_calls_h(struct api_req *req)
 		err = ctx.err;
 	}
 
-	api_reply_list(req, "calls", ctx.arr, ctx.n, err);
+	if (!partial) {
+		api_reply_list(req, "calls", ctx.arr, ctx.n, err);
+		mem_deref(ctx.arr);
+		return;
+	}
+
+	if (!err)
+		err = odict_alloc(&od, 8);
+	if (!err) {
+		err  = odict_entry_add(od, "calls", ODICT_ARRAY, ctx.arr);
+		err |= odict_entry_add(od, "count", ODICT_INT,
+				       (int64_t)ctx.n);
+		err |= odict_entry_add(od, "next_cursor", ODICT_NULL);
+		err |= odict_entry_add(od, "partial", ODICT_BOOL, true);
+	}
+
+	if (err)
+		api_error(req, 500, NULL, "cannot list calls (%m)", err);
+	else
+		api_reply(req, 200, od);
+
 	mem_deref(ctx.arr);
+	mem_deref(od);
+}
+
+
+/**
+ * GET /v1/calls?account=NAME|ID&state=STATE&scope=local|cluster
+ *   &node=&limit=&cursor=
+ *
+ * Every node's calls (cluster.c); this node's alone with scope=local, with
+ * state= (only the node that holds a call knows its state), and when the
+ * node is not part of a cluster (billing off).
+ */
+void api_calls_h(struct api_req *req)
+{
+	const char *st = api_arg(req, "state");
+	const char *scope = api_arg(req, "scope");
+	const char *account = api_arg(req, "account");
+	int64_t account_id = 0;
+	bool local;
+
+	if (account) {
+		size_t l = strlen(account);
+
+		if (!l) {
+			api_error(req, 400, "account", "empty");
+			return;
+		}
+		if (l <= 18 && strspn(account, "0123456789") == l)
+			account_id = strtoll(account, NULL, 10);
+	}
+
+	if (st && state_parse(st) < 0) {
+		api_error(req, 400, "state", "unknown state '%s'", st);
+		return;
+	}
+
+	if (scope && strcmp(scope, "local") && strcmp(scope, "cluster")) {
+		api_error(req, 400, "scope", "must be \"local\" or "
+			  "\"cluster\"");
+		return;
+	}
+
+	local = (scope && !strcmp(scope, "local")) || st || !req->api->node;
+	if (local) {
+		api_calls_local(req, account, account_id, false);
+		return;
+	}
+
+	api_calls_cluster(req, account, account_id);
+}
+
+
+/** End a call of this node as the operator asked (BYE both legs) */
+int api_call_end_local(struct api *api, struct b2bua_call *call)
+{
+	int err;
+
+	mem_ref(call);
+	err = b2bua_call_end(call, B2BUA_R_ADMIN, API_REASON_ADMIN);
+	mem_deref(call);
+	if (!err)
+		++api->admin_ends;
+
+	return err;
 }
 
 
@@ -264,21 +335,28 @@ void api_call_h(struct api_req *req)
 	(void)pl_strcpy(&req->id, id, sizeof(id));
 	call = b2bua_call_find(req->api->b2bua, id);
 	if (!call || b2bua_call_state(call) == B2BUA_ST_CLOSED) {
-		api_error(req, 404, "id", "no call %s", id);
+
+		/* another node's call: that node ends it */
+		if (req->meth == API_DELETE)
+			api_call_remote(req, id);
+		else
+			api_error(req, 404, "id", "no call %s", id);
 		return;
 	}
+
+	mem_ref(call);
 
 	if (req->meth == API_DELETE) {
 		enum b2bua_state s = b2bua_call_state(call);
 
 		if (s == B2BUA_ST_TERMINATING || s == B2BUA_ST_CANCELLING) {
+			mem_deref(call);
 			api_error(req, 409, "id", "call %s is already ending",
 				  id);
 			return;
 		}
 
-		mem_ref(call);
-		err = b2bua_call_end(call, B2BUA_R_ADMIN, REASON_ADMIN);
+		err = api_call_end_local(req->api, call);
 		if (err) {
 			mem_deref(call);
 			api_error(req, 409, "id", "cannot end call %s (%m)",
@@ -286,15 +364,11 @@ void api_call_h(struct api_req *req)
 			return;
 		}
 
-		++req->api->admin_ends;
 		tlog_info(id, "api: call ended by operator (was %s)",
 			  b2bua_state_name(s));
 	}
-	else {
-		mem_ref(call);
-	}
 
-	err = call_odict(&od, req->api, call);
+	err = api_call_odict(&od, req->api, call);
 	mem_deref(call);
 	if (err) {
 		api_error(req, 500, NULL, "cannot describe call (%m)", err);

@@ -648,6 +648,8 @@ static void api_destructor(void *arg)
 	struct le *le;
 
 	tmr_cancel(&api->tmr);
+	api->ctl = mem_deref(api->ctl);
+	api->node = mem_deref(api->node);
 
 	/* MHD frees suspended connections only once resumed */
 	LIST_FOREACH(&api->reql, le) {
@@ -729,6 +731,8 @@ int api_alloc(struct api **apip, const struct api_conf *cfg,
 	err |= api_limits_register(db);
 	err |= api_cdrs_register(db);
 	err |= api_status_register(db);
+	err |= api_control_register(db);
+	err |= api_cluster_register(db);
 	if (err) {
 		err = EINVAL;
 		goto out;
@@ -803,10 +807,14 @@ int api_debug(struct re_printf *pf, const struct api *api)
 		return 0;
 
 	return re_hprintf(pf, "api: %llu requests, %llu 2xx, %llu 4xx, "
-			  "%llu 5xx, %u open\n",
+			  "%llu 5xx, %u open; control messages: %llu sent, "
+			  "%llu acted on, %llu malformed\n",
 			  (unsigned long long)api->requests,
 			  (unsigned long long)api->responses[2],
 			  (unsigned long long)api->responses[4],
 			  (unsigned long long)api->responses[5],
-			  list_count(&api->reql));
+			  list_count(&api->reql),
+			  (unsigned long long)api->ctl_sent,
+			  (unsigned long long)api->ctl_heard[API_CTL_DONE],
+			  (unsigned long long)api->ctl_heard[API_CTL_BAD]);
 }

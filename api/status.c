@@ -2,7 +2,7 @@
  * @file status.c  REST API: GET /v1/health and GET /metrics
  *
  * Health answers 200 when SIP runs and the database answers a query,
- * else 503, with the details.  Metrics are Prometheus text (format
+ * else 503, with the details and the nodes of the cluster (nodes).  Metrics are Prometheus text (format
  * 0.0.4): call counters from the B2BUA's events, billing's and the
  * database client's statistics, the relay's ports and packets.
  */
@@ -19,7 +19,17 @@ static const char stmt_ping[] = "api_ping";
 
 int api_status_register(struct db *db)
 {
-	return db_prepare(db, stmt_ping, "SELECT 1", 0);
+	/* the ping reads the nodes of the cluster */
+	return db_prepare(db, stmt_ping,
+			  "SELECT n.name, n.sip_addr, n.api_addr,"
+			  " to_char(n.started_at AT TIME ZONE 'UTC',"
+			  " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS started,"
+			  " to_char(n.lease_until AT TIME ZONE 'UTC',"
+			  " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+			  " AS lease_until,"
+			  " " API_NODE_ALIVE
+			  " AS alive, n.draining"
+			  " FROM nodes n ORDER BY n.name LIMIT 1000", 0);
 }
 
 
@@ -92,7 +102,6 @@ static void ping_done(int err, const struct pg_result *res, void *arg)
 	struct odict *od = NULL, *sip = NULL, *db = NULL;
 	uint64_t ms = tmr_jiffies() - h->t0;
 	bool db_ok = !err;
-	(void)res;
 
 	err  = odict_alloc(&od, 8);
 	err |= odict_alloc(&sip, 4);
@@ -118,6 +127,11 @@ static void ping_done(int err, const struct pg_result *res, void *arg)
 			       b2bua_draining(api->b2bua));
 	err |= odict_entry_add(od, "sip", ODICT_OBJECT, sip);
 	err |= odict_entry_add(od, "database", ODICT_OBJECT, db);
+	err |= api->node ?
+		odict_entry_add(od, "node", ODICT_STRING, api->node) :
+		odict_entry_add(od, "node", ODICT_NULL);
+	err |= db_ok ? api_rows(od, "nodes", res, "sssssbb") :
+		odict_entry_add(od, "nodes", ODICT_NULL);
 
  out:
 	if (err)
@@ -225,6 +239,7 @@ enum metric_id {
 	M_API_REQUESTS_TOTAL,
 	M_UPTIME_SECONDS,
 	M_DRAINING,
+	M_CONTROL_SENT_TOTAL,
 	M_COUNT
 };
 
@@ -304,6 +319,8 @@ static const struct {
 		"Seconds since the API started" },
 	[M_DRAINING] = { "tollgate_draining", "gauge",
 		"The node drains: no new calls, exits when the running ones have ended" },
+	[M_CONTROL_SENT_TOTAL] = { "tollgate_control_sent_total", "counter",
+		"Control messages this node sent to others (end a call, an account's calls)" },
 };
 
 
@@ -490,6 +507,23 @@ void api_metrics_h(struct api_req *req)
 		err |= mbuf_printf(mb, "tollgate_api_responses_total"
 				   "{class=\"%uxx\"} %llu\n", i,
 				   (unsigned long long)api->responses[i]);
+
+	if (api->node) {
+		err |= metric(mb, "tollgate_node_info", "gauge",
+			      "The node this process is, by name");
+		err |= mbuf_printf(mb, "tollgate_node_info{node=\"%s\"} 1\n",
+				   api->node);
+		err |= metric(mb, "tollgate_control_messages_total",
+			      "counter", "Control messages heard on "
+			      "tollgate_control, by what became of them");
+		for (i = 0; i < API_CTL_COUNT; i++)
+			err |= mbuf_printf(mb, "tollgate_control_messages_total"
+					   "{result=\"%s\"} %llu\n",
+					   api_ctl_result_name(i),
+					   (unsigned long long)
+					   api->ctl_heard[i]);
+		mv_set(&mv, M_CONTROL_SENT_TOTAL, api->ctl_sent);
+	}
 
 	mv_set(&mv, M_UPTIME_SECONDS, (tmr_jiffies() - api->start_jif) / 1000);
 	mv_set(&mv, M_DRAINING, b2bua_draining(api->b2bua) ? 1 : 0);

@@ -11,6 +11,8 @@
  *   5  POST  /v1/routes               body
  *   6  a money string: parsed, printed and parsed again to the same value
  *   7  an RFC 3339 time of a query argument
+ *   8  a control message between nodes (NOTIFY tollgate_control): what
+ *      parses has valid fields and prints back to the same payload
  *
  * A body runs through the real handler, JSON decoding and validation
  * included, up to the database query, which fails here (no database): a
@@ -103,6 +105,34 @@ static void time_arg(const uint8_t *data, size_t size)
 }
 
 
+static void control(const uint8_t *data, size_t size)
+{
+	static const char *const why[] = { "block", "credit" };
+	struct api_ctl_msg m;
+	char *s = mem_zalloc(size + 1, NULL);
+	char back[256];
+
+	if (!s)
+		return;
+	memcpy(s, data, size);
+
+	if (!api_ctl_parse(&m, s)) {
+		if (m.verb == API_CTL_END)
+			(void)re_snprintf(back, sizeof(back), "end %s %s",
+					  m.node, m.call_id);
+		else
+			(void)re_snprintf(back, sizeof(back), "cut %s %lld %s",
+					  m.node, (long long)m.account_id,
+					  why[m.why]);
+
+		if (m.account_id < 0 || strcmp(back, s))
+			abort();
+	}
+
+	mem_deref(s);
+}
+
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!ready)
@@ -111,7 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!size)
 		return 0;
 
-	switch (data[0] & 7) {
+	switch (data[0] % 9) {
 
 	case 0: body(api_accounts_h, API_POST, data + 1, size - 1);  break;
 	case 1: body(api_account_h, API_PATCH, data + 1, size - 1);  break;
@@ -120,7 +150,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 4: body(api_gateways_h, API_POST, data + 1, size - 1);  break;
 	case 5: body(api_routes_h, API_POST, data + 1, size - 1);    break;
 	case 6: money(data + 1, size - 1);                           break;
-	default: time_arg(data + 1, size - 1);                       break;
+	case 7: time_arg(data + 1, size - 1);                        break;
+	default: control(data + 1, size - 1);                        break;
 	}
 
 	return 0;

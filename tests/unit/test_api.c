@@ -5,7 +5,9 @@
  * Money strings to micro-units and back (exact, 6 decimals at most, no
  * sign, overflow), RFC 3339 checks of query arguments, and routing
  * tables: longest prefix, default route, unknown gateways, duplicates,
- * and a table kept alive by a reference after the B2BUA let it go.
+ * and a table kept alive by a reference after the B2BUA let it go; the
+ * control messages between nodes: every field checked, nothing else
+ * taken.
  */
 
 #include <stdio.h>
@@ -13,9 +15,7 @@
 #include <re.h>
 #include "core.h"
 #include "b2bua.h"
-#include "api.h"
-
-int api_time_valid(const char *s);
+#include "api_int.h"
 
 #include "check.h"
 
@@ -145,6 +145,97 @@ static void test_routes(void)
 }
 
 
+static void ctl_bad(int line, const char *payload)
+{
+	struct api_ctl_msg m;
+	int err = api_ctl_parse(&m, payload);
+
+	if (err != EBADMSG)
+		printf("line %d: '%s' parsed (%d)\n", line, payload, err);
+	CHECK(err == EBADMSG);
+}
+
+
+static void test_control(void)
+{
+	char buf[300];
+	struct api_ctl_msg m;
+
+	CHECK(api_ctl_parse(&m, "end node1 5f1c0e9a2b3d4c6e") == 0);
+	CHECK(m.verb == API_CTL_END && !strcmp(m.node, "node1") &&
+	      !strcmp(m.call_id, "5f1c0e9a2b3d4c6e"));
+
+	CHECK(api_ctl_parse(&m, "cut * 42 block") == 0);
+	CHECK(m.verb == API_CTL_CUT && !strcmp(m.node, "*") &&
+	      m.account_id == 42 && m.why == API_CUT_BLOCK);
+
+	CHECK(api_ctl_parse(&m, "cut gw-2.example_x 999999999999999999 "
+			    "credit") == 0);
+	CHECK(m.verb == API_CTL_CUT && m.why == API_CUT_CREDIT &&
+	      m.account_id == 999999999999999999LL &&
+	      !strcmp(m.node, "gw-2.example_x"));
+
+	/* the longest node name and call id */
+	memset(buf, 0, sizeof(buf));
+	memcpy(buf, "end ", 4);
+	memset(buf + 4, 'n', 63);
+	buf[67] = ' ';
+	memset(buf + 68, 'c', 63);
+	CHECK(api_ctl_parse(&m, buf) == 0);
+	CHECK(strlen(m.node) == 63 && strlen(m.call_id) == 63);
+	buf[131] = 'c';
+	ctl_bad(__LINE__, buf);          /* call id of 64 */
+	buf[131] = '\0';
+	buf[67] = 'n';
+	buf[68] = ' ';
+	ctl_bad(__LINE__, buf);          /* node of 64 */
+
+	ctl_bad(__LINE__, "");
+	ctl_bad(__LINE__, "end");
+	ctl_bad(__LINE__, "end ");
+	ctl_bad(__LINE__, "end node1");
+	ctl_bad(__LINE__, "end node1 ");
+	ctl_bad(__LINE__, "end node1 abc extra");
+	ctl_bad(__LINE__, "end  node1 abc");
+	ctl_bad(__LINE__, " end node1 abc");
+	ctl_bad(__LINE__, "END node1 abc");
+	ctl_bad(__LINE__, "end * abc");             /* one node only */
+	ctl_bad(__LINE__, "end node1 ../abc");
+	ctl_bad(__LINE__, "end node1 abc;DROP");
+	ctl_bad(__LINE__, "end node1 abc\n");
+	ctl_bad(__LINE__, "end node1\tabc");
+	ctl_bad(__LINE__, "end n\xc3\xa9 abc");
+	ctl_bad(__LINE__, "cut * 0 block");
+	ctl_bad(__LINE__, "cut * 007x block");
+	ctl_bad(__LINE__, "cut * 007 block");
+	ctl_bad(__LINE__, "cut * -1 block");
+	ctl_bad(__LINE__, "cut * +1 block");
+	ctl_bad(__LINE__, "cut * 1234567890123456789 block");
+	ctl_bad(__LINE__, "cut * 1 Block");
+	ctl_bad(__LINE__, "cut * 1 unblock");
+	ctl_bad(__LINE__, "cut * 1");
+	ctl_bad(__LINE__, "cut * 1 block x");
+	ctl_bad(__LINE__, "cut ** 1 block");
+	ctl_bad(__LINE__, "cut node/1 1 block");
+	ctl_bad(__LINE__, "kill node1 abc");
+
+	/* at most PAYLOAD_MAX - 1 bytes */
+	memset(buf, 'a', sizeof(buf) - 1);
+	buf[sizeof(buf) - 1] = '\0';
+	memcpy(buf, "end n ", 6);
+	ctl_bad(__LINE__, buf);
+
+	CHECK(api_ctl_parse(NULL, "end a b") == EINVAL);
+	CHECK(api_ctl_parse(&m, NULL) == EINVAL);
+
+	CHECK(api_node_valid("a", 1));
+	CHECK(!api_node_valid("", 0));
+	CHECK(!api_node_valid("a b", 3));
+	CHECK(api_call_id_valid("0123456789abcdef", 16));
+	CHECK(!api_call_id_valid("x%20", 4));
+}
+
+
 int main(void)
 {
 	int err = libre_init();
@@ -155,6 +246,7 @@ int main(void)
 	test_money();
 	test_time();
 	test_routes();
+	test_control();
 
 	libre_close();
 
