@@ -199,12 +199,12 @@ wait_sql() {
 	return 1
 }
 
-# wait_listens SECONDS: until both nodes listen on both channels
+# wait_listens SECONDS: until both nodes listen on all three channels
 wait_listens() {
 	local i
 	for ((i = 0; i < $1 * 10; i++)); do
-		[ "$(listens 1 2>/dev/null)" = 2 ] &&
-			[ "$(listens 2 2>/dev/null)" = 2 ] && return 0
+		[ "$(listens 1 2>/dev/null)" = 3 ] &&
+			[ "$(listens 2 2>/dev/null)" = 3 ] && return 0
 		sleep 0.1
 	done
 	return 1
@@ -236,7 +236,7 @@ for n in 1 2; do
 		"$(sql_standby "SELECT count(*) FROM pg_stat_activity
 				WHERE application_name = 'node$n'")" 0
 done
-check "both nodes listen on both channels on the primary" wait_listens 5
+check "both nodes listen on their three channels on the primary" wait_listens 5
 equal "the standby is in recovery" \
 	"$(sql_standby "SELECT pg_is_in_recovery()")" t
 FUND=$((1000000 * PER_S))
@@ -315,7 +315,7 @@ for n in 1 2; do
 	check "node $n: its heartbeat is written on the new primary" \
 		wait_sql 5 "SELECT seen_at > now() - interval '2 s'
 			    FROM nodes WHERE name = 'node$n'" t
-	within "node $n: LISTEN made again on both channels" \
+	within "node $n: LISTEN made again on every channel" \
 		"$(grep -c 'db: listening on' "$D/node$n.log")" 4 20
 	equal "node $n: no settlement refused by the database" \
 		"$(grep -c 'refused by the database' "$D/node$n.log")" 0
