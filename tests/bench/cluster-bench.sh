@@ -4,7 +4,8 @@
 # (contrib/kamailio) to one and to two tollgate nodes on one PostgreSQL,
 # and the CPU each component spends per call (not part of "make check")
 #
-# Usage: tests/bench/cluster-bench.sh [1|2|all]   (default all: 1, then 2)
+# Usage: tests/bench/cluster-bench.sh [1|2|anchor|all]
+#        (default all: 1 node, 2 nodes, then the anchor, in one run)
 #
 # For each number of nodes, the shared harness's call rate search
 # (../shared/bench/run-cps.sh: short calls, the highest rate with no
@@ -24,13 +25,19 @@
 # authenticate with digest through the proxy (contrib/kamailio/README),
 # which costs one more INVITE and 407 per call and an account look-up.
 #
+# anchor: Kamailio + cnxcc (the harness's ../shared/bench/kamailio, cnxcc
+# on, a credit per caller in redis) on the same machine in the same run,
+# with its own CPU and redis's per call: the other engine that keeps
+# prepaid credit in front of a gateway.
+#
 # Addresses: Kamailio 127.0.3.50:5060, nodes 127.0.3.51 and 127.0.3.52,
 # the harness's caller and gateway on 127.0.0.77.  Every process is
 # started here and stopped by its PID; each run is bounded in calls.
 #
 # Environment: CPS_CALLS (10000), HOLD_MS (1000), RATES ("100 200 300 400
-# 500 600 800 1000"), WARMUP (2000 calls before the steps, 0 for none),
-# SIPP, KAMAILIO, BENCH_DIR (the harness, ../shared/bench).
+# 500 600 800 1000"), KAM_RATES (the anchor's, default RATES), WARMUP
+# (2000 calls before the steps, 0 for none), SIPP, KAMAILIO, BENCH_DIR
+# (the harness, ../shared/bench).
 
 set -uo pipefail
 
@@ -55,7 +62,8 @@ KAM_IP=127.0.3.50
 [ -x "$top_builddir/tollgate" ] || { echo "build tollgate first" >&2; exit 2; }
 [ -x "$KAMAILIO" ] || { echo "kamailio not found" >&2; exit 2; }
 [ -x "$bench/run-cps.sh" ] || { echo "no harness at $bench" >&2; exit 2; }
-case $what in 1 | 2 | all) ;; *) echo "usage: $0 [1|2|all]" >&2; exit 2 ;; esac
+case $what in 1 | 2 | anchor | all) ;;
+*) echo "usage: $0 [1|2|anchor|all]" >&2; exit 2 ;; esac
 
 out=$(mktemp -d /tmp/tollgate-cluster-bench.XXXXXX)
 chmod 755 "$out"
@@ -69,6 +77,10 @@ stop_all() {
 	done
 	node_pids=()
 	kam_pid=
+	if [ -n "${anchor_started:-}" ]; then
+		"$bench/kamailio/anchor.sh" stop >/dev/null 2>&1
+		anchor_started=
+	fi
 }
 
 cleanup() {
@@ -224,6 +236,34 @@ for n in 1 2; do
 	stop_all
 	sleep 2
 done
+
+if [ "$what" = all ] || [ "$what" = anchor ]; then
+	KAM_DEFS="" "$bench/kamailio/anchor.sh" start >/dev/null || exit 1
+	anchor_started=1
+	line=$("$bench/run-cps.sh" 127.0.0.1:5070 \
+		-p /tmp/bench/kamailio/kamailio.main.pid \
+		-x "$("$bench/kamailio/anchor.sh" redis-pid)" \
+		-n "$CPS_CALLS" -d "$HOLD_MS" -r "${KAM_RATES:-$RATES}" -b 2 \
+		-W "$WARMUP" -q "$bench/kamailio/anchor.sh probe" \
+		-o "$out/cps-anchor" 2>&1 | tee "$out/cps-anchor.txt" | tail -n 1)
+	summary+=("kamailio+cnxcc (anchor): $line")
+	while read -r l; do
+		summary+=("  $l")
+	done < <(awk -v calls="$CPS_CALLS" '/^rate=/ {
+			r = ""; k = ""; x = ""; ok = ""
+			for (i = 1; i <= NF; i++) {
+				split($i, kv, "=")
+				if (kv[1] == "rate") r = kv[2]
+				if (kv[1] == "ok") ok = kv[2]
+				if (kv[1] == "target_cpu_s") k = kv[2]
+				if (kv[1] == "aux_cpu_s") x = kv[2]
+			}
+			printf "anchor rate=%s ok=%s ms/call: kamailio %.3f" \
+			       " redis %.3f\n", r, ok, k * 1000 / calls,
+			       x * 1000 / calls
+		}' "$out/cps-anchor/summary.txt")
+	stop_all
+fi
 
 echo
 echo "=== cluster bench ($(date -u +%FT%TZ), $(nproc) cores)"
