@@ -366,12 +366,17 @@ if [ "$what" = profile ]; then
 	stop_tollgate
 	# what the harness counted: the calls that reached tollgate
 	line=$(grep '^rate=' "$out/profile-run.txt" | tail -n 1)
-	n=$PROFILE_CALLS
-	summary+=("profile at $PROFILE_RATE calls/s, $n calls ($(uptime | sed 's/.*load/load/')): $line")
+	# the database's figures are per call that reached it (one CDR
+	# each), tollgate's per call offered
+	n=$(awk 'NR == FNR { b[$1] = $2; next }
+		$1 == "ins.cdrs" { print $2 - b[$1] }' \
+		"$out/profile-0.txt" "$out/profile-1.txt")
+	[ "${n:-0}" -gt 0 ] || n=1
+	summary+=("profile at $PROFILE_RATE calls/s, $PROFILE_CALLS calls offered, $n reached the database (CDRs) ($(uptime | sed 's/.*load/load/')): $line")
 	cpu=$(sed -n 's/.* target_cpu_s=\([^ ]*\) .*/\1/p' <<<"$line")
 	aux=$(sed -n 's/.* aux_cpu_s=\([^ ]*\) .*/\1/p' <<<"$line")
-	summary+=("$(awk -v c="$cpu" -v a="$aux" -v n="$n" 'BEGIN {
-		printf "profile CPU per call: tollgate %.3f ms, PostgreSQL %.3f ms", c * 1000 / n, a * 1000 / n }')")
+	summary+=("$(awk -v c="$cpu" -v a="$aux" -v n="$n" -v o="$PROFILE_CALLS" 'BEGIN {
+		printf "profile CPU per call: tollgate %.3f ms (per call offered), PostgreSQL %.3f ms (per call billed)", c * 1000 / o, a * 1000 / n }')")
 	summary+=("$(awk -v n="$n" '
 		NR == FNR { b[$1] = $2; next }
 		{ d[$1] = $2 - b[$1] }
