@@ -194,6 +194,29 @@ static bool door_refused(struct b2bua *b, const struct sip_msg *msg,
 }
 
 
+/*
+ * A new INVITE while the node is over its capacity (the admission hook,
+ * billing's view of the database queue): the cheapest answer there is, a
+ * stateless 503 with Retry-After before any transaction or database work,
+ * so that what the node can do goes to the calls it took.
+ */
+static bool admit_refused(struct b2bua *b, const struct sip_msg *msg)
+{
+	uint32_t retry = 1;
+
+	if (!b->admith || b->admith(&retry, b->admit_arg))
+		return false;
+
+	(void)sip_replyf(b->sip, msg, 503, "Service Unavailable",
+			 "Retry-After: %u\r\n"
+			 "Reason: Q.850;cause=42;text=\"switching equipment"
+			 " congestion\"\r\n"
+			 "Content-Length: 0\r\n\r\n", retry);
+
+	return true;
+}
+
+
 /* a datagram libre could not decode is answered within the limits */
 static bool rescue_gate(const struct sa *src, void *arg)
 {
@@ -218,6 +241,7 @@ static bool request_handler(const struct sip_msg *msg, void *arg)
 {
 	struct b2bua *b = arg;
 	struct leg *leg;
+	bool invite;
 
 	if (msg->tp == SIP_TRANSP_UDP && msg->sock)
 		udp_tune(b, msg->sock);
@@ -241,11 +265,13 @@ static bool request_handler(const struct sip_msg *msg, void *arg)
 		return true;
 	}
 
-	if (door_refused(b, msg, !pl_strcmp(&msg->met, "INVITE")) ||
+	invite = !pl_strcmp(&msg->met, "INVITE");
+	if (door_refused(b, msg, invite) ||
+	    (invite && !b->draining && admit_refused(b, msg)) ||
 	    request_refused(b, msg))
 		return true;
 
-	if (!pl_strcmp(&msg->met, "INVITE")) {
+	if (invite) {
 		uas_invite(b, msg);
 	}
 	else if (!pl_strcmp(&msg->met, "OPTIONS")) {
@@ -411,6 +437,16 @@ void b2bua_set_authz(struct b2bua *b, b2bua_authz_h *h, void *arg)
 
 	b->authzh = h;
 	b->authz_arg = arg;
+}
+
+
+void b2bua_set_admit(struct b2bua *b, b2bua_admit_h *h, void *arg)
+{
+	if (!b)
+		return;
+
+	b->admith = h;
+	b->admit_arg = arg;
 }
 
 

@@ -262,6 +262,14 @@ typedef void (b2bua_event_h)(struct b2bua_call *call, enum b2bua_event ev,
 typedef int (b2bua_authz_h)(struct b2bua_call *call, void *arg);
 
 /**
+ * Admission hook: asked for every INVITE outside a dialog, after the
+ * limits of the door and before anything else (no transaction, no call
+ * object, no state).  Returns false to shed the call: it gets a
+ * stateless 503 with Retry-After *retry_s (seconds, preset to 1).
+ */
+typedef bool (b2bua_admit_h)(uint32_t *retry_s, void *arg);
+
+/**
  * SDP hook: may replace *sdp (an mbuf positioned at the body) with a
  * rewritten body.  Returning an error refuses the offer (488 / 503).
  */
@@ -291,6 +299,7 @@ int  b2bua_alloc(struct b2bua **bp, const struct b2bua_conf *cfg);
 int  b2bua_subscribe(struct b2bua *b, b2bua_event_h *h, void *arg);
 void b2bua_set_authz(struct b2bua *b, b2bua_authz_h *h, void *arg);
 void b2bua_set_sdp(struct b2bua *b, b2bua_sdp_h *h, void *arg);
+void b2bua_set_admit(struct b2bua *b, b2bua_admit_h *h, void *arg);
 void b2bua_set_cred(struct b2bua *b, b2bua_cred_h *h, void *arg);
 void b2bua_drain(struct b2bua *b, void (*doneh)(void *arg), void *arg);
 bool b2bua_draining(const struct b2bua *b);

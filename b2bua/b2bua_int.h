@@ -60,6 +60,8 @@ struct b2bua {
 	struct list subl;              /**< struct sub, owned            */
 	b2bua_authz_h *authzh;
 	void *authz_arg;
+	b2bua_admit_h *admith;
+	void *admit_arg;
 	b2bua_sdp_h *sdph;
 	void *sdp_arg;
 	b2bua_cred_h *credh;

@@ -21,8 +21,9 @@
  * is settled by bcall_end() once the B2BUA reports the call failed or
  * ended, and tg_settle, idempotent on the call id, also removes a
  * reservation that an authorisation past its deadline may still have
- * committed.  Only calls shed for overload (before any database work)
- * leave no CDR.
+ * committed.  Only calls shed for overload leave no CDR: they are refused
+ * at the B2BUA's door (billing_admit(), a stateless 503) before a call
+ * exists.
  */
 
 #include <stdlib.h>
@@ -34,8 +35,6 @@
 
 #define REASON_CREDIT "Q.850;cause=16;text=\"credit exhausted\""
 
-#define REASON_BUSY "Reason: Q.850;cause=42;text=\"switching equipment " \
-	"congestion\"\r\n"
 #define REFUSE_UNAVAILABLE "Retry-After: 10\r\n" \
 	"Reason: Q.850;cause=41;text=\"billing unavailable\"\r\n"
 
@@ -543,11 +542,10 @@ static bool overloaded(struct billing *bl)
 }
 
 
-/* refuse a call for overload; one log line a second at most */
-static void shed(struct billing *bl, struct b2bua_call *call)
+/* count a call shed for overload; one log line a second at most */
+static void shed(struct billing *bl)
 {
 	uint64_t now = tmr_jiffies();
-	char hdrs[160];
 
 	++bl->st.shed;
 
@@ -560,18 +558,34 @@ static void shed(struct billing *bl, struct b2bua_call *call)
 		bl->shed_log_jif = now;
 		bl->shed_logged = bl->st.shed;
 	}
-
-	(void)re_snprintf(hdrs, sizeof(hdrs), "Retry-After: %u\r\n%s",
-			  SHED_RETRY_AFTER, REASON_BUSY);
-	refuse(call, 503, "Service Unavailable", hdrs);
 }
 
 
 /*
- * The B2BUA's authorisation hook.  A call shed for overload is refused
- * before anything of it exists here: no database work, no CDR.  Every
- * other call gets its struct bcall first, and from then on one CDR
- * whatever happens (see the top of this file).
+ * The B2BUA's admission hook, asked for each new INVITE before any
+ * transaction exists: false sheds the call with a stateless 503 and
+ * Retry-After.  Shedding there costs a parse and a datagram, where a
+ * call refused after identification would have cost a transaction, a
+ * call object and, for a digest caller, an account look-up.
+ */
+bool billing_admit(uint32_t *retry_s, void *arg)
+{
+	struct billing *bl = arg;
+
+	if (!overloaded(bl))
+		return true;
+
+	shed(bl);
+	*retry_s = SHED_RETRY_AFTER;
+
+	return false;
+}
+
+
+/*
+ * The B2BUA's authorisation hook.  Every call gets its struct bcall
+ * first, and from then on one CDR whatever happens (see the top of this
+ * file); overload was dealt with at the door (billing_admit()).
  */
 int billing_authz(struct b2bua_call *call, void *arg)
 {
@@ -580,11 +594,6 @@ int billing_authz(struct b2bua_call *call, void *arg)
 	const char *v[8];
 	struct bcall *bc;
 	int err;
-
-	if (b2bua_call_account_id(call) && overloaded(bl)) {
-		shed(bl, call);
-		return 0;
-	}
 
 	/* taken over, or not renewed within the lease: another node may
 	   hold this node's calls now */

@@ -176,6 +176,7 @@ int  bcall_alloc(struct bcall **bcp, struct billing *bl,
 
 /* authorize.c */
 int  billing_authz(struct b2bua_call *call, void *arg);
+bool billing_admit(uint32_t *retry_s, void *arg);
 void bcall_arm(struct bcall *bc);
 void bcall_refill(void *arg);
 

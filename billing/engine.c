@@ -577,6 +577,7 @@ int billing_alloc(struct billing **blp, const struct billing_conf *cfg,
 		goto out;
 
 	b2bua_set_authz(b2bua, billing_authz, bl);
+	b2bua_set_admit(b2bua, billing_admit, bl);
 	tmr_start(&bl->tmr_hb, 0, hb_tick, bl);
 
 	tlog_info(NULL, "billing: node %s, reserve %u s ahead, warn %u s "

@@ -2,7 +2,8 @@
 #
 # billing-bench.sh - prepaid billing under load (not part of "make check")
 #
-# Usage: tests/bench/billing-bench.sh [cutoff|cps|overload|all]  (default all)
+# Usage: tests/bench/billing-bench.sh [cutoff|cps|overload|profile|all]
+#        (default all: cutoff, cps and overload)
 #
 # cutoff  N concurrent metered calls (CALLS, default 1000), each on an
 #         account of its own funded for FUNDED_S seconds (default 20),
@@ -25,13 +26,18 @@
 #         the calls that passed, the CDRs written against the attempts
 #         that reached authorisation, and tollgate's and PostgreSQL's CPU
 #         (the harness's -x with the postmaster).
+# profile  PROFILE_CALLS calls (10000) at PROFILE_RATE calls/s (1500)
+#         with pg_stat_statements loaded in the private cluster; per
+#         call: statements and their time, commits, rows inserted /
+#         updated (HOT) / deleted per table, index entries written, WAL
+#         records and bytes, PostgreSQL's and tollgate's CPU.
 #
 # The tollgate runs of cps and overload account PostgreSQL's CPU apart
 # (aux_cpu_s: the postmaster and its backends).
 #
-# Addresses: tollgate 127.0.0.51:5060 (cutoff) / 127.0.0.58:5060 (cps),
-# callers 127.0.0.52, gateway 127.0.0.54 (cutoff), the harness on
-# 127.0.0.77.  Each run is bounded in calls and time; every process is
+# Addresses: tollgate 127.0.0.51:5060 (cutoff) / TG_IP:5060 (cps,
+# overload, profile; default 127.0.0.58), callers 127.0.0.52, gateway
+# 127.0.0.54 (cutoff), the harness on BENCH_IP (its default 127.0.0.77).  Each run is bounded in calls and time; every process is
 # started here and stopped by its PID.
 #
 # Environment: CALLS, FUNDED_S, RAMP, CPS_CALLS (10000), HOLD_MS (1000),
@@ -56,6 +62,10 @@ CPS_CALLS=${CPS_CALLS:-10000}
 HOLD_MS=${HOLD_MS:-1000}
 RATES=${RATES:-"300 400 500 600 700 800 900"}
 SIPP=${SIPP:-$(command -v sipp)}
+TG_IP=${TG_IP:-127.0.0.58}
+export BENCH_IP=${BENCH_IP:-127.0.0.77}
+PROFILE_CALLS=${PROFILE_CALLS:-10000}
+PROFILE_RATE=${PROFILE_RATE:-1500}
 # the number the harness dials: tollgate refuses a non-numeric one (484)
 export SERVICE=${SERVICE:-100}
 
@@ -80,6 +90,23 @@ trap cleanup EXIT
 
 . "$top_srcdir/tests/lib/pgtest.sh"
 pgtest_start >/dev/null || exit 2
+
+if [ "$what" = profile ]; then
+	# pg_stat_statements is loaded at start: restart with it
+	cat >>"$PGTEST_DIR/pgdata/postgresql.conf" <<PGCONF
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = all
+pg_stat_statements.max = 1000
+track_functions = all
+PGCONF
+	"$PGTEST_CLUSTER" stop "$PGTEST_DIR" >/dev/null &&
+		"$PGTEST_CLUSTER" start "$PGTEST_DIR" >/dev/null || exit 2
+	pgsu() {
+		"$PGTEST_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 \
+			"${PGTEST_CONNINFO% user=*} user=postgres" "$@"
+	}
+	pgsu -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" || exit 2
+fi
 
 # one rate for every number: 1/1, 20,000 micro-units a second
 pgtest_psql -q -c "INSERT INTO rate_plans (name) VALUES ('bench');
@@ -181,7 +208,7 @@ pg_pid=$(head -n 1 "$PGTEST_DIR/pgdata/postmaster.pid")
 cps_setup() {
 	if [ "${ONE_ACCOUNT:-0}" = 1 ]; then
 		# every call on one account: its row lock serialises them
-		peer="trusted_peer 127.0.0.77 account=bench"
+		peer="trusted_peer $BENCH_IP account=bench"
 		pgtest_psql -q -c "INSERT INTO accounts (name, balance,
 				max_calls, rate_plan_id)
 			SELECT 'bench', 9000000000000000, 1000000, id
@@ -190,7 +217,7 @@ cps_setup() {
 	else
 		# an account per caller (the harness's From users
 		# callerNNNNN), as the anchor keeps a credit per caller
-		peer="trusted_peer 127.0.0.77 from"
+		peer="trusted_peer $BENCH_IP from"
 		ncallers=$(( CPS_CALLS > 2000 ? CPS_CALLS : 2000 ))
 		pgtest_psql -q -c "INSERT INTO accounts (name, balance,
 				max_calls, rate_plan_id)
@@ -201,9 +228,9 @@ cps_setup() {
 			ON CONFLICT (name) DO NOTHING"
 	fi
 	cat >"$out/cps.conf" <<CONF
-sip_listen udp:127.0.0.58:5060
+sip_listen udp:$TG_IP:5060
 $peer
-gateway gw 127.0.0.77:5080
+gateway gw $BENCH_IP:5080
 route default gw
 ring_timeout 60
 max_call_duration 0
@@ -232,7 +259,7 @@ if [ "$what" = cps ] || [ "$what" = all ]; then
 	bench_lock_free
 	cps_setup
 	start_tollgate "$out/cps.conf" || { echo "tollgate did not start" >&2; exit 1; }
-	line=$("$bench/run-cps.sh" 127.0.0.58:5060 -p "$tg_pid" -x "$pg_pid" \
+	line=$("$bench/run-cps.sh" $TG_IP:5060 -p "$tg_pid" -x "$pg_pid" \
 		-n "$CPS_CALLS" -d "$HOLD_MS" -r "$RATES" -b 2 -W 2000 |
 		tee "$out/cps-tollgate.txt" | tail -n 1)
 	stop_tollgate
@@ -261,7 +288,7 @@ if [ "$what" = overload ] || [ "$what" = all ]; then
 	start_tollgate "$out/cps.conf" || { echo "tollgate did not start" >&2; exit 1; }
 	base=${OVERLOAD_BASE:-}
 	if [ -z "$base" ]; then
-		base=$("$bench/run-cps.sh" 127.0.0.58:5060 -p "$tg_pid" \
+		base=$("$bench/run-cps.sh" $TG_IP:5060 -p "$tg_pid" \
 			-x "$pg_pid" -n "$CPS_CALLS" -d "$HOLD_MS" \
 			-r "$RATES" -b 2 -W 2000 | tee "$out/overload-base.txt" |
 			tail -n 1 | sed -n 's/^cps=\([0-9]*\).*/\1/p')
@@ -272,7 +299,7 @@ if [ "$what" = overload ] || [ "$what" = all ]; then
 		r125=$((base * 125 / 100)) r150=$((base * 150 / 100))
 		shed0=$(grep -c "overload" "$out/tollgate.log")
 		cdr0=$(pgtest_psql -At -c "SELECT count(*) FROM cdrs")
-		"$bench/run-cps.sh" 127.0.0.58:5060 -p "$tg_pid" -x "$pg_pid" \
+		"$bench/run-cps.sh" $TG_IP:5060 -p "$tg_pid" -x "$pg_pid" \
 			-n "$CPS_CALLS" -d "$HOLD_MS" -r "$base $r125 $r150" \
 			-b 0 -k -o "$out/overload" >"$out/overload.txt"
 		summary+=("overload: highest passing rate R=$base calls/s; steps R, 1.25 R, 1.5 R of $CPS_CALLS calls each")
@@ -294,6 +321,114 @@ if [ "$what" = overload ] || [ "$what" = all ]; then
 		summary+=("overload: $(( $(grep -c "overload" "$out/tollgate.log") - shed0 )) log lines about shedding; $attempts authorisation outcomes logged")
 	fi
 	[ -n "$tg_pid" ] && stop_tollgate
+fi
+
+# profile_snap FILE: the counters the profile subtracts, one "key value"
+# a line
+profile_snap() {
+	pgsu -At -F ' ' >"$1" <<'SQL'
+SELECT 'commits', xact_commit FROM pg_stat_database WHERE datname = current_database()
+UNION ALL SELECT 'rollbacks', xact_rollback FROM pg_stat_database WHERE datname = current_database()
+UNION ALL SELECT 'wal_records', wal_records FROM pg_stat_wal
+UNION ALL SELECT 'wal_fpi', wal_fpi FROM pg_stat_wal
+UNION ALL SELECT 'wal_bytes', wal_bytes FROM pg_stat_wal
+UNION ALL SELECT 'wal_sync', wal_sync FROM pg_stat_wal
+UNION ALL SELECT 'ins.' || relname, n_tup_ins FROM pg_stat_user_tables
+UNION ALL SELECT 'upd.' || relname, n_tup_upd FROM pg_stat_user_tables
+UNION ALL SELECT 'hot.' || relname, n_tup_hot_upd FROM pg_stat_user_tables
+UNION ALL SELECT 'del.' || relname, n_tup_del FROM pg_stat_user_tables
+UNION ALL SELECT 'nidx.' || c.relname, count(i.indexrelid)
+	FROM pg_class c JOIN pg_index i ON i.indrelid = c.oid
+	JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+	GROUP BY c.relname
+SQL
+	# the pg_stat counters of a backend reach the views when it is idle
+}
+
+if [ "$what" = profile ]; then
+	[ -x "$bench/run-cps.sh" ] || { echo "no harness at $bench" >&2; exit 2; }
+	bench_lock_free
+	cps_setup
+	start_tollgate "$out/cps.conf" || { echo "tollgate did not start" >&2; exit 1; }
+	# warm: the statements prepared, the accounts' pages in the cache
+	"$bench/run-cps.sh" "$TG_IP:5060" -n 2000 -d "$HOLD_MS" -r 500 -b 0 \
+		-w 3 >"$out/profile-warm.txt" 2>&1
+	sleep 1
+	pgsu -q -c "SELECT pg_stat_statements_reset()" \
+		-c "SELECT pg_stat_reset_shared('wal')" -c "SELECT pg_stat_reset()" >/dev/null
+	sleep 1
+	profile_snap "$out/profile-0.txt"
+	"$bench/run-cps.sh" "$TG_IP:5060" -p "$tg_pid" -x "$pg_pid" \
+		-n "$PROFILE_CALLS" -d "$HOLD_MS" -r "$PROFILE_RATE" -b 0 -w 3 \
+		-o "$out/profile-run" >"$out/profile-run.txt" 2>&1
+	sleep 2
+	profile_snap "$out/profile-1.txt"
+	stop_tollgate
+	# what the harness counted: the calls that reached tollgate
+	line=$(grep '^rate=' "$out/profile-run.txt" | tail -n 1)
+	# the database's figures are per call that reached it (one CDR
+	# each), tollgate's per call offered
+	n=$(awk 'NR == FNR { b[$1] = $2; next }
+		$1 == "ins.cdrs" { print $2 - b[$1] }' \
+		"$out/profile-0.txt" "$out/profile-1.txt")
+	[ "${n:-0}" -gt 0 ] || n=1
+	summary+=("profile at $PROFILE_RATE calls/s, $PROFILE_CALLS calls offered, $n reached the database (CDRs) ($(uptime | sed 's/.*load/load/')): $line")
+	cpu=$(sed -n 's/.* target_cpu_s=\([^ ]*\) .*/\1/p' <<<"$line")
+	aux=$(sed -n 's/.* aux_cpu_s=\([^ ]*\) .*/\1/p' <<<"$line")
+	summary+=("$(awk -v c="$cpu" -v a="$aux" -v n="$n" -v o="$PROFILE_CALLS" 'BEGIN {
+		printf "profile CPU per call: tollgate %.3f ms (per call offered), PostgreSQL %.3f ms (per call billed)", c * 1000 / o, a * 1000 / n }')")
+	summary+=("$(awk -v n="$n" '
+		NR == FNR { b[$1] = $2; next }
+		{ d[$1] = $2 - b[$1] }
+		END {
+			printf "profile per call: commits %.2f, WAL %.1f records %.0f bytes (%.2f full pages), WAL syncs %.3f\n",
+				d["commits"] / n, d["wal_records"] / n, d["wal_bytes"] / n, d["wal_fpi"] / n, d["wal_sync"] / n
+			ni = 0
+			for (k in d) {
+				split(k, p, ".")
+				if (p[1] != "ins") continue
+				t = p[2]
+				if (!d["ins." t] && !d["upd." t] && !d["del." t]) continue
+				printf "profile per call: %-14s ins %.2f upd %.2f (hot %.2f) del %.2f\n",
+					t, d["ins." t] / n, d["upd." t] / n, d["hot." t] / n, d["del." t] / n
+			}
+		}' "$out/profile-0.txt" "$out/profile-1.txt")")
+	# index entries: each insert and each non-HOT update writes one in
+	# every index of its table
+	summary+=("$(awk -v n="$n" '
+		NR == FNR { b[$1] = $2; next }
+		{ v[$1] = $2; d[$1] = $2 - b[$1] }
+		END {
+			s = 0
+			for (k in v) {
+				split(k, p, ".")
+				if (p[1] != "nidx") continue
+				t = p[2]
+				e = (d["ins." t] + d["upd." t] - d["hot." t]) * v[k]
+				s += e
+				if (e) line = line sprintf(" %s %.2f (%d indexes)", t, e / n, v[k])
+			}
+			printf "profile per call: index entries %.2f:%s", s / n, line
+		}' "$out/profile-0.txt" "$out/profile-1.txt")")
+	pgsu -At -F ' | ' -c "SELECT to_char(calls::numeric / $n, 'FM990.000'),
+			to_char(total_exec_time / $n, 'FM990.0000') || ' ms',
+			to_char(rows::numeric / $n, 'FM990.00') || ' rows',
+			to_char(wal_bytes::numeric / $n, 'FM99990') || ' B WAL',
+			toplevel, left(regexp_replace(query, '\s+', ' ', 'g'), 90)
+		FROM pg_stat_statements
+		WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+		  AND calls::numeric / $n >= 0.01
+		ORDER BY toplevel DESC, total_exec_time DESC LIMIT 40" \
+		>"$out/profile-statements.txt"
+	summary+=("profile statements per call (calls | exec time | rows | WAL | top level | statement), also in $out/profile-statements.txt:")
+	while read -r l; do summary+=("  $l"); done <"$out/profile-statements.txt"
+	pgsu -At -F ' | ' -c "SELECT to_char(calls::numeric / $n, 'FM990.000'),
+			to_char(self_time / $n, 'FM990.0000') || ' ms self',
+			funcname FROM pg_stat_user_functions
+		WHERE calls::numeric / $n >= 0.01 ORDER BY self_time DESC" \
+		>"$out/profile-functions.txt"
+	summary+=("profile functions per call (calls | self time | function):")
+	while read -r l; do summary+=("  $l"); done <"$out/profile-functions.txt"
 fi
 
 echo "== billing benchmark; details in $out"
