@@ -495,7 +495,8 @@ static void authorize_handler(int err, const struct pg_result *pres,
  * call while it is (which empties the queue, admits everything again and
  * flaps), the engine sheds a share of the new calls and moves the share
  * every SHED_STEP_MS: up by a tenth while the queue waits beyond the
- * budget, down by a twentieth once it waits less than half of it.  The
+ * budget, down by a twentieth for every step gone by once it waits less
+ * than half of it.  The
  * calls admitted are spread evenly over the shed ones.
  */
 static bool overloaded(struct billing *bl)
@@ -510,6 +511,12 @@ static bool overloaded(struct billing *bl)
 	}
 
 	if (!bl->shed_step_jif || now >= bl->shed_step_jif + SHED_STEP_MS) {
+		/* the share comes down by the steps that went by, asked or
+		   not: after a burst, sparse calls are not shed for long */
+		uint64_t steps = bl->shed_step_jif ?
+			(now - bl->shed_step_jif) / SHED_STEP_MS : 1;
+		uint32_t down = steps > 20 ? 1000 : (uint32_t)steps * 50;
+
 		wait = db_queue_wait_ms(bl->db);
 		bl->shed_step_jif = now;
 
@@ -517,8 +524,8 @@ static bool overloaded(struct billing *bl)
 			bl->shed_share = bl->shed_share + 100 > 1000 ? 1000 :
 				bl->shed_share + 100;
 		else if (wait < budget / 2 && bl->shed_share)
-			bl->shed_share = bl->shed_share < 50 ? 0 :
-				bl->shed_share - 50;
+			bl->shed_share = bl->shed_share < down ? 0 :
+				bl->shed_share - down;
 
 		if (!!bl->shed_share != bl->shedding)
 			tlog_dbg(NULL, "billing: database queue waits %u ms "

@@ -471,6 +471,55 @@ equal "balance + costs = balance before, to the micro-unit" \
 equal "no live call left" "$(sql "SELECT count(*) FROM live_calls")" 0
 
 
+# ------------------------------------------------------------ overload
+echo "# the database queue waits beyond overload_wait: new INVITEs shed at the door"
+tg_stop
+# heartbeat 3: the lease (9 s) outlives the stall, whose queue holds the
+# renewals back too
+CONF=$(BT_HEARTBEAT=3 tg_config overload "overload_wait 300
+db_connections 2")
+tg_start "$CONF" || fail "start with overload_wait 300"
+acct_new stall $((100 * UNIT)) >/dev/null
+acct_new door $((100 * UNIT)) >/dev/null
+# a transaction holds the account row: two authorisations wait on it with
+# both connections, and the look-ups of the calls after them queue
+sql "BEGIN; SELECT 1 FROM accounts WHERE name = 'stall' FOR UPDATE;
+     SELECT pg_sleep(2.5); COMMIT" >/dev/null 2>&1 &
+LOCK_PID=$!
+pid_remember "$LOCK_PID"
+sleep 0.3
+caller_start stall 5061 caller-refused.xml stall 1000 6 20
+STALL_PID=$CALLER_PID
+sleep 1                      # the queue's head is older than 300 ms now
+gw_start gw-door answer 10 20
+caller_start door 5062 caller-door.xml door 1000 10 20
+bt_wait "$CALLER_PID"
+pid_stop "$GW_PID"
+bt_wait "$STALL_PID"
+wait "$LOCK_PID" 2>/dev/null
+shed=$(count door 'FINAL 503 reason= ?Q.850;cause=42;')
+within "door calls shed while the queue waits" "$shed" 1 10
+check "a shed INVITE gets a Retry-After" \
+	grep -qE 'FINAL 503 reason= ?Q.850;cause=42;.*retry= ?[1-9]' \
+	"$BT_DIR/door.log"
+equal "every other door call was taken" "$(count door '^FINAL 200')" \
+	$((10 - shed))
+check "the shedding is logged" grep -q "billing: overload: database queue" \
+	"$TG_LOG"
+sleep 3                      # settlements of the stalled calls are written
+equal "a shed call never reached authorisation: one CDR per taken call" \
+	"$(sql "SELECT count(*) FROM cdrs c JOIN accounts a
+		ON a.id = c.account_id WHERE a.name = 'door'")" $((10 - shed))
+equal "the refused calls of the stalled account took no money" \
+	"$(balance stall)" $((100 * UNIT))
+gw_start gw-after answer 1 20
+caller_start after 5063 caller-hangup.xml door 1000 1 20 -d 500
+bt_wait "$CALLER_PID"
+equal "once the queue is short, a call goes through" "$?" 0
+bt_wait "$GW_PID"
+check "no live call left" wait_for 5 "SELECT count(*) FROM live_calls" 0
+
+
 # ------------------------------------------------------------- the end
 tg_stop; rc=$?
 equal "tollgate exits cleanly on SIGTERM" "$rc" 0
