@@ -152,6 +152,7 @@ wait_for() {
 		[ "$got" = "$3" ] && return 0
 		sleep 0.1
 	done
+	echo "# wait_for: expected '$3', last got '$got'" >&2
 	return 1
 }
 

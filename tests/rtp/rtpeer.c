@@ -30,7 +30,8 @@
 #include <rem.h>
 
 
-enum { MAX_SRCS = 8, MAX_SKIP = 64, PTIME = 20, SAMPLES = 160 };
+enum { MAX_SRCS = 8, MAX_SKIP = 64, PTIME = 20, SAMPLES = 160,
+       DEST_SETTLE_MS = 100 };
 
 static struct {
 	struct sockaddr_in local, dest;
@@ -305,7 +306,8 @@ static void usage(void)
 		"[-s DELAY_MS]\n"
 		"              [-P 0|8] [-F HZ] [-a] [-r]\n"
 		"  -l  local address (send and receive)\n"
-		"  -d  destination; -D: file with \"IP PORT\", polled\n"
+		"  -d  destination; -D: file with \"IP PORT\", polled; the first\n"
+		"      packet leaves 100 ms after the file appears\n"
 		"  -n  packets to send, 20 ms apart (default 0: sink only)\n"
 		"  -x  packet indexes (0-based) not to send\n"
 		"  -L  also count packets arriving at this port of -l's IP\n"
@@ -427,8 +429,15 @@ int main(int argc, char *argv[])
 		long t = now_ms(), wait;
 		int n = 0;
 
-		if (!have_dest && opt.destfile && read_destfile())
+		/* a destination read from a file was just written by a
+		 * SIP peer whose SDP may still be on its way: the first
+		 * packet leaves 100 ms later, and none are sent in a burst
+		 * to make up for the time spent waiting */
+		if (!have_dest && opt.destfile && read_destfile()) {
 			have_dest = true;
+			if (next < t + DEST_SETTLE_MS)
+				next = t + DEST_SETTLE_MS;
+		}
 
 		while (have_dest && i < opt.count && t >= next) {
 			send_one(fd, i++, ssrc);
