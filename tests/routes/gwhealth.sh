@@ -6,8 +6,8 @@
 # /metrics count all of it; a bad gateway option stops the start.
 #
 # A private PostgreSQL (tests/lib/pgtest.sh; billing off), SIPp as the
-# caller and as five gateways (each answers OPTIONS; gw5 answers every
-# INVITE 503), curl against the API.
+# caller and as six gateways (each answers OPTIONS; gw5 answers every
+# INVITE 503; gw6 is probed over TCP), curl against the API.
 #
 #   route 100 gw1,gw2   gw1 probed every second (fail=2 recover=2)
 #   route 200 gw3,gw2   gw3 max_calls=1
@@ -15,8 +15,9 @@
 #   route 500 gw5,gw2   gw5 probed every 5 s, burst=3, answers 503
 #   route 400 gw1       gw1 alone: nothing usable once it is down
 #
-# Addresses: tollgate SIP 127.0.5.40:5060 and API 127.0.5.40:8080, SIPp
-# caller 127.0.5.41, gateways gw1..gw5 127.0.5.42..46 (port 5080).  Every
+# Addresses: tollgate SIP 127.0.5.40:5060 (udp, tcp) and API
+# 127.0.5.40:8080, SIPp caller 127.0.5.41, gateways gw1..gw6
+# 127.0.5.42..47 (port 5080), 127.0.5.49 only in refused lines.  Every
 # process started here is ended by its PID; every wait is bounded.
 #
 # make check runs it from the top build directory with top_srcdir,
@@ -50,17 +51,20 @@ TG_PID=
 CALLS=0
 
 declare -A GW_IP=([gw1]=127.0.5.42 [gw2]=127.0.5.43 [gw3]=127.0.5.44
-		  [gw4]=127.0.5.45 [gw5]=127.0.5.46)
+		  [gw4]=127.0.5.45 [gw5]=127.0.5.46 [gw6]=127.0.5.47)
 declare -A GW_PID=()
 
-# gw_start NAME [SCENARIO]: a gateway SIPp on NAME's address (gwh-gw.xml)
+# gw_start NAME [SCENARIO [u1|t1]]: a gateway SIPp on NAME's address
+# (gwh-gw.xml, over UDP)
 gw_start() {
 	local n=$1 sc=${2:-gwh-gw.xml}
-	"$SIPP" -nostdin -i "${GW_IP[$n]}" -p 5080 -sf "$here/$sc" \
+	local tp=${3:-u1} proto=udp
+	[ "$tp" = t1 ] && proto=tcp
+	"$SIPP" -nostdin -i "${GW_IP[$n]}" -p 5080 -sf "$here/$sc" -t "$tp" \
 		-timeout 300 >"$DIR/$n.$RANDOM.out" 2>&1 </dev/null &
 	GW_PID[$n]=$!
 	pid_remember "${GW_PID[$n]}"
-	wait_bound udp "${GW_IP[$n]}" 5080 5 "${GW_PID[$n]}" || {
+	wait_bound "$proto" "${GW_IP[$n]}" 5080 5 "${GW_PID[$n]}" || {
 		echo "gwhealth.sh: gateway $n did not start" >&2
 		exit 99
 	}
@@ -125,6 +129,7 @@ mkdir -p "$DIR/state"
 
 cat >"$CONF" <<EOF2
 sip_listen udp:127.0.5.40:5060
+sip_listen tcp:127.0.5.40:5060
 trusted_peer 127.0.5.41 from
 digest_auth no
 db_conninfo $PGTEST_CONNINFO
@@ -142,6 +147,7 @@ gateway gw2 127.0.5.43:5080 probe=1 fail=2 recover=2
 gateway gw3 127.0.5.44:5080 max_calls=1
 gateway gw4 127.0.5.45:5080 cps=2
 gateway gw5 127.0.5.46:5080 probe=5 probe_timeout=1000 recover=2 burst=3
+gateway gw6 127.0.5.47:5080 transport=tcp probe=1
 route 100 gw1,gw2
 route 200 gw3,gw2
 route 300 gw4,gw2
@@ -157,16 +163,16 @@ bad() {
 	echo "$?:$(grep -c "^$f:$(wc -l <"$f"): gateway: $2" "$DIR/bad.out")"
 }
 equal "probe=abc is refused at its line" \
-	"$(bad 'gateway gwx 127.0.5.47:5080 probe=abc' "probe 'abc' is not a decimal number")" 1:1
+	"$(bad 'gateway gwx 127.0.5.49:5080 probe=abc' "probe 'abc' is not a decimal number")" 1:1
 equal "an unknown option is refused at its line" \
-	"$(bad 'gateway gwx 127.0.5.47:5080 flavour=mild' "unknown option 'flavour=mild'")" 1:1
+	"$(bad 'gateway gwx 127.0.5.49:5080 flavour=mild' "unknown option 'flavour=mild'")" 1:1
 equal "max_calls given twice is refused" \
-	"$(bad 'gateway gwx 127.0.5.47:5080 max_calls=1 max_calls=2' "max_calls given twice")" 1:1
+	"$(bad 'gateway gwx 127.0.5.49:5080 max_calls=1 max_calls=2' "max_calls given twice")" 1:1
 equal "fail=0 is out of range" \
-	"$(bad 'gateway gwx 127.0.5.47:5080 probe=1 fail=0' "fail 0 out of range 1..100")" 1:1
+	"$(bad 'gateway gwx 127.0.5.49:5080 probe=1 fail=0' "fail 0 out of range 1..100")" 1:1
 f="$DIR/bad.conf"
 { grep -v '^gateway\|^route' "$CONF"
-  echo "gateway gwx 127.0.5.47:5080 probe=1 probe_timeout=1500"; } >"$f"
+  echo "gateway gwx 127.0.5.49:5080 probe=1 probe_timeout=1500"; } >"$f"
 "$TG" -t -f "$f" >"$DIR/bad.out" 2>&1
 equal "a probe_timeout over the interval is refused at its line" \
 	"$?:$(grep -c "^$f:$(wc -l <"$f"): gateway gwx: probe_timeout 1500 ms is longer" "$DIR/bad.out")" 1:1
@@ -177,6 +183,7 @@ check "-t prints the effective options" \
 
 for n in gw1 gw2 gw3 gw4; do gw_start "$n"; done
 gw_start gw5 gwh-gw503.xml
+gw_start gw6 gwh-gw.xml t1
 
 TG_LOG="$DIR/tollgate.log"
 "$TG" -f "$CONF" >"$TG_LOG" 2>&1 &
@@ -195,6 +202,8 @@ equal "its last probe got 200" "$(gw gw1 probe.last.code)" 200
 equal "its probe settings" \
 	"$(gw gw1 probe.interval_s)/$(gw gw1 probe.timeout_ms)/$(gw gw1 probe.fail)/$(gw gw1 probe.recover)" \
 	"1/400/2/2"
+check "gw6 answered a probe over TCP" wait_field gw6 probe.last.result ok 5
+equal "gw6 is up" "$(gw gw6 state)/$(gw gw6 transport)" up/tcp
 equal "gw3 is not probed" "$(gw gw3 state)/$(gw gw3 probe)" unprobed/null
 equal "gw3's channel limit" "$(gw gw3 max_calls)/$(gw gw3 cps)" 1/null
 req GET /v1/gateways/nosuch
@@ -204,7 +213,7 @@ equal "the list carries the state of each" \
 	"$(python3 -c 'import json,sys
 print(" ".join(g["name"] + "=" + g["state"]
 	for g in json.loads(sys.argv[1])["gateways"]))' "$BODY")" \
-	"gw1=up gw2=up gw3=unprobed gw4=unprobed gw5=up"
+	"gw1=up gw2=up gw3=unprobed gw4=unprobed gw5=up gw6=up"
 
 check "two calls to route 100" dial 100555 2
 equal "both went to gw1" "$(invites gw1)/$(invites gw2)" 2/0
