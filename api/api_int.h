@@ -208,6 +208,13 @@ int  api_call_odict(struct odict **odp, const struct api *api,
 void api_calls_local(struct api_req *req, const char *account,
 		     int64_t account_id, bool partial);
 
+/* gateways.c: health, limits and counts of the gateways */
+int  api_gw_rows_health(struct api *api, struct odict *od);
+void api_gateway_get(struct api_req *req);
+int  api_gw_metrics(struct mbuf *mb, const struct b2bua *b);
+double api_gw_asr(const struct b2bua_gw_counts *c);
+double api_gw_acd(const struct b2bua_gw_counts *c);
+
 /* cluster.c: the calls of every node */
 int  api_cluster_register(struct db *db);
 void api_calls_cluster(struct api_req *req, const char *account,

@@ -2,7 +2,8 @@
  * @file catalog.c  REST API: rates, gateways and routes
  *
  *   GET/POST /v1/rates, DELETE /v1/rates/{id}
- *   GET/POST /v1/gateways, DELETE /v1/gateways/{id}
+ *   GET/POST /v1/gateways, DELETE /v1/gateways/{id} (GET of one, and
+ *   the health in the list: api/gateways.c)
  *   GET/POST /v1/routes, DELETE /v1/routes/{id}
  *
  * Gateways and routes live in PostgreSQL, where the B2BUA keeps them
@@ -172,6 +173,10 @@ static void rows_reply(struct api_req *req, const PGresult *res,
 	err = odict_alloc(&od, 4);
 	if (!err)
 		err = api_rows(od, key, (const struct pg_result *)res, types);
+
+	/* each gateway with what this node knows of it */
+	if (!err && !strcmp(key, "gateways"))
+		err = api_gw_rows_health(req->api, od);
 
 	if (err)
 		api_error(req, 500, NULL, "out of memory");
@@ -620,10 +625,16 @@ void api_gateways_h(struct api_req *req)
 }
 
 
-/** DELETE /v1/gateways/{id}: its routes go with it */
+/**
+ * GET /v1/gateways/{name}: its health (api/gateways.c);
+ * DELETE /v1/gateways/{id}: its routes go with it
+ */
 void api_gateway_h(struct api_req *req)
 {
-	delete_by_id(req);
+	if (req->meth == API_GET)
+		api_gateway_get(req);
+	else
+		delete_by_id(req);
 }
 
 

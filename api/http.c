@@ -40,7 +40,7 @@ static const struct api_route routev[] = {
 	 api_rate_h},
 	{"/v1/gateways",         API_GET | API_POST,   API_OPEN_NEVER,
 	 api_gateways_h},
-	{"/v1/gateways/*",       API_DELETE,           API_OPEN_NEVER,
+	{"/v1/gateways/*",       API_GET | API_DELETE, API_OPEN_NEVER,
 	 api_gateway_h},
 	{"/v1/routes",           API_GET | API_POST,   API_OPEN_NEVER,
 	 api_routes_h},

@@ -525,6 +525,8 @@ void api_metrics_h(struct api_req *req)
 		mv_set(&mv, M_CONTROL_SENT_TOTAL, api->ctl_sent);
 	}
 
+	err |= api_gw_metrics(mb, api->b2bua);
+
 	mv_set(&mv, M_UPTIME_SECONDS, (tmr_jiffies() - api->start_jif) / 1000);
 	mv_set(&mv, M_DRAINING, b2bua_draining(api->b2bua) ? 1 : 0);
 

@@ -314,6 +314,7 @@ static void destructor(void *arg)
 
 	hash_flush(b->ht_calls);
 	mem_deref(b->ht_calls);
+	mem_deref(b->gwtab);
 	mem_deref(b->lsnr_req);
 	mem_deref(b->lsnr_resp);
 	hash_clear(b->ht_legs);
@@ -398,6 +399,11 @@ int b2bua_alloc(struct b2bua **bp, const struct b2bua_conf *cfg)
 
 	err  = sip_listen(&b->lsnr_req, b->sip, true, request_handler, b);
 	err |= sip_listen(&b->lsnr_resp, b->sip, false, response_handler, b);
+	if (err)
+		goto out;
+
+	/* the gateways' probes start once the loop runs */
+	err = gw_table_alloc(b);
 	if (err)
 		goto out;
 

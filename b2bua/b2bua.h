@@ -74,13 +74,42 @@ struct cfg_peer {
 	unsigned line;
 };
 
-/** gateway gw1 127.0.0.1:5080 [transport=udp|tcp|tls] */
+/** Which options a gateway line gave (the others are the global keys') */
+enum cfg_gw_opt {
+	CFG_GW_PROBE         = 1 << 0,
+	CFG_GW_PROBE_TIMEOUT = 1 << 1,
+	CFG_GW_FAIL          = 1 << 2,
+	CFG_GW_RECOVER       = 1 << 3,
+	CFG_GW_BURST         = 1 << 4,
+	CFG_GW_MAX_CALLS     = 1 << 5,
+	CFG_GW_CPS           = 1 << 6,
+};
+
+/** How a gateway is watched and limited (b2bua/gateway.c) */
+struct cfg_gw_health {
+	uint32_t probe;         /**< s between OPTIONS probes, 0 = none   */
+	uint32_t probe_timeout; /**< ms a probe waits for its answer      */
+	uint32_t fail;          /**< failed probes in a row: down         */
+	uint32_t recover;       /**< good probes in a row: up again       */
+	uint32_t burst;         /**< INVITEs in a row 503/408/timeout:
+				     down (probed gateways), 0 = never   */
+	uint32_t max_calls;     /**< calls at once, 0 = no limit          */
+	uint32_t cps;           /**< new calls a second, 0 = no limit     */
+};
+
+/**
+ * gateway gw1 127.0.0.1:5080 [transport=udp|tcp|tls] [probe=S]
+ *         [probe_timeout=MS] [fail=N] [recover=N] [burst=N]
+ *         [max_calls=N] [cps=N]
+ */
 struct cfg_gateway {
 	struct le le;
 	char *name;             /**< owned                               */
 	struct sa addr;
 	enum sip_transp tp;
 	unsigned line;
+	unsigned given;         /**< enum cfg_gw_opt: set on its line    */
+	struct cfg_gw_health h; /**< effective, after the whole file     */
 };
 
 /** route 4420 gw1,gw2   (prefix "default" matches every number) */
@@ -139,6 +168,9 @@ struct b2bua_conf {
 	int auth_fail_answer;       /**< enum b2bua_fail_answer          */
 	int digest_uri;             /**< enum b2bua_digest_uri           */
 	bool unauth_trying;         /**< 100 Trying before identifying   */
+
+	/* gateways' defaults for what their lines do not say */
+	struct cfg_gw_health gw;
 };
 
 /** Which digest uri is taken */
@@ -444,6 +476,86 @@ int  b2bua_store_start(struct b2bua *b, struct db *db, const char *conninfo);
 int  b2bua_store_reload(struct b2bua_reload **rlp, struct b2bua *b,
 			b2bua_reload_h *h, void *arg);
 uint64_t b2bua_store_loads(const struct b2bua *b);
+
+/*
+ * Gateway health and limits (b2bua/gateway.c).  A gateway probed with
+ * OPTIONS is up or down; one that is not probed is always usable.  Calls
+ * skip a gateway that is down, has max_calls calls or no token left of
+ * its cps; a call none of whose gateways is usable gets 503 with
+ * Reason: Q.850;cause=34.
+ */
+enum b2bua_gw_state {
+	B2BUA_GW_UNPROBED = 0,    /**< not probed: always in routing      */
+	B2BUA_GW_UP,              /**< probed, in routing                 */
+	B2BUA_GW_DOWN,            /**< probed, out of routing             */
+};
+
+/** Why an attempt on a gateway failed */
+enum b2bua_gw_fail {
+	B2BUA_GWF_3XX = 0,        /**< redirect (never followed)          */
+	B2BUA_GWF_4XX,
+	B2BUA_GWF_5XX,
+	B2BUA_GWF_6XX,
+	B2BUA_GWF_TIMEOUT,        /**< no final answer (Timer B)          */
+	B2BUA_GWF_TRANSPORT,      /**< could not be sent                  */
+	B2BUA_GWF_COUNT
+};
+
+/** Why a gateway was passed over for a call */
+enum b2bua_gw_skip {
+	B2BUA_GWS_DOWN = 0,
+	B2BUA_GWS_MAX_CALLS,
+	B2BUA_GWS_CPS,
+	B2BUA_GWS_COUNT
+};
+
+/**
+ * Counters of one gateway.  Each is a sum, so that the counters of a
+ * group of gateways (a carrier, say) are b2bua_gw_counts_add() of its
+ * members'.
+ */
+struct b2bua_gw_counts {
+	uint64_t attempts;        /**< INVITEs sent to it (or tried)      */
+	uint64_t answered;        /**< of them answered 2xx               */
+	uint64_t failed[B2BUA_GWF_COUNT];
+	uint64_t talked;          /**< answered calls that ended          */
+	uint64_t talk_ms;         /**< their talk time                    */
+	uint64_t skipped[B2BUA_GWS_COUNT];
+	uint64_t probes_ok;       /**< probes answered (not 503)          */
+	uint64_t probes_failed;   /**< 503, 408, no answer, not sent      */
+	uint64_t went_down;       /**< times taken out of routing         */
+	uint64_t went_up;         /**< times put back                     */
+	uint32_t calls;           /**< calls on it now (gauge)            */
+	uint32_t up;              /**< gateways in routing (gauge)        */
+};
+
+/** One gateway as the B2BUA sees it (valid in the handler only) */
+struct b2bua_gw_info {
+	const char *name;
+	const struct sa *addr;
+	enum sip_transp tp;
+	enum b2bua_gw_state state;
+	uint64_t since_ms;        /**< wall clock: the state began        */
+	const char *reason;       /**< why it is in that state, or ""    */
+	struct cfg_gw_health h;   /**< its settings                       */
+	uint64_t probe_ms;        /**< wall clock of the last probe's end, 0 */
+	bool probe_ok;            /**< the last probe's result            */
+	uint16_t probe_code;      /**< its answer, 0 if none              */
+	uint32_t probe_rtt_ms;    /**< its round trip                     */
+	struct b2bua_gw_counts c;
+};
+
+/** Called for each gateway of the routing table; true stops */
+typedef bool (b2bua_gw_h)(const struct b2bua_gw_info *gw, void *arg);
+
+void b2bua_gw_apply(const struct b2bua *b, b2bua_gw_h *h, void *arg);
+int  b2bua_gw_find(const struct b2bua *b, const char *name,
+		   b2bua_gw_h *h, void *arg);
+void b2bua_gw_counts_add(struct b2bua_gw_counts *sum,
+			 const struct b2bua_gw_counts *c);
+const char *b2bua_gw_state_name(enum b2bua_gw_state st);
+const char *b2bua_gw_fail_name(enum b2bua_gw_fail f);
+const char *b2bua_gw_skip_name(enum b2bua_gw_skip s);
 
 /** Wall-clock milliseconds since the epoch (for CDR timestamps) */
 uint64_t b2bua_wallclock_ms(void);

@@ -75,6 +75,7 @@ struct b2bua {
 	uint32_t ncalls;
 	unsigned nslots;               /**< per-call data slots taken    */
 	struct limiter *lim;           /**< owned: limits at the door    */
+	struct gwtab *gwtab;           /**< owned: gateway health, limits */
 	struct b2bua_stats st;
 	bool draining;             /**< no new calls; running ones go on */
 	bool shutting_down;        /**< every call is being ended        */
@@ -147,6 +148,8 @@ struct b2bua_call {
 	const struct cfg_route *route; /**< borrowed (config or routes)  */
 	struct b2bua_routes *routes; /**< (ref.) table 'route' is from   */
 	uint32_t gwi;                /**< gateway being tried            */
+	struct gwh *gwh;             /**< (ref.) whose channel it holds  */
+	bool gw_open;                /**< its attempt has no outcome yet */
 	uint16_t last_scode;
 	char last_reason[48];
 	uint32_t maxfwd;
@@ -250,6 +253,16 @@ int  auth_header_user(char *buf, size_t sz, const struct sip_msg *msg,
 
 /* limit.c */
 struct limiter;
+
+/** A token bucket (struct cfg_limit says its rate and size) */
+struct lim_bucket {
+	uint64_t last_ms;        /**< when milli was computed            */
+	uint64_t milli;          /**< tokens x 1000                      */
+};
+void lim_bucket_fill(struct lim_bucket *bk, const struct cfg_limit *l,
+		     uint64_t now);
+bool lim_bucket_take(struct lim_bucket *bk, const struct cfg_limit *l,
+		     uint64_t now, uint32_t *waitp);
 int  limiter_alloc(struct limiter **lp, const struct b2bua_conf *cfg);
 enum b2bua_limit limiter_source(struct limiter *l, const struct sa *src,
 				enum sip_transp tp, bool invite,
@@ -318,3 +331,35 @@ cfg_parse_h b2bua_conf_tls_file;
 cfg_print_h b2bua_conf_print_tls_file;
 void b2bua_conf_tls_check(struct cfg_parser *p,
 			  const struct b2bua_conf *cfg);
+
+/* gwstate.c: a gateway's up/down state machine (pure) */
+struct gw_fsm {
+	enum b2bua_gw_state st;
+	uint32_t fail_run;       /**< failed probes in a row             */
+	uint32_t ok_run;         /**< good probes in a row (while down)  */
+	uint32_t burst_run;      /**< INVITEs in a row 503/408/no answer */
+};
+
+enum gw_change { GW_SAME = 0, GW_WENT_UP, GW_WENT_DOWN };
+
+void gw_fsm_init(struct gw_fsm *f, const struct cfg_gw_health *h);
+bool gw_probe_good(int err, uint16_t scode);
+bool gw_invite_overload(int err, uint16_t scode);
+enum gw_change gw_fsm_probe(struct gw_fsm *f, const struct cfg_gw_health *h,
+			    bool good);
+enum gw_change gw_fsm_invite(struct gw_fsm *f, const struct cfg_gw_health *h,
+			     bool overload);
+
+/* gateway.c: probes, limits and counts of the gateways */
+struct gwtab;
+struct gwh;
+int  gw_table_alloc(struct b2bua *b);
+void gw_table_sync(struct b2bua *b, const struct list *gatewayl);
+uint32_t gw_next_usable(struct b2bua_call *call, uint32_t from);
+void gw_attempt(struct b2bua_call *call);
+void gw_outcome(struct b2bua_call *call, int err, uint16_t scode);
+void gw_release(struct b2bua_call *call);
+
+/** Reason of the 503 a call gets when none of its gateways is usable */
+#define B2BUA_REASON_NO_CIRCUIT \
+	"Reason: Q.850;cause=34;text=\"no circuit/channel available\"\r\n"

@@ -138,6 +138,7 @@ static void call_destructor(void *arg)
 	struct b2bua_call *call = arg;
 
 	hash_unlink(&call->he);
+	gw_release(call);
 	tmr_cancel(&call->tmr_ring);
 	tmr_cancel(&call->tmr_dur);
 	relay_destructor_all(call);

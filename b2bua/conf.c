@@ -615,7 +615,10 @@ static const struct cfg_key keyv[] = {
 		 "digest, and whose media the relay takes" },
 	{ .name = "gateway", .parse = b2bua_conf_gateway,
 	  .print = b2bua_conf_print_gateway, .repeat = true,
-	  .doc = "NAME ADDRESS[:PORT] [transport=udp|tcp|tls]: where calls go" },
+	  .doc = "NAME ADDRESS[:PORT] [transport=udp|tcp|tls] [probe=S] "
+		 "[probe_timeout=MS] [fail=N] [recover=N] [burst=N] "
+		 "[max_calls=N] [cps=N]: where calls go; the options "
+		 "override the gateway_* keys" },
 	{ .name = "route", .parse = b2bua_conf_route,
 	  .print = b2bua_conf_print_route, .repeat = true,
 	  .doc = "PREFIX|default GATEWAY[,GATEWAY...]: longest prefix wins, "
@@ -674,6 +677,24 @@ static const struct cfg_key keyv[] = {
 	CFG_YESNO("unauth_trying", B, unauth_trying, "no",
 		  "100 Trying at once to sources not authenticated (yes "
 		  "doubles what a spoofed source receives)"),
+	CFG_U32("gateway_probe_interval", B, gw.probe, 0, 3600, "0",
+		"seconds between OPTIONS probes of a gateway, 0 = not "
+		"probed (always in routing)"),
+	CFG_U32("gateway_probe_timeout", B, gw.probe_timeout, 50, 60000,
+		"1000", "milliseconds a probe waits for its answer (at most "
+		"the interval)"),
+	CFG_U32("gateway_probe_fail", B, gw.fail, 1, 100, "3",
+		"failed probes in a row that take a gateway out of routing"),
+	CFG_U32("gateway_probe_recover", B, gw.recover, 1, 100, "2",
+		"good probes in a row that put it back"),
+	CFG_U32("gateway_burst_failures", B, gw.burst, 0, 10000, "5",
+		"INVITEs in a row answered 503 or 408 or unanswered that take "
+		"a probed gateway out of routing, 0 = never"),
+	CFG_U32("gateway_max_calls", B, gw.max_calls, 0, 1000000, "0",
+		"calls at once on a gateway, 0 = no limit"),
+	CFG_U32("gateway_cps", B, gw.cps, 0, 100000, "0",
+		"new calls a second (and at once) to a gateway, 0 = no "
+		"limit"),
 };
 
 #undef LIMIT_KEY

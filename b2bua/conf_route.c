@@ -3,6 +3,7 @@
  *                     configuration: parse, resolve, look up and print
  */
 
+#include <stddef.h>
 #include <string.h>
 #include "b2bua_int.h"
 
@@ -10,6 +11,7 @@
 enum {
 	CFG_MAX_PREFIX  = 32,           /* digits of a route prefix        */
 	CFG_MAX_NAME    = 64,           /* gateway name                    */
+	GW_ARGS_MAX     = 12,           /* words of a gateway line         */
 };
 
 
@@ -57,20 +59,88 @@ static void route_destructor(void *arg)
 }
 
 
+/* the numeric options of a gateway line: name=, bounds, where they go */
+static const struct gw_opt {
+	const char *name;            /**< with its '='                   */
+	const char *what;            /**< in messages                    */
+	enum cfg_gw_opt bit;
+	size_t off;                  /**< in struct cfg_gw_health        */
+	uint32_t min, max;
+} gw_optv[] = {
+	{ "probe=", "probe", CFG_GW_PROBE,
+	  offsetof(struct cfg_gw_health, probe), 0, 3600 },
+	{ "probe_timeout=", "probe_timeout", CFG_GW_PROBE_TIMEOUT,
+	  offsetof(struct cfg_gw_health, probe_timeout), 50, 60000 },
+	{ "fail=", "fail", CFG_GW_FAIL,
+	  offsetof(struct cfg_gw_health, fail), 1, 100 },
+	{ "recover=", "recover", CFG_GW_RECOVER,
+	  offsetof(struct cfg_gw_health, recover), 1, 100 },
+	{ "burst=", "burst", CFG_GW_BURST,
+	  offsetof(struct cfg_gw_health, burst), 0, 10000 },
+	{ "max_calls=", "max_calls", CFG_GW_MAX_CALLS,
+	  offsetof(struct cfg_gw_health, max_calls), 0, 1000000 },
+	{ "cps=", "cps", CFG_GW_CPS,
+	  offsetof(struct cfg_gw_health, cps), 0, 100000 },
+};
+
+
+/**
+ * One KEY=VALUE option of a gateway line.  Each option is one entry
+ * here (or in gw_optv), so that options are added without touching the
+ * rest of the line's parser.
+ */
+static int gateway_opt(struct cfg_parser *p, struct cfg_gateway *gw,
+		       bool *tp_given, const struct pl *arg)
+{
+	struct pl v = *arg;
+	size_t i;
+
+	if (cfg_pl_skip_prefix(&v, "transport=")) {
+		if (*tp_given)
+			return cfg_kerr(p, "transport given twice");
+		*tp_given = true;
+		return cfg_get_transport(p, &v, &gw->tp);
+	}
+
+	for (i = 0; i < ARRAY_SIZE(gw_optv); i++) {
+		const struct gw_opt *o = &gw_optv[i];
+		uint32_t *field = (uint32_t *)(void *)
+			((char *)&gw->h + o->off);
+
+		v = *arg;
+		if (!cfg_pl_skip_prefix(&v, o->name))
+			continue;
+
+		if (gw->given & o->bit)
+			return cfg_kerr(p, "%s given twice", o->what);
+
+		gw->given |= o->bit;
+
+		return cfg_get_u32(p, o->what, &v, o->min, o->max, field);
+	}
+
+	return cfg_kerr(p, "unknown option '%r' (expected transport=, probe=,"
+			" probe_timeout=, fail=, recover=, burst=, "
+			"max_calls= or cps=)", arg);
+}
+
+
 int b2bua_conf_gateway(struct cfg_parser *p, void *mod,
 		       const struct cfg_key *k, const struct pl *val)
 {
 	struct b2bua_conf *cfg = mod;
-	const char *expect = "NAME ADDRESS[:PORT] [transport=udp|tcp|tls]";
-	struct pl argv[3];
+	const char *expect = "NAME ADDRESS[:PORT] [transport=udp|tcp|tls] "
+		"[OPTION=VALUE...]";
+	struct pl argv[GW_ARGS_MAX + 1];
 	struct cfg_gateway *gw;
 	const struct cfg_gateway *o;
-	unsigned n;
+	bool tp_given = false;
+	unsigned n, i;
 	int err;
 	(void)k;
 
-	n = cfg_split_args(val, argv, 3);
-	if (n < 2 || n > 3)
+	n = cfg_split_args(val, argv, GW_ARGS_MAX + 1);
+	if (n < 2 || n > GW_ARGS_MAX)
 		return cfg_kerr(p, "'%r': expected %s", val, expect);
 
 	if (!pl_is_name(&argv[0]))
@@ -96,16 +166,8 @@ int b2bua_conf_gateway(struct cfg_parser *p, void *mod,
 		goto out;
 	}
 
-	if (n == 3) {
-		struct pl v = argv[2];
-
-		if (!cfg_pl_skip_prefix(&v, "transport=")) {
-			err = cfg_kerr(p, "unexpected '%r' (expected "
-				       "transport=udp|tcp|tls)", &v);
-			goto out;
-		}
-
-		err = cfg_get_transport(p, &v, &gw->tp);
+	for (i = 2; i < n; i++) {
+		err = gateway_opt(p, gw, &tp_given, &argv[i]);
 		if (err)
 			goto out;
 	}
@@ -366,11 +428,39 @@ const struct cfg_gateway *cfg_gateway_find(const struct b2bua_conf *cfg,
 }
 
 
+/* a gateway's effective health settings: its line's, else the keys' */
+static void resolve_gateway(struct cfg_parser *p, const struct b2bua_conf *cfg,
+			    struct cfg_gateway *gw)
+{
+	const struct cfg_gw_health *d = &cfg->gw;
+	struct cfg_gw_health *h = &gw->h;
+
+	if (!(gw->given & CFG_GW_PROBE))         h->probe = d->probe;
+	if (!(gw->given & CFG_GW_PROBE_TIMEOUT)) h->probe_timeout =
+						 d->probe_timeout;
+	if (!(gw->given & CFG_GW_FAIL))          h->fail = d->fail;
+	if (!(gw->given & CFG_GW_RECOVER))       h->recover = d->recover;
+	if (!(gw->given & CFG_GW_BURST))         h->burst = d->burst;
+	if (!(gw->given & CFG_GW_MAX_CALLS))     h->max_calls = d->max_calls;
+	if (!(gw->given & CFG_GW_CPS))           h->cps = d->cps;
+
+	if (h->probe && h->probe_timeout > h->probe * 1000) {
+		cfg_set_line(p, gw->line);
+		(void)cfg_err(p, "gateway %s: probe_timeout %u ms is longer "
+			      "than its probe interval (%u s)", gw->name,
+			      h->probe_timeout, h->probe);
+	}
+}
+
+
 /** Resolve every route's gateways (the check after the whole file) */
 int b2bua_conf_resolve(struct cfg_parser *p, struct b2bua_conf *cfg)
 {
 	struct le *le;
 	int err;
+
+	LIST_FOREACH(&cfg->gatewayl, le)
+		resolve_gateway(p, cfg, le->data);
 
 	LIST_FOREACH(&cfg->routel, le) {
 		err = resolve_route(p, cfg, le->data);
@@ -392,9 +482,21 @@ int b2bua_conf_print_gateway(struct re_printf *pf, const void *mod,
 	LIST_FOREACH(&cfg->gatewayl, le) {
 		const struct cfg_gateway *gw = le->data;
 
-		err |= re_hprintf(pf, "%s %s %J transport=%s\n", k->name,
+		const struct cfg_gw_health *h = &gw->h;
+
+		err |= re_hprintf(pf, "%s %s %J transport=%s", k->name,
 				  gw->name, &gw->addr,
 				  cfg_transp_name(gw->tp));
+		if (h->probe)
+			err |= re_hprintf(pf, " probe=%u probe_timeout=%u "
+					  "fail=%u recover=%u burst=%u",
+					  h->probe, h->probe_timeout, h->fail,
+					  h->recover, h->burst);
+		if (h->max_calls)
+			err |= re_hprintf(pf, " max_calls=%u", h->max_calls);
+		if (h->cps)
+			err |= re_hprintf(pf, " cps=%u", h->cps);
+		err |= re_hprintf(pf, "\n");
 	}
 
 	return err;

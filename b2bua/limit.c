@@ -28,11 +28,6 @@ enum {
 	LIM_ACCOUNTS  = 65536,   /* accounts tracked at most              */
 };
 
-struct lim_bucket {
-	uint64_t last_ms;        /* when milli was computed               */
-	uint64_t milli;          /* tokens x 1000                         */
-};
-
 struct lim_entry {
 	struct le he;            /* lim_table.ht                          */
 	struct le le;            /* lim_table.lru, oldest first           */
@@ -70,8 +65,8 @@ const char *b2bua_limit_name(enum b2bua_limit lim)
 }
 
 
-static void bucket_fill(struct lim_bucket *bk, const struct cfg_limit *l,
-			uint64_t now)
+void lim_bucket_fill(struct lim_bucket *bk, const struct cfg_limit *l,
+		     uint64_t now)
 {
 	bk->milli = (uint64_t)l->burst * 1000;
 	bk->last_ms = now;
@@ -82,8 +77,8 @@ static void bucket_fill(struct lim_bucket *bk, const struct cfg_limit *l,
  * Take one token; if there is none, *waitp is the number of seconds until
  * there is (at least 1)
  */
-static bool bucket_take(struct lim_bucket *bk, const struct cfg_limit *l,
-			uint64_t now, uint32_t *waitp)
+bool lim_bucket_take(struct lim_bucket *bk, const struct cfg_limit *l,
+		     uint64_t now, uint32_t *waitp)
 {
 	uint64_t cap = (uint64_t)l->burst * 1000, t = bk->milli;
 
@@ -230,7 +225,7 @@ int limiter_alloc(struct limiter **lp, const struct b2bua_conf *cfg)
 		return ENOMEM;
 
 	l->cfg = cfg;
-	bucket_fill(&l->global, &cfg->global_invite, tmr_jiffies());
+	lim_bucket_fill(&l->global, &cfg->global_invite, tmr_jiffies());
 
 	err  = table_init(&l->src, cfg->limit_sources ? cfg->limit_sources
 			  : 1);
@@ -306,10 +301,10 @@ enum b2bua_limit limiter_source(struct limiter *l, const struct sa *src,
 	if (fresh) {
 		e->peer = cfg_peer_find(cfg, src, tp);
 		peer = e->peer;
-		bucket_fill(&e->b[0], peer ? (peer->invite_set ?
+		lim_bucket_fill(&e->b[0], peer ? (peer->invite_set ?
 			    &peer->invite : &cfg->peer_invite) :
 			    &cfg->src_invite, now);
-		bucket_fill(&e->b[1], peer ? (peer->request_set ?
+		lim_bucket_fill(&e->b[1], peer ? (peer->request_set ?
 			    &peer->request : &cfg->peer_request) :
 			    &cfg->src_request, now);
 	}
@@ -325,13 +320,13 @@ enum b2bua_limit limiter_source(struct limiter *l, const struct sa *src,
 		lim = peer ? (peer->request_set ? &peer->request :
 			      &cfg->peer_request) : &cfg->src_request;
 
-	if (lim->rate && !bucket_take(&e->b[invite ? 0 : 1], lim, now,
+	if (lim->rate && !lim_bucket_take(&e->b[invite ? 0 : 1], lim, now,
 				      retryp))
 		return invite ? B2BUA_LIMIT_SOURCE_INVITE :
 			B2BUA_LIMIT_SOURCE_REQUEST;
 
 	if (invite && cfg->global_invite.rate &&
-	    !bucket_take(&l->global, &cfg->global_invite, now, retryp))
+	    !lim_bucket_take(&l->global, &cfg->global_invite, now, retryp))
 		return B2BUA_LIMIT_GLOBAL;
 
 	return B2BUA_LIMIT_COUNT;
@@ -361,9 +356,9 @@ bool limiter_account(struct limiter *l, int64_t account_id, uint32_t max_cps,
 		return true;
 
 	if (fresh)
-		bucket_fill(&e->b[0], &lim, now);
+		lim_bucket_fill(&e->b[0], &lim, now);
 
-	return bucket_take(&e->b[0], &lim, now, retryp);
+	return lim_bucket_take(&e->b[0], &lim, now, retryp);
 }
 
 

@@ -199,4 +199,6 @@ void b2bua_set_routes(struct b2bua *b, struct b2bua_routes *rt)
 
 	mem_deref(b->routes);
 	b->routes = mem_ref(rt);
+
+	gw_table_sync(b, rt ? &rt->gatewayl : &b->cfg->gatewayl);
 }

@@ -102,6 +102,8 @@ static int uac_send(struct b2bua_call *call)
 	if (err)
 		goto out;
 
+	gw_attempt(call);
+
 	tlog_info(call_logid(call), "INVITE %s to gateway %s (%J) as "
 		  "Call-ID %s", call->callee, gw->name, &gw->addr,
 		  call->g->callid);
@@ -119,20 +121,47 @@ static int uac_send(struct b2bua_call *call)
 }
 
 
+/*
+ * Make the next usable gateway of the route, from position `from` on,
+ * the call's (gw_next_usable() decides: health and limits)
+ */
+static bool next_gateway(struct b2bua_call *call, uint32_t from)
+{
+	uint32_t i = gw_next_usable(call, from);
+
+	if (i >= call->route->gwc)
+		return false;
+
+	call->gwi = i;
+
+	return true;
+}
+
+
+/* the INVITE could not go to the current gateway: an attempt failed */
+static void send_failed(struct b2bua_call *call, int err)
+{
+	tlog_warn(call_logid(call), "gateway %s: %m",
+		  b2bua_call_gateway(call), err);
+	gw_attempt(call);
+	gw_outcome(call, err == ETIMEDOUT ? EIO : err, 0);
+}
+
+
 /** Try the next gateway of the route, or give the caller the last answer */
 static void failover(struct b2bua_call *call, uint16_t scode,
 		     const char *phrase)
 {
 	tmr_cancel(&call->tmr_ring);
+	gw_release(call);
 
 	call->last_scode = scode;
 	str_ncpy(call->last_reason, phrase, sizeof(call->last_reason));
 
-	while (call->gwi + 1 < call->route->gwc && !call->b->shutting_down) {
+	while (!call->b->shutting_down && next_gateway(call, call->gwi + 1)) {
 
 		int err;
 
-		++call->gwi;
 		if (call_event(call, CEV_FAILOVER, NULL))
 			return;
 
@@ -143,8 +172,8 @@ static void failover(struct b2bua_call *call, uint16_t scode,
 		if (!err)
 			return;
 
-		tlog_warn(call_logid(call), "gateway %s: %m",
-			  b2bua_call_gateway(call), err);
+		send_failed(call, err);
+		gw_release(call);
 		call->last_scode = 503;
 		str_ncpy(call->last_reason, "Service Unavailable",
 			 sizeof(call->last_reason));
@@ -159,6 +188,16 @@ void uac_start(struct b2bua_call *call)
 {
 	const struct sip_msg *msg = call->inv;
 	int err;
+
+	/* none of the route's gateways may take it: no gateway is tried */
+	if (!next_gateway(call, 0)) {
+		tlog_info(call_logid(call), "no usable gateway among the "
+			  "route's %u", call->route->gwc);
+		call->gwi = call->route->gwc;
+		call_fail(call, B2BUA_R_REJECTED, 503, "Service Unavailable",
+			  B2BUA_REASON_NO_CIRCUIT);
+		return;
+	}
 
 	if (!call->offer && mbuf_get_left(msg->mb)) {
 		err = sdp_apply(call, B2BUA_DIR_TO_GATEWAY, msg, &call->offer);
@@ -183,8 +222,7 @@ void uac_start(struct b2bua_call *call)
 
 	err = uac_send(call);
 	if (err) {
-		tlog_warn(call_logid(call), "gateway %s: %m",
-			  b2bua_call_gateway(call), err);
+		send_failed(call, err);
 		failover(call, 503, "Service Unavailable");
 	}
 }
@@ -400,6 +438,8 @@ static void uac_resp_handler(int err, const struct sip_msg *msg, void *arg)
 	if (err || !msg) {
 		tlog_warn(call_logid(call), "gateway %s: %m",
 			  b2bua_call_gateway(call), err);
+		gw_outcome(call, err == ETIMEDOUT ? ETIMEDOUT :
+			   err ? err : EIO, 0);
 		failover(call, err == ETIMEDOUT ? 408 : 503,
 			 err == ETIMEDOUT ? "Request Timeout"
 			 : "Service Unavailable");
@@ -410,11 +450,14 @@ static void uac_resp_handler(int err, const struct sip_msg *msg, void *arg)
 		relay_provisional(call, msg);
 	}
 	else if (msg->scode < 300) {
+		gw_outcome(call, 0, msg->scode);
 		relay_answer(call, msg);
 	}
 	else {
 		char phrase[64];
 		uint16_t scode = msg->scode;
+
+		gw_outcome(call, 0, scode);
 
 		(void)re_snprintf(phrase, sizeof(phrase), "%r", &msg->reason);
 		tmr_cancel(&call->tmr_ring);

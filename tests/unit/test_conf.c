@@ -335,6 +335,7 @@ int main(void)
 	test_trusted_peer();
 	test_cidr();
 	test_gateway();
+	test_gateway_health();
 	test_number();
 	test_routes();
 	test_copy_header();

@@ -59,6 +59,7 @@ unsigned count_lines(const char *s);
 void test_sip_listen(void);
 void test_trusted_peer(void);
 void test_cidr(void);
+void test_gateway_health(void);
 void test_gateway(void);
 void test_number(void);
 void test_routes(void);

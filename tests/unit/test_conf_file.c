@@ -46,7 +46,8 @@ void test_print(void)
 		"route 44 gw2,gw1\n"
 		"route default gw1\n"
 		"gateway gw1 198.51.100.10\n"
-		"gateway gw2 [2001:db8::2]:5080 transport=tcp\n"
+		"gateway gw2 [2001:db8::2]:5080 transport=tcp probe=5 "
+		"max_calls=40 cps=3\n"
 		"copy_header X-Account-Code\n"
 		"sip_realm voice example\n"
 		"digest_auth no\n"
@@ -85,7 +86,8 @@ void test_print(void)
 	CHECK(strstr(out, "\ngateway gw1 198.51.100.10:5060 "
 		      "transport=udp\n") != NULL);
 	CHECK(strstr(out, "\ngateway gw2 [2001:db8::2]:5080 "
-		      "transport=tcp\n") != NULL);
+		      "transport=tcp probe=5 probe_timeout=1000 fail=3 "
+		      "recover=2 burst=5 max_calls=40 cps=3\n") != NULL);
 	CHECK(strstr(out, "\nroute 44 gw2,gw1\n") != NULL);
 	CHECK(strstr(out, "\nroute default gw1\n") != NULL);
 	CHECK(strstr(out, "\ncopy_header X-Account-Code\n") != NULL);

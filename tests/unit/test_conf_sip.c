@@ -404,13 +404,13 @@ void test_gateway(void)
 	BAD(BASE "gateway gw1\n", "t.conf:3: ",
 	    "expected NAME ADDRESS[:PORT]");
 	BAD(BASE "gateway gw1 192.0.2.1 transport=tcp x\n", "t.conf:3: ",
-	    "expected NAME ADDRESS[:PORT]");
+	    "gateway: unknown option 'x' (expected transport=, probe=");
 	BAD(BASE "gateway gw1 192.0.2.1 transport=sctp\n", "t.conf:3: ",
 	    "unknown transport 'sctp'");
 	BAD(BASE "gateway gw1 192.0.2.1 transport=tls\n", "t.conf:3: ",
 	    "gateway gw1: transport=tls needs a 'sip_listen tls:...'");
 	BAD(BASE "gateway gw1 192.0.2.1 tcp\n", "t.conf:3: ",
-	    "unexpected 'tcp' (expected transport=udp|tcp|tls)");
+	    "unknown option 'tcp'");
 	BAD(BASE "gateway gw,1 192.0.2.1\n", "t.conf:3: ",
 	    "'gw,1' is not a valid gateway name");
 	BAD(BASE "gateway gw1 carrier.example:5060\n", "t.conf:3: ",
@@ -419,6 +419,73 @@ void test_gateway(void)
 	    "port 99999 out of range 1..65535");
 	BAD(BASE "gateway gw1 0.0.0.0\n", "t.conf:3: ",
 	    "not a usable destination");
+}
+
+
+/* the health and limit options of a gateway line, and their keys */
+void test_gateway_health(void)
+{
+	struct cfg *cfg;
+	const struct cfg_gateway *gw;
+
+	cfg = OK(BASE "gateway_probe_interval 10\n"
+		 "gateway gw1 192.0.2.10 probe=2 probe_timeout=700 fail=4 "
+		 "recover=3 burst=0 max_calls=30 cps=5 transport=tcp\n"
+		 "gateway gw2 192.0.2.11 max_calls=7\n"
+		 "gateway gw3 192.0.2.12 probe=0\n"
+		 "gateway_probe_fail 6\n");
+	if (!cfg)
+		return;
+
+	gw = cfg_gateway_find(SIP(cfg), "gw1");
+	CHECK(gw && gw->tp == SIP_TRANSP_TCP);
+	CHECK(gw && gw->h.probe == 2 && gw->h.probe_timeout == 700);
+	CHECK(gw && gw->h.fail == 4 && gw->h.recover == 3);
+	CHECK(gw && gw->h.burst == 0);
+	CHECK(gw && gw->h.max_calls == 30 && gw->h.cps == 5);
+
+	/* what the line does not say is the keys', wherever they are */
+	gw = cfg_gateway_find(SIP(cfg), "gw2");
+	CHECK(gw && gw->h.probe == 10 && gw->h.probe_timeout == 1000);
+	CHECK(gw && gw->h.fail == 6 && gw->h.recover == 2);
+	CHECK(gw && gw->h.burst == 5);
+	CHECK(gw && gw->h.max_calls == 7 && gw->h.cps == 0);
+
+	gw = cfg_gateway_find(SIP(cfg), "gw3");
+	CHECK(gw && gw->h.probe == 0);
+	mem_deref(cfg);
+
+	/* without the keys nothing is probed or limited */
+	cfg = OK(BASE "gateway gw1 192.0.2.10\n");
+	if (cfg) {
+		gw = cfg_gateway_find(SIP(cfg), "gw1");
+		CHECK(gw && gw->h.probe == 0 && gw->h.max_calls == 0 &&
+		      gw->h.cps == 0);
+		mem_deref(cfg);
+	}
+
+	BAD(BASE "gateway gw1 192.0.2.1 probe=abc\n", "t.conf:3: ",
+	    "gateway: probe 'abc' is not a decimal number");
+	BAD(BASE "gateway gw1 192.0.2.1 cps=1 cps=2\n", "t.conf:3: ",
+	    "gateway: cps given twice");
+	BAD(BASE "gateway gw1 192.0.2.1 transport=udp transport=tcp\n",
+	    "t.conf:3: ", "gateway: transport given twice");
+	BAD(BASE "gateway gw1 192.0.2.1 fail=0\n", "t.conf:3: ",
+	    "gateway: fail 0 out of range 1..100");
+	BAD(BASE "gateway gw1 192.0.2.1 probe=3601\n", "t.conf:3: ",
+	    "gateway: probe 3601 out of range 0..3600");
+	BAD(BASE "gateway gw1 192.0.2.1 probe_timeout=10\n", "t.conf:3: ",
+	    "gateway: probe_timeout 10 out of range 50..60000");
+	BAD(BASE "gateway gw1 192.0.2.1 weight=3\n", "t.conf:3: ",
+	    "gateway: unknown option 'weight=3'");
+	BAD(BASE "gateway gw1 192.0.2.1 probe=1 probe_timeout=1001\n",
+	    "t.conf:3: ", "gateway gw1: probe_timeout 1001 ms is longer "
+	    "than its probe interval (1 s)");
+	/* the key's timeout against the line's interval, at the line */
+	BAD(BASE "gateway_probe_timeout 2000\ngateway gw1 192.0.2.1 "
+	    "probe=1\n", "t.conf:4: ", "gateway gw1: probe_timeout 2000 ms");
+	BAD(BASE "gateway_probe_interval 4000\n", "t.conf:3: ",
+	    "out of range");
 }
 
 
