@@ -204,4 +204,61 @@ check "purged: dpkg knows no tollgate" \
 	sh -c "! dpkg-query -W -f '\${Status}' tollgate 2>/dev/null |
 		grep -q installed"
 
+# A host without a user tollgate (tools/pg-cluster.sh makes one where it
+# runs as root, so the host of this test has one): in a mount namespace
+# whose /etc, /usr and /var are overlays that go with it, without the
+# user, the package makes the user and its purge removes it again.
+echo "# install and purge where no user tollgate exists (overlays)"
+fresh() {
+	local o=$DIR/ov d
+	for d in etc usr var; do
+		mkdir -p "$o/$d.up" "$o/$d.work"
+		mount -t overlay overlay -o "lowerdir=/$d,upperdir=$o/$d.up,workdir=$o/$d.work" "/$d" ||
+			{ echo "fail overlay of /$d"; return; }
+	done
+	# renamed, not removed: its ids stay taken, as those of its processes
+	# (userdel refuses a user id that processes run as)
+	for f in passwd group shadow gshadow; do
+		[ -f "/etc/$f" ] && sed -i 's/^tollgate:/tollgate-host:/' "/etc/$f"
+	done
+	getent passwd tollgate >/dev/null && { echo "fail no user tollgate to start with"; return; }
+	if dpkg -i "$DEB" >"$DIR/fresh-install.log" 2>&1; then
+		echo "ok fresh: dpkg -i"
+	else
+		echo "fail fresh: dpkg -i"
+	fi
+	getent passwd tollgate >/dev/null && echo "ok fresh: the package made user tollgate" ||
+		echo "fail fresh: the package made user tollgate"
+	[ "$(getent passwd tollgate | cut -d: -f6,7)" = /var/lib/tollgate:/usr/sbin/nologin ] &&
+		echo "ok fresh: its home /var/lib/tollgate, no login shell" ||
+		echo "fail fresh: its home and shell: $(getent passwd tollgate)"
+	[ "$(stat -c '%a %U %G' /etc/tollgate/tollgate.conf)" = "640 root tollgate" ] &&
+		echo "ok fresh: configuration 0640 root:tollgate" ||
+		echo "fail fresh: configuration $(stat -c '%a %U %G' /etc/tollgate/tollgate.conf)"
+	dpkg -P tollgate >"$DIR/fresh-purge.log" 2>&1 && echo "ok fresh: dpkg -P" ||
+		echo "fail fresh: dpkg -P"
+	getent passwd tollgate >/dev/null && echo "fail fresh: purge removed the user" ||
+		echo "ok fresh: purge removed the user"
+	getent group tollgate >/dev/null && echo "fail fresh: purge removed the group" ||
+		echo "ok fresh: purge removed the group"
+	[ ! -e /var/lib/tollgate ] && echo "ok fresh: purge removed /var/lib/tollgate" ||
+		echo "fail fresh: purge removed /var/lib/tollgate"
+}
+if command -v unshare >/dev/null &&
+   unshare -m true 2>/dev/null; then
+	export DIR DEB
+	export -f fresh
+	unshare -m bash -c fresh >"$DIR/fresh.results" 2>"$DIR/fresh.err"
+	while read -r word desc; do
+		case $word in
+		ok) ok "$desc" ;;
+		fail) fail "$desc" ;;
+		esac
+	done <"$DIR/fresh.results"
+	grep -q '^ok fresh: purge removed the user' "$DIR/fresh.results" ||
+		cat "$DIR/fresh.err" >&2
+else
+	echo "# no mount namespace: the path of a fresh host not tried"
+fi
+
 summary
