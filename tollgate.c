@@ -386,6 +386,8 @@ static void lease_lost(const char *instance, const char *sip,
 	app.lease = false;
 	app.exit_code = EXIT_FAIL;
 	app.draining = true;
+	(void)svc_notifyf("STOPPING=1\nSTATUS=node name held by instance "
+			  "%s: ending every call", instance);
 	calls_stop();
 }
 
@@ -441,6 +443,7 @@ static void finish(void)
 	app.finishing = true;
 	tmr_cancel(&app.tmr_grace);
 	tmr_cancel(&app.tmr_bye);
+	(void)svc_notify("STATUS=writing the settlements");
 
 	if (app.billing) {
 		tmr_start(&app.tmr_flush, BILLING_FLUSH_MS,
@@ -506,6 +509,10 @@ static uint32_t node_drain(const char *why)
 	app.draining = true;
 	tlog_info(NULL, "%s: draining, %u calls running, at most %u s",
 		  why, b2bua_call_count(app.b2bua), app.tgc->shutdown_grace);
+	(void)svc_notifyf("STOPPING=1\nSTATUS=draining (%s): %u calls "
+			  "running, at most %u s", why,
+			  b2bua_call_count(app.b2bua),
+			  app.tgc->shutdown_grace);
 
 	billing_node_draining(app.billing, true);
 
@@ -542,6 +549,8 @@ static void signal_handler(int sig)
 	app.draining = true;
 	tlog_info(NULL, "signal %d: ending %u calls now", sig,
 		  b2bua_call_count(app.b2bua));
+	(void)svc_notifyf("STOPPING=1\nSTATUS=signal %d: ending %u calls",
+			  sig, b2bua_call_count(app.b2bua));
 	billing_node_draining(app.billing, true);
 	calls_stop();
 }
@@ -855,6 +864,11 @@ int main(int argc, char *argv[])
 
 	tlog_info(NULL, "tollgate %s running (config %s)", TOLLGATE_VERSION,
 		  file);
+
+	/* SIP listens, the database answered, the API listens: a service
+	   manager waiting for us (Type=notify) may go on */
+	(void)svc_notifyf("READY=1\nSTATUS=running, node %s%s",
+			  blc->node_name, app.billing ? "" : " (billing off)");
 
 	err = re_main(signal_handler);
 	if (err)

@@ -173,6 +173,7 @@ struct pkt_ctx {
 	const struct media_relay *relay;
 	uint64_t packets;
 	uint64_t bytes;
+	uint64_t lost;
 };
 
 
@@ -189,6 +190,11 @@ static bool pkt_apply(struct b2bua_call *call, void *arg)
 		ctx->packets += v[i].to_gateway.packets +
 			v[i].to_caller.packets;
 		ctx->bytes += v[i].to_gateway.bytes + v[i].to_caller.bytes;
+		/* duplicates make a direction's count negative: none lost */
+		if (v[i].to_gateway.lost > 0)
+			ctx->lost += (uint64_t)v[i].to_gateway.lost;
+		if (v[i].to_caller.lost > 0)
+			ctx->lost += (uint64_t)v[i].to_caller.lost;
 	}
 
 	return false;
@@ -231,6 +237,7 @@ enum metric_id {
 	M_DB_QUEUED,
 	M_DB_QUEUE_WAIT,
 	M_RELAY_PACKETS_LIVE,
+	M_RELAY_PACKETS_LOST_LIVE,
 	M_RELAY_BYTES_LIVE,
 	M_RELAY_PORTS_FREE,
 	M_RELAY_PORTS,
@@ -303,6 +310,8 @@ static const struct {
 		"Expected wait of a database query for a connection" },
 	[M_RELAY_PACKETS_LIVE] = { "tollgate_relay_packets_live", "gauge",
 		"RTP packets relayed so far by the calls in progress" },
+	[M_RELAY_PACKETS_LOST_LIVE] = { "tollgate_relay_packets_lost_live", "gauge",
+		"RTP packets lost so far (sequence numbers) toward the relay by the calls in progress" },
 	[M_RELAY_BYTES_LIVE] = { "tollgate_relay_bytes_live", "gauge",
 		"RTP bytes relayed so far by the calls in progress" },
 	[M_RELAY_PORTS_FREE] = { "tollgate_relay_ports_free", "gauge",
@@ -488,6 +497,7 @@ void api_metrics_h(struct api_req *req)
 	pk.relay = api->relay;
 	(void)b2bua_call_apply(api->b2bua, pkt_apply, &pk);
 	mv_set(&mv, M_RELAY_PACKETS_LIVE, pk.packets);
+	mv_set(&mv, M_RELAY_PACKETS_LOST_LIVE, pk.lost);
 	mv_set(&mv, M_RELAY_BYTES_LIVE, pk.bytes);
 
 	if (api->relay) {

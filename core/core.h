@@ -177,6 +177,10 @@ void tlog_text(int level, const char *tag, const char *p, size_t len);
 bool   text_utf8_valid(const char *p, size_t len);
 size_t text_escape(char *dst, size_t sz, const char *p, size_t len);
 
+/* the service manager's readiness protocol, sd_notify(3) (svcnotify.c) */
+int svc_notify(const char *state);
+int svc_notifyf(const char *fmt, ...);
+
 #define tlog_dbg(cid, ...)  do { if (tlog_enabled(LOG_DEBUG)) \
 			tlog(LOG_DEBUG, cid, __VA_ARGS__); } while (0)
 #define tlog_info(cid, ...) tlog(LOG_INFO, cid, __VA_ARGS__)

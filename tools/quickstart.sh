@@ -4,9 +4,10 @@
 #
 # Usage (from anywhere inside the source tree, on Debian 12):
 #   tools/quickstart.sh run    set up, then run the daemon in the foreground
-#   tools/quickstart.sh test   set up, then make check, make distcheck and
-#                              a fuzzing build's make check (exit status of
-#                              those; var/pg is stopped)
+#   tools/quickstart.sh test   set up, then make check, make distcheck,
+#                              a fuzzing build's make check and the Debian
+#                              package's test (exit status of those; var/pg
+#                              is stopped)
 #
 # Set-up, every step idempotent:
 #   1. as root: apt-get install of the packages that are missing
@@ -27,6 +28,10 @@
 # build: the tree's own build stays as it is) and runs its make check,
 # which fuzzes each tests/fuzz target for FUZZ_TIME seconds (default 30).
 #
+# The package test (tests/pkg/package.sh) builds the .deb once with
+# DEB_BUILD_OPTIONS=nocheck in a copy of the tree, checks its contents and
+# unit, and as root installs, removes and purges it.
+#
 # Stop the database afterwards with: tools/pg-cluster.sh stop var/pg
 
 set -euo pipefail
@@ -35,7 +40,7 @@ PROG=${0##*/}
 PACKAGES=(build-essential autoconf automake libtool pkg-config
 	  libre-dev librem-dev libpq-dev libmicrohttpd-dev liburing-dev libssl-dev postgresql-15
 	  sip-tester valgrind curl acl clang libclang-rt-14-dev sipvicious
-	  python3 openssl)
+	  python3 openssl debhelper systemd)
 
 die() {
 	echo "$PROG: $*" >&2
@@ -47,7 +52,7 @@ step() {
 }
 
 usage() {
-	sed -n '5,8p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '5,10p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -196,6 +201,13 @@ test)
 	if [ $rc -eq 0 ]; then
 		fuzz_check 2>&1 | tee var/fuzz-check.log || rc=$?
 	fi
+	rm -f var/package-check.log
+	if [ $rc -eq 0 ]; then
+		step "Debian package (tests/pkg/package.sh)"
+		# 77: skipped (a tool it needs is missing), not a failure
+		tests/pkg/package.sh 2>&1 | tee var/package-check.log ||
+			{ r=$?; [ $r -eq 77 ] || rc=$r; }
+	fi
 	# the tests ran on clusters of their own: leave no server behind
 	tools/pg-cluster.sh stop var/pg || true
 	# one closing line for the whole suite (make check's test scripts)
@@ -204,6 +216,9 @@ test)
 	if [ -f var/fuzz-check.log ]; then
 		echo "fuzz: $(grep -c '^PASS: ' var/fuzz-check.log) passed," \
 		     "$(grep -c '^FAIL: ' var/fuzz-check.log) failed"
+	fi
+	if [ -f var/package-check.log ]; then
+		echo "package: $(tail -n 1 var/package-check.log)"
 	fi
 	exit $rc
 	;;

@@ -89,6 +89,7 @@ start_tg() {
 		echo "rtp_addr 127.0.0.64"
 		echo "rtp_addr_gateway 127.0.0.65"
 		echo "api_listen 127.0.0.68:8080"
+		echo "api_open_metrics yes"
 		echo "log_level debug"
 		echo "state_dir $W/state"
 		echo "rtp_io $RTP_IO"
@@ -150,6 +151,12 @@ wait_pid() {
 	wait "$1"
 }
 
+# metric NAME: its value in the daemon's /metrics
+metric() {
+	curl -s -m 2 http://127.0.0.68:8080/metrics 2>/dev/null |
+		sed -n "s/^$1 //p"
+}
+
 # the media statistics the daemon logged for the last call
 media_json() {
 	grep -o 'media {.*}' "$TG_LOG" | tail -n 1 | sed 's/^media //'
@@ -189,6 +196,16 @@ grp=$LAST_PID
 rtpeer_bg b-crtp -l 127.0.0.66:6000 -D "$W/b-c.dest" -n 150 -x 10,20,30 -T 7
 crp=$LAST_PID
 caller_sipp b-c uac.xml -d 4500;   cp=$LAST_PID
+# while the call runs /metrics counts its loss: the caller's 3 (3 s at
+# most: the caller's stream lasts 3 s, the call 4.5 s)
+lost_live=
+for i in $(seq 1 30); do
+	lost_live=$(metric tollgate_relay_packets_lost_live)
+	[ "$lost_live" = 3 ] && break
+	sleep 0.1
+done
+check "metrics: 3 packets lost by the call in progress: $lost_live" \
+	[ "$lost_live" = 3 ]
 wait_pid "$cp"; crc=$?
 wait_pid "$gp"; grc=$?
 wait_pid "$grp"; wait_pid "$crp"
@@ -229,6 +246,8 @@ check "gateway's RTCP relayed to the caller" \
 	[ "$(kv "$W/b-crtp.rtp" rtcp_recv)" -gt 0 ]
 sleep 0.5
 check "relay ports closed after the call" no_relay_sockets
+equal "metrics: no loss counted once no call runs" \
+	"$(metric tollgate_relay_packets_lost_live)" 0
 
 # 2. latching: the caller sends from port 6100 though its SDP says 6000,
 #    and starts 1 s late; until then the gateway's RTP goes to 6000
