@@ -10,6 +10,7 @@
 enum {
 	CFG_MAX_PREFIX  = 32,           /* digits of a route prefix        */
 	CFG_MAX_NAME    = 64,           /* gateway name                    */
+	CFG_GW_ARGS     = 8,            /* words of a gateway line         */
 };
 
 
@@ -44,6 +45,7 @@ static void gateway_destructor(void *arg)
 	struct cfg_gateway *gw = arg;
 
 	mem_deref(gw->name);
+	mem_deref(gw->carrier);
 }
 
 
@@ -57,20 +59,49 @@ static void route_destructor(void *arg)
 }
 
 
+/* one key=value option of a gateway line */
+static int gateway_option(struct cfg_parser *p, struct cfg_gateway *gw,
+			  const struct pl *opt)
+{
+	struct pl k, v;
+
+	if (!cfg_pl_split(opt, '=', &k, &v))
+		return cfg_kerr(p, "unexpected '%r' (expected KEY=VALUE: "
+				"transport=, carrier=)", opt);
+
+	if (!pl_strcmp(&k, "transport"))
+		return cfg_get_transport(p, &v, &gw->tp);
+
+	if (!pl_strcmp(&k, "carrier")) {
+		if (gw->carrier)
+			return cfg_kerr(p, "carrier= given twice");
+		if (!pl_is_name(&v))
+			return cfg_kerr(p, "'%r' is not a valid carrier name "
+					"(letters, digits, '-', '_', '.'; at "
+					"most %u)", &v, CFG_MAX_NAME);
+		return pl_strdup(&gw->carrier, &v);
+	}
+
+	return cfg_kerr(p, "unknown option '%r' (expected transport=, "
+			"carrier=)", &k);
+}
+
+
 int b2bua_conf_gateway(struct cfg_parser *p, void *mod,
 		       const struct cfg_key *k, const struct pl *val)
 {
 	struct b2bua_conf *cfg = mod;
-	const char *expect = "NAME ADDRESS[:PORT] [transport=udp|tcp|tls]";
-	struct pl argv[3];
+	const char *expect = "NAME ADDRESS[:PORT] [transport=udp|tcp|tls] "
+		"[carrier=NAME]";
+	struct pl argv[CFG_GW_ARGS + 1];
 	struct cfg_gateway *gw;
 	const struct cfg_gateway *o;
-	unsigned n;
-	int err;
+	unsigned n, i;
+	int err = 0;
 	(void)k;
 
-	n = cfg_split_args(val, argv, 3);
-	if (n < 2 || n > 3)
+	n = cfg_split_args(val, argv, ARRAY_SIZE(argv));
+	if (n < 2 || n > CFG_GW_ARGS)
 		return cfg_kerr(p, "'%r': expected %s", val, expect);
 
 	if (!pl_is_name(&argv[0]))
@@ -96,19 +127,10 @@ int b2bua_conf_gateway(struct cfg_parser *p, void *mod,
 		goto out;
 	}
 
-	if (n == 3) {
-		struct pl v = argv[2];
-
-		if (!cfg_pl_skip_prefix(&v, "transport=")) {
-			err = cfg_kerr(p, "unexpected '%r' (expected "
-				       "transport=udp|tcp|tls)", &v);
-			goto out;
-		}
-
-		err = cfg_get_transport(p, &v, &gw->tp);
-		if (err)
-			goto out;
-	}
+	for (i = 2; i < n && !err; i++)
+		err = gateway_option(p, gw, &argv[i]);
+	if (err)
+		goto out;
 
 	err = cfg_get_hostport(p, &argv[1],
 			       gw->tp == SIP_TRANSP_TLS ? 5061 : 5060,
@@ -176,6 +198,21 @@ int b2bua_conf_route(struct cfg_parser *p, void *mod,
 		else
 			return cfg_kerr(p, "duplicate default route (first at "
 					"line %u)", o->line);
+	}
+
+	if (!pl_strcmp(&names, "lcr")) {
+		rt = mem_zalloc(sizeof(*rt), route_destructor);
+		if (!rt)
+			return ENOMEM;
+		rt->line = cfg_line(p);
+		rt->lcr = true;
+		err = pl_strdup(&rt->prefix, &prefix);
+		if (err) {
+			mem_deref(rt);
+			return err;
+		}
+		list_append(&cfg->routel, &rt->le, rt);
+		return 0;
 	}
 
 	/* check the syntax of the gateway list now, resolve it at the end */
@@ -373,6 +410,10 @@ int b2bua_conf_resolve(struct cfg_parser *p, struct b2bua_conf *cfg)
 	int err;
 
 	LIST_FOREACH(&cfg->routel, le) {
+		const struct cfg_route *rt = le->data;
+
+		if (rt->lcr)
+			continue;
 		err = resolve_route(p, cfg, le->data);
 		if (err && err != EINVAL)
 			return err;
@@ -392,9 +433,11 @@ int b2bua_conf_print_gateway(struct re_printf *pf, const void *mod,
 	LIST_FOREACH(&cfg->gatewayl, le) {
 		const struct cfg_gateway *gw = le->data;
 
-		err |= re_hprintf(pf, "%s %s %J transport=%s\n", k->name,
+		err |= re_hprintf(pf, "%s %s %J transport=%s%s%s\n", k->name,
 				  gw->name, &gw->addr,
-				  cfg_transp_name(gw->tp));
+				  cfg_transp_name(gw->tp),
+				  gw->carrier ? " carrier=" : "",
+				  gw->carrier ? gw->carrier : "");
 	}
 
 	return err;
@@ -414,6 +457,8 @@ int b2bua_conf_print_route(struct re_printf *pf, const void *mod,
 
 		err |= re_hprintf(pf, "%s %s ", k->name,
 				  rt->prefix[0] ? rt->prefix : "default");
+		if (rt->lcr)
+			err |= re_hprintf(pf, "lcr");
 
 		for (j = 0; j < rt->gwc; j++)
 			err |= re_hprintf(pf, "%s%s", j ? "," : "",
