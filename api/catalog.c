@@ -4,6 +4,7 @@
  *   GET/POST /v1/rates, DELETE /v1/rates/{id}
  *   GET/POST /v1/gateways, DELETE /v1/gateways/{id}
  *   GET/POST /v1/routes, DELETE /v1/routes/{id}
+ *   GET/POST /v1/number_rules, DELETE /v1/number_rules/{id}
  *
  * Gateways and routes live in PostgreSQL, where the B2BUA keeps them
  * (b2bua/route_store.c).  The configuration file owns what it names:
@@ -40,6 +41,9 @@ static const char stmt_gw_delete[]   = "api_gw_delete";
 static const char stmt_rt_list[]     = "api_rt_list";
 static const char stmt_rt_insert[]   = "api_rt_insert";
 static const char stmt_rt_delete[]   = "api_rt_delete";
+static const char stmt_nr_list[]    = "api_nr_list";
+static const char stmt_nr_insert[]  = "api_nr_insert";
+static const char stmt_nr_delete[]  = "api_nr_delete";
 
 
 int api_catalog_register(struct db *db)
@@ -107,6 +111,22 @@ int api_catalog_register(struct db *db)
 			  " WHERE r.id = t.id AND t.origin = 'api')"
 			  " SELECT t.id, t.origin, t.prefix, " SOURCE("t")
 			  " FROM t", 1);
+
+	err |= db_prepare(db, stmt_nr_list, "SELECT n.id, n.direction,"
+			  " n.position, n.rule, n.origin, " SOURCE("n")
+			  " AS config FROM number_rules n"
+			  " ORDER BY n.direction, n.origin = 'api',"
+			  " n.position, n.id", 0);
+	err |= db_prepare(db, stmt_nr_insert, "INSERT INTO number_rules"
+			  " (direction, rule, position) VALUES ($1, $2,"
+			  " $3::integer) RETURNING id, direction, position,"
+			  " rule, origin, NULL AS config", 3);
+	err |= db_prepare(db, stmt_nr_delete, "WITH t AS (SELECT * FROM"
+			  " number_rules WHERE id = $1::bigint),"
+			  " d AS (DELETE FROM number_rules n USING t"
+			  " WHERE n.id = t.id AND t.origin = 'api')"
+			  " SELECT t.id, t.origin, t.direction || ' rule ' ||"
+			  " t.id, " SOURCE("t") " FROM t", 1);
 
 	return err;
 }
@@ -414,6 +434,62 @@ static bool rt_refused(struct api_req *req, const PGresult *res)
 }
 
 
+/* --------------------------------------------------------- number rules */
+
+
+static const char *const nr_fields[] = {
+	"direction", "rule", "position", NULL
+};
+
+
+/* the rule in the words of number_in / number_out, checked by the
+   B2BUA's own parser */
+static int nr_params(struct api_req *req, const struct odict *od,
+		     struct params *p)
+{
+	const char *dir, *rule;
+	struct b2bua_xlat *x = NULL;
+	char why[128] = "";
+	int64_t pos = 0;
+	struct pl pl;
+	int err;
+
+	if (api_get_str(req, od, "direction", true, false, &dir))
+		return EINVAL;
+	if (strcmp(dir, "in") && strcmp(dir, "out")) {
+		api_error(req, 400, "direction", "must be \"in\" or "
+			  "\"out\"");
+		return EINVAL;
+	}
+
+	if (api_get_str(req, od, "rule", true, false, &rule))
+		return EINVAL;
+	pl_set_str(&pl, rule);
+	err = strlen(rule) > 512 ? EINVAL :
+		b2bua_xlat_parse(&x, strcmp(dir, "in") ? B2BUA_XLAT_OUT :
+				 B2BUA_XLAT_IN, &pl, why, sizeof(why));
+	mem_deref(x);
+	if (err) {
+		api_error(req, 400, "rule", "%s", why[0] ? why :
+			  "not a rule of number_in / number_out");
+		return EINVAL;
+	}
+
+	if (api_get_int(req, od, "position", false, 0, 1000000, &pos) ==
+	    EINVAL)
+		return EINVAL;
+
+	(void)re_snprintf(p->num[0], sizeof(p->num[0]), "%lld",
+			  (long long)pos);
+	p->v[0] = dir;
+	p->v[1] = rule;
+	p->v[2] = p->num[0];
+	p->n = 3;
+
+	return 0;
+}
+
+
 /* ---------------------------------------------------------- collections */
 
 /** What rates, gateways and routes differ in */
@@ -453,9 +529,20 @@ static const struct collection routes = {
 };
 
 
+static const struct collection number_rules = {
+	"number_rules", "number rule", "isisss",
+	stmt_nr_list, stmt_nr_insert, stmt_nr_delete,
+	nr_fields, nr_params, "rule",
+	"this rule", true, NULL
+};
+
+
 static const struct collection *coll_of(const struct api_req *req)
 {
 	api_h *h = req->route->h;
+
+	if (h == api_number_rules_h || h == api_number_rule_h)
+		return &number_rules;
 
 	if (h == api_rates_h || h == api_rate_h)
 		return &rates;
@@ -636,6 +723,20 @@ void api_routes_h(struct api_req *req)
 
 /** DELETE /v1/routes/{id} */
 void api_route_h(struct api_req *req)
+{
+	delete_by_id(req);
+}
+
+
+/** GET, POST /v1/number_rules */
+void api_number_rules_h(struct api_req *req)
+{
+	list_or_create(req);
+}
+
+
+/** DELETE /v1/number_rules/{id} */
+void api_number_rule_h(struct api_req *req)
 {
 	delete_by_id(req);
 }
