@@ -40,6 +40,7 @@ static const char stmt_gw_insert[]   = "api_gw_insert";
 static const char stmt_gw_delete[]   = "api_gw_delete";
 static const char stmt_rt_list[]     = "api_rt_list";
 static const char stmt_rt_insert[]   = "api_rt_insert";
+static const char stmt_rt_insert_lcr[] = "api_rt_insert_lcr";
 static const char stmt_rt_delete[]   = "api_rt_delete";
 static const char stmt_nr_list[]    = "api_nr_list";
 static const char stmt_nr_insert[]  = "api_nr_insert";
@@ -90,8 +91,9 @@ int api_catalog_register(struct db *db)
 
 	err |= db_prepare(db, stmt_rt_list, "SELECT r.id, r.prefix,"
 			  " r.position, g.name AS gateway, r.gateway_id,"
-			  " r.origin, " SOURCE("r") " AS config FROM routes r"
-			  " JOIN gateways g ON g.id = r.gateway_id"
+			  " r.origin, " SOURCE("r") " AS config, r.mode"
+			  " FROM routes r"
+			  " LEFT JOIN gateways g ON g.id = r.gateway_id"
 			  " ORDER BY r.prefix, r.position, r.id", 0);
 	/* not to a prefix of the configuration's: a row naming its line */
 	err |= db_prepare(db, stmt_rt_insert, "WITH c AS (SELECT " SOURCE("r")
@@ -103,8 +105,23 @@ int api_catalog_register(struct db *db)
 			  " AND NOT EXISTS (SELECT 1 FROM c)"
 			  " RETURNING id, prefix, position, gateway_id, origin)"
 			  " SELECT id, prefix, position, $3 AS gateway, gateway_id,"
-			  " origin, NULL AS config FROM i UNION ALL SELECT NULL, $1, NULL, $3,"
-			  " NULL, 'config', src FROM c", 3);
+			  " origin, NULL AS config, 'static' AS mode FROM i"
+			  " UNION ALL SELECT NULL, $1, NULL, $3,"
+			  " NULL, 'config', src, NULL FROM c", 3);
+	/* a least-cost route: gateways from the carriers' decks */
+	err |= db_prepare(db, stmt_rt_insert_lcr, "WITH c AS (SELECT "
+			  SOURCE("r") " AS src FROM routes r WHERE r.prefix = $1"
+			  " AND r.origin = 'config' LIMIT 1),"
+			  " i AS (INSERT INTO routes (prefix, position,"
+			  " gateway_id, mode) SELECT $1, $2::integer, NULL,"
+			  " 'lcr' WHERE $3::text IS NULL"
+			  " AND NOT EXISTS (SELECT 1 FROM c)"
+			  " RETURNING id, prefix, position, gateway_id, origin,"
+			  " mode)"
+			  " SELECT id, prefix, position, NULL AS gateway,"
+			  " gateway_id, origin, NULL AS config, mode FROM i"
+			  " UNION ALL SELECT NULL, $1, NULL, NULL, NULL,"
+			  " 'config', src, NULL FROM c", 3);
 	err |= db_prepare(db, stmt_rt_delete, "WITH t AS (SELECT * FROM"
 			  " routes WHERE id = $1::bigint),"
 			  " d AS (DELETE FROM routes r USING t"
@@ -240,6 +257,7 @@ struct params {
 	const char *v[7];            /**< borrowed from the body or num  */
 	char num[4][64];             /**< numbers, an address, for v     */
 	int n;
+	const char *stmt;            /**< insert of its own, or NULL     */
 };
 
 /** Check a POST body into p: 0, or errno once the error is answered */
@@ -374,15 +392,16 @@ static int gw_params(struct api_req *req, const struct odict *od,
 
 
 static const char *const rt_fields[] = {
-	"prefix", "gateway", "position", NULL
+	"prefix", "gateway", "position", "mode", NULL
 };
 
 
 static int rt_params(struct api_req *req, const struct odict *od,
 		     struct params *p)
 {
-	const char *prefix, *gw;
+	const char *prefix, *gw = NULL, *mode = "static";
 	int64_t pos = 0;
+	int err;
 
 	if (api_get_str(req, od, "prefix", true, false, &prefix))
 		return EINVAL;
@@ -394,9 +413,28 @@ static int rt_params(struct api_req *req, const struct odict *od,
 		return EINVAL;
 	}
 
-	if (api_get_str(req, od, "gateway", true, false, &gw))
+	err = api_get_str(req, od, "mode", false, false, &mode);
+	if (err == EINVAL)
 		return EINVAL;
-	if (!name_ok(gw)) {
+	if (err)
+		mode = "static";
+	if (strcmp(mode, "static") && strcmp(mode, "lcr")) {
+		api_error(req, 400, "mode", "must be \"static\" or \"lcr\"");
+		return EINVAL;
+	}
+
+	if (!strcmp(mode, "lcr")) {
+		if (odict_lookup(od, "gateway")) {
+			api_error(req, 400, "gateway", "an lcr route takes its"
+				  " gateways from the carriers' decks");
+			return EINVAL;
+		}
+		p->stmt = stmt_rt_insert_lcr;
+	}
+	else if (api_get_str(req, od, "gateway", true, false, &gw)) {
+		return EINVAL;
+	}
+	if (gw && !name_ok(gw)) {
 		api_error(req, 400, "gateway", "a gateway name");
 		return EINVAL;
 	}
@@ -522,7 +560,7 @@ static const struct collection gateways = {
 };
 
 static const struct collection routes = {
-	"routes", "route", "isisiss",
+	"routes", "route", "isisisss",
 	stmt_rt_list, stmt_rt_insert, stmt_rt_delete,
 	rt_fields, rt_params, "prefix",
 	"a route for this prefix and gateway", true, rt_refused
@@ -635,7 +673,8 @@ static void create(struct api_req *req)
 
 	memset(&p, 0, sizeof(p));
 	if (!c->params(req, od, &p))
-		(void)api_exec(req, c->insert, p.n, p.v, insert_done);
+		(void)api_exec(req, p.stmt ? p.stmt : c->insert, p.n, p.v,
+			       insert_done);
 
 	mem_deref(od);
 }

@@ -131,12 +131,12 @@ stop() {
 	equal "tollgate exits 0 on SIGTERM" "$rc" 0
 }
 
-# the customer: 0.02 a minute by the minute to 44 and 49
+# the customer: 0.02 a minute by the minute to 44, 49 and 33
 sql "INSERT INTO rate_plans (name) VALUES ('lcr-test');
      INSERT INTO rates (rate_plan_id, prefix, connect_fee, price_per_minute,
 			initial_increment, subsequent_increment)
      SELECT id, p, 0, 20000, 60, 60 FROM rate_plans,
-	    (VALUES ('44'), ('49')) AS r(p) WHERE name = 'lcr-test';
+	    (VALUES ('44'), ('49'), ('33')) AS r(p) WHERE name = 'lcr-test';
      INSERT INTO accounts (name, balance, max_calls, rate_plan_id)
      SELECT 'alice', 100 * $UNIT, 10, id FROM rate_plans
       WHERE name = 'lcr-test'" >/dev/null || exit 99
@@ -296,6 +296,24 @@ equal "its CDR" "$(last_cdr 6 "dialled || '|' || normalised")" \
 	"97012345|447012345"
 req DELETE "/v1/number_rules/$NR"
 equal "DELETE the API rule" "$CODE" 200
+req POST /v1/routes '{"prefix":"33","mode":"lcr","gateway":"gwa"}'
+equal "an lcr route with a gateway: 400" "$CODE/$(jget field)" 400/gateway
+req POST /v1/carriers/gamma/deck '{"rates":[{"prefix":"49","price_per_minute":"0.0500","initial_increment":1,"subsequent_increment":1},{"prefix":"33","price_per_minute":"0.0010"}]}'
+equal "gamma's deck replaced: 201" "$CODE/$(jget prices)" 201/2
+req POST /v1/routes '{"prefix":"33","mode":"lcr"}'
+equal "POST an lcr route for 33: 201" "$CODE/$(jget mode)" 201/lcr
+R33=$(jget id)
+req GET /v1/routes
+equal "GET /v1/routes lists the lcr routes" \
+	"$(python3 -c 'import json,sys
+print(" ".join(r["prefix"] + "/" + r["origin"] for r in json.loads(sys.argv[1])["routes"]
+	if r["mode"] == "lcr"))' "$BODY")" "33/api 44/config 49/config"
+equal "00 33 123 goes to gamma, the only carrier for 33" \
+	"$(dial 0033123)" "gwc:33123:33123"
+equal "its CDR" "$(last_cdr 7 "carrier || '|' || dialled || '|' || normalised")" \
+	"gamma|0033123|33123"
+req DELETE "/v1/routes/$R33"
+equal "DELETE the lcr route" "$CODE" 200
 stop
 
 summary
