@@ -162,6 +162,8 @@ gateway gwa 127.0.5.13:5080 carrier=alpha
 gateway gwb 127.0.5.14:5080 transport=udp carrier=beta
 gateway gwc 127.0.5.15:5080 carrier=gamma
 gateway gwd 127.0.5.16:5080
+number_in account=alice match=8 len=4-4 strip=1 prefix=4470
+number_in peer=127.0.5.12 match=7 prefix=4470
 number_in match=0 national=44
 number_out gateway=gwd match=44 strip=2 prefix=0
 number_out gateway=gwb prefix=+
@@ -225,21 +227,28 @@ equal "+44 7012345 as dialled is kept, normalised without '+'" \
 equal "its CDR's numbers" "$(last_cdr 2 "dialled || '|' || normalised")" \
 	"+447012345|447012345"
 
+equal "alice's own rule: 8123 is 44 70 123" "$(dial 8123)" "gwd:070123:070123"
+equal "its CDR" "$(last_cdr 3 "dialled || '|' || normalised")" "8123|4470123"
+equal "its length bound: 81234 is no number of that rule (404)" \
+	"$(dial 81234 "$here/caller-404.xml")" "none"
+equal "a rule for another peer network does not apply (404)" \
+	"$(dial 7123 "$here/caller-404.xml")" "none"
+
 echo "# 2. least-cost routing"
 equal "beta is cheapest for 44 (a minute costs 0.008), it gets +44..." \
 	"$(dial 02012345678)" "gwb:+442012345678:+442012345678"
 equal "its CDR: carrier beta, its cost and the margin (one minute)" \
-	"$(last_cdr 3 "carrier || '|' || carrier_cost || '|' || margin || '|' || cost")" \
+	"$(last_cdr 4 "carrier || '|' || carrier_cost || '|' || margin || '|' || cost")" \
 	"beta|8000|12000|20000"
 equal "gamma's lapsed 44 price is not used; beta full: alpha next" \
 	"$(dial 02012345678 "$here/caller.xml" gwb=503)" \
 	"gwb:+442012345678:+442012345678,gwa:442012345678:442012345678"
 equal "the CDR names the carrier that carried it" \
-	"$(last_cdr 4 "gateway || '|' || carrier || '|' || carrier_cost || '|' || margin")" \
+	"$(last_cdr 5 "gateway || '|' || carrier || '|' || carrier_cost || '|' || margin")" \
 	"gwa|alpha|167|19833"
 
 echo "# 3. margin guard"
-last_cdr 4 id >/dev/null
+last_cdr 5 id >/dev/null
 bal=$(sql "SELECT balance FROM accounts WHERE name = 'alice'")
 ncdr=$(sql "SELECT count(*) FROM cdrs")
 equal "49: alpha and gamma cost more than alice pays: nothing called" \
@@ -248,7 +257,7 @@ check "the caller got 503 with Q.850 cause 34" \
 	grep -q 'FINAL 503 reason= *Q.850;cause=34;text="no carrier within the margin"' \
 	"$DIR/$(cat "$DIR/dials")-caller.log"
 equal "its reason, code and cost" \
-	"$(last_cdr 5 "reason || '|' || sip_code || '|' || cost || '|' || normalised || '|' || coalesce(gateway, '-')")" \
+	"$(last_cdr 6 "reason || '|' || sip_code || '|' || cost || '|' || normalised || '|' || coalesce(gateway, '-')")" \
 	"no_margin|503|0|4930123|-"
 sleep 0.5
 equal "exactly one CDR more" "$(sql "SELECT count(*) FROM cdrs")" \
@@ -285,14 +294,15 @@ NR=$(jget id)
 req GET /v1/number_rules
 check "the rules list the config's and the API's" \
 	grep -q '"rule":"match=9 strip=1 prefix=44"' "$TEST_DIR/body"
-equal "the config's rule is listed with its file and line" \
+equal "the config's rules are listed with their file and line" \
 	"$(python3 -c 'import json,sys
 print(",".join(r["config"] for r in json.loads(sys.argv[1])["number_rules"]
 	if r["origin"] == "config" and r["direction"] == "in"))' "$BODY")" \
-	"$(readlink -f "$CONF"):$(line '^number_in')"
+	"$(grep -n '^number_in' "$CONF" | cut -d: -f1 |
+	   sed "s#^#$(readlink -f "$CONF"):#" | paste -sd,)"
 equal "the API rule is used at once: 9 7012345 is 44 7012345" \
 	"$(dial 97012345)" "gwd:07012345:07012345"
-equal "its CDR" "$(last_cdr 6 "dialled || '|' || normalised")" \
+equal "its CDR" "$(last_cdr 7 "dialled || '|' || normalised")" \
 	"97012345|447012345"
 req DELETE "/v1/number_rules/$NR"
 equal "DELETE the API rule" "$CODE" 200
@@ -310,7 +320,7 @@ print(" ".join(r["prefix"] + "/" + r["origin"] for r in json.loads(sys.argv[1])[
 	if r["mode"] == "lcr"))' "$BODY")" "33/api 44/config 49/config"
 equal "00 33 123 goes to gamma, the only carrier for 33" \
 	"$(dial 0033123)" "gwc:33123:33123"
-equal "its CDR" "$(last_cdr 7 "carrier || '|' || dialled || '|' || normalised")" \
+equal "its CDR" "$(last_cdr 8 "carrier || '|' || dialled || '|' || normalised")" \
 	"gamma|0033123|33123"
 req DELETE "/v1/routes/$R33"
 equal "DELETE the lcr route" "$CODE" 200
