@@ -47,7 +47,15 @@ struct call_evarg {
 	const struct pl *reason_hdr; /**< Reason of a BYE received       */
 };
 
-enum { B2BUA_UDATA_SLOTS = 4 };
+enum { B2BUA_UDATA_SLOTS = 4, B2BUA_MARGIN_CACHE = 256 };
+
+/** One answer of the margin guard for a pair of prices */
+struct margin_memo {
+	struct b2bua_tariff customer;
+	struct b2bua_tariff carrier;
+	bool used;
+	bool ok;
+};
 
 struct b2bua {
 	const struct b2bua_conf *cfg;  /**< borrowed                     */
@@ -75,6 +83,7 @@ struct b2bua {
 	uint32_t ncalls;
 	unsigned nslots;               /**< per-call data slots taken    */
 	struct limiter *lim;           /**< owned: limits at the door    */
+	struct margin_memo margin[B2BUA_MARGIN_CACHE]; /**< by the prices */
 	struct b2bua_stats st;
 	bool draining;             /**< no new calls; running ones go on */
 	bool shutting_down;        /**< every call is being ended        */

@@ -594,6 +594,44 @@ static int candidates_build(struct b2bua_call *call)
 }
 
 
+static bool tariff_eq(const struct b2bua_tariff *a,
+		      const struct b2bua_tariff *b)
+{
+	return a->connect_fee == b->connect_fee &&
+		a->per_minute == b->per_minute &&
+		a->initial == b->initial && a->subsequent == b->subsequent;
+}
+
+
+/*
+ * b2bua_margin_ok() for a customer's and a carrier's price, remembered:
+ * the answer depends on the two prices only (the margin and horizon are
+ * the configuration's), and a node sees few pairs, so most calls cost a
+ * hash and a compare instead of a walk over the carrier's increments
+ */
+static bool margin_memo_ok(struct b2bua *b, const struct b2bua_tariff *cu,
+			   const struct b2bua_tariff *ca)
+{
+	const struct b2bua_tariff key[2] = { *cu, *ca };
+	struct margin_memo *m;
+
+	m = &b->margin[hash_joaat((const uint8_t *)key, sizeof(key)) %
+		       B2BUA_MARGIN_CACHE];
+
+	if (m->used && tariff_eq(&m->customer, cu) &&
+	    tariff_eq(&m->carrier, ca))
+		return m->ok;
+
+	m->customer = *cu;
+	m->carrier = *ca;
+	m->ok = b2bua_margin_ok(cu, ca, b->cfg->lcr_min_margin,
+				b->cfg->lcr_margin_horizon);
+	m->used = true;
+
+	return m->ok;
+}
+
+
 /*
  * The margin guard: with the customer's price known, a carrier of a
  * least-cost route that would cost more than it, or leave less than
@@ -604,15 +642,13 @@ static int candidates_build(struct b2bua_call *call)
  */
 static uint32_t margin_guard(struct b2bua_call *call)
 {
-	const struct b2bua_conf *cfg = call->b->cfg;
 	uint32_t i, left = 0;
 
 	for (i = 0; i < call->candc; i++) {
 		struct call_cand *k = &call->candv[i];
 
 		if (call->priced && call->route->lcr && k->priced &&
-		    !b2bua_margin_ok(&call->price, &k->t, cfg->lcr_min_margin,
-				     cfg->lcr_margin_horizon)) {
+		    !margin_memo_ok(call->b, &call->price, &k->t)) {
 			k->dropped = true;
 			tlog_info(call_logid(call), "carrier %s (gateway %s) "
 				  "left out: below the margin",
