@@ -13,6 +13,8 @@
  * CSV: a header line naming the columns, in any order, then one price a
  * line:  prefix,price_per_minute[,connect_fee][,initial_increment]
  *        [,subsequent_increment][,valid_from][,valid_to]
+ * ?preference=N (or "preference" of a JSON body) orders carriers whose
+ * costs tie, lower first; without it the carrier keeps its own.
  * JSON:  {"preference": 0, "rates": [{"prefix": "44",
  *        "price_per_minute": "0.0100", ...}, ...]}
  * Money is a decimal string of units, increments are seconds (default
@@ -538,6 +540,12 @@ void api_deck_h(struct api_req *req)
 		api_error(req, 500, NULL, "out of memory");
 		goto out;
 	}
+
+	/* ?preference=N, for a CSV body (a JSON body may say it too) */
+	err = api_arg_int(req, "preference", -1000000, 1000000, &preference);
+	if (err == EINVAL)
+		goto out;
+	prefset = !err;
 
 	if (ctype && !strncasecmp(ctype, "text/csv", 8)) {
 		if (re_sdprintf(&text, "%b", req->body->buf, req->body->end)) {

@@ -204,8 +204,9 @@ echo "# decks: alpha by CSV, beta and gamma by JSON"
 code=$(curl -s -m 20 -o "$DIR/body" -w '%{http_code}' -X POST \
 	-H "Authorization: Bearer $ADMIN" -H "Content-Type: text/csv" \
 	--data-binary $'prefix,price_per_minute,initial_increment,subsequent_increment\n44,0.0100,1,1\n49,0.0300,1,1\n' \
-	"$API/v1/carriers/alpha/deck")
+	"$API/v1/carriers/alpha/deck?preference=2")
 equal "POST alpha's deck as CSV: 201" "$code" 201
+equal "its preference" "$(sql "SELECT preference FROM carriers WHERE name = 'alpha'")" 2
 BODY=$(cat "$DIR/body")
 equal "the import counts its prices" "$(jget prices)" 2
 req POST /v1/carriers/beta/deck '{"preference":1,"rates":[{"prefix":"44","price_per_minute":"0.0080","initial_increment":60,"subsequent_increment":60}]}'
