@@ -192,6 +192,7 @@ void api_cdrs_h(struct api_req *req);
 void api_number_rules_h(struct api_req *req);
 void api_number_rule_h(struct api_req *req);
 void api_deck_h(struct api_req *req);
+void api_carriers_h(struct api_req *req);
 int  api_deck_register(struct db *db);
 void api_blocks_h(struct api_req *req);
 void api_block_h(struct api_req *req);

@@ -1,6 +1,7 @@
 /**
  * @file deck.c  REST API: a carrier's cost deck, imported in bulk
  *
+ *   GET  /v1/carriers
  *   POST /v1/carriers/{name}/deck   (text/csv, or a JSON object)
  *
  * The body replaces the carrier's whole deck (the carrier is created if
@@ -37,6 +38,7 @@ enum {
 };
 
 static const char stmt_deck_import[] = "api_deck_import";
+static const char stmt_carriers[]    = "api_carriers";
 
 /* the columns of a deck row, in tg_deck_import's order */
 enum deck_col {
@@ -58,11 +60,53 @@ struct deck {
 
 int api_deck_register(struct db *db)
 {
-	return db_prepare(db, stmt_deck_import, "SELECT carrier_id, prices"
-			  " FROM tg_deck_import($1, $2::text[], $3::bigint[],"
-			  " $4::bigint[], $5::integer[], $6::integer[],"
-			  " $7::timestamptz[], $8::timestamptz[],"
-			  " $9::integer)", 9);
+	int err;
+
+	err = db_prepare(db, stmt_deck_import, "SELECT carrier_id, prices"
+			 " FROM tg_deck_import($1, $2::text[], $3::bigint[],"
+			 " $4::bigint[], $5::integer[], $6::integer[],"
+			 " $7::timestamptz[], $8::timestamptz[],"
+			 " $9::integer)", 9);
+	err |= db_prepare(db, stmt_carriers, "SELECT c.id, c.name,"
+			  " c.preference, (SELECT count(*) FROM carrier_rates r"
+			  " WHERE r.carrier_id = c.id) AS prices,"
+			  " (SELECT count(*) FROM carrier_rates r"
+			  " WHERE r.carrier_id = c.id AND r.valid_from <= now()"
+			  " AND now() < r.valid_to) AS prices_valid,"
+			  " (SELECT coalesce(string_agg(g.name, ',' ORDER BY"
+			  " g.id), '') FROM gateways g WHERE g.carrier_id = c.id)"
+			  " AS gateways FROM carriers c ORDER BY c.name", 0);
+
+	return err;
+}
+
+
+static void carriers_done(int err, const struct pg_result *res, void *arg)
+{
+	struct api_req *req = arg;
+	struct odict *od = NULL;
+
+	if (err) {
+		api_db_error(req, err, res, NULL, "carriers");
+		return;
+	}
+
+	err = odict_alloc(&od, 4);
+	if (!err)
+		err = api_rows(od, "carriers", res, "isiiis");
+	if (err)
+		api_error(req, 500, NULL, "out of memory");
+	else
+		api_reply(req, 200, od);
+
+	mem_deref(od);
+}
+
+
+/** GET /v1/carriers: each with its preference, prices and gateways */
+void api_carriers_h(struct api_req *req)
+{
+	(void)api_exec(req, stmt_carriers, 0, NULL, carriers_done);
 }
 
 

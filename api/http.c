@@ -51,6 +51,8 @@ static const struct api_route routev[] = {
 	 api_number_rules_h},
 	{"/v1/number_rules/*",   API_DELETE,           API_OPEN_NEVER,
 	 api_number_rule_h},
+	{"/v1/carriers",         API_GET,              API_OPEN_NEVER,
+	 api_carriers_h},
 	{"/v1/carriers/*/deck",  API_POST,             API_OPEN_NEVER,
 	 api_deck_h},
 	{"/v1/cdrs",             API_GET,              API_OPEN_NEVER,

@@ -214,6 +214,12 @@ equal "POST beta's deck as JSON: 201" "$CODE" 201
 # gamma: 44 only in the past, 49 dearer than the customer pays
 req POST /v1/carriers/gamma/deck '{"rates":[{"prefix":"44","price_per_minute":"0.0010","valid_from":"2020-01-01T00:00:00Z","valid_to":"2021-01-01T00:00:00Z"},{"prefix":"49","price_per_minute":"0.0500","initial_increment":1,"subsequent_increment":1}]}'
 equal "POST gamma's deck: 201" "$CODE" 201
+req GET /v1/carriers
+equal "GET /v1/carriers: names, preferences, prices, gateways" \
+	"$(python3 -c 'import json,sys
+print(" ".join("%s/%s/%s/%s/%s" % (c["name"], c["preference"], c["prices"],
+	c["prices_valid"], c["gateways"]) for c in json.loads(sys.argv[1])["carriers"]))' "$BODY")" \
+	"alpha/2/2/2/gwa beta/1/1/1/gwb gamma/0/2/1/gwc"
 check "the decks are in memory (gamma's lapsed price left out)" \
 	grep -q 'routing by the database: .* 3 carriers (4 prices)' "$TG_LOG"
 
