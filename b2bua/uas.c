@@ -774,6 +774,18 @@ void b2bua_call_authorized(struct b2bua_call *call, uint16_t scode,
 	}
 
 	call->gwi = call_next_usable(call, 0);
+	if (call->gwi >= call->candc) {
+		const struct call_evarg end = {
+			.reason = B2BUA_R_REJECTED,
+			.scode  = 503,
+			.phrase = "Service Unavailable",
+			.hdrs   = "Reason: Q.850;cause=34;text=\"no gateway "
+				  "usable\"\r\n",
+		};
+
+		(void)call_event(call, CEV_REFUSED, &end);
+		return;
+	}
 
 	if (call_event(call, CEV_AUTHORIZED, NULL))
 		return;
