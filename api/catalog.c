@@ -5,6 +5,7 @@
  *   GET/POST /v1/gateways, DELETE /v1/gateways/{id} (GET of one, and
  *   the health in the list: api/gateways.c)
  *   GET/POST /v1/routes, DELETE /v1/routes/{id}
+ *   GET/POST /v1/number_rules, DELETE /v1/number_rules/{id}
  *
  * Gateways and routes live in PostgreSQL, where the B2BUA keeps them
  * (b2bua/route_store.c).  The configuration file owns what it names:
@@ -40,7 +41,11 @@ static const char stmt_gw_insert[]   = "api_gw_insert";
 static const char stmt_gw_delete[]   = "api_gw_delete";
 static const char stmt_rt_list[]     = "api_rt_list";
 static const char stmt_rt_insert[]   = "api_rt_insert";
+static const char stmt_rt_insert_lcr[] = "api_rt_insert_lcr";
 static const char stmt_rt_delete[]   = "api_rt_delete";
+static const char stmt_nr_list[]    = "api_nr_list";
+static const char stmt_nr_insert[]  = "api_nr_insert";
+static const char stmt_nr_delete[]  = "api_nr_delete";
 
 
 int api_catalog_register(struct db *db)
@@ -87,8 +92,9 @@ int api_catalog_register(struct db *db)
 
 	err |= db_prepare(db, stmt_rt_list, "SELECT r.id, r.prefix,"
 			  " r.position, g.name AS gateway, r.gateway_id,"
-			  " r.origin, " SOURCE("r") " AS config FROM routes r"
-			  " JOIN gateways g ON g.id = r.gateway_id"
+			  " r.origin, " SOURCE("r") " AS config, r.mode"
+			  " FROM routes r"
+			  " LEFT JOIN gateways g ON g.id = r.gateway_id"
 			  " ORDER BY r.prefix, r.position, r.id", 0);
 	/* not to a prefix of the configuration's: a row naming its line */
 	err |= db_prepare(db, stmt_rt_insert, "WITH c AS (SELECT " SOURCE("r")
@@ -100,14 +106,45 @@ int api_catalog_register(struct db *db)
 			  " AND NOT EXISTS (SELECT 1 FROM c)"
 			  " RETURNING id, prefix, position, gateway_id, origin)"
 			  " SELECT id, prefix, position, $3 AS gateway, gateway_id,"
-			  " origin, NULL AS config FROM i UNION ALL SELECT NULL, $1, NULL, $3,"
-			  " NULL, 'config', src FROM c", 3);
+			  " origin, NULL AS config, 'static' AS mode FROM i"
+			  " UNION ALL SELECT NULL, $1, NULL, $3,"
+			  " NULL, 'config', src, NULL FROM c", 3);
+	/* a least-cost route: gateways from the carriers' decks */
+	err |= db_prepare(db, stmt_rt_insert_lcr, "WITH c AS (SELECT "
+			  SOURCE("r") " AS src FROM routes r WHERE r.prefix = $1"
+			  " AND r.origin = 'config' LIMIT 1),"
+			  " i AS (INSERT INTO routes (prefix, position,"
+			  " gateway_id, mode) SELECT $1, $2::integer, NULL,"
+			  " 'lcr' WHERE $3::text IS NULL"
+			  " AND NOT EXISTS (SELECT 1 FROM c)"
+			  " RETURNING id, prefix, position, gateway_id, origin,"
+			  " mode)"
+			  " SELECT id, prefix, position, NULL AS gateway,"
+			  " gateway_id, origin, NULL AS config, mode FROM i"
+			  " UNION ALL SELECT NULL, $1, NULL, NULL, NULL,"
+			  " 'config', src, NULL FROM c", 3);
 	err |= db_prepare(db, stmt_rt_delete, "WITH t AS (SELECT * FROM"
 			  " routes WHERE id = $1::bigint),"
 			  " d AS (DELETE FROM routes r USING t"
 			  " WHERE r.id = t.id AND t.origin = 'api')"
 			  " SELECT t.id, t.origin, t.prefix, " SOURCE("t")
 			  " FROM t", 1);
+
+	err |= db_prepare(db, stmt_nr_list, "SELECT n.id, n.direction,"
+			  " n.position, n.rule, n.origin, " SOURCE("n")
+			  " AS config FROM number_rules n"
+			  " ORDER BY n.direction, n.origin = 'api',"
+			  " n.position, n.id", 0);
+	err |= db_prepare(db, stmt_nr_insert, "INSERT INTO number_rules"
+			  " (direction, rule, position) VALUES ($1, $2,"
+			  " $3::integer) RETURNING id, direction, position,"
+			  " rule, origin, NULL AS config", 3);
+	err |= db_prepare(db, stmt_nr_delete, "WITH t AS (SELECT * FROM"
+			  " number_rules WHERE id = $1::bigint),"
+			  " d AS (DELETE FROM number_rules n USING t"
+			  " WHERE n.id = t.id AND t.origin = 'api')"
+			  " SELECT t.id, t.origin, t.direction || ' rule ' ||"
+			  " t.id, " SOURCE("t") " FROM t", 1);
 
 	return err;
 }
@@ -225,6 +262,7 @@ struct params {
 	const char *v[7];            /**< borrowed from the body or num  */
 	char num[4][64];             /**< numbers, an address, for v     */
 	int n;
+	const char *stmt;            /**< insert of its own, or NULL     */
 };
 
 /** Check a POST body into p: 0, or errno once the error is answered */
@@ -359,15 +397,16 @@ static int gw_params(struct api_req *req, const struct odict *od,
 
 
 static const char *const rt_fields[] = {
-	"prefix", "gateway", "position", NULL
+	"prefix", "gateway", "position", "mode", NULL
 };
 
 
 static int rt_params(struct api_req *req, const struct odict *od,
 		     struct params *p)
 {
-	const char *prefix, *gw;
+	const char *prefix, *gw = NULL, *mode = "static";
 	int64_t pos = 0;
+	int err;
 
 	if (api_get_str(req, od, "prefix", true, false, &prefix))
 		return EINVAL;
@@ -379,9 +418,28 @@ static int rt_params(struct api_req *req, const struct odict *od,
 		return EINVAL;
 	}
 
-	if (api_get_str(req, od, "gateway", true, false, &gw))
+	err = api_get_str(req, od, "mode", false, false, &mode);
+	if (err == EINVAL)
 		return EINVAL;
-	if (!name_ok(gw)) {
+	if (err)
+		mode = "static";
+	if (strcmp(mode, "static") && strcmp(mode, "lcr")) {
+		api_error(req, 400, "mode", "must be \"static\" or \"lcr\"");
+		return EINVAL;
+	}
+
+	if (!strcmp(mode, "lcr")) {
+		if (odict_lookup(od, "gateway")) {
+			api_error(req, 400, "gateway", "an lcr route takes its"
+				  " gateways from the carriers' decks");
+			return EINVAL;
+		}
+		p->stmt = stmt_rt_insert_lcr;
+	}
+	else if (api_get_str(req, od, "gateway", true, false, &gw)) {
+		return EINVAL;
+	}
+	if (gw && !name_ok(gw)) {
 		api_error(req, 400, "gateway", "a gateway name");
 		return EINVAL;
 	}
@@ -419,6 +477,62 @@ static bool rt_refused(struct api_req *req, const PGresult *res)
 }
 
 
+/* --------------------------------------------------------- number rules */
+
+
+static const char *const nr_fields[] = {
+	"direction", "rule", "position", NULL
+};
+
+
+/* the rule in the words of number_in / number_out, checked by the
+   B2BUA's own parser */
+static int nr_params(struct api_req *req, const struct odict *od,
+		     struct params *p)
+{
+	const char *dir, *rule;
+	struct b2bua_xlat *x = NULL;
+	char why[128] = "";
+	int64_t pos = 0;
+	struct pl pl;
+	int err;
+
+	if (api_get_str(req, od, "direction", true, false, &dir))
+		return EINVAL;
+	if (strcmp(dir, "in") && strcmp(dir, "out")) {
+		api_error(req, 400, "direction", "must be \"in\" or "
+			  "\"out\"");
+		return EINVAL;
+	}
+
+	if (api_get_str(req, od, "rule", true, false, &rule))
+		return EINVAL;
+	pl_set_str(&pl, rule);
+	err = strlen(rule) > 512 ? EINVAL :
+		b2bua_xlat_parse(&x, strcmp(dir, "in") ? B2BUA_XLAT_OUT :
+				 B2BUA_XLAT_IN, &pl, why, sizeof(why));
+	mem_deref(x);
+	if (err) {
+		api_error(req, 400, "rule", "%s", why[0] ? why :
+			  "not a rule of number_in / number_out");
+		return EINVAL;
+	}
+
+	if (api_get_int(req, od, "position", false, 0, 1000000, &pos) ==
+	    EINVAL)
+		return EINVAL;
+
+	(void)re_snprintf(p->num[0], sizeof(p->num[0]), "%lld",
+			  (long long)pos);
+	p->v[0] = dir;
+	p->v[1] = rule;
+	p->v[2] = p->num[0];
+	p->n = 3;
+
+	return 0;
+}
+
+
 /* ---------------------------------------------------------- collections */
 
 /** What rates, gateways and routes differ in */
@@ -451,16 +565,27 @@ static const struct collection gateways = {
 };
 
 static const struct collection routes = {
-	"routes", "route", "isisiss",
+	"routes", "route", "isisisss",
 	stmt_rt_list, stmt_rt_insert, stmt_rt_delete,
 	rt_fields, rt_params, "prefix",
 	"a route for this prefix and gateway", true, rt_refused
 };
 
 
+static const struct collection number_rules = {
+	"number_rules", "number rule", "isisss",
+	stmt_nr_list, stmt_nr_insert, stmt_nr_delete,
+	nr_fields, nr_params, "rule",
+	"this rule", true, NULL
+};
+
+
 static const struct collection *coll_of(const struct api_req *req)
 {
 	api_h *h = req->route->h;
+
+	if (h == api_number_rules_h || h == api_number_rule_h)
+		return &number_rules;
 
 	if (h == api_rates_h || h == api_rate_h)
 		return &rates;
@@ -553,7 +678,8 @@ static void create(struct api_req *req)
 
 	memset(&p, 0, sizeof(p));
 	if (!c->params(req, od, &p))
-		(void)api_exec(req, c->insert, p.n, p.v, insert_done);
+		(void)api_exec(req, p.stmt ? p.stmt : c->insert, p.n, p.v,
+			       insert_done);
 
 	mem_deref(od);
 }
@@ -647,6 +773,20 @@ void api_routes_h(struct api_req *req)
 
 /** DELETE /v1/routes/{id} */
 void api_route_h(struct api_req *req)
+{
+	delete_by_id(req);
+}
+
+
+/** GET, POST /v1/number_rules */
+void api_number_rules_h(struct api_req *req)
+{
+	list_or_create(req);
+}
+
+
+/** DELETE /v1/number_rules/{id} */
+void api_number_rule_h(struct api_req *req)
 {
 	delete_by_id(req);
 }

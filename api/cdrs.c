@@ -17,7 +17,7 @@
 	" 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 /* api_row's types of the columns; the last, the cursor, is left out */
-#define CDR_TYPES "isissssssimiss-"
+#define CDR_TYPES "isissssssimisssssmm-"
 
 enum { CDR_LIMIT_DEFAULT = 100, CDR_LIMIT_MAX = 1000 };
 
@@ -31,7 +31,8 @@ int api_cdrs_register(struct db *db)
 			  " gateway, " TS("setup_at") " AS setup_at,"
 			  " " TS("answer_at") " AS answer_at,"
 			  " " TS("end_at") " AS end_at, billed_seconds, cost,"
-			  " sip_code, hangup_by, reason,"
+			  " sip_code, hangup_by, reason, dialled, normalised,"
+			  " carrier, carrier_cost, margin,"
 			  " (extract(epoch FROM setup_at) * 1000000)::bigint"
 			  " FROM cdrs"
 			  " WHERE ($1::bigint IS NULL OR account_id = $1)"
@@ -67,7 +68,7 @@ static void cdrs_done(int err, const struct pg_result *pres, void *arg)
 			char cur[48];
 
 			(void)re_snprintf(cur, sizeof(cur), "%s-%s",
-					  PQgetvalue(res, n - 1, 14),
+					  PQgetvalue(res, n - 1, 19),
 					  PQgetvalue(res, n - 1, 0));
 			err = odict_entry_add(od, "next_cursor",
 					       ODICT_STRING, cur);

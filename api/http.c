@@ -13,6 +13,7 @@
 
 #include <string.h>
 #include <stdarg.h>
+#include <strings.h>
 #include <libpq-fe.h>
 #include "api_int.h"
 
@@ -46,6 +47,14 @@ static const struct api_route routev[] = {
 	 api_routes_h},
 	{"/v1/routes/*",         API_DELETE,           API_OPEN_NEVER,
 	 api_route_h},
+	{"/v1/number_rules",     API_GET | API_POST,   API_OPEN_NEVER,
+	 api_number_rules_h},
+	{"/v1/number_rules/*",   API_DELETE,           API_OPEN_NEVER,
+	 api_number_rule_h},
+	{"/v1/carriers",         API_GET,              API_OPEN_NEVER,
+	 api_carriers_h},
+	{"/v1/carriers/*/deck",  API_POST,             API_OPEN_NEVER,
+	 api_deck_h},
 	{"/v1/cdrs",             API_GET,              API_OPEN_NEVER,
 	 api_cdrs_h},
 	{"/v1/blocks",           API_GET,              API_OPEN_NEVER,
@@ -470,12 +479,19 @@ static void req_check(struct api_req *req)
 		return;
 	}
 
-	/* a body must be JSON; a POST without one (drain) needs no type */
+	/* a body must be JSON (a deck may be CSV); a POST without one
+	   (drain) needs no type */
 	if ((req->meth == API_POST || req->meth == API_PATCH) &&
 	    has_body(req)) {
-		if (!json_ctype(api_header(req, "Content-Type"))) {
+		const char *ct = api_header(req, "Content-Type");
+		bool csv = req->route->h == api_deck_h && ct &&
+			!strncasecmp(ct, "text/csv", 8);
+
+		if (!csv && !json_ctype(ct)) {
 			api_error(req, 415, "Content-Type", "the body must "
-				  "be application/json");
+				  "be application/json%s",
+				  req->route->h == api_deck_h ?
+				  " or text/csv" : "");
 			return;
 		}
 	}
@@ -728,6 +744,7 @@ int api_alloc(struct api **apip, const struct api_conf *cfg,
 
 	err  = api_accounts_register(db);
 	err |= api_catalog_register(db);
+	err |= api_deck_register(db);
 	err |= api_limits_register(db);
 	err |= api_cdrs_register(db);
 	err |= api_status_register(db);

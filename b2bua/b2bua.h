@@ -74,6 +74,8 @@ struct cfg_peer {
 	unsigned line;
 };
 
+struct b2bua_carrier;
+
 /** Which options a gateway line gave (the others are the global keys') */
 enum cfg_gw_opt {
 	CFG_GW_PROBE         = 1 << 0,
@@ -98,8 +100,8 @@ struct cfg_gw_health {
 };
 
 /**
- * gateway gw1 127.0.0.1:5080 [transport=udp|tcp|tls] [probe=S]
- *         [probe_timeout=MS] [fail=N] [recover=N] [burst=N]
+ * gateway gw1 127.0.0.1:5080 [transport=udp|tcp|tls] [carrier=NAME]
+ *         [probe=S] [probe_timeout=MS] [fail=N] [recover=N] [burst=N]
  *         [max_calls=N] [cps=N]
  */
 struct cfg_gateway {
@@ -107,20 +109,79 @@ struct cfg_gateway {
 	char *name;             /**< owned                               */
 	struct sa addr;
 	enum sip_transp tp;
+	char *carrier;          /**< owned; carrier's name, NULL if none  */
+	const struct b2bua_carrier *car; /**< borrowed, in a routing table
+					    with its carrier's deck        */
 	unsigned line;
 	unsigned given;         /**< enum cfg_gw_opt: set on its line    */
 	struct cfg_gw_health h; /**< effective, after the whole file     */
 };
 
-/** route 4420 gw1,gw2   (prefix "default" matches every number) */
+/**
+ * route 4420 gw1,gw2   (prefix "default" matches every number)
+ * route 44 lcr         (the carriers whose deck covers the number)
+ */
 struct cfg_route {
 	struct le le;
 	char *prefix;           /**< owned; "" for default               */
 	struct cfg_gateway **gwv; /**< owned array of borrowed gateways  */
 	uint32_t gwc;
+	bool lcr;               /**< least cost: gateways from the decks  */
 	unsigned line;
 	char *gwnames;          /**< owned; the names until resolved     */
 };
+
+/**
+ * A price of a carrier (its cost deck) or of a customer (its rate), in
+ * micro-units, rated as billing's struct rate: a call of d seconds
+ * (d > 0) is billed initial + ceil((d - initial) / subsequent) *
+ * subsequent seconds (at least initial) and costs connect_fee +
+ * ceil(billed * per_minute / 60).
+ */
+struct b2bua_tariff {
+	int64_t connect_fee;
+	int64_t per_minute;
+	uint32_t initial;       /**< s, >= 1                             */
+	uint32_t subsequent;    /**< s, >= 1                             */
+};
+
+/** Which leg a number translation rule is for */
+enum b2bua_xlat_dir {
+	B2BUA_XLAT_IN = 0,      /**< the caller's number, before routing  */
+	B2BUA_XLAT_OUT,         /**< the gateway's, in its own format     */
+};
+
+enum { B2BUA_XLAT_MATCH = 32, B2BUA_XLAT_PREFIX = 16 };
+
+/**
+ * number_in  [account=NAME] [peer=NET[/BITS]] [match=PATTERN]
+ *            [len=MIN[-MAX]] [national=CC] [strip=N] [prefix=P]
+ * number_out [gateway=NAME] [match=...] [len=...] [strip=N] [prefix=P]
+ */
+struct b2bua_xlat {
+	struct le le;
+	enum b2bua_xlat_dir dir;
+	char *account;          /**< owned; in: this account only         */
+	bool peer_set;          /**< in: callers from peer/peer_bits only */
+	struct sa peer;
+	unsigned peer_bits;
+	char *gateway;          /**< owned; out: this gateway only        */
+	char match[B2BUA_XLAT_MATCH + 2]; /**< ['+'] digits and X       */
+	uint32_t min_len;       /**< digits of the number, 0: no bound    */
+	uint32_t max_len;       /**< 0: no bound                          */
+	char national[6];       /**< CC: 00... -> +..., 0... -> +CC...    */
+	uint32_t strip;         /**< leading characters removed           */
+	char prefix[B2BUA_XLAT_PREFIX + 2]; /**< ['+'] digits put before */
+	unsigned line;
+};
+
+int  b2bua_xlat_parse(struct b2bua_xlat **xp, enum b2bua_xlat_dir dir,
+		      const struct pl *text, char *why, size_t whysz);
+int  b2bua_xlat_print(struct re_printf *pf, const struct b2bua_xlat *x);
+int  b2bua_xlat_apply(const struct list *rulel, enum b2bua_xlat_dir dir,
+		      const char *account, const struct sa *src,
+		      const char *gateway, const char *in, char *out,
+		      size_t sz, const struct b2bua_xlat **hitp);
 
 /** sip_tls_cert FILE (and the other files of SIP over TLS) */
 struct cfg_file {
@@ -141,6 +202,10 @@ struct b2bua_conf {
 	struct list peerl;          /**< struct cfg_peer                 */
 	struct list gatewayl;       /**< struct cfg_gateway              */
 	struct list routel;         /**< struct cfg_route                */
+	struct list xlatl;          /**< struct b2bua_xlat, in file order */
+	uint32_t lcr_min_margin;    /**< %, least margin a carrier leaves */
+	uint32_t lcr_ref_duration;  /**< s, the call LCR prices           */
+	uint32_t lcr_margin_horizon; /**< s, the margin guard looks ahead */
 	struct list copyl;          /**< struct cfg_hdr                  */
 	struct cfg_file tls_cert;   /**< our certificate chain (PEM)     */
 	struct cfg_file tls_key;    /**< its private key (PEM)           */
@@ -191,6 +256,7 @@ extern const struct cfg_module b2bua_conf_module;
 enum { B2BUA_NUMBER_MAX = 64 };
 
 int b2bua_number_normalise(char *buf, size_t sz, const struct pl *user);
+int b2bua_number_dialled(char *buf, size_t sz, const struct pl *user);
 
 const struct cfg_route *cfg_route_find(const struct b2bua_conf *cfg,
 				       const char *number);
@@ -241,6 +307,8 @@ enum b2bua_reason {
 	B2BUA_R_MAX_DURATION,  /**< configured maximum duration          */
 	B2BUA_R_REJECTED,      /**< gateway or tollgate refused the call */
 	B2BUA_R_FAILED,        /**< transport / internal failure         */
+	B2BUA_R_NO_MARGIN,     /**< every carrier would cost more than
+				    the customer pays (margin guard)     */
 };
 
 /** Direction of an SDP body passing through tollgate */
@@ -268,8 +336,13 @@ struct b2bua_call_record {
 	const char *account;      /**< NULL: the caller was not known     */
 	int64_t account_id;       /**< 0: no account                      */
 	const char *caller;       /**< From user, or "anonymous"          */
-	const char *callee;       /**< dialled number                     */
+	const char *callee;       /**< number routed and rated (normalised,
+				       E.164 digits without '+')          */
+	const char *dialled;      /**< number as the caller dialled it    */
 	const char *gateway;      /**< gateway tried last, NULL if none   */
+	const char *carrier;      /**< its carrier, NULL if none          */
+	const struct b2bua_tariff *carrier_tariff; /**< the carrier's price
+				       of the number, NULL if none         */
 	uint64_t setup_ms;        /**< wall clock: the INVITE came        */
 	uint64_t answer_ms;       /**< wall clock; 0: never answered      */
 	uint64_t end_ms;          /**< wall clock: the call ended         */
@@ -405,6 +478,8 @@ struct b2bua_call *b2bua_call_find(const struct b2bua *b, const char *id);
 
 void b2bua_call_authorized(struct b2bua_call *call, uint16_t scode,
 			   const char *reason, const char *hdrs);
+void b2bua_call_set_price(struct b2bua_call *call,
+			  const struct b2bua_tariff *price);
 int  b2bua_call_end(struct b2bua_call *call, enum b2bua_reason reason,
 		    const char *reason_hdr);
 void b2bua_call_emit(struct b2bua_call *call, enum b2bua_event ev);
@@ -415,7 +490,9 @@ const char *b2bua_call_account(const struct b2bua_call *call);
 int64_t     b2bua_call_account_id(const struct b2bua_call *call);
 const char *b2bua_call_caller(const struct b2bua_call *call);
 const char *b2bua_call_callee(const struct b2bua_call *call);
+const char *b2bua_call_dialled(const struct b2bua_call *call);
 const char *b2bua_call_gateway(const struct b2bua_call *call);
+const char *b2bua_call_carrier(const struct b2bua_call *call);
 enum b2bua_state  b2bua_call_state(const struct b2bua_call *call);
 uint64_t    b2bua_call_setup_ms(const struct b2bua_call *call);
 uint64_t    b2bua_call_answer_ms(const struct b2bua_call *call);
@@ -449,8 +526,45 @@ struct cfg_route;
 int  b2bua_routes_alloc(struct b2bua_routes **rtp);
 int  b2bua_routes_add_gateway(struct b2bua_routes *rt, const char *name,
 			      const struct sa *addr, enum sip_transp tp);
+int  b2bua_routes_gateway_carrier(struct b2bua_routes *rt, const char *gw,
+				  const char *carrier);
 int  b2bua_routes_add_route(struct b2bua_routes *rt, const char *prefix,
 			    const char *const *gwv, uint32_t gwc);
+int  b2bua_routes_add_lcr(struct b2bua_routes *rt, const char *prefix);
+int  b2bua_routes_add_carrier(struct b2bua_routes *rt, const char *name,
+			      int32_t preference);
+int  b2bua_routes_add_price(struct b2bua_routes *rt, const char *carrier,
+			    const char *prefix, const struct b2bua_tariff *t,
+			    int64_t from_ms, int64_t to_ms);
+int  b2bua_routes_seal(struct b2bua_routes *rt);
+int  b2bua_routes_add_xlat(struct b2bua_routes *rt, enum b2bua_xlat_dir dir,
+			   const char *text, unsigned line, char *why,
+			   size_t whysz);
+const struct list *b2bua_routes_xlat(const struct b2bua_routes *rt);
+uint32_t b2bua_routes_carriers(const struct b2bua_routes *rt);
+
+/*
+ * A carrier's cost deck: prices by prefix with validity windows,
+ * longest valid prefix first (b2bua/deck.c).  Pure, for the routing
+ * tables and their tests.
+ */
+struct b2bua_deck;
+int  b2bua_deck_alloc(struct b2bua_deck **dp);
+int  b2bua_deck_add(struct b2bua_deck *d, const char *prefix,
+		    const struct b2bua_tariff *t, int64_t from_ms,
+		    int64_t to_ms);
+void b2bua_deck_seal(struct b2bua_deck *d);
+uint32_t b2bua_deck_count(const struct b2bua_deck *d);
+const struct b2bua_tariff *b2bua_deck_lookup(const struct b2bua_deck *d,
+					     const char *number,
+					     int64_t now_ms,
+					     const char **prefixp);
+int  b2bua_tariff_check(const struct b2bua_tariff *t);
+int  b2bua_tariff_cost(int64_t *costp, const struct b2bua_tariff *t,
+		       uint64_t seconds);
+bool b2bua_margin_ok(const struct b2bua_tariff *customer,
+		     const struct b2bua_tariff *carrier, uint32_t min_pct,
+		     uint32_t horizon_s);
 const struct cfg_route *b2bua_routes_find(const struct b2bua_routes *rt,
 					  const char *number);
 uint32_t b2bua_routes_count(const struct b2bua_routes *rt);

@@ -47,7 +47,15 @@ struct call_evarg {
 	const struct pl *reason_hdr; /**< Reason of a BYE received       */
 };
 
-enum { B2BUA_UDATA_SLOTS = 4 };
+enum { B2BUA_UDATA_SLOTS = 4, B2BUA_MARGIN_CACHE = 256 };
+
+/** One answer of the margin guard for a pair of prices */
+struct margin_memo {
+	struct b2bua_tariff customer;
+	struct b2bua_tariff carrier;
+	bool used;
+	bool ok;
+};
 
 struct b2bua {
 	const struct b2bua_conf *cfg;  /**< borrowed                     */
@@ -76,6 +84,7 @@ struct b2bua {
 	unsigned nslots;               /**< per-call data slots taken    */
 	struct limiter *lim;           /**< owned: limits at the door    */
 	struct gwtab *gwtab;           /**< owned: gateway health, limits */
+	struct margin_memo margin[B2BUA_MARGIN_CACHE]; /**< by the prices */
 	struct b2bua_stats st;
 	bool draining;             /**< no new calls; running ones go on */
 	bool shutting_down;        /**< every call is being ended        */
@@ -147,9 +156,13 @@ struct b2bua_call {
 	struct mbuf *hdrs;           /**< owned: headers copied over     */
 	const struct cfg_route *route; /**< borrowed (config or routes)  */
 	struct b2bua_routes *routes; /**< (ref.) table 'route' is from   */
-	uint32_t gwi;                /**< gateway being tried            */
+	struct call_cand *candv;     /**< owned: gateways to try, in order */
+	uint32_t candc;
+	uint32_t gwi;                /**< candidate being tried          */
 	struct gwh *gwh;             /**< (ref.) whose channel it holds  */
 	bool gw_open;                /**< its attempt has no outcome yet */
+	bool priced;                 /**< the customer's price is known  */
+	struct b2bua_tariff price;   /**< it (b2bua_call_set_price())    */
 	uint16_t last_scode;
 	char last_reason[48];
 	uint32_t maxfwd;
@@ -163,7 +176,8 @@ struct b2bua_call {
 	uint32_t max_cps;            /**< the account's, 0 = no limit     */
 	char *caller;                /**< owned: From user               */
 	char *from_name;             /**< owned: From display, unquoted  */
-	char *callee;                /**< owned: dialled number          */
+	char *callee;                /**< owned: normalised number       */
+	char *dialled;               /**< owned: as the caller dialled it */
 	char *reason_hdr;            /**< owned: Reason on our BYEs      */
 
 	enum b2bua_reason reason;
@@ -175,6 +189,27 @@ struct b2bua_call {
 	uint64_t setup_ms, answer_ms, end_ms;
 	struct b2bua_call_record rec; /**< written when the call ends    */
 	void *udata[B2BUA_UDATA_SLOTS];
+};
+
+/** A carrier of a routing table, with its cost deck */
+struct b2bua_carrier {
+	struct le le;                /**< b2bua_routes.carrierl          */
+	char *name;                  /**< owned                          */
+	int32_t preference;          /**< lower first when costs tie     */
+	struct b2bua_deck *deck;     /**< owned                          */
+	struct cfg_gateway **gwv;    /**< owned array of borrowed        */
+	uint32_t gwc;
+};
+
+/** One gateway a call may be sent to, in the order they are tried */
+struct call_cand {
+	const struct cfg_gateway *gw;    /**< borrowed (call's table)    */
+	const struct b2bua_carrier *car; /**< borrowed; NULL: plain route */
+	struct b2bua_tariff t;           /**< carrier's price, if priced */
+	int64_t cost;                    /**< of lcr_ref_duration         */
+	uint32_t pos;                    /**< among its carrier's gateways */
+	bool priced;                     /**< t is the carrier's price   */
+	bool dropped;                    /**< the margin guard said no    */
 };
 
 /** A message body with its Content-Type, printed by body_print() */
@@ -203,6 +238,9 @@ struct leg *leg_peer(const struct leg *leg);
 const char *call_logid(const struct b2bua_call *call);
 int  sdp_apply(struct b2bua_call *call, enum b2bua_dir dir,
 	       const struct sip_msg *msg, struct mbuf **bodyp);
+
+/* call.c */
+void call_record_lcr(struct b2bua_call *call, struct b2bua_call_record *rec);
 
 /* state.c */
 int  call_event(struct b2bua_call *call, enum call_ev ev,
@@ -276,6 +314,16 @@ uint32_t limiter_sources(const struct limiter *l);
 void auth_unauth_fail(struct b2bua_call *call, uint16_t scode,
 		      const char *phrase, const char *hdrs);
 
+/* conf.c */
+bool b2bua_same_net(const struct sa *a, const struct sa *b, unsigned bits);
+
+/* translate.c: the number_in and number_out keys */
+cfg_parse_h b2bua_conf_number_in;
+cfg_parse_h b2bua_conf_number_out;
+cfg_print_h b2bua_conf_print_xlat;
+void b2bua_conf_xlat_check(struct cfg_parser *p,
+			   const struct b2bua_conf *cfg);
+
 /* b2bua.c */
 bool b2bua_src_trusted(const struct b2bua *b, const struct sip_msg *msg);
 
@@ -321,6 +369,14 @@ cfg_print_h b2bua_conf_print_route;
 int  b2bua_conf_resolve(struct cfg_parser *p, struct b2bua_conf *cfg);
 const struct cfg_route *b2bua_route_match(const struct list *routel,
 					  const char *number);
+
+/* routes.c */
+int  b2bua_routes_lcr(const struct b2bua_routes *rt, const char *number,
+		      int64_t now_ms, uint32_t ref_s, struct call_cand **cvp,
+		      uint32_t *cnp);
+
+/* uac.c: the next candidate that may be tried after index i, or candc */
+uint32_t call_next_usable(const struct b2bua_call *call, uint32_t i);
 
 /* tls.c */
 bool b2bua_tls_needed(const struct b2bua_conf *cfg);

@@ -38,6 +38,7 @@ const char *b2bua_reason_name(enum b2bua_reason r)
 	case B2BUA_R_MAX_DURATION:  return "max_duration";
 	case B2BUA_R_REJECTED:      return "rejected";
 	case B2BUA_R_FAILED:        return "failed";
+	case B2BUA_R_NO_MARGIN:     return "no_margin";
 	default:                    return "?";
 	}
 }
@@ -156,7 +157,9 @@ static void call_destructor(void *arg)
 	mem_deref(call->sipuser);
 	mem_deref(call->from_name);
 	mem_deref(call->callee);
+	mem_deref(call->dialled);
 	mem_deref(call->reason_hdr);
+	mem_deref(call->candv);
 	mem_deref(call->routes);
 }
 
@@ -320,12 +323,63 @@ const char *b2bua_call_callee(const struct b2bua_call *call)
 }
 
 
+/** The number as the caller dialled it (before number_in rules) */
+const char *b2bua_call_dialled(const struct b2bua_call *call)
+{
+	return call ? call->dialled : NULL;
+}
+
+
 const char *b2bua_call_gateway(const struct b2bua_call *call)
 {
-	if (!call || !call->route || call->gwi >= call->route->gwc)
+	if (!call || call->gwi >= call->candc)
 		return NULL;
 
-	return call->route->gwv[call->gwi]->name;
+	return call->candv[call->gwi].gw->name;
+}
+
+
+/** The carrier of the gateway tried now, NULL if none */
+const char *b2bua_call_carrier(const struct b2bua_call *call)
+{
+	const struct call_cand *k;
+
+	if (!call || call->gwi >= call->candc)
+		return NULL;
+
+	k = &call->candv[call->gwi];
+	if (k->car)
+		return k->car->name;
+
+	return k->gw->car ? k->gw->car->name : NULL;
+}
+
+
+/* the price of the carrier of the gateway tried now, NULL if none */
+static const struct b2bua_tariff *call_carrier_tariff(
+	const struct b2bua_call *call)
+{
+	if (!call || call->gwi >= call->candc ||
+	    !call->candv[call->gwi].priced)
+		return NULL;
+
+	return &call->candv[call->gwi].t;
+}
+
+
+/**
+ * The customer's price of the call (its rate), before
+ * b2bua_call_authorized(): the margin guard keeps the carriers of a
+ * least-cost route that leave at least lcr_min_margin percent of it
+ */
+void b2bua_call_set_price(struct b2bua_call *call,
+			  const struct b2bua_tariff *price)
+{
+	if (!call || b2bua_tariff_check(price))
+		return;
+
+	call->price = *price;
+	call->priced = true;
 }
 
 
@@ -339,10 +393,18 @@ const struct sa *b2bua_call_caller_src(const struct b2bua_call *call)
 /** Address of the gateway tried now, NULL if none */
 const struct sa *b2bua_call_gateway_addr(const struct b2bua_call *call)
 {
-	if (!call || !call->route || call->gwi >= call->route->gwc)
+	if (!call || call->gwi >= call->candc)
 		return NULL;
 
-	return &call->route->gwv[call->gwi]->addr;
+	return &call->candv[call->gwi].gw->addr;
+}
+
+
+void call_record_lcr(struct b2bua_call *call, struct b2bua_call_record *rec)
+{
+	rec->dialled = call->dialled ? call->dialled : call->callee;
+	rec->carrier = b2bua_call_carrier(call);
+	rec->carrier_tariff = call_carrier_tariff(call);
 }
 
 

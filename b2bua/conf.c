@@ -62,7 +62,7 @@ static void net_mask(struct sa *out, const struct sa *in, unsigned bits)
 
 
 /** True if the first bits of two addresses of one family are equal */
-static bool same_net(const struct sa *a, const struct sa *b, unsigned bits)
+bool b2bua_same_net(const struct sa *a, const struct sa *b, unsigned bits)
 {
 	struct sa x, y;
 	int af = sa_af(a);
@@ -319,7 +319,7 @@ static int h_trusted_peer(struct cfg_parser *p, void *mod,
 
 		if (o->bits == peer->bits && o->tp == peer->tp &&
 		    o->port == peer->port &&
-		    same_net(&o->addr, &peer->addr, peer->bits)) {
+		    b2bua_same_net(&o->addr, &peer->addr, peer->bits)) {
 			err = cfg_kerr(p, "duplicate network '%r' (first at "
 				       "line %u)", &argv[0], o->line);
 			goto out;
@@ -451,7 +451,7 @@ const struct cfg_peer *cfg_peer_find(const struct b2bua_conf *cfg,
 			continue;
 		if (peer->port && peer->port != sa_port(src))
 			continue;
-		if (same_net(&peer->addr, src, peer->bits))
+		if (b2bua_same_net(&peer->addr, src, peer->bits))
 			return peer;
 	}
 
@@ -550,6 +550,7 @@ static void conf_destructor(void *arg)
 	list_flush(&cfg->peerl);
 	list_flush(&cfg->routel);
 	list_flush(&cfg->gatewayl);
+	list_flush(&cfg->xlatl);
 	list_flush(&cfg->copyl);
 
 	mem_deref(cfg->file);
@@ -570,6 +571,7 @@ static int conf_check(struct cfg_parser *p, void *mod)
 		return err;
 
 	b2bua_conf_tls_check(p, cfg);
+	b2bua_conf_xlat_check(p, cfg);
 
 	cfg_set_line(p, 0);
 
@@ -615,14 +617,33 @@ static const struct cfg_key keyv[] = {
 		 "digest, and whose media the relay takes" },
 	{ .name = "gateway", .parse = b2bua_conf_gateway,
 	  .print = b2bua_conf_print_gateway, .repeat = true,
-	  .doc = "NAME ADDRESS[:PORT] [transport=udp|tcp|tls] [probe=S] "
-		 "[probe_timeout=MS] [fail=N] [recover=N] [burst=N] "
-		 "[max_calls=N] [cps=N]: where calls go; the options "
-		 "override the gateway_* keys" },
+	  .doc = "NAME ADDRESS[:PORT] [transport=udp|tcp|tls] "
+		 "[carrier=NAME] [probe=S] [probe_timeout=MS] [fail=N] "
+		 "[recover=N] [burst=N] [max_calls=N] [cps=N]: where calls "
+		 "go; the options override the gateway_* keys" },
 	{ .name = "route", .parse = b2bua_conf_route,
 	  .print = b2bua_conf_print_route, .repeat = true,
-	  .doc = "PREFIX|default GATEWAY[,GATEWAY...]: longest prefix wins, "
-		 "gateways tried in order" },
+	  .doc = "PREFIX|default GATEWAY[,GATEWAY...]|lcr: longest prefix "
+		 "wins, gateways tried in order; lcr: the carriers whose "
+		 "deck covers the number, cheapest first" },
+	{ .name = "number_in", .parse = b2bua_conf_number_in,
+	  .print = b2bua_conf_print_xlat, .repeat = true,
+	  .doc = "[account=NAME] [peer=NET[/BITS]] [match=PATTERN] "
+		 "[len=MIN[-MAX]] [national=CC] [strip=N] [prefix=P]: "
+		 "the caller's number before routing; first match wins" },
+	{ .name = "number_out", .parse = b2bua_conf_number_out,
+	  .print = b2bua_conf_print_xlat, .repeat = true,
+	  .doc = "[gateway=NAME] [match=PATTERN] [len=MIN[-MAX]] [strip=N] "
+		 "[prefix=P]: the number a gateway gets; first match wins" },
+	CFG_U32("lcr_min_margin", B, lcr_min_margin, 0, 99, "0",
+		"percent of the customer's price a carrier must leave; "
+		"carriers below are never used"),
+	CFG_U32("lcr_ref_duration", B, lcr_ref_duration, 1, 86400, "60",
+		"seconds of the call whose cost orders the carriers of an "
+		"lcr route"),
+	CFG_U32("lcr_margin_horizon", B, lcr_margin_horizon, 1, 604800,
+		"7200", "seconds of call the margin guard checks every "
+		"carrier's cost over"),
 	{ .name = "copy_header", .parse = h_copy_header,
 	  .print = print_copy_header, .repeat = true,
 	  .doc = "header copied from the caller's INVITE to the gateway's" },

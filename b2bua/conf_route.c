@@ -11,7 +11,7 @@
 enum {
 	CFG_MAX_PREFIX  = 32,           /* digits of a route prefix        */
 	CFG_MAX_NAME    = 64,           /* gateway name                    */
-	GW_ARGS_MAX     = 12,           /* words of a gateway line         */
+	GW_ARGS_MAX     = 13,           /* words of a gateway line         */
 };
 
 
@@ -46,6 +46,7 @@ static void gateway_destructor(void *arg)
 	struct cfg_gateway *gw = arg;
 
 	mem_deref(gw->name);
+	mem_deref(gw->carrier);
 }
 
 
@@ -102,6 +103,17 @@ static int gateway_opt(struct cfg_parser *p, struct cfg_gateway *gw,
 		return cfg_get_transport(p, &v, &gw->tp);
 	}
 
+	v = *arg;
+	if (cfg_pl_skip_prefix(&v, "carrier=")) {
+		if (gw->carrier)
+			return cfg_kerr(p, "carrier= given twice");
+		if (!pl_is_name(&v))
+			return cfg_kerr(p, "'%r' is not a valid carrier name "
+					"(letters, digits, '-', '_', '.'; at "
+					"most %u)", &v, CFG_MAX_NAME);
+		return pl_strdup(&gw->carrier, &v);
+	}
+
 	for (i = 0; i < ARRAY_SIZE(gw_optv); i++) {
 		const struct gw_opt *o = &gw_optv[i];
 		uint32_t *field = (uint32_t *)(void *)
@@ -119,7 +131,7 @@ static int gateway_opt(struct cfg_parser *p, struct cfg_gateway *gw,
 		return cfg_get_u32(p, o->what, &v, o->min, o->max, field);
 	}
 
-	return cfg_kerr(p, "unknown option '%r' (expected transport=, probe=,"
+	return cfg_kerr(p, "unknown option '%r' (expected transport=, carrier=, probe=,"
 			" probe_timeout=, fail=, recover=, burst=, "
 			"max_calls= or cps=)", arg);
 }
@@ -238,6 +250,21 @@ int b2bua_conf_route(struct cfg_parser *p, void *mod,
 		else
 			return cfg_kerr(p, "duplicate default route (first at "
 					"line %u)", o->line);
+	}
+
+	if (!pl_strcmp(&names, "lcr")) {
+		rt = mem_zalloc(sizeof(*rt), route_destructor);
+		if (!rt)
+			return ENOMEM;
+		rt->line = cfg_line(p);
+		rt->lcr = true;
+		err = pl_strdup(&rt->prefix, &prefix);
+		if (err) {
+			mem_deref(rt);
+			return err;
+		}
+		list_append(&cfg->routel, &rt->le, rt);
+		return 0;
 	}
 
 	/* check the syntax of the gateway list now, resolve it at the end */
@@ -463,6 +490,10 @@ int b2bua_conf_resolve(struct cfg_parser *p, struct b2bua_conf *cfg)
 		resolve_gateway(p, cfg, le->data);
 
 	LIST_FOREACH(&cfg->routel, le) {
+		const struct cfg_route *rt = le->data;
+
+		if (rt->lcr)
+			continue;
 		err = resolve_route(p, cfg, le->data);
 		if (err && err != EINVAL)
 			return err;
@@ -487,6 +518,8 @@ int b2bua_conf_print_gateway(struct re_printf *pf, const void *mod,
 		err |= re_hprintf(pf, "%s %s %J transport=%s", k->name,
 				  gw->name, &gw->addr,
 				  cfg_transp_name(gw->tp));
+		if (gw->carrier)
+			err |= re_hprintf(pf, " carrier=%s", gw->carrier);
 		if (h->probe)
 			err |= re_hprintf(pf, " probe=%u probe_timeout=%u "
 					  "fail=%u recover=%u burst=%u",
@@ -516,6 +549,8 @@ int b2bua_conf_print_route(struct re_printf *pf, const void *mod,
 
 		err |= re_hprintf(pf, "%s %s ", k->name,
 				  rt->prefix[0] ? rt->prefix : "default");
+		if (rt->lcr)
+			err |= re_hprintf(pf, "lcr");
 
 		for (j = 0; j < rt->gwc; j++)
 			err |= re_hprintf(pf, "%s%s", j ? "," : "",

@@ -471,24 +471,25 @@ void gw_table_sync(struct b2bua *b, const struct list *gatewayl)
 
 static struct gwh *call_gw(const struct b2bua_call *call, uint32_t i)
 {
-	return gwh_find(call->b->gwtab, call->route->gwv[i]->name);
+	return gwh_find(call->b->gwtab, call->candv[i].gw->name);
 }
 
 
 /**
- * The next usable gateway of the call's route from position `from` on:
- * not down, under its max_calls, with a token of its cps (taken here).
+ * The next usable gateway of the call's candidates from position `from`
+ * on: one the margin guard kept (call_next_usable()), not down, under
+ * its max_calls, with a token of its cps (taken here).
  * Every gateway passed over is counted and logged.  This is the one
  * place that decides which gateway a call tries next.
  *
- * @return its position, or the route's gwc if none is usable
+ * @return its position, or the call's candc if none is usable
  */
 uint32_t gw_next_usable(struct b2bua_call *call, uint32_t from)
 {
-	const struct cfg_route *rt = call->route;
 	uint32_t i;
 
-	for (i = from; i < rt->gwc; i++) {
+	for (i = call_next_usable(call, from); i < call->candc;
+	     i = call_next_usable(call, i + 1)) {
 		struct gwh *g = call_gw(call, i);
 		const struct cfg_limit lim = { g ? g->h.cps : 0,
 					       g ? g->h.cps : 0 };
@@ -515,7 +516,7 @@ uint32_t gw_next_usable(struct b2bua_call *call, uint32_t from)
 			  "over its cps");
 	}
 
-	return rt->gwc;
+	return call->candc;
 }
 
 

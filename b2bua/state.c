@@ -165,6 +165,7 @@ static void decide(struct b2bua_call *call, enum call_ev ev,
 	rec->reason      = call->reason;
 	rec->scode       = call->scode;
 	rec->hangup      = hangup_party(call->reason, call->by_caller);
+	call_record_lcr(call, rec);
 }
 
 

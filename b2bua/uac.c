@@ -37,23 +37,69 @@ static void max_duration(void *arg)
 }
 
 
+/**
+ * The next candidate that may be tried, from index i on: one the margin
+ * guard did not leave out.  Every filter of the gateways a call may use
+ * goes here.
+ *
+ * @return its index, call->candc if there is none
+ */
+uint32_t call_next_usable(const struct b2bua_call *call, uint32_t i)
+{
+	for (; i < call->candc; i++) {
+		if (!call->candv[i].dropped)
+			break;
+	}
+
+	return i;
+}
+
+
+/* the number in the gateway's format: the first number_out rule of the
+   call's table (or of the configuration) for the gateway */
+static int number_out(const struct b2bua_call *call,
+		      const struct cfg_gateway *gw, char *buf, size_t sz)
+{
+	const struct list *rulel = b2bua_routes_xlat(call->routes);
+	const struct b2bua_xlat *hit;
+	int err;
+
+	if (!rulel)
+		rulel = &call->b->cfg->xlatl;
+
+	err = b2bua_xlat_apply(rulel, B2BUA_XLAT_OUT, NULL, NULL, gw->name,
+			       call->callee, buf, sz, &hit);
+	if (err)
+		tlog_warn(call_logid(call), "number_out of line %u makes no "
+			  "number of %s for gateway %s", hit ? hit->line : 0,
+			  call->callee, gw->name);
+
+	return err;
+}
+
+
 /** Send the INVITE to the current gateway of the route */
 static int uac_send(struct b2bua_call *call)
 {
 	struct b2bua *b = call->b;
-	const struct cfg_gateway *gw = call->route->gwv[call->gwi];
+	const struct cfg_gateway *gw = call->candv[call->gwi].gw;
 	struct sip_dialog *dlg = NULL;
 	char *uri = NULL, *from = NULL;
+	char number[B2BUA_NUMBER_MAX + B2BUA_XLAT_PREFIX + 4];
 	struct mbuf *mb = NULL;
 	size_t blen = call->offer ? mbuf_get_left(call->offer) : 0;
 	struct sa laddr;
 	int err;
 
+	err = number_out(call, gw, number, sizeof(number));
+	if (err)
+		return err;
+
 	err = sip_transp_laddr(b->sip, &laddr, gw->tp, &gw->addr);
 	if (err)
 		return err;
 
-	err  = re_sdprintf(&uri, "sip:%s@%J%s", call->callee, &gw->addr,
+	err  = re_sdprintf(&uri, "sip:%s@%J%s", number, &gw->addr,
 			   sip_transp_param(gw->tp));
 	err |= re_sdprintf(&from, "sip:%s@%j", call->caller, &laddr);
 	if (err)
@@ -105,7 +151,7 @@ static int uac_send(struct b2bua_call *call)
 	gw_attempt(call);
 
 	tlog_info(call_logid(call), "INVITE %s to gateway %s (%J) as "
-		  "Call-ID %s", call->callee, gw->name, &gw->addr,
+		  "Call-ID %s", number, gw->name, &gw->addr,
 		  call->g->callid);
 
 	tmr_start(&call->tmr_ring, (uint64_t)b->cfg->ring_timeout * 1000,
@@ -122,14 +168,15 @@ static int uac_send(struct b2bua_call *call)
 
 
 /*
- * Make the next usable gateway of the route, from position `from` on,
- * the call's (gw_next_usable() decides: health and limits)
+ * Make the next usable gateway of the call's candidates, from position
+ * `from` on, the call's (gw_next_usable() decides: the margin guard's
+ * choice, health and limits)
  */
 static bool next_gateway(struct b2bua_call *call, uint32_t from)
 {
 	uint32_t i = gw_next_usable(call, from);
 
-	if (i >= call->route->gwc)
+	if (i >= call->candc)
 		return false;
 
 	call->gwi = i;
@@ -192,8 +239,8 @@ void uac_start(struct b2bua_call *call)
 	/* none of the route's gateways may take it: no gateway is tried */
 	if (!next_gateway(call, 0)) {
 		tlog_info(call_logid(call), "no usable gateway among the "
-			  "route's %u", call->route->gwc);
-		call->gwi = call->route->gwc;
+			  "call's %u", call->candc);
+		call->gwi = call->candc;
 		call_fail(call, B2BUA_R_REJECTED, 503, "Service Unavailable",
 			  B2BUA_REASON_NO_CIRCUIT);
 		return;

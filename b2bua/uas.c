@@ -6,6 +6,12 @@
 #include "b2bua_int.h"
 
 
+/* Q.850 34, no circuit/channel available (RFC 3398: 503): no carrier
+   will carry the call at a price the customer pays */
+#define REASON_NO_MARGIN \
+	"Reason: Q.850;cause=34;text=\"no carrier within the margin\"\r\n"
+
+
 static void cancel_handler(void *arg)
 {
 	struct b2bua_call *call = arg;
@@ -57,6 +63,30 @@ int b2bua_number_normalise(char *buf, size_t sz, const struct pl *user)
 	buf[n] = '\0';
 
 	return n ? 0 : EINVAL;
+}
+
+
+/**
+ * The dialled number as number_in rules see it: as
+ * b2bua_number_normalise() but a leading '+' is kept
+ *
+ * @return 0, or EINVAL if the user part is no number
+ */
+int b2bua_number_dialled(char *buf, size_t sz, const struct pl *user)
+{
+	int err;
+
+	if (!buf || sz < 2 || !pl_isset(user))
+		return EINVAL;
+
+	if (user->p[0] != '+')
+		return b2bua_number_normalise(buf, sz, user);
+
+	err = b2bua_number_normalise(buf + 1, sz - 1, user);
+	if (!err)
+		buf[0] = '+';
+
+	return err;
 }
 
 
@@ -186,6 +216,7 @@ void uas_invite(struct b2bua *b, const struct sip_msg *msg)
 	struct b2bua_call *call = NULL;
 	uint32_t maxfwd = 70;
 	char buf[160], number[B2BUA_NUMBER_MAX + 1];
+	char dialled[B2BUA_NUMBER_MAX + 2];
 	bool trusted = b2bua_src_trusted(b, msg);
 	int err;
 
@@ -274,7 +305,8 @@ void uas_invite(struct b2bua *b, const struct sip_msg *msg)
 	}
 
 	if (!pl_isset(&msg->uri.user) ||
-	    b2bua_number_normalise(number, sizeof(number), &msg->uri.user)) {
+	    b2bua_number_normalise(number, sizeof(number), &msg->uri.user) ||
+	    b2bua_number_dialled(dialled, sizeof(dialled), &msg->uri.user)) {
 		reply_stateless(b, msg, 484, "Address Incomplete",
 				"Reason: SIP;cause=484;text=\"invalid number\""
 				"\r\n");
@@ -303,6 +335,7 @@ void uas_invite(struct b2bua *b, const struct sip_msg *msg)
 	}
 
 	err  = str_dup(&call->callee, number);
+	err |= str_dup(&call->dialled, dialled);
 	err |= pl_isset(&msg->from.uri.user)
 		? pl_strdup(&call->caller, &msg->from.uri.user)
 		: str_dup(&call->caller, "anonymous");
@@ -464,6 +497,171 @@ int uas_copy_headers(struct b2bua_call *call)
 }
 
 
+/*
+ * The number_in rules of the call's table (from the database), or of the
+ * configuration file: the normalised number, E.164 digits without '+',
+ * is what routing, rating and the CDR's callee see; the dialled one is
+ * kept for the CDR.  False if the call was refused (484).
+ */
+static bool translate_in(struct b2bua_call *call)
+{
+	const struct list *rulel = b2bua_routes_xlat(call->b->routes);
+	const struct b2bua_xlat *hit;
+	char out[B2BUA_NUMBER_MAX + B2BUA_XLAT_PREFIX + 4];
+	const char *n;
+	int err;
+
+	if (!rulel)
+		rulel = &call->b->cfg->xlatl;
+
+	err = b2bua_xlat_apply(rulel, B2BUA_XLAT_IN, call->account,
+			       &call->src, NULL, call->dialled, out,
+			       sizeof(out), &hit);
+	n = out[0] == '+' ? out + 1 : out;
+	if (!err && (!*n || strlen(n) > B2BUA_NUMBER_MAX))
+		err = EINVAL;
+	if (err) {
+		tlog_info(call_logid(call), "number %s: %s", call->dialled,
+			  hit ? "number_in rule gives no number" :
+			  "not a number");
+		call_fail(call, B2BUA_R_REJECTED, 484, "Address Incomplete",
+			  "Reason: SIP;cause=484;text=\"invalid number\""
+			  "\r\n");
+		return false;
+	}
+
+	if (!hit)
+		return true;
+
+	mem_deref(call->callee);
+	if (str_dup(&call->callee, n)) {
+		call_fail(call, B2BUA_R_FAILED, 500, "Server Internal Error",
+			  NULL);
+		return false;
+	}
+
+	tlog_info(call_logid(call), "number %s normalised to %s (number_in "
+		  "of line %u)", call->dialled, call->callee, hit->line);
+
+	return true;
+}
+
+
+/*
+ * The gateways the call may go to, in order: a plain route's, each
+ * priced by its carrier's deck if it has one; a least-cost route's from
+ * the decks of the call's table
+ */
+static int candidates_build(struct b2bua_call *call)
+{
+	const struct b2bua_conf *cfg = call->b->cfg;
+	const struct cfg_route *rt = call->route;
+	int64_t now = (int64_t)b2bua_wallclock_ms();
+	uint32_t i;
+
+	if (rt->lcr) {
+		if (!call->routes)
+			return ENOENT;
+		return b2bua_routes_lcr(call->routes, call->callee, now,
+					cfg->lcr_ref_duration, &call->candv,
+					&call->candc);
+	}
+
+	if (!rt->gwc)
+		return ENOENT;
+
+	call->candv = mem_zalloc(rt->gwc * sizeof(*call->candv), NULL);
+	if (!call->candv)
+		return ENOMEM;
+
+	for (i = 0; i < rt->gwc; i++) {
+		struct call_cand *k = &call->candv[i];
+		const struct b2bua_tariff *t = NULL;
+
+		k->gw = rt->gwv[i];
+		k->pos = i;
+		if (k->gw->car)
+			t = b2bua_deck_lookup(k->gw->car->deck, call->callee,
+					      now, NULL);
+		if (t) {
+			k->t = *t;
+			k->priced = true;
+		}
+	}
+	call->candc = rt->gwc;
+
+	return 0;
+}
+
+
+static bool tariff_eq(const struct b2bua_tariff *a,
+		      const struct b2bua_tariff *b)
+{
+	return a->connect_fee == b->connect_fee &&
+		a->per_minute == b->per_minute &&
+		a->initial == b->initial && a->subsequent == b->subsequent;
+}
+
+
+/*
+ * b2bua_margin_ok() for a customer's and a carrier's price, remembered:
+ * the answer depends on the two prices only (the margin and horizon are
+ * the configuration's), and a node sees few pairs, so most calls cost a
+ * hash and a compare instead of a walk over the carrier's increments
+ */
+static bool margin_memo_ok(struct b2bua *b, const struct b2bua_tariff *cu,
+			   const struct b2bua_tariff *ca)
+{
+	const struct b2bua_tariff key[2] = { *cu, *ca };
+	struct margin_memo *m;
+
+	m = &b->margin[hash_joaat((const uint8_t *)key, sizeof(key)) %
+		       B2BUA_MARGIN_CACHE];
+
+	if (m->used && tariff_eq(&m->customer, cu) &&
+	    tariff_eq(&m->carrier, ca))
+		return m->ok;
+
+	m->customer = *cu;
+	m->carrier = *ca;
+	m->ok = b2bua_margin_ok(cu, ca, b->cfg->lcr_min_margin,
+				b->cfg->lcr_margin_horizon);
+	m->used = true;
+
+	return m->ok;
+}
+
+
+/*
+ * The margin guard: with the customer's price known, a carrier of a
+ * least-cost route that would cost more than it, or leave less than
+ * lcr_min_margin percent of it, over every duration up to
+ * lcr_margin_horizon (b2bua_margin_ok()), is not tried.
+ *
+ * @return the candidates left
+ */
+static uint32_t margin_guard(struct b2bua_call *call)
+{
+	uint32_t i, left = 0;
+
+	for (i = 0; i < call->candc; i++) {
+		struct call_cand *k = &call->candv[i];
+
+		if (call->priced && call->route->lcr && k->priced &&
+		    !margin_memo_ok(call->b, &call->price, &k->t)) {
+			k->dropped = true;
+			tlog_info(call_logid(call), "carrier %s (gateway %s) "
+				  "left out: below the margin",
+				  k->car ? k->car->name : "?", k->gw->name);
+			continue;
+		}
+		++left;
+	}
+
+	return left;
+}
+
+
 /** The caller is known: route, announce, authorise */
 void uas_proceed(struct b2bua_call *call)
 {
@@ -486,6 +684,9 @@ void uas_proceed(struct b2bua_call *call)
 		return;
 	}
 
+	if (!translate_in(call))
+		return;
+
 	if (b->routes) {
 		call->routes = mem_ref(b->routes);
 		call->route = b2bua_routes_find(b->routes, call->callee);
@@ -493,7 +694,14 @@ void uas_proceed(struct b2bua_call *call)
 	else {
 		call->route = cfg_route_find(b->cfg, call->callee);
 	}
-	if (!call->route || !call->route->gwc) {
+
+	err = call->route ? candidates_build(call) : ENOENT;
+	if (err == ENOMEM) {
+		call_fail(call, B2BUA_R_FAILED, 500, "Server Internal Error",
+			  NULL);
+		return;
+	}
+	if (err) {
 		call_fail(call, B2BUA_R_REJECTED, 404, "No Route",
 			  "Reason: Q.850;cause=3;text=\"no route to "
 			  "destination\"\r\n");
@@ -544,6 +752,35 @@ void b2bua_call_authorized(struct b2bua_call *call, uint16_t scode,
 			.scode  = scode,
 			.phrase = reason ? reason : "Forbidden",
 			.hdrs   = hdrs,
+		};
+
+		(void)call_event(call, CEV_REFUSED, &end);
+		return;
+	}
+
+	if (!margin_guard(call)) {
+		const struct call_evarg end = {
+			.reason = B2BUA_R_NO_MARGIN,
+			.scode  = 503,
+			.phrase = "Service Unavailable",
+			.hdrs   = REASON_NO_MARGIN,
+		};
+
+		tlog_info(call_logid(call), "no carrier for %s within the "
+			  "margin", call->callee);
+		call->gwi = call->candc;    /* no gateway saw the call */
+		(void)call_event(call, CEV_REFUSED, &end);
+		return;
+	}
+
+	call->gwi = call_next_usable(call, 0);
+	if (call->gwi >= call->candc) {
+		const struct call_evarg end = {
+			.reason = B2BUA_R_REJECTED,
+			.scode  = 503,
+			.phrase = "Service Unavailable",
+			.hdrs   = "Reason: Q.850;cause=34;text=\"no gateway "
+				  "usable\"\r\n",
 		};
 
 		(void)call_event(call, CEV_REFUSED, &end);

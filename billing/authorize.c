@@ -485,6 +485,14 @@ static void authorize_handler(int err, const struct pg_result *pres,
 		  (long long)bc->reserved, (long long)bc->funded_s,
 		  billing_col_str(res, 0, 8));
 
+	/* the customer's price: the B2BUA's margin guard compares the
+	   carriers' with it */
+	b2bua_call_set_price(call, &(struct b2bua_tariff){
+			.connect_fee = bc->rate.connect_fee,
+			.per_minute  = bc->rate.price_per_minute,
+			.initial     = bc->rate.initial,
+			.subsequent  = bc->rate.subsequent,
+		});
 	b2bua_call_authorized(call, 0, NULL, NULL);
 }
 

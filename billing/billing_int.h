@@ -10,7 +10,9 @@
 
 
 /** Number of the settlement parameters of tg_settle() */
-enum { SETTLE_NPARAMS = 14, MEDIA_JSON_MAX = 4096 };
+/* the parameters of tg_settle_class4 (sql/016): those of tg_settle_media
+   and dialled, normalised, carrier, carrier_cost, margin */
+enum { SETTLE_NPARAMS = 19, SETTLE_NPARAMS_S2 = 14, MEDIA_JSON_MAX = 4096 };
 
 /** ms the update of nodes.draining may take */
 enum { BILLING_DRAIN_TIMEOUT_MS = 10000 };

@@ -355,9 +355,10 @@ static int register_statements(struct db *db)
 
 	err = db_prepare(db, STMT_SETTLE,
 			 "SELECT result, refunded, balance"
-			 " FROM tg_settle_media($1, $2::bigint, $3, $4, $5,"
+			 " FROM tg_settle_class4($1, $2::bigint, $3, $4, $5,"
 			 " $6::bigint, $7::bigint, $8::bigint, $9::integer,"
-			 " $10::bigint, $11::integer, $12, $13, $14::jsonb)",
+			 " $10::bigint, $11::integer, $12, $13, $14::jsonb,"
+			 " $15, $16, $17, $18::bigint, $19::bigint)",
 			 SETTLE_NPARAMS);
 	if (err)
 		return err;
@@ -393,13 +394,16 @@ static int register_statements(struct db *db)
 			       " $5::text[], $6::bigint[], $7::bigint[],"
 			       " $8::bigint[], $9::integer[], $10::bigint[],"
 			       " $11::integer[], $12::text[], $13::text[],"
-			       " $14::jsonb[]) WITH ORDINALITY"
+			       " $14::jsonb[], $15::text[], $16::text[],"
+			       " $17::text[], $18::bigint[], $19::bigint[])"
+			       " WITH ORDINALITY"
 			       " AS u(c, a, cr, ce, g, s, an, e, b, co, sc, h,"
-			       " r, m, i)"
+			       " r, m, di, no, ca, cc, mg, i)"
 			       " ORDER BY u.a, u.c OFFSET 0) u"
-			       " CROSS JOIN LATERAL tg_settle_media(u.c, u.a,"
+			       " CROSS JOIN LATERAL tg_settle_class4(u.c, u.a,"
 			       " u.cr, u.ce, u.g, u.s, u.an, u.e, u.b, u.co,"
-			       " u.sc, u.h, u.r, u.m) AS t",
+			       " u.sc, u.h, u.r, u.m, u.di, u.no, u.ca, u.cc,"
+			       " u.mg) AS t",
 			       BILLING_BATCH_MAX);
 	if (err)
 		return err;

@@ -120,7 +120,7 @@ void recover_row(struct billing *bl, const struct pg_result *pres, int row)
 {
 	const PGresult *res = (const PGresult *)pres;
 	char billeds[24], costs[24], end[24], answers[24];
-	const char *v[SETTLE_NPARAMS];
+	const char *v[SETTLE_NPARAMS] = { NULL };
 	const char *id = PQgetvalue(res, row, 0);
 	const bool taken = !PQgetisnull(res, row, 14);
 	const struct spool_answer *sa = taken ? NULL : answer_find(bl, id);

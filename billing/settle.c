@@ -162,7 +162,7 @@ static void sql_message(char *buf, size_t sz, const PGresult *res)
 /* the second form: text fields the database can take, no media */
 static int settle_sanitise(struct settle *st)
 {
-	static const int textv[] = { 2, 3, 4, 11, 12 };
+	static const int textv[] = { 2, 3, 4, 11, 12, 14, 15, 16 };
 	size_t i;
 
 	for (i = 0; i < ARRAY_SIZE(textv); i++) {
@@ -474,6 +474,34 @@ static const char *media_json(const struct bcall *bc)
 }
 
 
+/*
+ * The seconds an answered call is rated for: from answer, every started
+ * second.  A call ended for media timeout really ended with its last
+ * packet (the relay set the call's end time to it): that ends the
+ * billing, not the timeout that noticed it.  Never beyond what was
+ * reserved: a cut-off a few ms late is tollgate's, not the customer's.
+ */
+static uint64_t call_seconds(const struct bcall *bc,
+				const struct b2bua_call_record *rec)
+{
+	uint64_t talk = tmr_jiffies() - bc->answer_jif, d;
+
+	if (rec->reason == B2BUA_R_MEDIA_TIMEOUT) {
+		uint64_t end = rec->end_ms ? rec->end_ms : b2bua_wallclock_ms();
+		uint64_t wall = end > bc->answer_ms ? end - bc->answer_ms : 0;
+
+		if (wall < talk)
+			talk = wall;
+	}
+
+	d = rate_seconds(talk);
+	if (d > (uint64_t)bc->funded_s)
+		d = (uint64_t)bc->funded_s;
+
+	return d;
+}
+
+
 /**
  * The call is over: rate it and settle.  Everything of the call comes
  * from its record, and its media statistics from the relay (which told
@@ -484,10 +512,10 @@ void bcall_end(struct bcall *bc, struct b2bua_call *call,
 {
 	struct billing *bl = bc->bl;
 	char acct[24], setup[24], answer[24], end[24], billeds[24];
-	char costs[24], scodes[8];
+	char costs[24], scodes[8], ccosts[24], margins[24];
 	const char *v[SETTLE_NPARAMS];
 	enum b2bua_reason reason = rec->reason;
-	uint64_t billed = 0, end_ms;
+	uint64_t billed = 0, end_ms, d = 0;
 	int64_t cost = 0;
 	uint16_t scode = rec->scode;
 	struct settle *st;
@@ -517,24 +545,7 @@ void bcall_end(struct bcall *bc, struct b2bua_call *call,
 		end_ms = b2bua_wallclock_ms();
 
 	if (bc->answered) {
-		uint64_t talk = tmr_jiffies() - bc->answer_jif, d;
-
-		/* a call ended for media timeout really ended with its last
-		 * packet (the relay set the call's end time to it): that
-		 * ends the billing, not the timeout that noticed it */
-		if (reason == B2BUA_R_MEDIA_TIMEOUT) {
-			uint64_t wall = end_ms > bc->answer_ms
-				? end_ms - bc->answer_ms : 0;
-
-			if (wall < talk)
-				talk = wall;
-		}
-		d = rate_seconds(talk);
-
-		/* never beyond what was reserved: a cut-off a few ms late
-		 * is tollgate's, not the customer's */
-		if (d > (uint64_t)bc->funded_s)
-			d = (uint64_t)bc->funded_s;
+		d = call_seconds(bc, rec);
 
 		err = rate_call(&cost, &billed, &bc->rate, d);
 		if (err) {
@@ -585,6 +596,34 @@ void bcall_end(struct bcall *bc, struct b2bua_call *call,
 	v[11] = b2bua_party_name(rec->hangup);
 	v[12] = b2bua_reason_name(reason);
 	v[13] = media_json(bc);
+	v[14] = rec->dialled;
+	v[15] = rec->callee;
+	v[16] = rec->carrier;
+	v[17] = NULL;
+	v[18] = NULL;
+
+	/* what the carrier charges for the seconds billed to the customer,
+	   by its own increments (0 for an unanswered call) */
+	if (rec->carrier_tariff) {
+		const struct b2bua_tariff *t = rec->carrier_tariff;
+		struct rate cr = {
+			.connect_fee      = t->connect_fee,
+			.price_per_minute = t->per_minute,
+			.initial          = t->initial,
+			.subsequent       = t->subsequent,
+		};
+		int64_t ccost = 0;
+
+		if (!bc->answered ||
+		    !rate_call(&ccost, NULL, &cr, d)) {
+			(void)re_snprintf(ccosts, sizeof(ccosts), "%lld",
+					  (long long)ccost);
+			(void)re_snprintf(margins, sizeof(margins), "%lld",
+					  (long long)(cost - ccost));
+			v[17] = ccosts;
+			v[18] = margins;
+		}
+	}
 
 	tlog_info(bc->id, "billing: %s, %llu s billed, cost %lld of %lld "
 		  "reserved", v[12], (unsigned long long)billed,

@@ -4,7 +4,7 @@
  * state_dir/billing.spool is a text file, one record a line, each line
  * starting with its type and the format version:
  *
- *   S2 <14 fields of tg_settle_media>   a settlement, durable before it
+ *   S3 <19 fields of tg_settle_class4>  a settlement, durable before it
  *                                       is sent to the database
  *   A2 <call id> <answer ms> [<alive ms>]
  *                                       a call was answered; an alive time
@@ -15,8 +15,9 @@
  *
  * Fields are separated by a tab.  A text field is "-" for SQL NULL, else
  * "=" and the value with '%', tab, newline, carriage return and backslash
- * written as %XX; a time is decimal ms since the epoch.  Version 1 lines
- * are still read: "S" with 13 fields (no media) or 14, and "D".
+ * written as %XX; a time is decimal ms since the epoch.  Lines of earlier
+ * versions are still read: "S2" with the 14 fields of tg_settle_media
+ * (the class-4 fields NULL), "S" with 13 fields (no media) or 14, "D".
  *
  * One writer thread owns the file.  The main thread hands it records
  * (list under a mutex, condition variable); the thread writes all that

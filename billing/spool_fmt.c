@@ -110,7 +110,7 @@ int spool_line_settle(struct mbuf *mb, const char *const v[SETTLE_NPARAMS])
 	size_t start = mb->pos;
 	int i, err;
 
-	err = mbuf_write_str(mb, "S2");
+	err = mbuf_write_str(mb, "S3");
 	for (i = 0; i < SETTLE_NPARAMS && !err; i++) {
 		err |= mbuf_write_u8(mb, '\t');
 		err |= spool_field_encode(mb, v[i]);
@@ -178,11 +178,17 @@ int spool_parse(char *line, struct spool_rec *rec)
 	if (n > SETTLE_NPARAMS + 1 || n < 2)
 		return EBADMSG;
 
-	if (!strcmp(fv[0], "S2") || !strcmp(fv[0], "S")) {
-		bool v1 = fv[0][1] == '\0';
+	/* S3: every field of tg_settle_class4; S2 (without the class-4
+	   fields) and S (without media too) of earlier versions */
+	if (!strcmp(fv[0], "S3") || !strcmp(fv[0], "S2") ||
+	    !strcmp(fv[0], "S")) {
+		unsigned want = fv[0][1] == '3' ? SETTLE_NPARAMS :
+			fv[0][1] == '2' ? SETTLE_NPARAMS_S2 :
+			SETTLE_NPARAMS_S2 - 1;
 
-		if (n != SETTLE_NPARAMS + 1 &&
-		    !(v1 && n == SETTLE_NPARAMS))
+		/* "S" lines had media (14 fields) or not (13) */
+		if (n != want + 1 && !(want == SETTLE_NPARAMS_S2 - 1 &&
+				       n == SETTLE_NPARAMS_S2 + 1))
 			return EBADMSG;
 
 		for (i = 0; i < n - 1; i++) {

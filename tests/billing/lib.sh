@@ -168,7 +168,7 @@ balance() { sql "SELECT balance FROM accounts WHERE name = '$1'"; }
 
 # spool_pending: settlements in the spool file without their done record
 spool_pending() {
-	awk -F'\t' '$1 == "S2" || $1 == "S" { p[$2] = 1 }
+	awk -F'\t' '$1 == "S3" || $1 == "S2" || $1 == "S" { p[$2] = 1 }
 		    $1 == "D2" || $1 == "D" { delete p[$2] }
 		    END { n = 0; for (k in p) n++; print n }' \
 		"$BT_DIR/state/billing.spool" 2>/dev/null || echo 0

@@ -171,7 +171,7 @@ metric() {
 
 # spool_pending N: settlements in node N's spool without their done record
 spool_pending() {
-	awk -F'\t' '$1 == "S2" || $1 == "S" { p[$2] = 1 }
+	awk -F'\t' '$1 == "S3" || $1 == "S2" || $1 == "S" { p[$2] = 1 }
 		    $1 == "D2" || $1 == "D" { delete p[$2] }
 		    END { n = 0; for (k in p) n++; print n }' \
 		"$D/state$1/billing.spool" 2>/dev/null || echo 0

@@ -404,7 +404,21 @@ void test_gateway(void)
 	BAD(BASE "gateway gw1\n", "t.conf:3: ",
 	    "expected NAME ADDRESS[:PORT]");
 	BAD(BASE "gateway gw1 192.0.2.1 transport=tcp x\n", "t.conf:3: ",
-	    "gateway: unknown option 'x' (expected transport=, probe=");
+	    "gateway: unknown option 'x' (expected transport=, carrier=, probe=");
+	BAD(BASE "gateway gw1 192.0.2.1 carrier=a carrier=b\n", "t.conf:3: ",
+	    "carrier= given twice");
+	BAD(BASE "gateway gw1 192.0.2.1 carrier=a/b\n", "t.conf:3: ",
+	    "'a/b' is not a valid carrier name");
+	BAD(BASE "gateway gw1 192.0.2.1 probe=yes\n", "t.conf:3: ",
+	    "bad probe 'yes'");
+	BAD(BASE "number_in match=0 strip=x\n", "t.conf:3: ",
+	    "bad strip 'x'");
+	BAD(BASE "number_in match=0\n", "t.conf:3: ",
+	    "a rule needs national=, strip= or prefix=");
+	BAD(BASE "number_out account=a prefix=0\n", "t.conf:3: ",
+	    "unknown option 'account' of a number_out rule");
+	BAD(BASE "gateway gw1 192.0.2.1\nnumber_out gateway=gw2 prefix=0\n",
+	    "t.conf:4: ", "number_out: unknown gateway 'gw2'");
 	BAD(BASE "gateway gw1 192.0.2.1 transport=sctp\n", "t.conf:3: ",
 	    "unknown transport 'sctp'");
 	BAD(BASE "gateway gw1 192.0.2.1 transport=tls\n", "t.conf:3: ",

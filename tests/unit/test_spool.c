@@ -126,7 +126,8 @@ static void settle_v(const char *v[SETTLE_NPARAMS], const char *id,
 	static const char *const tmpl[SETTLE_NPARAMS] = {
 		NULL, "7", "alice", "4930123", "gwa", "1700000000000",
 		"1700000001000", "1700000005000", "4", "130000", "200",
-		"caller", "caller", NULL
+		"caller", "caller", NULL, "004930123", "4930123", "beta",
+		"90000", "40000"
 	};
 	int i;
 
@@ -313,7 +314,7 @@ static void test_format(void)
 
 	CHECK(!spool_line_settle(mb, v));
 	CHECK(mb->end > 3 && mb->buf[mb->end - 1] == '\n');
-	CHECK(!memcmp(mb->buf, "S2\t", 3));
+	CHECK(!memcmp(mb->buf, "S3\t", 3));
 	/* one line: no tab, newline or CR of the values survives raw */
 	CHECK(memchr(mb->buf, '\n', mb->end - 1) == NULL);
 	CHECK(memchr(mb->buf, '\r', mb->end) == NULL);
@@ -362,6 +363,26 @@ static void test_format(void)
 		      !strcmp(rec.id, "c1") && rec.v[13] == NULL &&
 		      !strcmp(rec.v[12], "caller") && rec.v[4] == NULL);
 		CHECK(!spool_parse(s14, &rec) && !strcmp(rec.v[13], "{}"));
+	}
+
+	/* version 2: the 14 fields of tg_settle_media, no class-4 fields;
+	   version 3 needs all 19 */
+	{
+		char s2[] = "S2\t=c3\t=7\t=alice\t=bob\t-\t=1\t=2\t=3\t=4"
+			"\t=5\t=200\t=caller\t=caller\t={}";
+		char s3[] = "S3\t=c4\t=7\t=alice\t=bob\t-\t=1\t=2\t=3\t=4"
+			"\t=5\t=200\t=caller\t=caller\t-\t=0049\t=49\t=beta"
+			"\t=3\t=2";
+		char s3short[] = "S3\t=c5\t=7\t=alice\t=bob\t-\t=1\t=2\t=3"
+			"\t=4\t=5\t=200\t=caller\t=caller\t={}";
+
+		CHECK(!spool_parse(s2, &rec) && !strcmp(rec.id, "c3") &&
+		      !strcmp(rec.v[13], "{}") && rec.v[14] == NULL &&
+		      rec.v[18] == NULL);
+		CHECK(!spool_parse(s3, &rec) && rec.v[13] == NULL &&
+		      !strcmp(rec.v[14], "0049") &&
+		      !strcmp(rec.v[16], "beta") && !strcmp(rec.v[18], "2"));
+		CHECK(spool_parse(s3short, &rec) == EBADMSG);
 	}
 
 	/* refused */
@@ -447,10 +468,10 @@ static void test_load(void)
 	CHECK(ss.bad_lines == 2);
 	CHECK(ss.pending == 3);
 
-	/* compacted at load: exactly the pending state, in version 2 */
+	/* compacted at load: exactly the pending state, in version 3 */
 	s = get_file(path, &n);
 	CHECK(s != NULL);
-	CHECK(count_lines(s, "S2\t") == 3);
+	CHECK(count_lines(s, "S3\t") == 3);
 	CHECK(count_lines(s, "A2\t=c4\t2000\t7000\n") == 1);
 	CHECK(count_lines(s, "") == 4);
 	CHECK(all_lines_ok(s, n));
@@ -528,7 +549,7 @@ static void test_writer(void)
 	mem_deref(sp);
 
 	s = get_file(path, &n);
-	CHECK(count_lines(s, "S2\t=k1\t") == 1);
+	CHECK(count_lines(s, "S3\t=k1\t") == 1);
 	CHECK(count_lines(s, "D2\t=k1\n") == 1);
 	CHECK(count_lines(s, "A2\t=k2\t1700000000500\n") == 1);
 	CHECK(count_lines(s, "T2\t") >= 1);
@@ -536,7 +557,7 @@ static void test_writer(void)
 	free(s);
 
 	s = get_file(dead, &n);
-	CHECK(count_lines(s, "S2\t=k3\t") == 1);
+	CHECK(count_lines(s, "S3\t=k3\t") == 1);
 	free(s);
 
 	/* the next start: k3 pending, k2's answer and the last tick */
