@@ -286,7 +286,7 @@ check "the 503 carries the Reason text" \
 	grep -q 'Reason: Q.850;cause=34;text="no circuit/channel available"' \
 		"$DIR/call$CALLS.msg"
 check "the call is logged as failed, no gateway tried" \
-	grep -q "no usable gateway among the route's 1" "$TG_LOG"
+	grep -q "no usable gateway among the call's 1" "$TG_LOG"
 equal "gw1 was not tried" "$(invites gw1)" 3
 
 echo "# 8. /metrics"

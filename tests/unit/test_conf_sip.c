@@ -410,7 +410,7 @@ void test_gateway(void)
 	BAD(BASE "gateway gw1 192.0.2.1 carrier=a/b\n", "t.conf:3: ",
 	    "'a/b' is not a valid carrier name");
 	BAD(BASE "gateway gw1 192.0.2.1 probe=yes\n", "t.conf:3: ",
-	    "bad probe 'yes'");
+	    "probe 'yes' is not a decimal number");
 	BAD(BASE "number_in match=0 strip=x\n", "t.conf:3: ",
 	    "bad strip 'x'");
 	BAD(BASE "number_in match=0\n", "t.conf:3: ",
