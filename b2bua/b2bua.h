@@ -122,6 +122,9 @@ struct b2bua_conf {
 	uint32_t ring_timeout;      /**< s, no answer -> CANCEL + 408    */
 	uint32_t max_duration;      /**< s, 0 = unlimited                */
 	uint32_t ack_timeout;       /**< s, 2xx without ACK -> BYE        */
+	uint32_t session_expires;   /**< s, session timer asked for, 0 = off */
+	uint32_t min_se;            /**< s, shortest session timer taken */
+	unsigned session_expires_line; /**< where session_expires was set */
 	uint32_t max_calls;         /**< node-wide limit, 0 = none       */
 
 	/* limits at the door (b2bua/limit.c) */
@@ -209,6 +212,8 @@ enum b2bua_reason {
 	B2BUA_R_MAX_DURATION,  /**< configured maximum duration          */
 	B2BUA_R_REJECTED,      /**< gateway or tollgate refused the call */
 	B2BUA_R_FAILED,        /**< transport / internal failure         */
+	B2BUA_R_SESSION_TIMER, /**< a leg's session timer ran out (RFC
+				    4028) or its refresh was refused     */
 };
 
 /** Direction of an SDP body passing through tollgate */

@@ -8,7 +8,7 @@
 #include "b2bua.h"
 
 /** The methods the B2BUA answers (Allow) */
-#define B2BUA_ALLOW "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
+#define B2BUA_ALLOW "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
 
 /** Retry-After (s) of the 503 a draining or stopping node answers */
 #define B2BUA_DRAIN_RETRY "30"
@@ -111,6 +111,20 @@ struct leg {
 
 	struct sip_request *byereq;  /**< owned, pending BYE             */
 	bool bye_pending;
+
+	/* the SDP last sent on this leg (what a refresh offers again) */
+	struct mbuf *sdp_out;        /**< owned; NULL: none yet          */
+
+	/* session timer of this leg (RFC 4028, b2bua/timer.c) */
+	uint32_t se;                 /**< s, interval; 0: no timer       */
+	bool se_ours;                /**< tollgate is the refresher      */
+	bool se_peer_timer;          /**< the peer supports "timer"      */
+	bool peer_update;            /**< the peer allows UPDATE         */
+	uint64_t se_ok_ms;           /**< wall clock: last good refresh  */
+	struct tmr tmr_refresh;      /**< ours: send the next refresh    */
+	struct tmr tmr_expire;       /**< the session expires            */
+	struct sip_request *sereq;   /**< owned: our refresh in flight   */
+	bool sereq_invite;           /**< that refresh is a re-INVITE    */
 };
 
 /** An in-dialog request relayed from one leg to the other */
@@ -123,6 +137,7 @@ struct relay {
 	const struct sip_msg *msg;   /**< (ref.) the request             */
 	struct sip_request *req;     /**< owned, toward 'to'             */
 	bool invite;
+	bool update;                 /**< an UPDATE (with an offer)      */
 };
 
 struct b2bua_call {
@@ -141,6 +156,9 @@ struct b2bua_call {
 
 	/* initial INVITE toward the gateway */
 	struct sip_request *req;     /**< owned until a final response   */
+	const struct sip_msg *late2xx; /**< (ref.) the gateway's 2xx with
+					  the offer of a late-offer call,
+					  until the caller's ACK answers */
 	struct mbuf *offer;          /**< owned: body for the gateway    */
 	char *ctype;                 /**< owned: its Content-Type        */
 	struct mbuf *hdrs;           /**< owned: headers copied over     */
@@ -149,6 +167,9 @@ struct b2bua_call {
 	uint32_t gwi;                /**< gateway being tried            */
 	uint16_t last_scode;
 	char last_reason[48];
+	uint32_t se_gw;              /**< s, Session-Expires asked of the
+					  gateway (raised by a 422)       */
+	bool se_retried;             /**< a 422 was retried once         */
 	uint32_t maxfwd;
 
 	struct tmr tmr_ring;
@@ -225,7 +246,7 @@ int  rescue_reply(struct mbuf *mb, const uint8_t *p, size_t n,
 void uas_proceed(struct b2bua_call *call);
 int  leg_reply_2xx(struct leg *leg, struct sip_strans **stp,
 		   const struct sip_msg *msg, uint16_t scode,
-		   const char *reason, const char *ctype,
+		   const char *reason, const char *hdrs, const char *ctype,
 		   const struct mbuf *body);
 bool leg_ack_2xx(struct leg *leg, const struct sip_msg *msg);
 int  uas_copy_headers(struct b2bua_call *call);
@@ -279,6 +300,7 @@ int  guard_reply(struct b2bua *b, const struct sip_msg *msg, uint16_t scode,
 void uac_start(struct b2bua_call *call);
 void uac_answered(struct b2bua_call *call);
 void uac_cancel(struct b2bua_call *call);
+void uac_ack_late(struct b2bua_call *call, const struct sip_msg *ack);
 int  leg_send_ack(struct leg *leg, const struct sip_msg *resp,
 		  const char *ctype, const struct mbuf *body);
 bool leg_ack_again(struct b2bua *b, const struct sip_msg *msg);
@@ -291,6 +313,22 @@ int  leg_drequestf(struct sip_request **reqp, struct leg *leg,
 void dialog_request(struct leg *leg, const struct sip_msg *msg);
 int  leg_bye(struct leg *leg, const char *reason_hdr);
 void relay_flush(struct b2bua_call *call);
+
+/* timer.c: session timers (RFC 4028) */
+int  timer_invite_check(const struct b2bua_conf *cfg,
+			const struct sip_msg *msg, char *hdrs, size_t sz,
+			uint16_t *scodep);
+int  timer_uac_hdrs(struct re_printf *pf, const struct b2bua_call *call);
+int  timer_req_hdrs(struct re_printf *pf, const struct leg *leg);
+int  timer_offer_received(struct leg *leg, const struct sip_msg *msg,
+			  char *hdrs, size_t sz);
+void timer_answer_received(struct leg *leg, const struct sip_msg *msg);
+void timer_start(struct leg *leg);
+void timer_stop(struct leg *leg);
+uint32_t timer_min_se(const struct sip_msg *msg);
+bool timer_busy(const struct leg *leg);
+void leg_sdp_keep(struct leg *leg, const char *ctype,
+		  const struct mbuf *body);
 
 /* conf_limit.c: the limit keys of b2bua/conf.c */
 cfg_parse_h b2bua_conf_limit;

@@ -38,6 +38,7 @@ const char *b2bua_reason_name(enum b2bua_reason r)
 	case B2BUA_R_MAX_DURATION:  return "max_duration";
 	case B2BUA_R_REJECTED:      return "rejected";
 	case B2BUA_R_FAILED:        return "failed";
+	case B2BUA_R_SESSION_TIMER: return "session_timer";
 	default:                    return "?";
 	}
 }
@@ -61,6 +62,10 @@ static void leg_destructor(void *arg)
 	tmr_cancel(&leg->tmr2xx);
 	tmr_cancel(&leg->tmr2xx_to);
 	tmr_cancel(&leg->tmrack);
+	tmr_cancel(&leg->tmr_refresh);
+	tmr_cancel(&leg->tmr_expire);
+	mem_deref(leg->sereq);
+	mem_deref(leg->sdp_out);
 	mem_deref(leg->byereq);
 	mem_deref(leg->mb2xx);
 	mem_deref(leg->mback);
@@ -144,6 +149,7 @@ static void call_destructor(void *arg)
 	mem_deref(call->credq);
 	mem_deref(call->st);
 	mem_deref(call->req);
+	mem_deref((void *)call->late2xx);
 	mem_deref((void *)call->inv);
 	mem_deref(call->offer);
 	mem_deref(call->ctype);

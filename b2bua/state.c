@@ -228,6 +228,9 @@ static void terminate(struct b2bua_call *call, enum b2bua_state old,
 		      enum call_ev ev)
 {
 	tmr_cancel(&call->tmr_dur);
+	uac_ack_late(call, NULL);   /* the gateway's 2xx, before its BYE */
+	timer_stop(call->a);
+	timer_stop(call->g);
 	relay_flush(call);
 
 	if (!state_over(old)) {

@@ -37,8 +37,11 @@ static void max_duration(void *arg)
 }
 
 
-/** Send the INVITE to the current gateway of the route */
-static int uac_send(struct b2bua_call *call)
+/**
+ * Send the INVITE to the current gateway of the route; again: in the
+ * dialog of the last one (the next CSeq, after a 422)
+ */
+static int uac_send(struct b2bua_call *call, bool again)
 {
 	struct b2bua *b = call->b;
 	const struct cfg_gateway *gw = call->route->gwv[call->gwi];
@@ -48,6 +51,11 @@ static int uac_send(struct b2bua_call *call)
 	size_t blen = call->offer ? mbuf_get_left(call->offer) : 0;
 	struct sa laddr;
 	int err;
+
+	if (again && call->g && call->g->dlg) {
+		dlg = mem_ref(call->g->dlg);
+		goto send;
+	}
 
 	err = sip_transp_laddr(b->sip, &laddr, gw->tp, &gw->addr);
 	if (err)
@@ -71,6 +79,7 @@ static int uac_send(struct b2bua_call *call)
 		goto out;
 	call->g->dlg = mem_ref(dlg);
 
+ send:
 	mb = mbuf_alloc(1024 + blen);
 	if (!mb) {
 		err = ENOMEM;
@@ -82,8 +91,8 @@ static int uac_send(struct b2bua_call *call)
 	err |= mbuf_write_mem(mb, mbuf_buf(call->hdrs),
 			      mbuf_get_left(call->hdrs));
 	err |= mbuf_printf(mb,
-			   "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO\r\n"
-			   "%H", body_print,
+			   "Allow: " B2BUA_ALLOW "\r\n"
+			   "%H%H", timer_uac_hdrs, call, body_print,
 			   &(struct body){call->ctype, call->offer});
 	if (err)
 		goto out;
@@ -136,10 +145,14 @@ static void failover(struct b2bua_call *call, uint16_t scode,
 		if (call_event(call, CEV_FAILOVER, NULL))
 			return;
 
+		/* the next gateway's own 422 may be retried once */
+		call->se_gw = call->b->cfg->session_expires;
+		call->se_retried = false;
+
 		tlog_info(call_logid(call), "gateway answered %u, trying "
 			  "gateway %s", scode, b2bua_call_gateway(call));
 
-		err = uac_send(call);
+		err = uac_send(call, false);
 		if (!err)
 			return;
 
@@ -159,6 +172,9 @@ void uac_start(struct b2bua_call *call)
 {
 	const struct sip_msg *msg = call->inv;
 	int err;
+
+	if (!call->se_gw)
+		call->se_gw = call->b->cfg->session_expires;
 
 	if (!call->offer && mbuf_get_left(msg->mb)) {
 		err = sdp_apply(call, B2BUA_DIR_TO_GATEWAY, msg, &call->offer);
@@ -181,7 +197,7 @@ void uac_start(struct b2bua_call *call)
 		}
 	}
 
-	err = uac_send(call);
+	err = uac_send(call, false);
 	if (err) {
 		tlog_warn(call_logid(call), "gateway %s: %m",
 			  b2bua_call_gateway(call), err);
@@ -309,6 +325,8 @@ static void relay_provisional(struct b2bua_call *call,
 	if (err)
 		tlog_warn(call_logid(call), "relaying %u: %m", msg->scode,
 			  err);
+	else
+		leg_sdp_keep(call->a, ctype, body);
 
  out:
 	mem_deref(body);
@@ -320,12 +338,20 @@ static void relay_answer(struct b2bua_call *call, const struct sip_msg *msg)
 {
 	struct mbuf *body = NULL;
 	char *ctype = NULL;
+	char hdrs[160] = "";
+	bool late;
 	int err;
 
 	tmr_cancel(&call->tmr_ring);
 
+	/* late offer: the 2xx has the gateway's offer, the caller's ACK
+	   will have the answer the gateway's ACK needs */
+	late = !call->offer && mbuf_get_left(msg->mb);
+
 	err = sip_dialog_create(call->g->dlg, msg);
-	if (!err)
+	if (!err && late)
+		call->late2xx = mem_ref((void *)msg);
+	else if (!err)
 		err = leg_send_ack(call->g, msg, NULL, NULL);
 	if (err) {
 		tlog_warn(call_logid(call), "bad 2xx from gateway: %m", err);
@@ -342,8 +368,18 @@ static void relay_answer(struct b2bua_call *call, const struct sip_msg *msg)
 	if (!err)
 		err = sip_dialog_accept(&call->a->dlg, call->inv);
 	if (!err)
+		err = timer_offer_received(call->a, call->inv, hdrs,
+					   sizeof(hdrs));
+	if (!err)
 		err = leg_reply_2xx(call->a, &call->st, call->inv, msg->scode,
-				    "OK", ctype, body);
+				    "OK", hdrs, ctype, body);
+	if (!err) {
+		/* each leg's session timer runs from the answer */
+		leg_sdp_keep(call->a, ctype, body);
+		leg_sdp_keep(call->g, call->ctype, call->offer);
+		timer_start(call->a);
+		timer_answer_received(call->g, msg);
+	}
 	mem_deref(body);
 	mem_deref(ctype);
 
@@ -361,6 +397,48 @@ static void relay_answer(struct b2bua_call *call, const struct sip_msg *msg)
 
 	(void)call_event(call, CEV_ANSWER,
 			 &(struct call_evarg){ .scode = msg->scode });
+}
+
+
+/**
+ * The ACK of a late-offer call: the caller's ACK (NULL: none is coming)
+ * brings the answer to the gateway's offer, which goes, rewritten, in
+ * the ACK to the gateway's 2xx
+ */
+void uac_ack_late(struct b2bua_call *call, const struct sip_msg *ack)
+{
+	struct mbuf *body = NULL;
+	char *ctype = NULL;
+	int err = 0;
+
+	if (!call->late2xx || !call->g)
+		return;
+
+	if (ack && mbuf_get_left(ack->mb)) {
+		err = sdp_apply(call, B2BUA_DIR_TO_GATEWAY, ack, &body);
+		if (!err)
+			err = re_sdprintf(&ctype, "%r/%r", &ack->ctyp.type,
+					  &ack->ctyp.subtype);
+		if (err) {
+			tlog_warn(call_logid(call), "the caller's answer in "
+				  "its ACK: %m", err);
+			body = mem_deref(body);
+		}
+	}
+	else if (ack) {
+		tlog_warn(call_logid(call), "late offer: the caller's ACK "
+			  "has no answer");
+	}
+
+	err = leg_send_ack(call->g, call->late2xx, ctype, body);
+	if (err)
+		tlog_warn(call_logid(call), "ACK to the gateway: %m", err);
+	else
+		leg_sdp_keep(call->g, ctype, body);
+
+	call->late2xx = mem_deref((void *)call->late2xx);
+	mem_deref(body);
+	mem_deref(ctype);
 }
 
 
@@ -422,7 +500,21 @@ static void uac_resp_handler(int err, const struct sip_msg *msg, void *arg)
 		tlog_info(call_logid(call), "gateway %s answered %u %s",
 			  b2bua_call_gateway(call), scode, phrase);
 
-		if (scode == 408 || (scode >= 500 && scode < 600)) {
+		if (scode == 422 && !call->se_retried &&
+		    call->b->cfg->session_expires && timer_min_se(msg) &&
+		    timer_min_se(msg) <= 86400) {
+			/* once, with the interval the gateway asks for */
+			call->se_retried = true;
+			call->se_gw = MAX(call->se_gw, timer_min_se(msg));
+			tlog_info(call_logid(call), "gateway %s wants a "
+				  "session timer of %u s at least: again",
+				  b2bua_call_gateway(call), call->se_gw);
+			err = uac_send(call, true);
+			if (err)
+				failover(call, 503, "Service Unavailable");
+		}
+		else if (scode == 408 || scode == 422 ||
+			 (scode >= 500 && scode < 600)) {
 			failover(call, scode, phrase);
 		}
 		else {

@@ -520,9 +520,12 @@ void bcall_end(struct bcall *bc, struct b2bua_call *call,
 		uint64_t talk = tmr_jiffies() - bc->answer_jif, d;
 
 		/* a call ended for media timeout really ended with its last
-		 * packet (the relay set the call's end time to it): that
-		 * ends the billing, not the timeout that noticed it */
-		if (reason == B2BUA_R_MEDIA_TIMEOUT) {
+		 * packet (the relay set the call's end time to it), one
+		 * ended by a session timer with its last good refresh (the
+		 * B2BUA set it): that ends the billing, not the timeout
+		 * that noticed it */
+		if (reason == B2BUA_R_MEDIA_TIMEOUT ||
+		    reason == B2BUA_R_SESSION_TIMER) {
 			uint64_t wall = end_ms > bc->answer_ms
 				? end_ms - bc->answer_ms : 0;
 
