@@ -112,6 +112,9 @@ struct leg {
 	struct sip_request *byereq;  /**< owned, pending BYE             */
 	bool bye_pending;
 
+	/* the early dialog of a 1xx with a To tag (gateway leg): its tag */
+	char *early_tag;             /**< owned; NULL: none              */
+
 	/* the SDP last sent on this leg (what a refresh offers again) */
 	struct mbuf *sdp_out;        /**< owned; NULL: none yet          */
 

@@ -66,6 +66,7 @@ static void leg_destructor(void *arg)
 	tmr_cancel(&leg->tmr_expire);
 	mem_deref(leg->sereq);
 	mem_deref(leg->sdp_out);
+	mem_deref(leg->early_tag);
 	mem_deref(leg->byereq);
 	mem_deref(leg->mb2xx);
 	mem_deref(leg->mback);

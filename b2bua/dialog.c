@@ -208,6 +208,14 @@ static int ctype_dup(char **ctype, const struct sip_msg *msg)
 }
 
 
+/* ringing: the legs' dialogs are early ones */
+static bool call_early(const struct b2bua_call *call)
+{
+	return call->state == B2BUA_ST_CALLING ||
+		call->state == B2BUA_ST_RINGING;
+}
+
+
 /* prints nothing (the place of a Contact a reply does not carry) */
 static int body_none(struct re_printf *pf, const struct sip_msg *msg)
 {
@@ -227,7 +235,7 @@ static void relay_resp_handler(int err, const struct sip_msg *msg, void *arg)
 	struct mbuf *body = NULL;
 	char *ctype = NULL;
 	char phrase[64], hdrs[160] = "";
-	bool end = false;
+	bool end = false, early;
 
 	if (!err && msg && msg->scode < 200)
 		return;
@@ -289,12 +297,17 @@ static void relay_resp_handler(int err, const struct sip_msg *msg, void *arg)
 		if (!err && body)
 			err = ctype_dup(&ctype, msg);
 
-		/* a 2xx to an UPDATE refreshes both legs' sessions */
+		/* a 2xx to an UPDATE refreshes both legs' sessions (of a
+		   call answered: the timers run from the answer) */
+		early = call_early(call);
 		if (!err && scode < 300 && relay->update) {
 			(void)sip_dialog_update(relay->to->dlg, msg);
-			timer_answer_received(relay->to, msg);
-			err = timer_offer_received(relay->from, relay->msg,
-						   hdrs, sizeof(hdrs));
+			if (!early)
+				timer_answer_received(relay->to, msg);
+			if (!early)
+				err = timer_offer_received(relay->from,
+							   relay->msg, hdrs,
+							   sizeof(hdrs));
 		}
 		if (err && scode < 300) {
 			tlog_warn(call_logid(call), "%r answer: %m",
@@ -311,7 +324,7 @@ static void relay_resp_handler(int err, const struct sip_msg *msg, void *arg)
 				  relay->update && scode < 300 ? b2bua_contact
 				  : body_none, relay->msg, hdrs, body_print,
 				  &(struct body){ctype, body});
-		if (!err && scode < 300 && relay->update) {
+		if (!err && scode < 300 && relay->update && !early) {
 			timer_start(relay->from);
 			leg_sdp_keep(relay->from, ctype, body);
 		}
@@ -474,7 +487,10 @@ static void refresh_answer(struct leg *leg, const struct sip_msg *msg,
 
 	(void)sip_dialog_update(leg->dlg, msg);
 
-	err = timer_offer_received(leg, msg, hdrs, sizeof(hdrs));
+	/* a session timer runs from the answer only */
+	hdrs[0] = '\0';
+	err = call_early(call) ? 0 : timer_offer_received(leg, msg, hdrs,
+							   sizeof(hdrs));
 	if (err)
 		goto out;
 
@@ -491,7 +507,8 @@ static void refresh_answer(struct leg *leg, const struct sip_msg *msg,
 	tlog_dbg(call_logid(call), "session refresh (%r) from the %s "
 		 "answered", &msg->met,
 		 leg->side == LEG_CALLER ? "caller" : "gateway");
-	timer_start(leg);
+	if (!call_early(call))
+		timer_start(leg);
 
  out:
 	if (err) {
@@ -606,7 +623,13 @@ void dialog_request(struct leg *leg, const struct sip_msg *msg)
 		goto out;
 	}
 
-	if (!pl_strcmp(&msg->met, "BYE")) {
+	/* an early dialog (a 1xx with a To tag) takes UPDATE only */
+	if (call_early(call) && !pl_strcmp(&msg->met, "UPDATE")) {
+		update(leg, msg);
+		goto out;
+	}
+
+	if (!pl_strcmp(&msg->met, "BYE") && !call_early(call)) {
 		bye_received(leg, msg);
 		goto out;
 	}

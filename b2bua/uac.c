@@ -7,6 +7,7 @@
 
 
 static void uac_resp_handler(int err, const struct sip_msg *msg, void *arg);
+static int  leg_dialog_final(struct leg *leg, const struct sip_msg *msg);
 
 
 static void ring_timeout(void *arg)
@@ -282,7 +283,7 @@ static void late_response(struct b2bua_call *call, const struct sip_msg *msg)
 	if (msg->scode < 300) {
 		tlog_info(call_logid(call), "gateway answered after CANCEL: "
 			  "ACK and BYE");
-		if (!sip_dialog_create(call->g->dlg, msg))
+		if (!leg_dialog_final(call->g, msg))
 			(void)leg_send_ack(call->g, msg, NULL, NULL);
 
 		/* terminating: BYE toward the gateway */
@@ -304,6 +305,14 @@ static void relay_provisional(struct b2bua_call *call,
 
 	if (msg->scode == 100)
 		return;
+
+	/* early dialogs on both legs (an UPDATE may cross them) */
+	if (pl_isset(&msg->to.tag) && !call->g->early_tag &&
+	    !sip_dialog_established(call->g->dlg) &&
+	    !sip_dialog_create(call->g->dlg, msg))
+		(void)pl_strdup(&call->g->early_tag, &msg->to.tag);
+	if (!call->a->dlg)
+		(void)sip_dialog_accept(&call->a->dlg, call->inv);
 
 	err = sdp_apply(call, B2BUA_DIR_TO_CALLER, msg, &body);
 	if (!err && body)
@@ -334,6 +343,34 @@ static void relay_provisional(struct b2bua_call *call,
 }
 
 
+/*
+ * The gateway's dialog from its 2xx: made now, or the early one of its
+ * 1xx brought up to date, or a new one forked from it when the 2xx has
+ * another To tag
+ */
+static int leg_dialog_final(struct leg *leg, const struct sip_msg *msg)
+{
+	struct sip_dialog *dlg = NULL;
+	int err;
+
+	if (!leg->early_tag)
+		return sip_dialog_create(leg->dlg, msg);
+
+	if (!pl_strcmp(&msg->to.tag, leg->early_tag))
+		return sip_dialog_update(leg->dlg, msg);
+
+	err = sip_dialog_fork(&dlg, leg->dlg, msg);
+	if (err)
+		return err;
+
+	mem_deref(leg->dlg);
+	leg->dlg = dlg;
+	leg->early_tag = mem_deref(leg->early_tag);
+
+	return 0;
+}
+
+
 static void relay_answer(struct b2bua_call *call, const struct sip_msg *msg)
 {
 	struct mbuf *body = NULL;
@@ -348,7 +385,7 @@ static void relay_answer(struct b2bua_call *call, const struct sip_msg *msg)
 	   will have the answer the gateway's ACK needs */
 	late = !call->offer && mbuf_get_left(msg->mb);
 
-	err = sip_dialog_create(call->g->dlg, msg);
+	err = leg_dialog_final(call->g, msg);
 	if (!err && late)
 		call->late2xx = mem_ref((void *)msg);
 	else if (!err)
@@ -365,7 +402,7 @@ static void relay_answer(struct b2bua_call *call, const struct sip_msg *msg)
 			err = re_sdprintf(&ctype, "%r/%r", &msg->ctyp.type,
 					  &msg->ctyp.subtype);
 	}
-	if (!err)
+	if (!err && !call->a->dlg)
 		err = sip_dialog_accept(&call->a->dlg, call->inv);
 	if (!err)
 		err = timer_offer_received(call->a, call->inv, hdrs,

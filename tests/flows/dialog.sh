@@ -22,6 +22,7 @@
 #             gateway's Min-SE
 #   update    UPDATE with SDP relayed both ways in the confirmed dialog,
 #             each body rewritten to the relay's addresses
+#   early     the same in the early dialog of a 183 with a To tag
 #   late      an INVITE without SDP: the gateway's offer in its 200 and
 #             the caller's answer in its ACK, both rewritten by the relay;
 #             RTP counted both ways (tests/rtp/rtpeer)
@@ -295,6 +296,14 @@ ncdr=$((ncdr + 1))
 check "update: the CDR is written" wait_cdrs $ncdr
 equal "update: CDR reason caller" "$(cdr reason)" caller
 equal "update: relayed from the caller and from the gateway" \
+	"$(logged "UPDATE from the caller relayed")$(logged "UPDATE from the gateway relayed")" 11
+
+echo "# early: UPDATE with SDP both ways in the early dialog"
+run_call early
+ncdr=$((ncdr + 1))
+check "early: the CDR is written" wait_cdrs $ncdr
+equal "early: CDR reason caller" "$(cdr reason)" caller
+equal "early: relayed from the caller and from the gateway" \
 	"$(logged "UPDATE from the caller relayed")$(logged "UPDATE from the gateway relayed")" 11
 
 echo "# late offer: INVITE without SDP, RTP both ways through the relay"
