@@ -127,6 +127,7 @@ struct leg {
 	struct tmr tmr_refresh;      /**< ours: send the next refresh    */
 	struct tmr tmr_expire;       /**< the session expires            */
 	struct sip_request *sereq;   /**< owned: our refresh in flight   */
+	struct sip_request *prackreq; /**< owned: our own PRACK           */
 	bool sereq_invite;           /**< that refresh is a re-INVITE    */
 };
 
@@ -177,6 +178,20 @@ struct b2bua_call {
 
 	struct tmr tmr_ring;
 	struct tmr tmr_dur;
+
+	/* reliable provisional responses (RFC 3262, b2bua/prack.c) */
+	bool caller_100rel;          /**< the caller supports 100rel     */
+	uint32_t rseq;               /**< our last RSeq to the caller    */
+	uint32_t rel_rseq;           /**< RSeq awaiting the caller's
+					  PRACK, 0: none                 */
+	struct mbuf *rel1xx;         /**< owned: that 1xx, retransmitted */
+	struct sa rel_dst;
+	struct tmr tmr_rel;          /**< its retransmission, give-up    */
+	uint32_t rel_txc;
+	uint64_t rel_start;          /**< when it was first sent (ms)    */
+	uint32_t gw_rseq;            /**< the gateway's RSeq it relays   */
+	uint32_t gw_cseq;            /**< and its INVITE's CSeq          */
+	uint32_t gw_rseq_last;       /**< last RSeq seen from the gateway */
 	struct list relayl;          /**< struct relay, owned            */
 
 	char *account;               /**< owned                          */
@@ -332,6 +347,17 @@ uint32_t timer_min_se(const struct sip_msg *msg);
 bool timer_busy(const struct leg *leg);
 void leg_sdp_keep(struct leg *leg, const char *ctype,
 		  const struct mbuf *body);
+
+/* prack.c: reliable provisional responses */
+bool prack_1xx(struct b2bua_call *call, const struct sip_msg *msg,
+	       uint32_t *rseqp);
+void prack_stop(struct b2bua_call *call);
+void prack_sent(struct b2bua_call *call, struct mbuf *mb, uint32_t rseq);
+bool prack_caller(const struct sip_msg *msg);
+void prack_request(struct leg *leg, const struct sip_msg *msg);
+int  prack_hdrs(struct re_printf *pf, const struct b2bua_call *call);
+void relay_start(struct leg *from, const struct sip_msg *msg, bool invite,
+		 bool update, const char *xhdrs);
 
 /* conf_limit.c: the limit keys of b2bua/conf.c */
 cfg_parse_h b2bua_conf_limit;

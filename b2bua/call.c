@@ -65,6 +65,7 @@ static void leg_destructor(void *arg)
 	tmr_cancel(&leg->tmr_refresh);
 	tmr_cancel(&leg->tmr_expire);
 	mem_deref(leg->sereq);
+	mem_deref(leg->prackreq);
 	mem_deref(leg->sdp_out);
 	mem_deref(leg->early_tag);
 	mem_deref(leg->byereq);
@@ -146,6 +147,8 @@ static void call_destructor(void *arg)
 	hash_unlink(&call->he);
 	tmr_cancel(&call->tmr_ring);
 	tmr_cancel(&call->tmr_dur);
+	tmr_cancel(&call->tmr_rel);
+	mem_deref(call->rel1xx);
 	relay_destructor_all(call);
 	mem_deref(call->credq);
 	mem_deref(call->st);
@@ -223,6 +226,9 @@ void call_reply(struct b2bua_call *call, uint16_t scode, const char *reason,
 
 	if (!call->st)
 		return;
+
+	if (scode >= 200)
+		prack_stop(call);
 
 	/* a caller not authenticated hears one final answer, without the
 	 * transaction (never retransmitted) and no larger than its INVITE */

@@ -354,9 +354,12 @@ static int hdrs_none(struct re_printf *pf, const struct leg *leg)
 }
 
 
-/** Relay an in-dialog request to the other leg; answer with its answer */
-static void relay_start(struct leg *from, const struct sip_msg *msg,
-			bool invite, bool update)
+/**
+ * Relay an in-dialog request to the other leg; answer with its answer.
+ * xhdrs: header lines of tollgate's own for the relayed request
+ */
+void relay_start(struct leg *from, const struct sip_msg *msg, bool invite,
+		 bool update, const char *xhdrs)
 {
 	struct b2bua_call *call = from->call;
 	struct sip *sip = call->b->sip;
@@ -409,8 +412,9 @@ static void relay_start(struct leg *from, const struct sip_msg *msg,
 
 	err = leg_drequestf(&relay->req, to, true, met, 0,
 			    invite || update ? contact_sendh : NULL,
-			    relay_resp_handler, relay, "%H%H",
+			    relay_resp_handler, relay, "%H%s%H",
 			    invite || update ? timer_req_hdrs : hdrs_none, to,
+			    xhdrs ? xhdrs : "",
 			    body_print, &(struct body){ctype, body});
 	if (err)
 		goto out;
@@ -552,7 +556,7 @@ static void reinvite(struct leg *leg, const struct sip_msg *msg)
 		return;
 	}
 
-	relay_start(leg, msg, true, false);
+	relay_start(leg, msg, true, false, NULL);
 }
 
 
@@ -588,7 +592,7 @@ static void update(struct leg *leg, const struct sip_msg *msg)
 		return;
 	}
 
-	relay_start(leg, msg, false, true);
+	relay_start(leg, msg, false, true, NULL);
 }
 
 
@@ -623,9 +627,14 @@ void dialog_request(struct leg *leg, const struct sip_msg *msg)
 		goto out;
 	}
 
-	/* an early dialog (a 1xx with a To tag) takes UPDATE only */
+	/* an early dialog (a 1xx with a To tag) takes UPDATE and PRACK */
 	if (call_early(call) && !pl_strcmp(&msg->met, "UPDATE")) {
 		update(leg, msg);
+		goto out;
+	}
+
+	if (!pl_strcmp(&msg->met, "PRACK")) {
+		prack_request(leg, msg);
 		goto out;
 	}
 
@@ -645,7 +654,7 @@ void dialog_request(struct leg *leg, const struct sip_msg *msg)
 		reinvite(leg, msg);
 	}
 	else if (!pl_strcmp(&msg->met, "INFO")) {
-		relay_start(leg, msg, false, false);
+		relay_start(leg, msg, false, false, NULL);
 	}
 	else if (!pl_strcmp(&msg->met, "UPDATE")) {
 		update(leg, msg);
@@ -655,9 +664,6 @@ void dialog_request(struct leg *leg, const struct sip_msg *msg)
 				  "Allow: " B2BUA_ALLOW "\r\n"
 				  "Supported: timer\r\n"
 				  "Content-Length: 0\r\n\r\n");
-	}
-	else if (!pl_strcmp(&msg->met, "PRACK")) {
-		(void)sip_treply(NULL, sip, msg, 501, "Not Implemented");
 	}
 	else if (!pl_strcmp(&msg->met, "REFER")) {
 		/* a transfer would let a caller reach any number unrated */

@@ -93,7 +93,8 @@ static int uac_send(struct b2bua_call *call, bool again)
 			      mbuf_get_left(call->hdrs));
 	err |= mbuf_printf(mb,
 			   "Allow: " B2BUA_ALLOW "\r\n"
-			   "%H%H", timer_uac_hdrs, call, body_print,
+			   "%H%H%H", timer_uac_hdrs, call, prack_hdrs, call,
+			   body_print,
 			   &(struct body){call->ctype, call->offer});
 	if (err)
 		goto out;
@@ -298,9 +299,10 @@ static void late_response(struct b2bua_call *call, const struct sip_msg *msg)
 static void relay_provisional(struct b2bua_call *call,
 			      const struct sip_msg *msg)
 {
-	struct mbuf *body = NULL;
+	struct mbuf *body = NULL, *mb = NULL;
 	char *ctype = NULL;
-	char phrase[64];
+	char phrase[64], rel[64] = "";
+	uint32_t rseq;
 	int err;
 
 	if (msg->scode == 100)
@@ -313,6 +315,13 @@ static void relay_provisional(struct b2bua_call *call,
 		(void)pl_strdup(&call->g->early_tag, &msg->to.tag);
 	if (!call->a->dlg)
 		(void)sip_dialog_accept(&call->a->dlg, call->inv);
+
+	/* a retransmission of a reliable 1xx relayed already */
+	if (!prack_1xx(call, msg, &rseq))
+		return;
+	if (rseq)
+		(void)re_snprintf(rel, sizeof(rel), "Require: 100rel\r\n"
+				  "RSeq: %u\r\n", rseq);
 
 	err = sdp_apply(call, B2BUA_DIR_TO_CALLER, msg, &body);
 	if (!err && body)
@@ -328,14 +337,18 @@ static void relay_provisional(struct b2bua_call *call,
 
 	(void)re_snprintf(phrase, sizeof(phrase), "%r", &msg->reason);
 
-	err = sip_treplyf(&call->st, NULL, call->b->sip, call->inv, true,
-			  msg->scode, phrase, "%H%H", b2bua_contact, call->inv,
+	err = sip_treplyf(&call->st, rseq ? &mb : NULL, call->b->sip,
+			  call->inv, true, msg->scode, phrase, "%H%s%H",
+			  b2bua_contact, call->inv, rel,
 			  body_print, &(struct body){ctype, body});
 	if (err)
 		tlog_warn(call_logid(call), "relaying %u: %m", msg->scode,
 			  err);
 	else
 		leg_sdp_keep(call->a, ctype, body);
+	if (!err && rseq)
+		prack_sent(call, mb, rseq);
+	mem_deref(mb);
 
  out:
 	mem_deref(body);
@@ -380,6 +393,7 @@ static void relay_answer(struct b2bua_call *call, const struct sip_msg *msg)
 	int err;
 
 	tmr_cancel(&call->tmr_ring);
+	prack_stop(call);
 
 	/* late offer: the 2xx has the gateway's offer, the caller's ACK
 	   will have the answer the gateway's ACK needs */

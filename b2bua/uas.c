@@ -193,7 +193,8 @@ static bool unsupported(const struct sip_hdr *hdr, const struct sip_msg *msg,
 	while (v.l && (v.p[v.l - 1] == ' ' || v.p[v.l - 1] == '\t'))
 		--v.l;
 
-	return 0 != pl_strcasecmp(&v, "timer");
+	return 0 != pl_strcasecmp(&v, "timer") &&
+		0 != pl_strcasecmp(&v, "100rel");
 }
 
 
@@ -317,6 +318,7 @@ void uas_invite(struct b2bua *b, const struct sip_msg *msg)
 
 	call->maxfwd = maxfwd - 1;
 	call->authed = trusted;
+	call->caller_100rel = prack_caller(msg);
 
 	/* the transaction absorbs retransmissions while the caller is
 	 * identified; only a trusted peer hears 100 Trying at once */

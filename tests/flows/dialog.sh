@@ -23,6 +23,12 @@
 #   update    UPDATE with SDP relayed both ways in the confirmed dialog,
 #             each body rewritten to the relay's addresses
 #   early     the same in the early dialog of a 183 with a To tag
+#   prack     a gateway's reliable 183 with SDP reaches a caller with
+#             100rel reliably (tollgate's RSeq), the caller's PRACK goes
+#             to the gateway with the gateway's RAck; early media counted
+#             both ways (tests/rtp/rtpeer)
+#   norel     the same 183 for a caller without 100rel: relayed as an
+#             ordinary 183, tollgate PRACKs the gateway itself
 #   late      an INVITE without SDP: the gateway's offer in its 200 and
 #             the caller's answer in its ACK, both rewritten by the relay;
 #             RTP counted both ways (tests/rtp/rtpeer)
@@ -305,6 +311,30 @@ check "early: the CDR is written" wait_cdrs $ncdr
 equal "early: CDR reason caller" "$(cdr reason)" caller
 equal "early: relayed from the caller and from the gateway" \
 	"$(logged "UPDATE from the caller relayed")$(logged "UPDATE from the gateway relayed")" 11
+
+echo "# prack: a reliable 183 with SDP relayed, the PRACK relayed, early media"
+rtpeer_bg prack-crtp -l 127.0.5.76:6000 -D "$W/prack-caller.dest" -n 100 -T 8
+crp=$LAST_PID
+rtpeer_bg prack-grtp -l 127.0.5.77:7000 -D "$W/prack-gw.dest" -n 100 -T 8
+grp=$LAST_PID
+run_call prack
+wait "$crp"; wait "$grp"
+ncdr=$((ncdr + 1))
+check "prack: the CDR is written" wait_cdrs $ncdr
+equal "prack: CDR reason caller" "$(cdr reason)" caller
+equal "prack: the caller's PRACK relayed" \
+	"$(logged "PRACK from the caller relayed")" 1
+equal "prack: early media, caller to gateway: 100 packets" \
+	"$(kv prack-crtp sent) $(kv prack-grtp recv)" "100 100"
+equal "prack: early media, gateway to caller: 100 packets" \
+	"$(kv prack-grtp sent) $(kv prack-crtp recv)" "100 100"
+
+echo "# norel: a caller without 100rel, tollgate PRACKs the gateway"
+run_call norel
+ncdr=$((ncdr + 1))
+check "norel: the CDR is written" wait_cdrs $ncdr
+equal "norel: CDR reason caller" "$(cdr reason)" caller
+equal "norel: tollgate's own PRACK" "$(logged "PRACK 6001 to the gateway")" 1
 
 echo "# late offer: INVITE without SDP, RTP both ways through the relay"
 rtpeer_bg late-crtp -l 127.0.5.76:6000 -D "$W/late-caller.dest" -n 100 -T 8
