@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# In-dialog signalling end to end: session timers (RFC 4028) on both legs
-# and UPDATE (RFC 3311) relayed, with the real daemon, billing on a
-# private PostgreSQL (tests/lib/pgtest.sh), the media relay, and SIPp as
-# caller and gateway (scenarios in tests/flows/dialog/).
+# In-dialog signalling end to end: session timers (RFC 4028) on both legs,
+# UPDATE (RFC 3311) and PRACK (RFC 3262) relayed, late offer, with the
+# real daemon, billing on a private PostgreSQL (tests/lib/pgtest.sh), the
+# media relay, and SIPp as caller and gateway (scenarios in
+# tests/flows/dialog/).
 #
 #   481       tollgate refreshes the gateway's leg (UPDATE, 4 s); the
 #             second refresh gets 481: BYE on both legs (Reason with the
