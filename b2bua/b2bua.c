@@ -91,7 +91,7 @@ static void reply_plain(struct b2bua *b, const struct sip_msg *msg,
 }
 
 
-#define ALLOW "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO\r\n"
+#define ALLOW "Allow: " B2BUA_ALLOW "\r\n"
 
 
 /*
@@ -118,7 +118,8 @@ static void reply_options(struct b2bua *b, const struct sip_msg *msg)
 	}
 
 	reply_plain(b, msg, 200, "OK",
-		    ALLOW "Accept: application/sdp\r\n", "");
+		    ALLOW "Accept: application/sdp\r\n"
+		    "Supported: timer\r\n", "");
 }
 
 

@@ -216,6 +216,9 @@ struct b2bua_conf {
 	uint32_t ring_timeout;      /**< s, no answer -> CANCEL + 408    */
 	uint32_t max_duration;      /**< s, 0 = unlimited                */
 	uint32_t ack_timeout;       /**< s, 2xx without ACK -> BYE        */
+	uint32_t session_expires;   /**< s, session timer asked for, 0 = off */
+	uint32_t min_se;            /**< s, shortest session timer taken */
+	unsigned session_expires_line; /**< where session_expires was set */
 	uint32_t max_calls;         /**< node-wide limit, 0 = none       */
 
 	/* limits at the door (b2bua/limit.c) */
@@ -309,6 +312,8 @@ enum b2bua_reason {
 	B2BUA_R_FAILED,        /**< transport / internal failure         */
 	B2BUA_R_NO_MARGIN,     /**< every carrier would cost more than
 				    the customer pays (margin guard)     */
+	B2BUA_R_SESSION_TIMER, /**< a leg's session timer ran out (RFC
+				    4028) or its refresh was refused     */
 };
 
 /** Direction of an SDP body passing through tollgate */

@@ -8,7 +8,7 @@
 #include "b2bua.h"
 
 /** The methods the B2BUA answers (Allow) */
-#define B2BUA_ALLOW "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
+#define B2BUA_ALLOW "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
 
 /** Retry-After (s) of the 503 a draining or stopping node answers */
 #define B2BUA_DRAIN_RETRY "30"
@@ -121,6 +121,24 @@ struct leg {
 
 	struct sip_request *byereq;  /**< owned, pending BYE             */
 	bool bye_pending;
+
+	/* the early dialog of a 1xx with a To tag (gateway leg): its tag */
+	char *early_tag;             /**< owned; NULL: none              */
+
+	/* the SDP last sent on this leg (what a refresh offers again) */
+	struct mbuf *sdp_out;        /**< owned; NULL: none yet          */
+
+	/* session timer of this leg (RFC 4028, b2bua/timer.c) */
+	uint32_t se;                 /**< s, interval; 0: no timer       */
+	bool se_ours;                /**< tollgate is the refresher      */
+	bool se_peer_timer;          /**< the peer supports "timer"      */
+	bool peer_update;            /**< the peer allows UPDATE         */
+	uint64_t se_ok_ms;           /**< wall clock: last good refresh  */
+	struct tmr tmr_refresh;      /**< ours: send the next refresh    */
+	struct tmr tmr_expire;       /**< the session expires            */
+	struct sip_request *sereq;   /**< owned: our refresh in flight   */
+	struct sip_request *prackreq; /**< owned: our own PRACK           */
+	bool sereq_invite;           /**< that refresh is a re-INVITE    */
 };
 
 /** An in-dialog request relayed from one leg to the other */
@@ -133,6 +151,7 @@ struct relay {
 	const struct sip_msg *msg;   /**< (ref.) the request             */
 	struct sip_request *req;     /**< owned, toward 'to'             */
 	bool invite;
+	bool update;                 /**< an UPDATE (with an offer)      */
 };
 
 struct b2bua_call {
@@ -151,6 +170,9 @@ struct b2bua_call {
 
 	/* initial INVITE toward the gateway */
 	struct sip_request *req;     /**< owned until a final response   */
+	const struct sip_msg *late2xx; /**< (ref.) the gateway's 2xx with
+					  the offer of a late-offer call,
+					  until the caller's ACK answers */
 	struct mbuf *offer;          /**< owned: body for the gateway    */
 	char *ctype;                 /**< owned: its Content-Type        */
 	struct mbuf *hdrs;           /**< owned: headers copied over     */
@@ -165,10 +187,27 @@ struct b2bua_call {
 	struct b2bua_tariff price;   /**< it (b2bua_call_set_price())    */
 	uint16_t last_scode;
 	char last_reason[48];
+	uint32_t se_gw;              /**< s, Session-Expires asked of the
+					  gateway (raised by a 422)       */
+	bool se_retried;             /**< a 422 was retried once         */
 	uint32_t maxfwd;
 
 	struct tmr tmr_ring;
 	struct tmr tmr_dur;
+
+	/* reliable provisional responses (RFC 3262, b2bua/prack.c) */
+	bool caller_100rel;          /**< the caller supports 100rel     */
+	uint32_t rseq;               /**< our last RSeq to the caller    */
+	uint32_t rel_rseq;           /**< RSeq awaiting the caller's
+					  PRACK, 0: none                 */
+	struct mbuf *rel1xx;         /**< owned: that 1xx, retransmitted */
+	struct sa rel_dst;
+	struct tmr tmr_rel;          /**< its retransmission, give-up    */
+	uint32_t rel_txc;
+	uint64_t rel_start;          /**< when it was first sent (ms)    */
+	uint32_t gw_rseq;            /**< the gateway's RSeq it relays   */
+	uint32_t gw_cseq;            /**< and its INVITE's CSeq          */
+	uint32_t gw_rseq_last;       /**< last RSeq seen from the gateway */
 	struct list relayl;          /**< struct relay, owned            */
 
 	char *account;               /**< owned                          */
@@ -266,7 +305,7 @@ int  rescue_reply(struct mbuf *mb, const uint8_t *p, size_t n,
 void uas_proceed(struct b2bua_call *call);
 int  leg_reply_2xx(struct leg *leg, struct sip_strans **stp,
 		   const struct sip_msg *msg, uint16_t scode,
-		   const char *reason, const char *ctype,
+		   const char *reason, const char *hdrs, const char *ctype,
 		   const struct mbuf *body);
 bool leg_ack_2xx(struct leg *leg, const struct sip_msg *msg);
 int  uas_copy_headers(struct b2bua_call *call);
@@ -340,6 +379,7 @@ int  guard_reply(struct b2bua *b, const struct sip_msg *msg, uint16_t scode,
 void uac_start(struct b2bua_call *call);
 void uac_answered(struct b2bua_call *call);
 void uac_cancel(struct b2bua_call *call);
+void uac_ack_late(struct b2bua_call *call, const struct sip_msg *ack);
 int  leg_send_ack(struct leg *leg, const struct sip_msg *resp,
 		  const char *ctype, const struct mbuf *body);
 bool leg_ack_again(struct b2bua *b, const struct sip_msg *msg);
@@ -352,6 +392,33 @@ int  leg_drequestf(struct sip_request **reqp, struct leg *leg,
 void dialog_request(struct leg *leg, const struct sip_msg *msg);
 int  leg_bye(struct leg *leg, const char *reason_hdr);
 void relay_flush(struct b2bua_call *call);
+
+/* timer.c: session timers (RFC 4028) */
+int  timer_invite_check(const struct b2bua_conf *cfg,
+			const struct sip_msg *msg, char *hdrs, size_t sz,
+			uint16_t *scodep);
+int  timer_uac_hdrs(struct re_printf *pf, const struct b2bua_call *call);
+int  timer_req_hdrs(struct re_printf *pf, const struct leg *leg);
+int  timer_offer_received(struct leg *leg, const struct sip_msg *msg,
+			  char *hdrs, size_t sz);
+void timer_answer_received(struct leg *leg, const struct sip_msg *msg);
+void timer_start(struct leg *leg);
+void timer_stop(struct leg *leg);
+uint32_t timer_min_se(const struct sip_msg *msg);
+bool timer_busy(const struct leg *leg);
+void leg_sdp_keep(struct leg *leg, const char *ctype,
+		  const struct mbuf *body);
+
+/* prack.c: reliable provisional responses */
+bool prack_1xx(struct b2bua_call *call, const struct sip_msg *msg,
+	       uint32_t *rseqp);
+void prack_stop(struct b2bua_call *call);
+void prack_sent(struct b2bua_call *call, struct mbuf *mb, uint32_t rseq);
+bool prack_caller(const struct sip_msg *msg);
+void prack_request(struct leg *leg, const struct sip_msg *msg);
+int  prack_hdrs(struct re_printf *pf, const struct b2bua_call *call);
+void relay_start(struct leg *from, const struct sip_msg *msg, bool invite,
+		 bool update, const char *xhdrs);
 
 /* conf_limit.c: the limit keys of b2bua/conf.c */
 cfg_parse_h b2bua_conf_limit;

@@ -39,6 +39,7 @@ const char *b2bua_reason_name(enum b2bua_reason r)
 	case B2BUA_R_REJECTED:      return "rejected";
 	case B2BUA_R_FAILED:        return "failed";
 	case B2BUA_R_NO_MARGIN:     return "no_margin";
+	case B2BUA_R_SESSION_TIMER: return "session_timer";
 	default:                    return "?";
 	}
 }
@@ -62,6 +63,12 @@ static void leg_destructor(void *arg)
 	tmr_cancel(&leg->tmr2xx);
 	tmr_cancel(&leg->tmr2xx_to);
 	tmr_cancel(&leg->tmrack);
+	tmr_cancel(&leg->tmr_refresh);
+	tmr_cancel(&leg->tmr_expire);
+	mem_deref(leg->sereq);
+	mem_deref(leg->prackreq);
+	mem_deref(leg->sdp_out);
+	mem_deref(leg->early_tag);
 	mem_deref(leg->byereq);
 	mem_deref(leg->mb2xx);
 	mem_deref(leg->mback);
@@ -142,10 +149,13 @@ static void call_destructor(void *arg)
 	gw_release(call);
 	tmr_cancel(&call->tmr_ring);
 	tmr_cancel(&call->tmr_dur);
+	tmr_cancel(&call->tmr_rel);
+	mem_deref(call->rel1xx);
 	relay_destructor_all(call);
 	mem_deref(call->credq);
 	mem_deref(call->st);
 	mem_deref(call->req);
+	mem_deref((void *)call->late2xx);
 	mem_deref((void *)call->inv);
 	mem_deref(call->offer);
 	mem_deref(call->ctype);
@@ -220,6 +230,9 @@ void call_reply(struct b2bua_call *call, uint16_t scode, const char *reason,
 
 	if (!call->st)
 		return;
+
+	if (scode >= 200)
+		prack_stop(call);
 
 	/* a caller not authenticated hears one final answer, without the
 	 * transaction (never retransmitted) and no larger than its INVITE */

@@ -561,10 +561,32 @@ static void conf_destructor(void *arg)
 }
 
 
+/* session_expires: remember its line for the check against min_se */
+static int h_session_expires(struct cfg_parser *p, void *mod,
+			     const struct cfg_key *k, const struct pl *val)
+{
+	struct b2bua_conf *cfg = mod;
+	int err;
+
+	err = cfg_key_u32(p, mod, k, val);
+	if (!err)
+		cfg->session_expires_line = cfg_line(p);
+
+	return err;
+}
+
+
 static int conf_check(struct cfg_parser *p, void *mod)
 {
 	struct b2bua_conf *cfg = mod;
 	int err;
+
+	if (cfg->session_expires && cfg->session_expires < cfg->min_se) {
+		cfg_set_line(p, cfg->session_expires_line);
+		return cfg_err(p, "session_expires: %u is below min_se %u "
+			       "(0 turns session timers off)",
+			       cfg->session_expires, cfg->min_se);
+	}
 
 	err = b2bua_conf_resolve(p, cfg);
 	if (err)
@@ -660,6 +682,14 @@ static const struct cfg_key keyv[] = {
 		"seconds an answered call may last, 0 = unlimited"),
 	CFG_U32("ack_timeout", B, ack_timeout, 1, 300, "32",
 		"seconds a 2xx waits for its ACK"),
+	{ .name = "session_expires", .parse = h_session_expires,
+	  .print = cfg_print_u32, .off = offsetof(B, session_expires),
+	  .min = 0, .max = 86400, .def = "1800",
+	  .doc = "seconds of the session timer (RFC 4028) asked of "
+		 "gateways and of callers that ask for none, 0 = off" },
+	CFG_U32("min_se", B, min_se, 2, 86400, "90",
+		"shortest session timer taken from a peer (Min-SE; RFC 4028 "
+		"wants 90 at least, less is for tests)"),
 	CFG_U32("max_calls", B, max_calls, 0, 1000000, "0",
 		"calls at once on this node, 0 = no limit"),
 	LIMIT_KEY("limit_invite_per_source", src_invite, "10 20",

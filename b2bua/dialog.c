@@ -1,5 +1,5 @@
 /**
- * @file dialog.c  In-dialog requests: ACK, BYE, re-INVITE, INFO relay
+ * @file dialog.c  In-dialog requests: ACK, BYE, re-INVITE, UPDATE, INFO
  */
 
 #include <string.h>
@@ -208,6 +208,24 @@ static int ctype_dup(char **ctype, const struct sip_msg *msg)
 }
 
 
+/* ringing: the legs' dialogs are early ones */
+static bool call_early(const struct b2bua_call *call)
+{
+	return call->state == B2BUA_ST_CALLING ||
+		call->state == B2BUA_ST_RINGING;
+}
+
+
+/* prints nothing (the place of a Contact a reply does not carry) */
+static int body_none(struct re_printf *pf, const struct sip_msg *msg)
+{
+	(void)pf;
+	(void)msg;
+
+	return 0;
+}
+
+
 static void relay_resp_handler(int err, const struct sip_msg *msg, void *arg)
 {
 	struct relay *relay = arg;
@@ -216,8 +234,8 @@ static void relay_resp_handler(int err, const struct sip_msg *msg, void *arg)
 	enum b2bua_dir dir;
 	struct mbuf *body = NULL;
 	char *ctype = NULL;
-	char phrase[64];
-	bool end = false;
+	char phrase[64], hdrs[160] = "";
+	bool end = false, early;
 
 	if (!err && msg && msg->scode < 200)
 		return;
@@ -243,14 +261,22 @@ static void relay_resp_handler(int err, const struct sip_msg *msg, void *arg)
 
 		(void)sip_dialog_update(relay->to->dlg, msg);
 		(void)leg_send_ack(relay->to, msg, NULL, NULL);
+		timer_answer_received(relay->to, msg);
 
 		err = sdp_apply(call, dir, msg, &body);
 		if (!err)
 			err = ctype_dup(&ctype, msg);
 		if (!err)
+			err = timer_offer_received(relay->from, relay->msg,
+						   hdrs, sizeof(hdrs));
+		if (!err)
 			err = leg_reply_2xx(relay->from, &relay->st,
 					    relay->msg, msg->scode, phrase,
-					    ctype, body);
+					    hdrs, ctype, body);
+		if (!err) {
+			timer_start(relay->from);
+			leg_sdp_keep(relay->from, ctype, body);
+		}
 		if (err) {
 			tlog_warn(call_logid(call), "re-INVITE answer: %m",
 				  err);
@@ -271,9 +297,37 @@ static void relay_resp_handler(int err, const struct sip_msg *msg, void *arg)
 		if (!err && body)
 			err = ctype_dup(&ctype, msg);
 
-		(void)sip_treplyf(&relay->st, NULL, sip, relay->msg, false,
-				  scode, phrase, "%H", body_print,
+		/* a 2xx to an UPDATE refreshes both legs' sessions (of a
+		   call answered: the timers run from the answer) */
+		early = call_early(call);
+		if (!err && scode < 300 && relay->update) {
+			(void)sip_dialog_update(relay->to->dlg, msg);
+			if (!early)
+				timer_answer_received(relay->to, msg);
+			if (!early)
+				err = timer_offer_received(relay->from,
+							   relay->msg, hdrs,
+							   sizeof(hdrs));
+		}
+		if (err && scode < 300) {
+			tlog_warn(call_logid(call), "%r answer: %m",
+				  &relay->msg->met, err);
+			scode = 500;
+			str_ncpy(phrase, "Server Internal Error",
+				 sizeof(phrase));
+			body = mem_deref(body);
+			hdrs[0] = '\0';
+		}
+
+		err = sip_treplyf(&relay->st, NULL, sip, relay->msg, false,
+				  scode, phrase, "%H%s%H",
+				  relay->update && scode < 300 ? b2bua_contact
+				  : body_none, relay->msg, hdrs, body_print,
 				  &(struct body){ctype, body});
+		if (!err && scode < 300 && relay->update && !early) {
+			timer_start(relay->from);
+			leg_sdp_keep(relay->from, ctype, body);
+		}
 
 		/* the far dialog is gone */
 		end = scode == 481 || (relay->invite && scode == 408);
@@ -291,9 +345,21 @@ static void relay_resp_handler(int err, const struct sip_msg *msg, void *arg)
 }
 
 
-/** Relay an in-dialog request to the other leg; answer with its answer */
-static void relay_start(struct leg *from, const struct sip_msg *msg,
-			bool invite)
+static int hdrs_none(struct re_printf *pf, const struct leg *leg)
+{
+	(void)pf;
+	(void)leg;
+
+	return 0;
+}
+
+
+/**
+ * Relay an in-dialog request to the other leg; answer with its answer.
+ * xhdrs: header lines of tollgate's own for the relayed request
+ */
+void relay_start(struct leg *from, const struct sip_msg *msg, bool invite,
+		 bool update, const char *xhdrs)
 {
 	struct b2bua_call *call = from->call;
 	struct sip *sip = call->b->sip;
@@ -321,6 +387,7 @@ static void relay_start(struct leg *from, const struct sip_msg *msg,
 	relay->from = from;
 	relay->to = to;
 	relay->invite = invite;
+	relay->update = update;
 	relay->msg = mem_ref((void *)msg);
 
 	err = sip_strans_alloc(&relay->st, sip, msg, NULL, NULL);
@@ -344,11 +411,15 @@ static void relay_start(struct leg *from, const struct sip_msg *msg,
 	(void)re_snprintf(met, sizeof(met), "%r", &msg->met);
 
 	err = leg_drequestf(&relay->req, to, true, met, 0,
-			    invite ? contact_sendh : NULL,
-			    relay_resp_handler, relay, "%H", body_print,
-			    &(struct body){ctype, body});
+			    invite || update ? contact_sendh : NULL,
+			    relay_resp_handler, relay, "%H%s%H",
+			    invite || update ? timer_req_hdrs : hdrs_none, to,
+			    xhdrs ? xhdrs : "",
+			    body_print, &(struct body){ctype, body});
 	if (err)
 		goto out;
+
+	leg_sdp_keep(to, ctype, body);
 
 	tlog_dbg(call_logid(call), "%s from the %s relayed", met,
 		 from->side == LEG_CALLER ? "caller" : "gateway");
@@ -385,13 +456,82 @@ static bool invite_pending(const struct b2bua_call *call)
 }
 
 
+/* a session timer below min_se (422) or malformed (400) */
+static bool timer_refused(struct leg *leg, const struct sip_msg *msg)
+{
+	struct sip *sip = leg->call->b->sip;
+	uint16_t scode = 0;
+	char hdrs[128];
+
+	if (!timer_invite_check(leg->call->b->cfg, msg, hdrs, sizeof(hdrs),
+				&scode))
+		return false;
+
+	(void)sip_treplyf(NULL, NULL, sip, msg, false, scode,
+			  scode == 422 ? "Session Interval Too Small"
+			  : "Bad Request", "%sContent-Length: 0\r\n\r\n",
+			  hdrs);
+
+	return true;
+}
+
+
+/*
+ * A session refresh without an offer, answered on its own leg: the other
+ * leg has its own timer.  A re-INVITE gets the SDP tollgate last sent on
+ * the leg (the same version: nothing changes), an UPDATE no body.
+ */
+static void refresh_answer(struct leg *leg, const struct sip_msg *msg,
+			   bool invite)
+{
+	struct b2bua_call *call = leg->call;
+	struct sip *sip = call->b->sip;
+	char hdrs[160];
+	int err;
+
+	(void)sip_dialog_update(leg->dlg, msg);
+
+	/* a session timer runs from the answer only */
+	hdrs[0] = '\0';
+	err = call_early(call) ? 0 : timer_offer_received(leg, msg, hdrs,
+							   sizeof(hdrs));
+	if (err)
+		goto out;
+
+	if (invite)
+		err = leg_reply_2xx(leg, NULL, msg, 200, "OK", hdrs, NULL,
+				    leg->sdp_out);
+	else
+		err = sip_treplyf(NULL, NULL, sip, msg, false, 200, "OK",
+				  "%H%sContent-Length: 0\r\n\r\n",
+				  b2bua_contact, msg, hdrs);
+	if (err)
+		goto out;
+
+	tlog_dbg(call_logid(call), "session refresh (%r) from the %s "
+		 "answered", &msg->met,
+		 leg->side == LEG_CALLER ? "caller" : "gateway");
+	if (!call_early(call))
+		timer_start(leg);
+
+ out:
+	if (err) {
+		tlog_warn(call_logid(call), "cannot answer %r: %m", &msg->met,
+			  err);
+		(void)sip_treply(NULL, sip, msg, 500, "Server Internal Error");
+	}
+}
+
+
 static void reinvite(struct leg *leg, const struct sip_msg *msg)
 {
 	struct b2bua_call *call = leg->call;
 	struct sip *sip = call->b->sip;
 	struct leg *peer = leg_peer(leg);
 
-	if (invite_pending(call) || leg->mb2xx || (peer && peer->mb2xx)) {
+	if (invite_pending(call) || leg->mb2xx || (peer && peer->mb2xx) ||
+	    (leg->sereq && leg->sereq_invite) ||
+	    (peer && peer->sereq && peer->sereq_invite)) {
 		tlog_info(call_logid(call), "re-INVITE from the %s while one "
 			  "is pending: 491",
 			  leg->side == LEG_CALLER ? "caller" : "gateway");
@@ -408,7 +548,51 @@ static void reinvite(struct leg *leg, const struct sip_msg *msg)
 		return;
 	}
 
-	relay_start(leg, msg, true);
+	if (timer_refused(leg, msg))
+		return;
+
+	if (!mbuf_get_left(msg->mb) && leg->sdp_out) {
+		refresh_answer(leg, msg, true);
+		return;
+	}
+
+	relay_start(leg, msg, true, false, NULL);
+}
+
+
+/* UPDATE (RFC 3311) in a confirmed dialog */
+static void update(struct leg *leg, const struct sip_msg *msg)
+{
+	struct b2bua_call *call = leg->call;
+	struct sip *sip = call->b->sip;
+
+	if (timer_refused(leg, msg))
+		return;
+
+	if (!mbuf_get_left(msg->mb)) {
+		refresh_answer(leg, msg, false);
+		return;
+	}
+
+	if (!msg_ctype_cmp(&msg->ctyp, "application", "sdp")) {
+		(void)sip_treplyf(NULL, NULL, sip, msg, false, 415,
+				  "Unsupported Media Type",
+				  "Accept: application/sdp\r\n"
+				  "Content-Length: 0\r\n\r\n");
+		return;
+	}
+
+	/* an offer while another is open */
+	if (timer_busy(leg) || timer_busy(leg_peer(leg)) ||
+	    call->relayl.head) {
+		(void)sip_treplyf(NULL, NULL, sip, msg, false, 491,
+				  "Request Pending",
+				  "Retry-After: 1\r\n"
+				  "Content-Length: 0\r\n\r\n");
+		return;
+	}
+
+	relay_start(leg, msg, false, true, NULL);
 }
 
 
@@ -425,8 +609,10 @@ void dialog_request(struct leg *leg, const struct sip_msg *msg)
 		if (!leg_ack_2xx(leg, msg))
 			goto out;
 
-		if (leg->side == LEG_CALLER)
+		if (leg->side == LEG_CALLER) {
+			uac_ack_late(call, msg);
 			(void)call_event(call, CEV_ACK, NULL);
+		}
 
 		if (leg->bye_pending) {
 			leg->bye_pending = false;
@@ -441,7 +627,18 @@ void dialog_request(struct leg *leg, const struct sip_msg *msg)
 		goto out;
 	}
 
-	if (!pl_strcmp(&msg->met, "BYE")) {
+	/* an early dialog (a 1xx with a To tag) takes UPDATE and PRACK */
+	if (call_early(call) && !pl_strcmp(&msg->met, "UPDATE")) {
+		update(leg, msg);
+		goto out;
+	}
+
+	if (!pl_strcmp(&msg->met, "PRACK")) {
+		prack_request(leg, msg);
+		goto out;
+	}
+
+	if (!pl_strcmp(&msg->met, "BYE") && !call_early(call)) {
 		bye_received(leg, msg);
 		goto out;
 	}
@@ -457,17 +654,16 @@ void dialog_request(struct leg *leg, const struct sip_msg *msg)
 		reinvite(leg, msg);
 	}
 	else if (!pl_strcmp(&msg->met, "INFO")) {
-		relay_start(leg, msg, false);
+		relay_start(leg, msg, false, false, NULL);
+	}
+	else if (!pl_strcmp(&msg->met, "UPDATE")) {
+		update(leg, msg);
 	}
 	else if (!pl_strcmp(&msg->met, "OPTIONS")) {
 		(void)sip_treplyf(NULL, NULL, sip, msg, false, 200, "OK",
-				  "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS,"
-				  " INFO\r\n"
+				  "Allow: " B2BUA_ALLOW "\r\n"
+				  "Supported: timer\r\n"
 				  "Content-Length: 0\r\n\r\n");
-	}
-	else if (!pl_strcmp(&msg->met, "UPDATE") ||
-		 !pl_strcmp(&msg->met, "PRACK")) {
-		(void)sip_treply(NULL, sip, msg, 501, "Not Implemented");
 	}
 	else if (!pl_strcmp(&msg->met, "REFER")) {
 		/* a transfer would let a caller reach any number unrated */
@@ -476,8 +672,7 @@ void dialog_request(struct leg *leg, const struct sip_msg *msg)
 	else {
 		(void)sip_treplyf(NULL, NULL, sip, msg, false, 405,
 				  "Method Not Allowed",
-				  "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS,"
-				  " INFO\r\n"
+				  "Allow: " B2BUA_ALLOW "\r\n"
 				  "Content-Length: 0\r\n\r\n");
 	}
 

@@ -230,6 +230,10 @@ static void terminate(struct b2bua_call *call, enum b2bua_state old,
 		      enum call_ev ev)
 {
 	tmr_cancel(&call->tmr_dur);
+	prack_stop(call);
+	uac_ack_late(call, NULL);   /* the gateway's 2xx, before its BYE */
+	timer_stop(call->a);
+	timer_stop(call->g);
 	relay_flush(call);
 
 	if (!state_over(old)) {

@@ -7,6 +7,7 @@
 
 
 static void uac_resp_handler(int err, const struct sip_msg *msg, void *arg);
+static int  leg_dialog_final(struct leg *leg, const struct sip_msg *msg);
 
 
 static void ring_timeout(void *arg)
@@ -78,8 +79,11 @@ static int number_out(const struct b2bua_call *call,
 }
 
 
-/** Send the INVITE to the current gateway of the route */
-static int uac_send(struct b2bua_call *call)
+/**
+ * Send the INVITE to the current gateway of the call; again: in the
+ * dialog of the last one (the next CSeq, after a 422)
+ */
+static int uac_send(struct b2bua_call *call, bool again)
 {
 	struct b2bua *b = call->b;
 	const struct cfg_gateway *gw = call->candv[call->gwi].gw;
@@ -94,6 +98,11 @@ static int uac_send(struct b2bua_call *call)
 	err = number_out(call, gw, number, sizeof(number));
 	if (err)
 		return err;
+
+	if (again && call->g && call->g->dlg) {
+		dlg = mem_ref(call->g->dlg);
+		goto send;
+	}
 
 	err = sip_transp_laddr(b->sip, &laddr, gw->tp, &gw->addr);
 	if (err)
@@ -117,6 +126,7 @@ static int uac_send(struct b2bua_call *call)
 		goto out;
 	call->g->dlg = mem_ref(dlg);
 
+ send:
 	mb = mbuf_alloc(1024 + blen);
 	if (!mb) {
 		err = ENOMEM;
@@ -128,8 +138,9 @@ static int uac_send(struct b2bua_call *call)
 	err |= mbuf_write_mem(mb, mbuf_buf(call->hdrs),
 			      mbuf_get_left(call->hdrs));
 	err |= mbuf_printf(mb,
-			   "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO\r\n"
-			   "%H", body_print,
+			   "Allow: " B2BUA_ALLOW "\r\n"
+			   "%H%H%H", timer_uac_hdrs, call, prack_hdrs, call,
+			   body_print,
 			   &(struct body){call->ctype, call->offer});
 	if (err)
 		goto out;
@@ -212,10 +223,14 @@ static void failover(struct b2bua_call *call, uint16_t scode,
 		if (call_event(call, CEV_FAILOVER, NULL))
 			return;
 
+		/* the next gateway's own 422 may be retried once */
+		call->se_gw = call->b->cfg->session_expires;
+		call->se_retried = false;
+
 		tlog_info(call_logid(call), "gateway answered %u, trying "
 			  "gateway %s", scode, b2bua_call_gateway(call));
 
-		err = uac_send(call);
+		err = uac_send(call, false);
 		if (!err)
 			return;
 
@@ -245,6 +260,8 @@ void uac_start(struct b2bua_call *call)
 			  B2BUA_REASON_NO_CIRCUIT);
 		return;
 	}
+	if (!call->se_gw)
+		call->se_gw = call->b->cfg->session_expires;
 
 	if (!call->offer && mbuf_get_left(msg->mb)) {
 		err = sdp_apply(call, B2BUA_DIR_TO_GATEWAY, msg, &call->offer);
@@ -267,7 +284,7 @@ void uac_start(struct b2bua_call *call)
 		}
 	}
 
-	err = uac_send(call);
+	err = uac_send(call, false);
 	if (err) {
 		send_failed(call, err);
 		failover(call, 503, "Service Unavailable");
@@ -351,7 +368,7 @@ static void late_response(struct b2bua_call *call, const struct sip_msg *msg)
 	if (msg->scode < 300) {
 		tlog_info(call_logid(call), "gateway answered after CANCEL: "
 			  "ACK and BYE");
-		if (!sip_dialog_create(call->g->dlg, msg))
+		if (!leg_dialog_final(call->g, msg))
 			(void)leg_send_ack(call->g, msg, NULL, NULL);
 
 		/* terminating: BYE toward the gateway */
@@ -366,13 +383,29 @@ static void late_response(struct b2bua_call *call, const struct sip_msg *msg)
 static void relay_provisional(struct b2bua_call *call,
 			      const struct sip_msg *msg)
 {
-	struct mbuf *body = NULL;
+	struct mbuf *body = NULL, *mb = NULL;
 	char *ctype = NULL;
-	char phrase[64];
+	char phrase[64], rel[64] = "";
+	uint32_t rseq;
 	int err;
 
 	if (msg->scode == 100)
 		return;
+
+	/* early dialogs on both legs (an UPDATE may cross them) */
+	if (pl_isset(&msg->to.tag) && !call->g->early_tag &&
+	    !sip_dialog_established(call->g->dlg) &&
+	    !sip_dialog_create(call->g->dlg, msg))
+		(void)pl_strdup(&call->g->early_tag, &msg->to.tag);
+	if (!call->a->dlg)
+		(void)sip_dialog_accept(&call->a->dlg, call->inv);
+
+	/* a retransmission of a reliable 1xx relayed already */
+	if (!prack_1xx(call, msg, &rseq))
+		return;
+	if (rseq)
+		(void)re_snprintf(rel, sizeof(rel), "Require: 100rel\r\n"
+				  "RSeq: %u\r\n", rseq);
 
 	err = sdp_apply(call, B2BUA_DIR_TO_CALLER, msg, &body);
 	if (!err && body)
@@ -388,12 +421,18 @@ static void relay_provisional(struct b2bua_call *call,
 
 	(void)re_snprintf(phrase, sizeof(phrase), "%r", &msg->reason);
 
-	err = sip_treplyf(&call->st, NULL, call->b->sip, call->inv, true,
-			  msg->scode, phrase, "%H%H", b2bua_contact, call->inv,
+	err = sip_treplyf(&call->st, rseq ? &mb : NULL, call->b->sip,
+			  call->inv, true, msg->scode, phrase, "%H%s%H",
+			  b2bua_contact, call->inv, rel,
 			  body_print, &(struct body){ctype, body});
 	if (err)
 		tlog_warn(call_logid(call), "relaying %u: %m", msg->scode,
 			  err);
+	else
+		leg_sdp_keep(call->a, ctype, body);
+	if (!err && rseq)
+		prack_sent(call, mb, rseq);
+	mem_deref(mb);
 
  out:
 	mem_deref(body);
@@ -401,16 +440,53 @@ static void relay_provisional(struct b2bua_call *call,
 }
 
 
+/*
+ * The gateway's dialog from its 2xx: made now, or the early one of its
+ * 1xx brought up to date, or a new one forked from it when the 2xx has
+ * another To tag
+ */
+static int leg_dialog_final(struct leg *leg, const struct sip_msg *msg)
+{
+	struct sip_dialog *dlg = NULL;
+	int err;
+
+	if (!leg->early_tag)
+		return sip_dialog_create(leg->dlg, msg);
+
+	if (!pl_strcmp(&msg->to.tag, leg->early_tag))
+		return sip_dialog_update(leg->dlg, msg);
+
+	err = sip_dialog_fork(&dlg, leg->dlg, msg);
+	if (err)
+		return err;
+
+	mem_deref(leg->dlg);
+	leg->dlg = dlg;
+	leg->early_tag = mem_deref(leg->early_tag);
+
+	return 0;
+}
+
+
 static void relay_answer(struct b2bua_call *call, const struct sip_msg *msg)
 {
 	struct mbuf *body = NULL;
 	char *ctype = NULL;
+	char hdrs[160] = "";
+	bool late;
 	int err;
 
 	tmr_cancel(&call->tmr_ring);
+	prack_stop(call);
 
-	err = sip_dialog_create(call->g->dlg, msg);
-	if (!err)
+	/* late offer: the 2xx has the gateway's offer, the caller's ACK
+	   will have the answer the gateway's ACK needs */
+	late = !call->offer && mbuf_get_left(msg->mb);
+
+	err = leg_dialog_final(call->g, msg);
+	if (!err && late)
+		call->late2xx = mem_ref((void *)msg);
+	else if (!err)
 		err = leg_send_ack(call->g, msg, NULL, NULL);
 	if (err) {
 		tlog_warn(call_logid(call), "bad 2xx from gateway: %m", err);
@@ -424,11 +500,21 @@ static void relay_answer(struct b2bua_call *call, const struct sip_msg *msg)
 			err = re_sdprintf(&ctype, "%r/%r", &msg->ctyp.type,
 					  &msg->ctyp.subtype);
 	}
-	if (!err)
+	if (!err && !call->a->dlg)
 		err = sip_dialog_accept(&call->a->dlg, call->inv);
 	if (!err)
+		err = timer_offer_received(call->a, call->inv, hdrs,
+					   sizeof(hdrs));
+	if (!err)
 		err = leg_reply_2xx(call->a, &call->st, call->inv, msg->scode,
-				    "OK", ctype, body);
+				    "OK", hdrs, ctype, body);
+	if (!err) {
+		/* each leg's session timer runs from the answer */
+		leg_sdp_keep(call->a, ctype, body);
+		leg_sdp_keep(call->g, call->ctype, call->offer);
+		timer_start(call->a);
+		timer_answer_received(call->g, msg);
+	}
 	mem_deref(body);
 	mem_deref(ctype);
 
@@ -446,6 +532,48 @@ static void relay_answer(struct b2bua_call *call, const struct sip_msg *msg)
 
 	(void)call_event(call, CEV_ANSWER,
 			 &(struct call_evarg){ .scode = msg->scode });
+}
+
+
+/**
+ * The ACK of a late-offer call: the caller's ACK (NULL: none is coming)
+ * brings the answer to the gateway's offer, which goes, rewritten, in
+ * the ACK to the gateway's 2xx
+ */
+void uac_ack_late(struct b2bua_call *call, const struct sip_msg *ack)
+{
+	struct mbuf *body = NULL;
+	char *ctype = NULL;
+	int err = 0;
+
+	if (!call->late2xx || !call->g)
+		return;
+
+	if (ack && mbuf_get_left(ack->mb)) {
+		err = sdp_apply(call, B2BUA_DIR_TO_GATEWAY, ack, &body);
+		if (!err)
+			err = re_sdprintf(&ctype, "%r/%r", &ack->ctyp.type,
+					  &ack->ctyp.subtype);
+		if (err) {
+			tlog_warn(call_logid(call), "the caller's answer in "
+				  "its ACK: %m", err);
+			body = mem_deref(body);
+		}
+	}
+	else if (ack) {
+		tlog_warn(call_logid(call), "late offer: the caller's ACK "
+			  "has no answer");
+	}
+
+	err = leg_send_ack(call->g, call->late2xx, ctype, body);
+	if (err)
+		tlog_warn(call_logid(call), "ACK to the gateway: %m", err);
+	else
+		leg_sdp_keep(call->g, ctype, body);
+
+	call->late2xx = mem_deref((void *)call->late2xx);
+	mem_deref(body);
+	mem_deref(ctype);
 }
 
 
@@ -512,7 +640,21 @@ static void uac_resp_handler(int err, const struct sip_msg *msg, void *arg)
 		tlog_info(call_logid(call), "gateway %s answered %u %s",
 			  b2bua_call_gateway(call), scode, phrase);
 
-		if (scode == 408 || (scode >= 500 && scode < 600)) {
+		if (scode == 422 && !call->se_retried &&
+		    call->b->cfg->session_expires && timer_min_se(msg) &&
+		    timer_min_se(msg) <= 86400) {
+			/* once, with the interval the gateway asks for */
+			call->se_retried = true;
+			call->se_gw = MAX(call->se_gw, timer_min_se(msg));
+			tlog_info(call_logid(call), "gateway %s wants a "
+				  "session timer of %u s at least: again",
+				  b2bua_call_gateway(call), call->se_gw);
+			err = uac_send(call, true);
+			if (err)
+				failover(call, 503, "Service Unavailable");
+		}
+		else if (scode == 408 || scode == 422 ||
+			 (scode >= 500 && scode < 600)) {
 			failover(call, scode, phrase);
 		}
 		else {

@@ -208,6 +208,26 @@ static void reply_stateless(struct b2bua *b, const struct sip_msg *msg,
 }
 
 
+/* an option tag of Require that tollgate does not support */
+static bool unsupported(const struct sip_hdr *hdr, const struct sip_msg *msg,
+			void *arg)
+{
+	struct pl v = hdr->val;
+	(void)msg;
+	(void)arg;
+
+	while (v.l && (v.p[0] == ' ' || v.p[0] == '\t')) {
+		++v.p;
+		--v.l;
+	}
+	while (v.l && (v.p[v.l - 1] == ' ' || v.p[v.l - 1] == '\t'))
+		--v.l;
+
+	return 0 != pl_strcasecmp(&v, "timer") &&
+		0 != pl_strcasecmp(&v, "100rel");
+}
+
+
 /** A new INVITE (no To tag) arrived */
 void uas_invite(struct b2bua *b, const struct sip_msg *msg)
 {
@@ -215,6 +235,7 @@ void uas_invite(struct b2bua *b, const struct sip_msg *msg)
 	const struct sip_hdr *hdr;
 	struct b2bua_call *call = NULL;
 	uint32_t maxfwd = 70;
+	uint16_t scode = 0;
 	char buf[160], number[B2BUA_NUMBER_MAX + 1];
 	char dialled[B2BUA_NUMBER_MAX + 2];
 	bool trusted = b2bua_src_trusted(b, msg);
@@ -257,11 +278,19 @@ void uas_invite(struct b2bua *b, const struct sip_msg *msg)
 		}
 	}
 
-	hdr = sip_msg_hdr(msg, SIP_HDR_REQUIRE);
+	hdr = sip_msg_hdr_apply(msg, true, SIP_HDR_REQUIRE, unsupported,
+				NULL);
 	if (hdr) {
 		(void)re_snprintf(buf, sizeof(buf), "Unsupported: %r\r\n",
 				  &hdr->val);
 		reply_stateless(b, msg, 420, "Bad Extension", buf);
+		return;
+	}
+
+	if (timer_invite_check(cfg, msg, buf, sizeof(buf), &scode)) {
+		reply_stateless(b, msg, scode, scode == 422 ?
+				"Session Interval Too Small" : "Bad Request",
+				buf);
 		return;
 	}
 
@@ -321,6 +350,7 @@ void uas_invite(struct b2bua *b, const struct sip_msg *msg)
 
 	call->maxfwd = maxfwd - 1;
 	call->authed = trusted;
+	call->caller_100rel = prack_caller(msg);
 
 	/* the transaction absorbs retransmissions while the caller is
 	 * identified; only a trusted peer hears 100 Trying at once */
@@ -849,7 +879,7 @@ int b2bua_contact(struct re_printf *pf, const struct sip_msg *msg)
  */
 int leg_reply_2xx(struct leg *leg, struct sip_strans **stp,
 		  const struct sip_msg *msg, uint16_t scode,
-		  const char *reason, const char *ctype,
+		  const char *reason, const char *hdrs, const char *ctype,
 		  const struct mbuf *body)
 {
 	struct mbuf *mb = NULL;
@@ -860,9 +890,9 @@ int leg_reply_2xx(struct leg *leg, struct sip_strans **stp,
 	err = sip_treplyf(stp, &mb, leg->call->b->sip, msg, true, scode,
 			  reason,
 			  "%H"
-			  "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO\r\n"
-			  "%H",
-			  b2bua_contact, msg,
+			  "Allow: " B2BUA_ALLOW "\r\n"
+			  "%s%H",
+			  b2bua_contact, msg, hdrs ? hdrs : "",
 			  body_print, &(struct body){ctype, body});
 	if (err)
 		return err;

@@ -477,8 +477,9 @@ static const char *media_json(const struct bcall *bc)
 /*
  * The seconds an answered call is rated for: from answer, every started
  * second.  A call ended for media timeout really ended with its last
- * packet (the relay set the call's end time to it): that ends the
- * billing, not the timeout that noticed it.  Never beyond what was
+ * packet (the relay set the call's end time to it), one ended by a
+ * session timer with its last good refresh (the B2BUA set it): that ends
+ * the billing, not the timeout that noticed it.  Never beyond what was
  * reserved: a cut-off a few ms late is tollgate's, not the customer's.
  */
 static uint64_t call_seconds(const struct bcall *bc,
@@ -486,7 +487,8 @@ static uint64_t call_seconds(const struct bcall *bc,
 {
 	uint64_t talk = tmr_jiffies() - bc->answer_jif, d;
 
-	if (rec->reason == B2BUA_R_MEDIA_TIMEOUT) {
+	if (rec->reason == B2BUA_R_MEDIA_TIMEOUT ||
+	    rec->reason == B2BUA_R_SESSION_TIMER) {
 		uint64_t end = rec->end_ms ? rec->end_ms : b2bua_wallclock_ms();
 		uint64_t wall = end > bc->answer_ms ? end - bc->answer_ms : 0;
 

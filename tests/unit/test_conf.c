@@ -321,9 +321,47 @@ static void test_numbers(void)
 }
 
 
+/* session timers: the interval, its floor, and the two together */
+static void test_session_timer(void)
+{
+	struct cfg *cfg;
+
+	cfg = OK(BASE);
+	if (cfg) {
+		CHECK(SIP(cfg)->session_expires == 1800);
+		CHECK(SIP(cfg)->min_se == 90);
+		mem_deref(cfg);
+	}
+
+	cfg = OK(BASE "session_expires 0\nmin_se 600\n");
+	if (cfg) {
+		CHECK(SIP(cfg)->session_expires == 0);
+		CHECK(SIP(cfg)->min_se == 600);
+		mem_deref(cfg);
+	}
+
+	cfg = OK(BASE "min_se 120\nsession_expires 120\n");
+	if (cfg) {
+		CHECK(SIP(cfg)->session_expires == 120);
+		mem_deref(cfg);
+	}
+
+	BAD(BASE "min_se 1\n", "t.conf:3: ",
+	    "min_se: value 1 out of range 2..86400");
+	BAD(BASE "session_expires 86401\n", "t.conf:3: ",
+	    "out of range 0..86400");
+	BAD(BASE "session_expires 30m\n", "t.conf:3: ",
+	    "not a decimal number");
+	/* the error names the line of session_expires, not of min_se */
+	BAD(BASE "session_expires 100\nmin_se 300\n", "t.conf:3: ",
+	    "session_expires: 100 is below min_se 300");
+}
+
+
 int main(void)
 {
 	test_defaults();
+	test_session_timer();
 	test_required();
 	test_lexical();
 	test_nul_byte();
