@@ -390,14 +390,113 @@ static bool metric_h(const struct b2bua_gw_info *gi, void *arg)
 }
 
 
+/* the counters of one carrier: the sum of its gateways' */
+struct carrier_sum {
+	struct le le;
+	char name[65];
+	struct b2bua_gw_counts c;
+};
+
+
+static bool carrier_h(const struct b2bua_gw_info *gi, void *arg)
+{
+	struct list *l = arg;
+	struct carrier_sum *cs = NULL;
+	struct le *le;
+
+	if (!gi->carrier)
+		return false;
+
+	LIST_FOREACH(l, le) {
+		struct carrier_sum *x = le->data;
+
+		if (!strcmp(x->name, gi->carrier)) {
+			cs = x;
+			break;
+		}
+	}
+
+	if (!cs) {
+		cs = mem_zalloc(sizeof(*cs), NULL);
+		if (!cs)
+			return true;
+		str_ncpy(cs->name, gi->carrier, sizeof(cs->name));
+		list_append(l, &cs->le, cs);
+	}
+
+	b2bua_gw_counts_add(&cs->c, &gi->c);
+
+	return false;
+}
+
+
+/* the series that make sense for a carrier, and their names */
+static const struct {
+	enum gw_metric m;
+	const char *name;
+	const char *help;
+} cmv[] = {
+	{ GM_CALLS, "tollgate_carrier_calls",
+	  "Calls holding a channel of the carrier's gateways" },
+	{ GM_ATTEMPTS, "tollgate_carrier_attempts_total",
+	  "INVITEs sent to the carrier's gateways" },
+	{ GM_ANSWERED, "tollgate_carrier_answered_total",
+	  "INVITEs the carrier's gateways answered 2xx" },
+	{ GM_FAILURES, "tollgate_carrier_failures_total",
+	  "INVITEs that failed at the carrier's gateways, by class" },
+	{ GM_ASR, "tollgate_carrier_asr",
+	  "Answered INVITEs per INVITE sent to the carrier" },
+	{ GM_ACD, "tollgate_carrier_acd_seconds",
+	  "Average duration of the carrier's answered calls that ended" },
+};
+
+
+/* series_print() under the carrier's name of the metric */
+static int carrier_print(struct mbuf *mb, unsigned k,
+			 const struct carrier_sum *cs)
+{
+	struct mbuf *tmp = mbuf_alloc(256);
+	const char *gname = gmv[cmv[k].m].name;
+	size_t glen = strlen(gname);
+	int err;
+
+	if (!tmp)
+		return ENOMEM;
+
+	err = series_print(tmp, cmv[k].m, "carrier", cs->name, &cs->c);
+	tmp->pos = 0;
+
+	/* each line begins with the gateway metric's name: rename it */
+	while (!err && mbuf_get_left(tmp)) {
+		const char *p = (const char *)mbuf_buf(tmp);
+		const char *nl = memchr(p, '\n', mbuf_get_left(tmp));
+		size_t len = nl ? (size_t)(nl - p) + 1 : mbuf_get_left(tmp);
+
+		if (len > glen && !strncmp(p, gname, glen))
+			err = mbuf_printf(mb, "%s%b", cmv[k].name,
+					  p + glen, len - glen);
+		else
+			err = mbuf_write_mem(mb, (const uint8_t *)p, len);
+		mbuf_advance(tmp, (ssize_t)len);
+	}
+
+	mem_deref(tmp);
+
+	return err;
+}
+
+
 /**
- * The per-gateway series of /metrics.  A series by another label (a
- * carrier) is series_print() of b2bua_gw_counts_add() over its members.
+ * The per-gateway series of /metrics, then the per-carrier ones (the
+ * sums of b2bua_gw_counts_add() over a carrier's gateways, under
+ * tollgate_carrier_* names so that no sum counts a call twice).
  */
 int api_gw_metrics(struct mbuf *mb, const struct b2bua *b)
 {
 	struct metric_ctx ctx = { mb, GM_UP, 0 };
+	struct list carriers = LIST_INIT;
 	unsigned m;
+	struct le *le;
 
 	for (m = 0; m < GM_COUNT; m++) {
 		ctx.m = (enum gw_metric)m;
@@ -406,6 +505,18 @@ int api_gw_metrics(struct mbuf *mb, const struct b2bua *b)
 				       gmv[m].type);
 		b2bua_gw_apply(b, metric_h, &ctx);
 	}
+
+	b2bua_gw_apply(b, carrier_h, &carriers);
+
+	for (m = 0; m < ARRAY_SIZE(cmv); m++) {
+		ctx.err |= mbuf_printf(mb, "# HELP %s %s\n# TYPE %s %s\n",
+				       cmv[m].name, cmv[m].help, cmv[m].name,
+				       gmv[cmv[m].m].type);
+		LIST_FOREACH(&carriers, le)
+			ctx.err |= carrier_print(mb, m, le->data);
+	}
+
+	list_flush(&carriers);
 
 	return ctx.err;
 }

@@ -651,6 +651,7 @@ struct b2bua_gw_counts {
 /** One gateway as the B2BUA sees it (valid in the handler only) */
 struct b2bua_gw_info {
 	const char *name;
+	const char *carrier;      /**< its carrier, NULL if none          */
 	const struct sa *addr;
 	enum sip_transp tp;
 	enum b2bua_gw_state state;

@@ -36,6 +36,7 @@ struct gwh {
 	bool present;                /**< in the routing table in use    */
 	uint64_t since_ms;           /**< wall clock: the state began    */
 	char reason[128];            /**< why it is in its state         */
+	char carrier[65];            /**< its carrier's name, "" if none */
 
 	struct tmr tmr_probe;        /**< next probe                     */
 	struct tmr tmr_to;           /**< the probe's answer is late     */
@@ -454,6 +455,8 @@ void gw_table_sync(struct b2bua *b, const struct list *gatewayl)
 			g->tp = cg->tp;
 		}
 		g->present = true;
+		str_ncpy(g->carrier, cg->carrier ? cg->carrier : "",
+			 sizeof(g->carrier));
 	}
 
 	LIST_FOREACH(&t->l, le) {
@@ -603,6 +606,7 @@ static void info_fill(struct b2bua_gw_info *gi, const struct gwh *g)
 {
 	memset(gi, 0, sizeof(*gi));
 	gi->name = g->name;
+	gi->carrier = g->carrier[0] ? g->carrier : NULL;
 	gi->addr = &g->addr;
 	gi->tp = g->tp;
 	gi->state = g->fsm.st;

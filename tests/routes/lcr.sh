@@ -254,6 +254,24 @@ equal "the CDR names the carrier that carried it" \
 	"$(last_cdr 5 "gateway || '|' || carrier || '|' || carrier_cost || '|' || margin")" \
 	"gwa|alpha|167|19833"
 
+echo "# per-carrier series: the sums of their gateways'"
+curl -s -m 10 -H "Authorization: Bearer $ADMIN" "$API/metrics" \
+	>"$DIR/metrics" 2>/dev/null
+cm() { grep -F "$1 " "$DIR/metrics" | head -n 1 | awk '{print $2}'; }
+equal "beta: 2 INVITEs, 1 answered, ASR 0.5" \
+	"$(cm 'tollgate_carrier_attempts_total{carrier="beta"}')/$(cm 'tollgate_carrier_answered_total{carrier="beta"}')/$(cm 'tollgate_carrier_asr{carrier="beta"}')" \
+	"2/1/0.500"
+equal "alpha: 1 INVITE, answered, ASR 1" \
+	"$(cm 'tollgate_carrier_attempts_total{carrier="alpha"}')/$(cm 'tollgate_carrier_asr{carrier="alpha"}')" \
+	"1/1.000"
+equal "beta's attempts are its gateway's" \
+	"$(cm 'tollgate_gateway_attempts_total{gateway="gwb"}')" 2
+check "beta's ACD is that of its answered call" \
+	[ "$(cm 'tollgate_carrier_acd_seconds{carrier="beta"}')" = \
+	  "$(cm 'tollgate_gateway_acd_seconds{gateway="gwb"}')" ]
+equal "gwd has no carrier: no carrier series names it" \
+	"$(grep -c 'tollgate_carrier_.*gwd' "$DIR/metrics")" 0
+
 echo "# 3. margin guard"
 last_cdr 5 id >/dev/null
 bal=$(sql "SELECT balance FROM accounts WHERE name = 'alice'")
