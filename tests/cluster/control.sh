@@ -53,6 +53,8 @@ TEST_KEEP=${CT_KEEP:-}
 . "$top_srcdir/tests/lib/check.sh"
 # shellcheck source=../lib/pgtest.sh
 . "$top_srcdir/tests/lib/pgtest.sh"
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 test_init control || exit 99
 pgtest_start || exit 99
 
@@ -87,7 +89,7 @@ acct() {
 # node_start N: configure and start node N (A or B), wait until it
 # listens for account changes and control messages
 node_start() {
-	local n=$1 ip=${IP[$1]} from ports=31000-31999
+	local n=$1 ip=${IP[$1]} rc ports=31000-31999
 	[ "$n" = B ] && ports=32000-32999
 	mkdir -p "$D/state$n"
 	cat >"$D/node$n.conf" <<CONF
@@ -111,19 +113,10 @@ api_listen $ip:8080
 api_token $ADMIN admin
 log_level info
 CONF
-	echo "=== start $(date +%T.%N)" >>"$D/node$n.log"
-	from=$(wc -l <"$D/node$n.log")
-	"$TG" -f "$D/node$n.conf" >>"$D/node$n.log" 2>&1 &
-	NODE_PID[$n]=$!
-	pid_remember "${NODE_PID[$n]}"
-	wait_line "$D/node$n.log" "listening for control" 30 \
-		"${NODE_PID[$n]}" "$from" &&
-	wait_line "$D/node$n.log" "listening for account" 30 \
-		"${NODE_PID[$n]}" "$from" || {
-		echo "node $n did not come up:" >&2
-		tail -n 20 "$D/node$n.log" >&2
-		return 1
-	}
+	node_launch "node$n" 30 "listening for control" "listening for account"
+	rc=$?
+	NODE_PID[$n]=$LAUNCHED_PID
+	return $rc
 }
 
 # calls NAME NODE ACCOUNT COUNT: COUNT calls of ACCOUNT to NODE, in the
@@ -145,16 +138,6 @@ calls() {
 
 # api N: the node whose API req talks to
 api() { API="http://${IP[$1]}:8080"; }
-
-# wait_sql SECONDS SQL WANT: until the query prints WANT
-wait_sql() {
-	local i
-	for ((i = 0; i < $1 * 10; i++)); do
-		[ "$(sql "$2" 2>/dev/null)" = "$3" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 # wait_count SECONDS FILE REGEX WANT: until FILE has WANT matching lines
 wait_count() {

@@ -57,6 +57,8 @@ TEST_KEEP=${CT_KEEP:-}
 . "$top_srcdir/tests/lib/check.sh"
 # shellcheck source=../lib/pgtest.sh
 . "$top_srcdir/tests/lib/pgtest.sh"
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 test_init cluster || exit 99
 pgtest_start || exit 99
 
@@ -119,18 +121,11 @@ CONF
 
 # node_start N: start node N, wait until it takes calls
 node_start() {
-	local n=$1 from
-	echo "=== start $(date +%T.%N)" >>"$D/node$n.log"
-	from=$(wc -l <"$D/node$n.log")
-	"$TG" -f "$D/node$n.conf" >>"$D/node$n.log" 2>&1 &
-	NODE_PID[$n]=$!
-	pid_remember "${NODE_PID[$n]}"
-	wait_line "$D/node$n.log" "listening for account" 10 \
-		"${NODE_PID[$n]}" "$from" || {
-		echo "node $n did not come up:" >&2
-		tail -n 20 "$D/node$n.log" >&2
-		return 1
-	}
+	local n=$1 rc
+	node_launch "node$n" 10 "listening for account"
+	rc=$?
+	NODE_PID[$n]=$LAUNCHED_PID
+	return $rc
 }
 
 # sipp_run NAME SCENARIO [ARGS...]: a caller toward Kamailio, in the
@@ -205,15 +200,6 @@ wait_count() {
 	return 1
 }
 
-# wait_sql SECONDS SQL WANT: until the query prints WANT
-wait_sql() {
-	local i
-	for ((i = 0; i < $1 * 10; i++)); do
-		[ "$(sql "$2" 2>/dev/null)" = "$3" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 for n in 1 2 3; do
 	node_conf $n

@@ -52,6 +52,8 @@ TEST_KEEP=${CT_KEEP:-}
 . "$top_srcdir/tests/lib/check.sh"
 # shellcheck source=../lib/pgtest.sh
 . "$top_srcdir/tests/lib/pgtest.sh"
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 test_init ha || exit 99
 pgtest_start || exit 99
 pgtest_standby_start || exit 99
@@ -117,18 +119,11 @@ CONF
 
 # node_start N: start node N, wait until it listens for account changes
 node_start() {
-	local n=$1 from
-	echo "=== start $(date +%T.%N)" >>"$D/node$n.log"
-	from=$(wc -l <"$D/node$n.log")
-	"$TG" -f "$D/node$n.conf" >>"$D/node$n.log" 2>&1 &
-	NODE_PID[$n]=$!
-	pid_remember "${NODE_PID[$n]}"
-	wait_line "$D/node$n.log" "listening for account" 15 \
-		"${NODE_PID[$n]}" "$from" || {
-		echo "node $n did not come up:" >&2
-		tail -n 20 "$D/node$n.log" >&2
-		return 1
-	}
+	local n=$1 rc
+	node_launch "node$n" 15 "listening for account"
+	rc=$?
+	NODE_PID[$n]=$LAUNCHED_PID
+	return $rc
 }
 
 # sipp_bg NAME IP PORT SCENARIO [ARGS...]: SIPp in the background, its
@@ -187,16 +182,6 @@ sessions() {
 listens() {
 	sql "SELECT count(*) FROM pg_stat_activity
 	      WHERE application_name = 'node$1' AND query LIKE 'LISTEN %'"
-}
-
-# wait_sql SECONDS SQL WANT: until the query prints WANT
-wait_sql() {
-	local i
-	for ((i = 0; i < $1 * 10; i++)); do
-		[ "$(sql "$2" 2>/dev/null)" = "$3" ] && return 0
-		sleep 0.1
-	done
-	return 1
 }
 
 # wait_listens SECONDS: until both nodes listen on all three channels

@@ -53,6 +53,8 @@ fi
 . "$top_srcdir/tests/lib/check.sh"
 # shellcheck source=../lib/pgtest.sh
 . "$top_srcdir/tests/lib/pgtest.sh"
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 test_init takeover || exit 99
 pgtest_start || exit 99
 
@@ -118,18 +120,11 @@ CONF
 
 # node_start TAG: start it, wait until it takes calls
 node_start() {
-	local tag=$1 from
-	echo "=== start $(date +%T.%N)" >>"$D/$tag.log"
-	from=$(wc -l <"$D/$tag.log")
-	"$TG" -f "$D/$tag.conf" >>"$D/$tag.log" 2>&1 &
-	PID[$tag]=$!
-	pid_remember "${PID[$tag]}"
-	wait_line "$D/$tag.log" "listening for account" 10 \
-		"${PID[$tag]}" "$from" || {
-		echo "node $tag did not come up:" >&2
-		tail -n 20 "$D/$tag.log" >&2
-		return 1
-	}
+	local tag=$1 rc
+	node_launch "$tag" 10 "listening for account"
+	rc=$?
+	PID[$tag]=$LAUNCHED_PID
+	return $rc
 }
 
 # node_kill TAG: SIGKILL, reaped
@@ -183,15 +178,6 @@ wait_count() {
 	return 1
 }
 
-# wait_sql SECONDS SQL WANT: until the query prints WANT
-wait_sql() {
-	local i
-	for ((i = 0; i < $1 * 10; i++)); do
-		[ "$(sql "$2" 2>/dev/null)" = "$3" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 now_ms() { date +%s%3N; }
 
