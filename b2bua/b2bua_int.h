@@ -486,3 +486,39 @@ void gw_release(struct b2bua_call *call);
 /** Reason of the 503 a call gets when none of its gateways is usable */
 #define B2BUA_REASON_NO_CIRCUIT \
 	"Reason: Q.850;cause=34;text=\"no circuit/channel available\"\r\n"
+
+
+/**
+ * The number at the start of a header value (RSeq, RAck, Session-Expires,
+ * Min-SE): blanks skipped, then 1 to 10 digits.  *rest is what follows.
+ *
+ * @return 0, or EBADMSG if there is no number or it is longer
+ */
+static inline int hdr_number(const struct pl *val, uint64_t *np,
+			     struct pl *rest)
+{
+	struct pl v = *val;
+	uint64_t n = 0;
+	size_t d = 0;
+
+	while (v.l && (v.p[0] == ' ' || v.p[0] == '\t')) {
+		++v.p;
+		--v.l;
+	}
+
+	while (v.l && v.p[0] >= '0' && v.p[0] <= '9') {
+		if (++d > 10)
+			return EBADMSG;
+		n = n * 10 + (uint64_t)(v.p[0] - '0');
+		++v.p;
+		--v.l;
+	}
+
+	if (!d)
+		return EBADMSG;
+
+	*np = n;
+	*rest = v;
+
+	return 0;
+}

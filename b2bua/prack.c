@@ -43,23 +43,10 @@ static bool has_100rel(const struct sip_msg *msg, enum sip_hdrid id)
 /* a number of 1..2^31-1 at the start of a header value */
 static int num_parse(const struct pl *val, uint32_t *np, struct pl *rest)
 {
-	struct pl v = *val;
-	uint64_t n = 0;
-	size_t d = 0;
+	struct pl v;
+	uint64_t n;
 
-	while (v.l && (v.p[0] == ' ' || v.p[0] == '\t')) {
-		++v.p;
-		--v.l;
-	}
-	while (v.l && v.p[0] >= '0' && v.p[0] <= '9') {
-		if (++d > 10)
-			return EBADMSG;
-		n = n * 10 + (uint64_t)(v.p[0] - '0');
-		++v.p;
-		--v.l;
-	}
-
-	if (!d || !n || n > 0x7fffffff)
+	if (hdr_number(val, &n, &v) || !n || n > 0x7fffffff)
 		return EBADMSG;
 
 	*np = (uint32_t)n;

@@ -60,24 +60,11 @@ static bool hdr_has_tag(const struct sip_msg *msg, enum sip_hdrid id,
  */
 static int delta_parse(const struct pl *val, uint32_t *dp, struct pl *rest)
 {
-	struct pl v = *val;
-	uint64_t d = 0;
-	size_t n = 0;
+	struct pl v;
+	uint64_t d;
 
-	while (v.l && (v.p[0] == ' ' || v.p[0] == '\t')) {
-		++v.p;
-		--v.l;
-	}
-
-	while (v.l && v.p[0] >= '0' && v.p[0] <= '9') {
-		if (++n > 10)
-			return EBADMSG;
-		d = d * 10 + (uint64_t)(v.p[0] - '0');
-		++v.p;
-		--v.l;
-	}
-
-	if (!n || (v.l && v.p[0] != ';' && v.p[0] != ' ' && v.p[0] != '\t'))
+	if (hdr_number(val, &d, &v) ||
+	    (v.l && v.p[0] != ';' && v.p[0] != ' ' && v.p[0] != '\t'))
 		return EBADMSG;
 
 	*dp = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
