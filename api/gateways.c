@@ -307,11 +307,11 @@ static const struct series gmv[GM_COUNT] = {
 };
 
 
-/* the series of one metric for one label value */
-static int series_print(struct mbuf *mb, enum gw_metric m, const char *lbl,
-			const char *val, const struct b2bua_gw_counts *c)
+/* the series of one metric, named n, for one label value */
+static int series_print(struct mbuf *mb, enum gw_metric m, const char *n,
+			const char *lbl, const char *val,
+			const struct b2bua_gw_counts *c)
 {
-	const char *n = gmv[m].name;
 	uint64_t milli;
 	unsigned i;
 	double d;
@@ -383,8 +383,8 @@ static bool metric_h(const struct b2bua_gw_info *gi, void *arg)
 {
 	struct metric_ctx *ctx = arg;
 
-	ctx->err |= series_print(ctx->mb, ctx->m, "gateway", gi->name,
-				 &gi->c);
+	ctx->err |= series_print(ctx->mb, ctx->m, gmv[ctx->m].name,
+				 "gateway", gi->name, &gi->c);
 
 	return false;
 }
@@ -451,41 +451,6 @@ static const struct {
 };
 
 
-/* series_print() under the carrier's name of the metric */
-static int carrier_print(struct mbuf *mb, unsigned k,
-			 const struct carrier_sum *cs)
-{
-	struct mbuf *tmp = mbuf_alloc(256);
-	const char *gname = gmv[cmv[k].m].name;
-	size_t glen = strlen(gname);
-	int err;
-
-	if (!tmp)
-		return ENOMEM;
-
-	err = series_print(tmp, cmv[k].m, "carrier", cs->name, &cs->c);
-	tmp->pos = 0;
-
-	/* each line begins with the gateway metric's name: rename it */
-	while (!err && mbuf_get_left(tmp)) {
-		const char *p = (const char *)mbuf_buf(tmp);
-		const char *nl = memchr(p, '\n', mbuf_get_left(tmp));
-		size_t len = nl ? (size_t)(nl - p) + 1 : mbuf_get_left(tmp);
-
-		if (len > glen && !strncmp(p, gname, glen))
-			err = mbuf_printf(mb, "%s%b", cmv[k].name,
-					  p + glen, len - glen);
-		else
-			err = mbuf_write_mem(mb, (const uint8_t *)p, len);
-		mbuf_advance(tmp, (ssize_t)len);
-	}
-
-	mem_deref(tmp);
-
-	return err;
-}
-
-
 /**
  * The per-gateway series of /metrics, then the per-carrier ones (the
  * sums of b2bua_gw_counts_add() over a carrier's gateways, under
@@ -512,8 +477,12 @@ int api_gw_metrics(struct mbuf *mb, const struct b2bua *b)
 		ctx.err |= mbuf_printf(mb, "# HELP %s %s\n# TYPE %s %s\n",
 				       cmv[m].name, cmv[m].help, cmv[m].name,
 				       gmv[cmv[m].m].type);
-		LIST_FOREACH(&carriers, le)
-			ctx.err |= carrier_print(mb, m, le->data);
+		LIST_FOREACH(&carriers, le) {
+			const struct carrier_sum *cs = le->data;
+
+			ctx.err |= series_print(mb, cmv[m].m, cmv[m].name,
+						"carrier", cs->name, &cs->c);
+		}
 	}
 
 	list_flush(&carriers);
