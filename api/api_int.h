@@ -64,7 +64,8 @@ struct api_req;
 typedef void (api_h)(struct api_req *req);
 
 /** Which token-less access a route may get from the configuration */
-enum api_open { API_OPEN_NEVER = 0, API_OPEN_HEALTH, API_OPEN_METRICS };
+enum api_open { API_OPEN_NEVER = 0, API_OPEN_HEALTH, API_OPEN_METRICS,
+		API_OPEN_ALWAYS };
 
 struct api_route {
 	const char *pattern;         /**< path, '*' is one segment (id)  */
@@ -129,6 +130,7 @@ struct api_req {
 };
 
 /* http.c */
+const struct api_route *api_routes(size_t *np);
 void api_reply(struct api_req *req, unsigned status, const struct odict *od);
 void api_reply_list(struct api_req *req, const char *key,
 		    const struct odict *arr, size_t n, int err);
@@ -199,6 +201,10 @@ void api_block_h(struct api_req *req);
 void api_health_h(struct api_req *req);
 void api_node_drain_h(struct api_req *req);
 void api_metrics_h(struct api_req *req);
+void api_openapi_h(struct api_req *req);
+
+/* openapi.c: the document of docs/openapi.yaml, as JSON */
+const char *api_openapi_doc(size_t *lenp);
 
 int  api_accounts_register(struct db *db);
 int  api_catalog_register(struct db *db);
