@@ -19,7 +19,11 @@
 #   4. ./tollgate --migrate, then tools/seed-demo.sql (rate plan "demo",
 #      account "demo" with 10.000000 credit and SIP user demo/demo, gateway
 #      gw1 = 127.0.0.1:5080)
-#   5. ./var/tollgate.conf unless it exists: SIP on udp and tcp
+#   5. the OpenAPI linter of make check: npm ci of tests/api/package.json
+#      and package-lock.json (@redocly/cli, pinned) in ./var/npm; "test"
+#      passes it to make check and make distcheck as TOLLGATE_REDOCLY
+#      with TOLLGATE_REQUIRE_NPM=1, so the lint cannot be skipped
+#   6. ./var/tollgate.conf unless it exists: SIP on udp and tcp
 #      127.0.0.1:5060, calls from 127.0.0.1 billed to "demo", everything
 #      routed to 127.0.0.1:5080, REST API on 127.0.0.1:8080
 #
@@ -40,7 +44,7 @@ PROG=${0##*/}
 PACKAGES=(build-essential autoconf automake libtool pkg-config
 	  libre-dev librem-dev libpq-dev libmicrohttpd-dev liburing-dev libssl-dev postgresql-15
 	  sip-tester valgrind curl acl clang libclang-rt-14-dev sipvicious
-	  python3 openssl debhelper systemd)
+	  python3 python3-yaml nodejs npm openssl debhelper systemd)
 
 die() {
 	echo "$PROG: $*" >&2
@@ -88,6 +92,23 @@ database() {
 	step "database in var/pg"
 	tools/pg-cluster.sh init var/pg
 	tools/pg-cluster.sh start var/pg
+}
+
+# the OpenAPI linter (tests/api/openapi-lint.sh) in var/npm, as pinned
+npm_tools() {
+	local dir=var/npm
+	REDOCLY=$PWD/$dir/node_modules/.bin/redocly
+	if [ -x "$REDOCLY" ] &&
+	   cmp -s tests/api/package-lock.json "$dir/package-lock.json"; then
+		step "keeping $dir (tests/api/package-lock.json unchanged)"
+		return 0
+	fi
+	step "npm ci in $dir (tests/api/package.json)"
+	rm -rf "$dir" && mkdir -p "$dir" &&
+		cp tests/api/package.json tests/api/package-lock.json "$dir/" &&
+		(cd "$dir" && npm ci --no-audit --no-fund) ||
+		die "npm ci of tests/api/package.json failed"
+	[ -x "$REDOCLY" ] || die "no $REDOCLY after npm ci"
 }
 
 write_config() {
@@ -168,6 +189,7 @@ migrate_and_seed() {
 setup() {
 	install_packages
 	build
+	npm_tools
 	database
 	write_config
 	migrate_and_seed
@@ -191,10 +213,12 @@ test)
 	rc=0
 	log=var/make-check.log
 	step "make check"
-	make check 2>&1 | tee "$log" || rc=$?
+	TOLLGATE_REDOCLY=$REDOCLY TOLLGATE_REQUIRE_NPM=1 make check 2>&1 |
+		tee "$log" || rc=$?
 	if [ $rc -eq 0 ]; then
 		step "make distcheck"
-		make distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror ||
+		TOLLGATE_REDOCLY=$REDOCLY TOLLGATE_REQUIRE_NPM=1 \
+			make distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror ||
 			rc=$?
 	fi
 	rm -f var/fuzz-check.log
