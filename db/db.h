@@ -57,7 +57,7 @@
 /* ------------------------------------------------------ start-up, blocking */
 
 /** Schema version this build needs (highest sql/NNN_*.sql it knows) */
-#define DB_SCHEMA_VERSION 17
+#define DB_SCHEMA_VERSION 18
 
 int db_migrate_sync(const char *conninfo, const char *sqldir,
 		    struct re_printf *errpf);
@@ -94,6 +94,11 @@ int db_lease_claim_sync(const char *conninfo, const struct db_lease *req,
 			struct re_printf *errpf);
 int db_lease_release_sync(const char *conninfo, const char *name,
 			  const char *instance, struct re_printf *errpf);
+struct pg_result;
+typedef void (db_result_h)(int err, const struct pg_result *res, void *arg);
+int db_exec_sync(const char *conninfo, const char *sql, int n,
+		 const char *const *v, db_result_h *h, void *arg,
+		 struct re_printf *errpf);
 int db_conninfo_appname(char **dstp, const char *conninfo,
 			const char *appname);
 
@@ -127,8 +132,6 @@ struct pg_result;
  * @param res  the result, or NULL for ETIMEDOUT and ECONNRESET
  * @param arg  handler argument
  */
-typedef void (db_result_h)(int err, const struct pg_result *res, void *arg);
-
 /**
  * Reachability: called with true when the first connection comes up and
  * false when the last one goes down (the database is out of reach)
