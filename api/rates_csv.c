@@ -39,8 +39,9 @@ enum {
 	RD_CELL_MAX = 64,
 	API_RDECK_ROWS_MAX = 1000000,
 	API_RDECK_ERRORS = 100,
-	API_RDECK_SLICE = 4096,
+	API_RDECK_SLICE = 1024,
 	RD_MSG_MAX = 96,
+	API_RDECK_DEADLINE_MS = 60000,
 };
 
 static const char stmt_rates_csv[] = "api_rates_csv";
@@ -533,9 +534,9 @@ static void slice_h(void *arg)
 		return;
 	}
 
-	tlog_info(NULL, "api: rate deck of %u lines checked in %u slices: "
-		  "%llu us on the loop, the longest slice %llu us",
-		  d->rd.line, d->slices, (unsigned long long)d->us_total,
+	tlog_info(NULL, "api: rate deck of %u rates (%u errors) checked in "
+		  "%u slices: %llu us on the loop, the longest slice %llu us",
+		  d->rows, d->nerr, d->slices, (unsigned long long)d->us_total,
 		  (unsigned long long)d->us_max);
 
 	if (d->nerr) {
@@ -549,7 +550,12 @@ static void slice_h(void *arg)
 		return;
 	}
 
-	(void)api_exec(req, "api_rates_import", 9, v, import_done);
+	/* a big deck takes a while to write: a deadline of its own (the
+	   session's statement_timeout still applies) */
+	req->q = mem_deref(req->q);
+	if (db_exec(&req->q, req->api->db, "api_rates_import", 9, v,
+		    API_RDECK_DEADLINE_MS, false, import_done, req))
+		api_error(req, 503, NULL, "database unavailable");
 }
 
 
