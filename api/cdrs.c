@@ -41,7 +41,7 @@ static const char *const cdr_colv[CDR_COLS] = {
 	"sip_code", "hangup_by", "reason", "dialled", "normalised",
 	"carrier", "carrier_cost", "margin",
 };
-static const char cdr_kind[CDR_COLS + 1] = "-t-ttt----m---ttt-mm";
+static const char cdr_kind[CDR_COLS + 1] = "-t-ttt----m---tttmm";
 
 /** A CSV export in progress */
 struct cdr_stream {

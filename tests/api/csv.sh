@@ -223,7 +223,9 @@ sql "INSERT INTO cdrs (call_id, caller, callee, gateway, setup_at, answer_at,
        timestamptz '2026-01-01' + g * interval '1 s',
        timestamptz '2026-01-01' + (g + 60) * interval '1 s',
        60, g * 1000 + 1, 200, 'caller', 'normal'
-     FROM generate_series(1, 100000) g" >/dev/null
+     FROM generate_series(1, 100000) g;
+     UPDATE cdrs SET carrier = '-carrier', carrier_cost = 1500000,
+       margin = -1490000 WHERE call_id = 'c-10'" >/dev/null
 rss0=$(vm VmRSS)
 get_csv "/v1/cdrs?format=csv" "$DIR/cdrs.csv"
 hwm1=$(vm VmHWM)
@@ -234,6 +236,8 @@ check "cdrs: newest first, cost exact" grep -q \
 	'^[0-9]*,c-100000,,alice,4420100000,gwa,2026-01-02T03:46:40.000Z,2026-01-02T03:46:40.000Z,2026-01-02T03:47:40.000Z,60,100.000001,200,caller,normal,' \
 	"$DIR/cdrs.csv"
 check "cdrs: a formula is guarded" grep -q "^[0-9]*,c-7,,\"'=HYPERLINK(\"\"x\"\")\",44207," "$DIR/cdrs.csv"
+check "cdrs: carrier guarded, carrier_cost and a negative margin exact" \
+	grep -q "^[0-9]*,c-10,.*,'-carrier,1.50,-1.49.\$" "$DIR/cdrs.csv"
 check "cdrs: commas and quotes quoted" grep -q '^[0-9]*,c-8,,"a,b ""q""",44208,' "$DIR/cdrs.csv"
 equal "cdrs: a newline kept inside quotes" \
 	"$(python3 -c 'import csv,sys
