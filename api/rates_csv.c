@@ -70,7 +70,7 @@ struct rd_err {
 
 /** A deck being checked, then its SQL arrays */
 struct rdeck {
-	char *text;                  /**< owned; split in place          */
+	struct mbuf *text;           /**< owned: the deck, split in place */
 	struct api_csv rd;
 	int map[RC_COUNT];           /**< cell index -> column           */
 	unsigned ncol;
@@ -96,21 +96,22 @@ static void rdeck_destructor(void *arg)
 }
 
 
-/* a deck over a copy of text (which may hold no NUL) */
-static int rdeck_alloc(struct rdeck **dp, const uint8_t *text, size_t len)
+/* a deck over the text of mb (a reference; it may hold no NUL): the
+   text is split in place, no copy */
+static int rdeck_alloc(struct rdeck **dp, struct mbuf *mb)
 {
 	struct rdeck *d = mem_zalloc(sizeof(*d), rdeck_destructor);
+	size_t len = mb->end;
 	int i;
 
 	if (!d)
 		return ENOMEM;
 
-	d->text = mem_alloc(len + 1, NULL);
-	if (!d->text)
+	mb->pos = mb->end;
+	if (mbuf_write_u8(mb, 0))
 		goto nomem;
-	memcpy(d->text, text, len);
-	d->text[len] = '\0';
-	api_csv_init(&d->rd, d->text);
+	d->text = mem_ref(mb);
+	api_csv_init(&d->rd, (char *)mb->buf);
 
 	for (i = 0; i <= RC_COUNT; i++) {
 		d->arr[i] = mbuf_alloc(len / 4 + 64);
@@ -527,6 +528,7 @@ static void slice_h(void *arg)
 	struct api_req *req = im->req;
 	struct rdeck *d = im->d;
 	const char *v[9];
+	uint64_t t0;
 
 	rdeck_step(d, API_RDECK_SLICE);
 	if (!d->done) {
@@ -534,12 +536,8 @@ static void slice_h(void *arg)
 		return;
 	}
 
-	tlog_info(NULL, "api: rate deck of %u rates (%u errors) checked in "
-		  "%u slices: %llu us on the loop, the longest slice %llu us",
-		  d->rows, d->nerr, d->slices, (unsigned long long)d->us_total,
-		  (unsigned long long)d->us_max);
-
 	if (d->nerr) {
+		tlog_info(NULL, "api: rate deck refused, %u errors", d->nerr);
 		errors_reply(req, d->errv, d->nerr < API_RDECK_ERRORS ?
 			     d->nerr : API_RDECK_ERRORS, d->nerr);
 		return;
@@ -553,9 +551,17 @@ static void slice_h(void *arg)
 	/* a big deck takes a while to write: a deadline of its own (the
 	   session's statement_timeout still applies) */
 	req->q = mem_deref(req->q);
+	t0 = now_us();
 	if (db_exec(&req->q, req->api->db, "api_rates_import", 9, v,
 		    API_RDECK_DEADLINE_MS, false, import_done, req))
 		api_error(req, 503, NULL, "database unavailable");
+
+	tlog_info(NULL, "api: rate deck of %u rates checked in %u slices: "
+		  "%llu us on the loop, the longest slice %llu us; handed to "
+		  "the database in %llu us", d->rows, d->slices,
+		  (unsigned long long)d->us_total,
+		  (unsigned long long)d->us_max,
+		  (unsigned long long)(now_us() - t0));
 }
 
 
@@ -564,6 +570,7 @@ void api_rates_import_h(struct api_req *req)
 {
 	const char *mode = api_arg(req, "mode");
 	struct rimport *im;
+	uint64_t t0;
 
 	if (mode && strcmp(mode, "merge") && strcmp(mode, "replace")) {
 		api_error(req, 400, "mode", "\"merge\" (the default) or "
@@ -581,15 +588,17 @@ void api_rates_import_h(struct api_req *req)
 		return;
 	}
 
+	t0 = now_us();
 	im = mem_zalloc(sizeof(*im), rimport_destructor);
-	if (!im || rdeck_alloc(&im->d, req->body->buf, req->body->end)) {
+	if (!im || rdeck_alloc(&im->d, req->body)) {
 		mem_deref(im);
 		api_error(req, 500, NULL, "out of memory");
 		return;
 	}
 
-	/* the text is copied: the body can go */
+	/* the deck holds the body now */
 	req->body = mem_deref(req->body);
+	im->d->us_max = im->d->us_total = now_us() - t0;
 
 	im->req = req;
 	im->replace = mode && !strcmp(mode, "replace");
@@ -792,7 +801,7 @@ int api_rates_import_file(const char *conninfo, const char *path,
 		goto out;
 	}
 
-	if (rdeck_alloc(&c.d, mb->buf, mb->end)) {
+	if (rdeck_alloc(&c.d, mb)) {
 		re_hprintf(errpf, "%s: out of memory\n", path);
 		goto out;
 	}
