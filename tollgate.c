@@ -84,6 +84,17 @@ static int errpf_stderr(const char *p, size_t size, void *arg)
 static struct re_printf errpf = { errpf_stderr, NULL };
 
 
+static int outpf_stdout(const char *p, size_t size, void *arg)
+{
+	(void)arg;
+
+	return fwrite(p, 1, size, stdout) == size ? 0 : ENOMEM;
+}
+
+
+static struct re_printf outpf = { outpf_stdout, NULL };
+
+
 static void usage(void)
 {
 	(void)printf(
@@ -91,6 +102,8 @@ static void usage(void)
 		"       tollgate --migrate (-f FILE | -d CONNINFO)"
 		" [--sqldir DIR]\n"
 		"       tollgate --ledger-check (-f FILE | -d CONNINFO)\n"
+		"       tollgate --import-rates CSV [--replace]"
+		" (-f FILE | -d CONNINFO)\n"
 		"       tollgate --version | --help\n"
 		"\n"
 		"  -f, --config FILE   configuration file\n"
@@ -103,6 +116,12 @@ static void usage(void)
 		"balances agree;\n"
 		"                      exit 0 if so, 1 on a violation, 2 on "
 		"an error\n"
+		"      --import-rates CSV  check a rate deck and apply it in one "
+		"transaction;\n"
+		"                      exit 0 if applied, 1 with the errors "
+		"(FILE:LINE: field)\n"
+		"      --replace       with --import-rates: each plan of the "
+		"deck keeps only its rates\n"
 		"  -v, --version       print the version and exit\n"
 		"  -h, --help          this text\n"
 		"\n"
@@ -604,11 +623,15 @@ int main(int argc, char *argv[])
 		{"migrate", no_argument,       NULL, 'M'},
 		{"sqldir",  required_argument, NULL, 'S'},
 		{"ledger-check", no_argument,  NULL, 'L'},
+		{"import-rates", required_argument, NULL, 'I'},
+		{"replace", no_argument,       NULL, 'R'},
 		{"version", no_argument,       NULL, 'v'},
 		{"help",    no_argument,       NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
 	const char *file = NULL, *conninfo = NULL, *sqldir = NULL;
+	const char *import = NULL;
+	bool replace = false;
 	const struct b2bua_conf *b2bc;
 	const struct billing_conf *blc;
 	const struct log_conf *logc;
@@ -631,6 +654,8 @@ int main(int argc, char *argv[])
 		case 'M': migrate = true; break;
 		case 'S': sqldir = optarg; break;
 		case 'L': ledger = true; break;
+		case 'I': import = optarg; break;
+		case 'R': replace = true; break;
 		case 'v':
 			(void)printf("tollgate %s (libre %s; media relay: %s)\n",
 				     TOLLGATE_VERSION, sys_libre_version_get(),
@@ -662,6 +687,10 @@ int main(int argc, char *argv[])
 
 	if (ledger && !file && conninfo)
 		return ledger_check(conninfo);
+
+	if (import && !file && conninfo)
+		return api_rates_import_file(conninfo, import, replace,
+					     &outpf, &errpf);
 
 	if (!file) {
 		(void)fprintf(stderr, "tollgate: no configuration file "
@@ -704,6 +733,13 @@ int main(int argc, char *argv[])
 
 	if (ledger) {
 		c = ledger_check(conninfo);
+		mem_deref(app.cfg);
+		return c;
+	}
+
+	if (import) {
+		c = api_rates_import_file(conninfo, import, replace, &outpf,
+					  &errpf);
 		mem_deref(app.cfg);
 		return c;
 	}

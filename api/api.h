@@ -35,6 +35,7 @@ struct api_conf {
 	bool api_open_metrics;      /**< GET /metrics without a token    */
 	bool api_open_health;       /**< GET /v1/health without a token  */
 	uint32_t api_max_body;      /**< bytes, larger bodies get 413    */
+	uint32_t api_max_import;    /**< bytes of a rate deck (import)   */
 };
 
 extern const struct cfg_module api_conf_module;
@@ -44,6 +45,11 @@ enum { API_MONEY_DECIMALS = 6 };
 
 int  api_money_parse(int64_t *amountp, const char *str);
 int  api_money_print(struct re_printf *pf, const int64_t *amount);
+
+/** tollgate --import-rates: a CSV rate deck applied, blocking (0, 1) */
+int  api_rates_import_file(const char *conninfo, const char *path,
+			   bool replace, struct re_printf *pf,
+			   struct re_printf *errpf);
 
 /** Money of a running call, micro-units (api_call_money_h) */
 struct api_call_money {

@@ -175,7 +175,28 @@ int  api_rows(struct odict *od, const char *key, const struct pg_result *res,
 
 int  api_time_valid(const char *s);
 
+/* csv.c: the one CSV reader and writer */
+struct api_csv {
+	char *p;                     /**< next character (in the text)   */
+	uint32_t line;               /**< line of p, from 1              */
+};
+
+void api_csv_init(struct api_csv *r, char *text);
+int  api_csv_next(struct api_csv *r, char **cellv, unsigned max,
+		  unsigned *np, uint32_t *linep);
+int  api_csv_cell(struct mbuf *mb, const char *s, bool guard);
+bool api_wants_csv(const struct api_req *req);
+
+/* http.c: a reply streamed from a content reader, resuming */
+int  api_reply_stream(struct api_req *req, unsigned status,
+		      const char *ctype, MHD_ContentReaderCallback rd,
+		      void *cls);
+void api_resume(struct api_req *req);
+void api_suspend(struct api_req *req);
+
 /* handlers */
+void api_rates_import_h(struct api_req *req);
+void api_rates_csv(struct api_req *req);
 void api_calls_h(struct api_req *req);
 void api_call_h(struct api_req *req);
 void api_accounts_h(struct api_req *req);
@@ -210,6 +231,7 @@ int  api_accounts_register(struct db *db);
 int  api_catalog_register(struct db *db);
 int  api_limits_register(struct db *db);
 int  api_cdrs_register(struct db *db);
+int  api_rates_csv_register(struct db *db);
 int  api_status_register(struct db *db);
 uint32_t api_cut_account(struct api *api, int64_t account_id,
 			 enum b2bua_reason reason, const char *hdr);

@@ -711,7 +711,8 @@ static void delete_by_id(struct api_req *req)
 
 /* ------------------------------------------------------------- handlers */
 
-/** GET /v1/rates?rate_plan_id=, POST /v1/rates */
+/** GET /v1/rates?rate_plan_id=[&format=csv] (CSV: rates_csv.c),
+    POST /v1/rates */
 void api_rates_h(struct api_req *req)
 {
 	int64_t plan;
@@ -721,6 +722,11 @@ void api_rates_h(struct api_req *req)
 
 	if (req->meth == API_POST) {
 		create(req);
+		return;
+	}
+
+	if (api_wants_csv(req)) {
+		api_rates_csv(req);
 		return;
 	}
 

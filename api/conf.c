@@ -149,6 +149,8 @@ static const struct cfg_key keyv[] = {
 		  "GET /v1/health without a token"),
 	CFG_U32("api_max_body", A, api_max_body, 1024, 16777216, "65536",
 		"bytes of a request body, larger ones get 413"),
+	CFG_U32("api_max_import", A, api_max_import, 1024, 268435456,
+		"16777216", "bytes of a rate deck POSTed to /v1/rates/import"),
 };
 
 #undef A

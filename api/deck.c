@@ -11,8 +11,8 @@
  * deck is in the database the B2BUA loads its tables again and the reply
  * comes when the new deck is in use.
  *
- * CSV: a header line naming the columns, in any order, then one price a
- * line:  prefix,price_per_minute[,connect_fee][,initial_increment]
+ * CSV (api/csv.c's reader: RFC 4180 quotes): a header line naming the
+ * columns, in any order, then one price a line:  prefix,price_per_minute[,connect_fee][,initial_increment]
  *        [,subsequent_increment][,valid_from][,valid_to]
  * ?preference=N (or "preference" of a JSON body) orders carriers whose
  * costs tie, lower first; without it the carrier keeps its own.
@@ -269,76 +269,42 @@ static int row_add(struct api_req *req, struct deck *d,
 
 /* ------------------------------------------------------------------ CSV */
 
-/* split a CSV line (no quotes: no field needs them) in place */
-static unsigned csv_split(char *line, char **cellv, unsigned max)
-{
-	unsigned n = 0;
-	char *p = line;
-
-	for (;;) {
-		char *c = strchr(p, ',');
-
-		if (n == max)
-			return max + 1;
-		cellv[n++] = p;
-		if (!c)
-			break;
-		*c = '\0';
-		p = c + 1;
-	}
-
-	return n;
-}
-
-
-static void trim(char **sp)
-{
-	char *s = *sp, *e;
-
-	while (*s == ' ' || *s == '\t')
-		++s;
-	e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-		*--e = '\0';
-	*sp = s;
-}
-
-
+/* the deck's records, read by the API's one CSV reader (csv.c) */
 static int deck_csv(struct api_req *req, struct deck *d, char *text)
 {
 	int map[COL_COUNT + 1];
-	unsigned ncol = 0, lineno = 0, i, j;
-	char *line = text;
+	unsigned ncol = 0, i, j;
+	struct api_csv rd;
 	bool header = true;
 
-	while (line && *line) {
-		char *nl = strchr(line, '\n');
+	api_csv_init(&rd, text);
+
+	for (;;) {
 		char *cellv[COL_COUNT + 1];
 		const char *cell[COL_COUNT] = { NULL };
 		struct where w = { true, 0 };
-		unsigned n;
+		uint32_t lineno;
+		unsigned n = 0;
+		int err;
 
-		if (nl)
-			*nl = '\0';
-		++lineno;
+		err = api_csv_next(&rd, cellv, COL_COUNT, &n, &lineno);
+		if (err == ENOENT)
+			break;
 		w.n = lineno;
-
-		trim(&line);
-		if (!*line) {
-			line = nl ? nl + 1 : NULL;
-			continue;
-		}
-
-		n = csv_split(line, cellv, COL_COUNT);
-		if (n > COL_COUNT) {
+		if (err == E2BIG) {
 			api_error(req, 400, NULL, "line %u: more than %u "
 				  "columns", lineno, COL_COUNT);
+			return EINVAL;
+		}
+		if (err) {
+			api_error(req, 400, NULL, "line %u: a quote not "
+				  "closed, or text after a closing quote",
+				  lineno);
 			return EINVAL;
 		}
 
 		if (header) {
 			for (i = 0; i < n; i++) {
-				trim(&cellv[i]);
 				map[i] = -1;
 				for (j = 0; j < COL_COUNT; j++) {
 					if (!strcmp(cellv[i], colv[j]))
@@ -363,7 +329,6 @@ static int deck_csv(struct api_req *req, struct deck *d, char *text)
 			}
 			ncol = n;
 			header = false;
-			line = nl ? nl + 1 : NULL;
 			continue;
 		}
 
@@ -374,7 +339,6 @@ static int deck_csv(struct api_req *req, struct deck *d, char *text)
 		}
 
 		for (i = 0; i < n; i++) {
-			trim(&cellv[i]);
 			if (strlen(cellv[i]) > DECK_CELL_MAX) {
 				row_error(req, &w, map[i], "too long");
 				return EINVAL;
@@ -384,8 +348,6 @@ static int deck_csv(struct api_req *req, struct deck *d, char *text)
 
 		if (row_add(req, d, cell, &w))
 			return EINVAL;
-
-		line = nl ? nl + 1 : NULL;
 	}
 
 	if (header) {

@@ -37,6 +37,8 @@ static const struct api_route routev[] = {
 	 api_restricted_one_h},
 	{"/v1/rates",            API_GET | API_POST,   API_OPEN_NEVER,
 	 api_rates_h},
+	{"/v1/rates/import",     API_POST,             API_OPEN_NEVER,
+	 api_rates_import_h},
 	{"/v1/rates/*",          API_DELETE,           API_OPEN_NEVER,
 	 api_rate_h},
 	{"/v1/gateways",         API_GET | API_POST,   API_OPEN_NEVER,
@@ -127,6 +129,65 @@ void api_reply_text(struct api_req *req, unsigned status, const char *ctype,
 	}
 
 	resp_set(req, status, resp);
+}
+
+
+/** Resume a request suspended while its handler waited */
+void api_resume(struct api_req *req)
+{
+	if (!req || !req->suspended)
+		return;
+
+	req->suspended = false;
+	MHD_resume_connection(req->conn);
+	tmr_start(&req->api->tmr, 0, tmr_handler, req->api);
+}
+
+
+/** Suspend a request until api_resume() (a content reader with no data) */
+void api_suspend(struct api_req *req)
+{
+	if (!req || req->suspended)
+		return;
+
+	req->suspended = true;
+	MHD_suspend_connection(req->conn);
+}
+
+
+/**
+ * Reply with a body of unknown length read from rd (chunked): rd may
+ * return 0 after api_suspend() and the request is resumed by api_resume()
+ * when it has more; cls must live as long as the request
+ */
+int api_reply_stream(struct api_req *req, unsigned status, const char *ctype,
+		     MHD_ContentReaderCallback rd, void *cls)
+{
+	struct MHD_Response *resp;
+
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 65536, rd,
+						 cls, NULL);
+	if (!resp)
+		return ENOMEM;
+
+	(void)MHD_add_response_header(resp, "Content-Type", ctype);
+	(void)MHD_add_response_header(resp, "Cache-Control", "no-store");
+	resp_set(req, status, resp);
+
+	return 0;
+}
+
+
+/** Does a GET ask for CSV (?format=csv, or Accept: text/csv)? */
+bool api_wants_csv(const struct api_req *req)
+{
+	const char *f = api_arg(req, "format");
+	const char *a = api_header(req, "Accept");
+
+	if (f)
+		return !strcmp(f, "csv");
+
+	return a && strstr(a, "text/csv") != NULL;
 }
 
 
@@ -442,6 +503,16 @@ static bool has_body(const struct api_req *req)
 }
 
 
+/* the largest body a request may have: a rate deck has its own bound */
+static uint32_t body_max(const struct api_req *req)
+{
+	if (req->route && req->route->h == api_rates_import_h)
+		return req->api->cfg->api_max_import;
+
+	return req->api->cfg->api_max_body;
+}
+
+
 /* everything that can be checked before the body is read */
 static void req_check(struct api_req *req)
 {
@@ -497,10 +568,17 @@ static void req_check(struct api_req *req)
 	if ((req->meth == API_POST || req->meth == API_PATCH) &&
 	    has_body(req)) {
 		const char *ct = api_header(req, "Content-Type");
-		bool csv = req->route->h == api_deck_h && ct &&
-			!strncasecmp(ct, "text/csv", 8);
+		bool import = req->route->h == api_rates_import_h;
+		bool csv = ct && !strncasecmp(ct, "text/csv", 8);
 
-		if (!csv && !json_ctype(ct)) {
+		if (import && !csv) {
+			api_error(req, 415, "Content-Type", "the body must "
+				  "be text/csv");
+			return;
+		}
+
+		if (!import && !(csv && req->route->h == api_deck_h) &&
+		    !json_ctype(ct)) {
 			api_error(req, 415, "Content-Type", "the body must "
 				  "be application/json%s",
 				  req->route->h == api_deck_h ?
@@ -510,10 +588,9 @@ static void req_check(struct api_req *req)
 	}
 
 	cl = api_header(req, "Content-Length");
-	if (cl && strtoull(cl, NULL, 10) >
-	    (unsigned long long)req->api->cfg->api_max_body) {
+	if (cl && strtoull(cl, NULL, 10) > (unsigned long long)body_max(req)) {
 		api_error(req, 413, NULL, "body larger than %u bytes",
-			  req->api->cfg->api_max_body);
+			  body_max(req));
 		return;
 	}
 }
@@ -573,8 +650,7 @@ static enum MHD_Result access_h(void *cls, struct MHD_Connection *conn,
 		if (req->too_large)
 			return MHD_YES;
 
-		if ((req->body ? req->body->end : 0) + n >
-		    api->cfg->api_max_body) {
+		if ((req->body ? req->body->end : 0) + n > body_max(req)) {
 			req->too_large = true;
 			req->body = mem_deref(req->body);
 			return MHD_YES;
@@ -598,7 +674,7 @@ static enum MHD_Result access_h(void *cls, struct MHD_Connection *conn,
 
 		if (req->too_large)
 			api_error(req, 413, NULL, "body larger than %u bytes",
-				  api->cfg->api_max_body);
+				  body_max(req));
 		else
 			req->route->h(req);
 
@@ -760,6 +836,7 @@ int api_alloc(struct api **apip, const struct api_conf *cfg,
 	err |= api_deck_register(db);
 	err |= api_limits_register(db);
 	err |= api_cdrs_register(db);
+	err |= api_rates_csv_register(db);
 	err |= api_status_register(db);
 	err |= api_control_register(db);
 	err |= api_cluster_register(db);

@@ -57,7 +57,7 @@
 /* ------------------------------------------------------ start-up, blocking */
 
 /** Schema version this build needs (highest sql/NNN_*.sql it knows) */
-#define DB_SCHEMA_VERSION 17
+#define DB_SCHEMA_VERSION 18
 
 int db_migrate_sync(const char *conninfo, const char *sqldir,
 		    struct re_printf *errpf);
@@ -94,18 +94,10 @@ int db_lease_claim_sync(const char *conninfo, const struct db_lease *req,
 			struct re_printf *errpf);
 int db_lease_release_sync(const char *conninfo, const char *name,
 			  const char *instance, struct re_printf *errpf);
-int db_conninfo_appname(char **dstp, const char *conninfo,
-			const char *appname);
-
-
-/* ------------------------------------------------------ asynchronous client */
-
-struct db;
-struct db_query;
 struct pg_result;
 
 /**
- * Result of one query.
+ * Result of one query (also of db_exec_sync()).
  *
  * @param err  0 (res is PGRES_TUPLES_OK or PGRES_COMMAND_OK);
  *             EPROTO: the database refused the statement (res is the SQL
@@ -128,6 +120,20 @@ struct pg_result;
  * @param arg  handler argument
  */
 typedef void (db_result_h)(int err, const struct pg_result *res, void *arg);
+
+/* one statement on a connection of its own, blocking (exec_sync.c) */
+int db_exec_sync(const char *conninfo, const char *sql, int n,
+		 const char *const *v, db_result_h *h, void *arg,
+		 struct re_printf *errpf);
+int db_conninfo_appname(char **dstp, const char *conninfo,
+			const char *appname);
+
+
+/* ------------------------------------------------------ asynchronous client */
+
+struct db;
+struct db_query;
+struct pg_result;
 
 /**
  * Reachability: called with true when the first connection comes up and

@@ -133,6 +133,59 @@ static void control(const uint8_t *data, size_t size)
 }
 
 
+/* CSV: every record read, written again and read back is the same */
+static void csv(const uint8_t *data, size_t size)
+{
+	char *s = mem_zalloc(size + 1, NULL);
+	struct mbuf *mb = mbuf_alloc(size * 2 + 16);
+	struct api_csv rd;
+
+	if (!s || !mb)
+		goto out;
+	memcpy(s, data, size);
+	api_csv_init(&rd, s);
+
+	for (;;) {
+		char *cellv[8], *back[8];
+		unsigned n = 0, m = 0, i;
+		uint32_t line, line2;
+		struct api_csv rd2;
+		int err;
+
+		err = api_csv_next(&rd, cellv, 8, &n, &line);
+		if (err == ENOENT)
+			break;
+		if (err)
+			continue;
+		if (!n || n > 8)
+			abort();
+		if (n == 1 && !*cellv[0])
+			continue;       /* "" alone is written as an empty line */
+
+		mb->pos = mb->end = 0;
+		for (i = 0; i < n; i++) {
+			if ((i && mbuf_write_u8(mb, ',')) ||
+			    api_csv_cell(mb, cellv[i], false))
+				goto out;
+		}
+		if (mbuf_write_u8(mb, 0))
+			goto out;
+
+		api_csv_init(&rd2, (char *)mb->buf);
+		if (api_csv_next(&rd2, back, 8, &m, &line2) || m != n)
+			abort();
+		for (i = 0; i < n; i++) {
+			if (strcmp(back[i], cellv[i]))
+				abort();
+		}
+	}
+
+ out:
+	mem_deref(mb);
+	mem_deref(s);
+}
+
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!ready)
@@ -141,7 +194,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!size)
 		return 0;
 
-	switch (data[0] % 9) {
+	switch (data[0] % 10) {
 
 	case 0: body(api_accounts_h, API_POST, data + 1, size - 1);  break;
 	case 1: body(api_account_h, API_PATCH, data + 1, size - 1);  break;
@@ -151,6 +204,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 5: body(api_routes_h, API_POST, data + 1, size - 1);    break;
 	case 6: money(data + 1, size - 1);                           break;
 	case 7: time_arg(data + 1, size - 1);                        break;
+	case 9: csv(data + 1, size - 1);                             break;
 	default: control(data + 1, size - 1);                        break;
 	}
 

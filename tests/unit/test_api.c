@@ -7,7 +7,8 @@
  * tables: longest prefix, default route, unknown gateways, duplicates,
  * and a table kept alive by a reference after the B2BUA let it go; the
  * control messages between nodes: every field checked, nothing else
- * taken.
+ * taken; the CSV reader (quotes, line numbers, errors) and writer
+ * (quoting, the formula guard).
  */
 
 #include <stdio.h>
@@ -236,6 +237,81 @@ static void test_control(void)
 }
 
 
+/* read text whole: the records as "a|b;c|d;" ("!;" for a bad one) and
+   the lines they start on "1,3," */
+static void csv_read(int line, const char *text, const char *want,
+		     const char *wlines)
+{
+	char buf[256], got[256] = "", lines[64] = "";
+	struct api_csv rd;
+	int err;
+
+	str_ncpy(buf, text, sizeof(buf));
+	api_csv_init(&rd, buf);
+
+	for (;;) {
+		char *cellv[4];
+		unsigned n = 0, i;
+		uint32_t l = 0;
+
+		err = api_csv_next(&rd, cellv, 4, &n, &l);
+		if (err == ENOENT)
+			break;
+		if (err)
+			strcat(got, "!;");
+		for (i = 0; !err && i < n; i++) {
+			strcat(got, cellv[i]);
+			strcat(got, i + 1 < n ? "|" : ";");
+		}
+		(void)re_snprintf(lines + strlen(lines),
+				  sizeof(lines) - strlen(lines), "%u,", l);
+	}
+
+	check_at(__FILE__, line, !strcmp(got, want), got);
+	check_at(__FILE__, line, !strcmp(lines, wlines), lines);
+}
+
+
+static void csv_write(int line, const char *s, bool guard, const char *want)
+{
+	struct mbuf *mb = mbuf_alloc(64);
+	char out[128] = "";
+
+	check_at(__FILE__, line, mb && !api_csv_cell(mb, s, guard), s);
+	if (mb)
+		(void)re_snprintf(out, sizeof(out), "%b", mb->buf, mb->end);
+	check_at(__FILE__, line, !strcmp(out, want), out);
+	mem_deref(mb);
+}
+
+
+static void test_csv(void)
+{
+	csv_read(__LINE__, "a,b\n1,2\n", "a|b;1|2;", "1,2,");
+	csv_read(__LINE__, "a,b\r\n\r\n 1 , 2 \r\n", "a|b;1|2;", "1,3,");
+	csv_read(__LINE__, "x\n\"q,\"\"z\"\"\",\"two\nlines\"\ny\n",
+		 "x;q,\"z\"|two\nlines;y;", "1,2,4,");
+	csv_read(__LINE__, "a,,\n", "a||;", "1,");
+	csv_read(__LINE__, "last", "last;", "1,");
+	csv_read(__LINE__, "ok\n\"open\n", "ok;!;", "1,2,");
+	csv_read(__LINE__, "\"a\"b,c\nok\n", "!;ok;", "1,2,");
+	csv_read(__LINE__, "1,2,3,4,5\nok\n", "!;ok;", "1,2,");
+
+	csv_write(__LINE__, "plain", true, "plain");
+	csv_write(__LINE__, NULL, true, "");
+	csv_write(__LINE__, "a,b", false, "\"a,b\"");
+	csv_write(__LINE__, "say \"hi\"", false, "\"say \"\"hi\"\"\"");
+	csv_write(__LINE__, "two\nlines", false, "\"two\nlines\"");
+	csv_write(__LINE__, "=1+2", true, "'=1+2");
+	csv_write(__LINE__, "=1+2", false, "=1+2");
+	csv_write(__LINE__, "+4420", true, "'+4420");
+	csv_write(__LINE__, "-x", true, "'-x");
+	csv_write(__LINE__, "@SUM(A1)", true, "'@SUM(A1)");
+	csv_write(__LINE__, "\tx", true, "\"'\tx\"");
+	csv_write(__LINE__, "=a,b", true, "\"'=a,b\"");
+}
+
+
 int main(void)
 {
 	int err = libre_init();
@@ -247,6 +323,7 @@ int main(void)
 	test_time();
 	test_routes();
 	test_control();
+	test_csv();
 
 	libre_close();
 
