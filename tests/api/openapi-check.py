@@ -392,6 +392,24 @@ def plan():
     state["plan"] = r["rate_plan_id"] if r else 0
     run("get /v1/rates", "/v1/rates?rate_plan_id=%d" % state["plan"],
         want=200)
+    run("post /v1/rates/import", "/v1/rates/import?mode=merge",
+        "rate_plan,prefix,price_per_minute,connect_fee,initial_increment,"
+        "subsequent_increment,valid_from\n"
+        "oaplan,4477,0.30,0,1,1,2020-01-01\n"
+        "oaplan,4478,0.40,0.01,60,60,\n",
+        ctype="text/csv", want=200)
+    bad = run("post /v1/rates/import", "/v1/rates/import",
+              "rate_plan,prefix,price_per_minute\noaplan,44x,0.30\n",
+              ctype="text/csv", want=400)
+    if bad and not (bad.get("errors") and bad["errors"][0].get("line") == 2):
+        fail("post /v1/rates/import: the bad line is not named: %r" % bad)
+    st, ct, raw, hd = call("GET", "/v1/rates?format=csv&rate_plan_id=%d"
+                           % state["plan"])
+    if st != 200 or not ct.startswith("text/csv") or b"4477" not in raw:
+        fail("get /v1/rates?format=csv: %d %s %r" % (st, ct, raw[:200]))
+    else:
+        check_answer("get /v1/rates", operation("get /v1/rates")[1], st, ct,
+                     raw, "as CSV")
     a = run("post /v1/accounts", "/v1/accounts",
             {"name": "oacaller", "currency": "EUR", "max_calls": 5,
              "rate_plan_id": state["plan"], "sip_username": "oacaller",
@@ -478,6 +496,14 @@ def plan():
     wait_for("the call's CDR", settled)
     run("get /v1/cdrs", "/v1/cdrs?account=%d&from=2020-01-01&limit=5"
         % state["acct"], want=200)
+    st, ct, raw, hd = call("GET", "/v1/cdrs?format=csv&account=%d"
+                           % state["acct"])
+    lines = raw.decode("utf-8", "replace").splitlines()
+    if st != 200 or not ct.startswith("text/csv") or len(lines) < 2:
+        fail("get /v1/cdrs?format=csv: %d %s %r" % (st, ct, raw[:200]))
+    else:
+        check_answer("get /v1/cdrs", operation("get /v1/cdrs")[1], st, ct,
+                     raw, "as CSV")
 
     # a block: one failed digest answer from 127.0.6.34
     sip_bad_digest()
