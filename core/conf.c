@@ -581,22 +581,45 @@ bool cfg_key_fixed(const struct cfg_module *m, const struct cfg_key *k)
 }
 
 
+struct key_val {
+	const void *mod;
+	const struct cfg_key *k;
+};
+
+
+static int key_val_print(struct re_printf *pf, void *arg)
+{
+	const struct key_val *kv = arg;
+
+	return kv->k->print(pf, kv->mod, kv->k);
+}
+
+
 /* a key's value as its printer writes it, or "" */
 static int key_text(char **textp, const void *mod, const struct cfg_key *k)
 {
+	struct key_val kv = { mod, k };
+
 	if (!k->print)
 		return str_dup(textp, "");
 
-	return re_sdprintf(textp, "%H", k->print, mod, k);
+	return re_sdprintf(textp, "%H", key_val_print, &kv);
 }
 
 
 /* "KEY a\nKEY b\n" as "a, b" ("(not set)" if empty) */
-static int value_print(struct re_printf *pf, const char *text,
-		       const char *name)
+struct key_text {
+	const char *text;
+	const char *name;
+};
+
+
+static int value_print(struct re_printf *pf, void *arg)
 {
+	const struct key_text *kt = arg;
+	const char *name = kt->name;
 	size_t nl = strlen(name);
-	const char *s = text;
+	const char *s = kt->text;
 	bool first = true;
 	int err = 0;
 
@@ -646,12 +669,14 @@ static int reload_keep(struct cfg *cfg, const struct cfg *old,
 			err  = key_text(&was, old->datav[i], k);
 			err |= key_text(&now, cfg->datav[i], k);
 			if (!err && strcmp(was, now)) {
+				struct key_text kt = { was, k->name };
+
 				++*keptp;
 				if (keptpf)
 					(void)re_hprintf(keptpf, "reload: %s "
 						"cannot change while running;"
 						" keeping %H\n", k->name,
-						value_print, was, k->name);
+						value_print, &kt);
 				if (m->reloadable && m->keep)
 					err = m->keep(cfg->datav[i],
 						      old->datav[i], k);
