@@ -119,7 +119,8 @@ static void usage(void)
 		"calls, the running\n"
 		"ones end (shutdown_grace s at most), then it exits; SIGINT, "
 		"or a signal while\n"
-		"draining, ends every call with BYE and exits.\n",
+		"draining, ends every call with BYE and exits.  SIGHUP reads "
+		"the configuration\nagain without dropping a call.\n",
 		TOLLGATE_SQLDIR);
 }
 
