@@ -22,7 +22,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 : "${SIPP:=$(command -v sipp || true)}"
 export top_srcdir top_builddir
 
-TG="$top_builddir/tollgate"
+TG=${RELOAD_TG:-$top_builddir/tollgate}
 [ -x "$TG" ] || { echo "reload.sh: $TG not built" >&2; exit 99; }
 [ -n "$SIPP" ] || { echo "reload.sh: sipp not found" >&2; exit 77; }
 command -v curl >/dev/null || { echo "reload.sh: no curl" >&2; exit 77; }
