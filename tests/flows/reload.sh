@@ -63,6 +63,14 @@ dial() {
 		127.0.6.100:5060 >"$DIR/call$CALLS.out" 2>&1 </dev/null
 }
 
+# gwf NAME FIELD: a field of GET /v1/gateways/NAME
+gwf() {
+	curl -s -m 10 -H "Authorization: Bearer ${TOKEN:-$ADMIN}" \
+		"$API/v1/gateways/$1" |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' \
+		"$2" 2>/dev/null
+}
+
 invites() { grep -c "to gateway $1 (" "$TG_LOG"; }
 
 metric() {
@@ -118,7 +126,7 @@ EOF2
   echo "api_token $ADMIN admin"
   echo "log_level info"
   echo "gateway gwa 127.0.6.102:5080"
-  echo "gateway gwb 127.0.6.103:5080"
+  echo "gateway gwb 127.0.6.103:5080 probe=1"
   echo "route 44 gwa"
 } >"$CONF"
 
@@ -147,11 +155,17 @@ for ((i = 0; i < 50; i++)); do
 	sleep 0.1
 done
 equal "the long call went to gwa" "$(invites gwa)" 1
+for ((i = 0; i < 50; i++)); do
+	[ "$(gwf gwb state)" = up ] && break
+	sleep 0.1
+done
+equal "gwb is up by its probes" "$(gwf gwb state)" up
+SINCE=$(gwf gwb since)
 
 { base
   echo "api_token $ADMIN admin"
   echo "log_level info"
-  echo "gateway gwb 127.0.6.103:5080 max_calls=5"
+  echo "gateway gwb 127.0.6.103:5080 probe=1 max_calls=5"
   echo "route 44 gwb"
 } >"$CONF"
 check "SIGHUP: the new configuration is applied" \
@@ -162,9 +176,9 @@ check "a new call is answered" dial 4411 200 5062
 equal "it went to gwb" "$(invites gwb)" 1
 equal "gwa had no other call" "$(invites gwa)" 1
 equal "gwa is gone from the API" "$(status "$ADMIN" /v1/gateways/gwa)" 404
-equal "gwb's max_calls from the new line" \
-	"$(curl -s -m 10 -H "Authorization: Bearer $ADMIN" "$API/v1/gateways/gwb" |
-	   python3 -c 'import json,sys; print(json.load(sys.stdin)["max_calls"])' 2>&1)" 5
+equal "gwb's max_calls from the new line" "$(gwf gwb max_calls)" 5
+equal "gwb kept its state (up since before the reload)" \
+	"$(gwf gwb state) $(gwf gwb since)" "up $SINCE"
 equal "one reload counted" \
 	"$(metric 'tollgate_config_reloads_total{result="ok"}')" 1
 ts=$(metric tollgate_config_last_reload_success_timestamp_seconds)
@@ -199,7 +213,7 @@ echo "# 3-5. fixed keys kept, tokens and log level changed"
 	     -e 's/^node_name .*/node_name reload-other/'
   echo "api_token $ADMIN2 admin"
   echo "log_level debug"
-  echo "gateway gwb 127.0.6.103:5080"
+  echo "gateway gwb 127.0.6.103:5080 probe=1"
   echo "route 44 gwb"
 } >"$CONF"
 n=$(wc -l <"$TG_LOG")
