@@ -13,11 +13,14 @@
 #include <string.h>
 #include <getopt.h>
 #include <signal.h>
+#include <pthread.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 #include <limits.h>
 #include <sys/file.h>
+#include <sys/signalfd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include "core.h"
@@ -57,6 +60,12 @@ static struct {
 	char lease_sip[80];      /**< the first sip_listen            */
 	char lease_api[64];      /**< api_listen                      */
 	int lock_fd;             /**< state_dir/node.lock, flocked    */
+	int hup_fd;              /**< signalfd of SIGHUP, -1 if none  */
+	const struct b2bua_conf *b2bc0; /**< (ref.) the first one: the
+					   API's realm is borrowed from it */
+	struct b2bua_reload *rl; /**< owned: routing table of a reload */
+	uint64_t reloads;        /**< reloads applied                 */
+	const char *node;        /**< borrowed: node_name (not reloaded) */
 	int exit_code;
 } app;
 
@@ -129,7 +138,8 @@ static void usage(void)
 		"calls, the running\n"
 		"ones end (shutdown_grace s at most), then it exits; SIGINT, "
 		"or a signal while\n"
-		"draining, ends every call with BYE and exits.\n",
+		"draining, ends every call with BYE and exits.  SIGHUP reads "
+		"the configuration\nagain without dropping a call.\n",
 		TOLLGATE_SQLDIR);
 }
 
@@ -575,6 +585,200 @@ static void signal_handler(int sig)
 }
 
 
+/* ---- reload ----
+ *
+ * SIGHUP reads the configuration file again.  The signal is blocked in
+ * every thread and read from a signalfd on the event loop, so the reload
+ * runs there, between two events: the new file is parsed and checked
+ * whole into fresh structs (cfg_reload()), and only if it is good is it
+ * handed to the modules, all in one go.  Keys that cannot change while
+ * running keep their old value and are named in the log.
+ */
+
+/* collects the printed lines, logs each when it is complete */
+struct linebuf {
+	char buf[1024];
+	size_t len;
+	int level;
+	const char *tag;
+};
+
+
+static int linebuf_print(const char *p, size_t size, void *arg)
+{
+	struct linebuf *lb = arg;
+	size_t i;
+
+	for (i = 0; i < size; i++) {
+		if (p[i] == '\n') {
+			if (lb->len)
+				tlog(lb->level, NULL, "%s%b", lb->tag,
+				     lb->buf, lb->len);
+			lb->len = 0;
+			continue;
+		}
+		if (lb->len < sizeof(lb->buf))
+			lb->buf[lb->len++] = p[i];
+	}
+
+	return 0;
+}
+
+
+static void reload_routed(int err, void *arg)
+{
+	(void)arg;
+
+	app.rl = mem_deref(app.rl);
+	if (err)
+		tlog_warn(NULL, "reload: routing table not loaded yet (%m): "
+			  "retrying", err);
+	else
+		tlog_info(NULL, "reload: new calls are routed by the new "
+			  "configuration's gateways and routes");
+}
+
+
+static const char *level_name(int level)
+{
+	switch (level) {
+
+	case LOG_DEBUG:   return "debug";
+	case LOG_INFO:    return "info";
+	case LOG_NOTICE:  return "notice";
+	case LOG_WARNING: return "warning";
+	default:          return "error";
+	}
+}
+
+
+/**
+ * Read the configuration file again and apply it
+ *
+ * @param why   what asked for it, for the log
+ *
+ * @return 0, EINVAL (bad file, nothing changed) or another errno
+ */
+static int config_reload(const char *why)
+{
+	struct linebuf errlb = { .level = LOG_ERR, .tag = "reload: " };
+	struct linebuf keptlb = { .level = LOG_WARNING, .tag = "" };
+	struct re_printf epf = { linebuf_print, &errlb };
+	struct re_printf kpf = { linebuf_print, &keptlb };
+	const struct b2bua_conf *b2bc;
+	const struct api_conf *apic;
+	const struct log_conf *logc;
+	struct cfg *cfg = NULL, *old;
+	unsigned kept = 0;
+	int err;
+
+	(void)svc_notifyf("RELOADING=1\nSTATUS=reloading %s (%s)",
+			  cfg_filename(app.cfg), why);
+	tlog_info(NULL, "reload: %s: reading %s", why,
+		  cfg_filename(app.cfg));
+
+	err = cfg_reload(&cfg, app.cfg, &epf, &kpf, &kept);
+	if (err) {
+		tlog_err(NULL, "reload: %s is not valid: nothing changed",
+			 cfg_filename(app.cfg));
+		api_reload_count(app.api, false, 0);
+		(void)svc_notifyf("READY=1\nSTATUS=running, node %s; the "
+				  "last reload failed", app.node);
+		return err;
+	}
+
+	b2bc = cfg_get(cfg, &b2bua_conf_module);
+	apic = cfg_get(cfg, &api_conf_module);
+	logc = cfg_get(cfg, &log_conf_module);
+
+	/* one step: every module takes its new part */
+	app.rl = mem_deref(app.rl);
+	err = b2bua_reconfigure(app.b2bua, b2bc, &app.rl, reload_routed,
+				NULL);
+	if (err)
+		tlog_warn(NULL, "reload: routing table: %m", err);
+	if (app.api)
+		api_reconfigure(app.api, apic);
+	else if (api_enabled(apic))
+		tlog_warn(NULL, "reload: the REST API was off at start-up "
+			  "and stays off until a restart");
+	tlog_set_level(logc->log_level);
+	app.tgc = cfg_get(cfg, &tg_conf_module);
+
+	old = app.cfg;
+	app.cfg = cfg;
+	mem_deref(old);
+
+	++app.reloads;
+	api_reload_count(app.api, true, b2bua_wallclock_ms());
+
+	tlog_info(NULL, "reload: %u gateways, %u routes, %u number rules, "
+		  "%u trusted peers, %u api tokens, log level %s, %u keys "
+		  "kept: applied", list_count(&b2bc->gatewayl),
+		  list_count(&b2bc->routel), list_count(&b2bc->xlatl),
+		  list_count(&b2bc->peerl), list_count(&apic->tokenl),
+		  level_name(logc->log_level), kept);
+
+	(void)svc_notifyf("READY=1\nSTATUS=running, node %s%s; "
+			  "configuration reloaded", app.node,
+			  app.billing ? "" : " (billing off)");
+
+	return 0;
+}
+
+
+static void hup_handler(int flags, void *arg)
+{
+	struct signalfd_siginfo si;
+	bool hup = false;
+	(void)arg;
+
+	if (!(flags & FD_READ))
+		return;
+
+	/* several SIGHUPs before the loop came here make one reload */
+	while (read(app.hup_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		hup = true;
+
+	if (hup)
+		(void)config_reload("SIGHUP");
+}
+
+
+/* SIGHUP blocked in this thread and every thread it starts */
+static int hup_block(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+
+	return pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+
+static int hup_listen(void)
+{
+	sigset_t set;
+	int err;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+
+	app.hup_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (app.hup_fd < 0)
+		return errno;
+
+	err = fd_listen(app.hup_fd, FD_READ, hup_handler, NULL);
+	if (err) {
+		(void)close(app.hup_fd);
+		app.hup_fd = -1;
+	}
+
+	return err;
+}
+
+
 static void raise_fd_limit(void)
 {
 	struct rlimit rl;
@@ -643,6 +847,7 @@ int main(int argc, char *argv[])
 	int c, err;
 
 	app.lock_fd = -1;
+	app.hup_fd = -1;
 
 	while ((c = getopt_long(argc, argv, "f:td:vh", longopts, NULL)) != -1) {
 
@@ -716,6 +921,7 @@ int main(int argc, char *argv[])
 
 	app.tgc = cfg_get(app.cfg, &tg_conf_module);
 	b2bc = cfg_get(app.cfg, &b2bua_conf_module);
+	app.b2bc0 = mem_ref((void *)b2bc);
 	blc  = cfg_get(app.cfg, &billing_conf_module);
 	logc = cfg_get(app.cfg, &log_conf_module);
 	apic = cfg_get(app.cfg, &api_conf_module);
@@ -766,6 +972,14 @@ int main(int argc, char *argv[])
 	}
 
 	raise_fd_limit();
+
+	/* before any thread starts: SIGHUP is read on the event loop */
+	err = hup_block();
+	if (err) {
+		tlog_err(NULL, "SIGHUP: %m", err);
+		goto out;
+	}
+	app.node = blc->node_name;
 
 	err = libre_init();
 	if (err) {
@@ -898,6 +1112,12 @@ int main(int argc, char *argv[])
 			  "REST API is off");
 	}
 
+	err = hup_listen();
+	if (err) {
+		tlog_err(NULL, "SIGHUP: %m", err);
+		goto out;
+	}
+
 	tlog_info(NULL, "tollgate %s running (config %s)", TOLLGATE_VERSION,
 		  file);
 
@@ -943,6 +1163,12 @@ int main(int argc, char *argv[])
 	app.api = mem_deref(app.api);
 	app.relay = mem_deref(app.relay);
 	app.db = mem_deref(app.db);
+	app.rl = mem_deref(app.rl);
+	if (app.hup_fd >= 0) {
+		fd_close(app.hup_fd);
+		(void)close(app.hup_fd);
+	}
+	app.b2bc0 = mem_deref((void *)app.b2bc0);
 	app.cfg = mem_deref(app.cfg);
 	libre_close();
 	mem_deref(ci);

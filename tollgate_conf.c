@@ -21,8 +21,8 @@ static const struct cfg_key keyv[] = {
 };
 
 
-CFG_MODULE(tg_conf_module, "tollgate", keyv, struct tg_conf,
-	   NULL, NULL, NULL);
+CFG_MODULE_RELOAD(tg_conf_module, "tollgate", keyv, struct tg_conf,
+		  NULL, NULL, NULL, NULL, NULL);
 
 
 const struct cfg_module *const tollgate_modv[] = {

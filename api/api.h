@@ -122,6 +122,8 @@ void api_set_drain(struct api *api, api_drain_h *h, void *arg);
 int  api_cluster_start(struct api *api, const char *node,
 		       const char *conninfo);
 bool api_enabled(const struct api_conf *cfg);
+void api_reconfigure(struct api *api, const struct api_conf *cfg);
+void api_reload_count(struct api *api, bool ok, uint64_t wall_ms);
 int  api_debug(struct re_printf *pf, const struct api *api);
 
 #endif

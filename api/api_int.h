@@ -75,7 +75,9 @@ struct api_route {
 };
 
 struct api {
-	const struct api_conf *cfg;  /**< borrowed                       */
+	const struct api_conf *cfg;  /**< (ref.) api_reconfigure() swaps */
+	uint64_t reloads[2];         /**< configuration reloads: ok, failed */
+	uint64_t reload_ok_ms;       /**< wall clock of the last good one */
 	const char *realm;           /**< borrowed; digest realm (HA1)   */
 	struct db *db;               /**< borrowed                       */
 	struct b2bua *b2bua;         /**< borrowed                       */

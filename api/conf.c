@@ -7,6 +7,7 @@
 #include <re.h>
 #include "core.h"
 #include "api.h"
+#include "api_int.h"
 
 
 enum {
@@ -156,5 +157,53 @@ static const struct cfg_key keyv[] = {
 #undef A
 
 
-CFG_MODULE(api_conf_module, "api", keyv, struct api_conf,
-	   NULL, NULL, conf_destructor);
+/* a reload changes tokens, open paths and the body limit; the socket
+ * stays where it is */
+static const char *const fixedv[] = { "api_listen", NULL };
+
+
+static int conf_keep(void *mod, const void *oldmod, const struct cfg_key *k)
+{
+	struct api_conf *cfg = mod;
+	const struct api_conf *old = oldmod;
+
+	if (strcmp(k->name, "api_listen"))
+		return ENOENT;
+
+	cfg->api_listen = old->api_listen;
+
+	return 0;
+}
+
+
+CFG_MODULE_RELOAD(api_conf_module, "api", keyv, struct api_conf,
+		  NULL, NULL, conf_destructor, fixedv, conf_keep);
+
+
+/**
+ * Requests from now on are checked against a new configuration (a
+ * reload): its tokens, open paths and body limit.  The socket stays.
+ */
+void api_reconfigure(struct api *api, const struct api_conf *cfg)
+{
+	const struct api_conf *old;
+
+	if (!api || !cfg || cfg == api->cfg)
+		return;
+
+	old = api->cfg;
+	api->cfg = mem_ref((void *)cfg);
+	mem_deref((void *)old);
+}
+
+
+/** A reload of the configuration ended (for GET /metrics) */
+void api_reload_count(struct api *api, bool ok, uint64_t wall_ms)
+{
+	if (!api)
+		return;
+
+	++api->reloads[ok ? 0 : 1];
+	if (ok)
+		api->reload_ok_ms = wall_ms;
+}

@@ -775,6 +775,7 @@ static void api_destructor(void *arg)
 		MHD_stop_daemon(api->mhd);
 
 	list_flush(&api->reql);
+	mem_deref((void *)api->cfg);
 }
 
 
@@ -817,7 +818,8 @@ int api_alloc(struct api **apip, const struct api_conf *cfg,
 	if (!api)
 		return ENOMEM;
 
-	api->cfg = cfg;
+	api->cfg = mem_ref((void *)cfg);
+	api->reload_ok_ms = b2bua_wallclock_ms();
 	api->realm = realm;
 	api->db = db;
 	api->b2bua = b2bua;

@@ -537,6 +537,20 @@ void api_metrics_h(struct api_req *req)
 
 	err |= api_gw_metrics(mb, api->b2bua);
 
+	err |= metric(mb, "tollgate_config_reloads_total", "counter",
+		      "Reloads of the configuration file (SIGHUP), by result");
+	err |= mbuf_printf(mb, "tollgate_config_reloads_total{result=\"ok\"}"
+			   " %llu\ntollgate_config_reloads_total"
+			   "{result=\"failed\"} %llu\n",
+			   (unsigned long long)api->reloads[0],
+			   (unsigned long long)api->reloads[1]);
+	err |= metric(mb, "tollgate_config_last_reload_success_timestamp"
+		      "_seconds", "gauge", "When the configuration was last "
+		      "loaded with success (start-up or reload), Unix time");
+	err |= mbuf_printf(mb, "tollgate_config_last_reload_success_timestamp"
+			   "_seconds %llu\n",
+			   (unsigned long long)(api->reload_ok_ms / 1000));
+
 	mv_set(&mv, M_UPTIME_SECONDS, (tmr_jiffies() - api->start_jif) / 1000);
 	mv_set(&mv, M_DRAINING, b2bua_draining(api->b2bua) ? 1 : 0);
 

@@ -332,6 +332,57 @@ static void destructor(void *arg)
 		sip_close(b->sip, true);
 	mem_deref(b->sip);
 	mem_deref(b->tls);
+	mem_deref((void *)b->cfg);
+}
+
+
+/**
+ * Take a new configuration (a reload), at once, for new calls: their
+ * trusted peers, number rules, limits, timers, gateways' settings and
+ * the configuration's gateways and routes.  Running calls keep what they
+ * hold (their routing table, gateways and the configuration they came
+ * under).  The listening sockets, TLS context and realm stay (the new
+ * configuration has the old values of those keys, see cfg_reload()).
+ * With the routing table in the database, the configuration's gateways
+ * and routes are written there and the table loaded again: h is called
+ * once new calls are routed by it (err 0), unless *rlp is dereferenced
+ * first.  Without it (b2bua_store_start() not called) h is not called
+ * and *rlp stays NULL.
+ *
+ * @return 0 or EINVAL
+ */
+int b2bua_reconfigure(struct b2bua *b, const struct b2bua_conf *cfg,
+		      struct b2bua_reload **rlp, b2bua_reload_h *h,
+		      void *arg)
+{
+	const struct b2bua_conf *old;
+	int err = 0;
+
+	if (!b || !cfg || !rlp)
+		return EINVAL;
+
+	*rlp = NULL;
+	if (cfg == b->cfg)
+		return 0;
+
+	old = b->cfg;
+	b->cfg = mem_ref((void *)cfg);
+	limiter_set_conf(b->lim, cfg);
+	mem_deref((void *)old);
+
+	/* new gateways of the routing table take their settings from it */
+	(void)gw_table_reconf(b);
+
+	if (b->store) {
+		store_reconf(b->store);
+		if (h)
+			err = b2bua_store_reload(rlp, b, h, arg);
+	}
+	else {
+		b2bua_set_routes(b, b->routes);
+	}
+
+	return err;
 }
 
 
@@ -348,7 +399,7 @@ int b2bua_alloc(struct b2bua **bp, const struct b2bua_conf *cfg)
 	if (!b)
 		return ENOMEM;
 
-	b->cfg = cfg;
+	b->cfg = mem_ref((void *)cfg);
 	rand_bytes(b->nonce_key, sizeof(b->nonce_key));
 
 	err  = hash_alloc(&b->ht_legs, 16384);

@@ -592,6 +592,9 @@ struct b2bua_reload;
 typedef void (b2bua_reload_h)(int err, void *arg);
 
 int  b2bua_store_start(struct b2bua *b, struct db *db, const char *conninfo);
+int  b2bua_reconfigure(struct b2bua *b, const struct b2bua_conf *cfg,
+		       struct b2bua_reload **rlp, b2bua_reload_h *h,
+		       void *arg);
 int  b2bua_store_reload(struct b2bua_reload **rlp, struct b2bua *b,
 			b2bua_reload_h *h, void *arg);
 uint64_t b2bua_store_loads(const struct b2bua *b);

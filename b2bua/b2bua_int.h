@@ -58,7 +58,7 @@ struct margin_memo {
 };
 
 struct b2bua {
-	const struct b2bua_conf *cfg;  /**< borrowed                     */
+	const struct b2bua_conf *cfg;  /**< (ref.) in use for new calls  */
 	struct sip *sip;               /**< owned                        */
 	struct tls *tls;               /**< owned; NULL = no SIP over TLS */
 	struct sip_lsnr *lsnr_req;     /**< owned                        */
@@ -157,6 +157,8 @@ struct relay {
 struct b2bua_call {
 	struct le he;                /**< b2bua.ht_calls                 */
 	struct b2bua *b;             /**< borrowed                       */
+	const struct b2bua_conf *cfg; /**< (ref.) in use when it came: what
+					  the call borrows from it stays */
 	char id[24];
 	enum b2bua_state state;
 	struct leg *a;               /**< owned: caller leg (UAS)        */
@@ -341,6 +343,7 @@ void lim_bucket_fill(struct lim_bucket *bk, const struct cfg_limit *l,
 bool lim_bucket_take(struct lim_bucket *bk, const struct cfg_limit *l,
 		     uint64_t now, uint32_t *waitp);
 int  limiter_alloc(struct limiter **lp, const struct b2bua_conf *cfg);
+void limiter_set_conf(struct limiter *l, const struct b2bua_conf *cfg);
 enum b2bua_limit limiter_source(struct limiter *l, const struct sa *src,
 				enum sip_transp tp, bool invite,
 				uint32_t *retryp);
@@ -478,6 +481,8 @@ struct gwtab;
 struct gwh;
 int  gw_table_alloc(struct b2bua *b);
 void gw_table_sync(struct b2bua *b, const struct list *gatewayl);
+uint32_t gw_table_reconf(struct b2bua *b);
+void store_reconf(struct route_store *rs);
 uint32_t gw_next_usable(struct b2bua_call *call, uint32_t from);
 void gw_attempt(struct b2bua_call *call);
 void gw_outcome(struct b2bua_call *call, int err, uint16_t scode);

@@ -171,6 +171,7 @@ static void call_destructor(void *arg)
 	mem_deref(call->reason_hdr);
 	mem_deref(call->candv);
 	mem_deref(call->routes);
+	mem_deref((void *)call->cfg);
 }
 
 
@@ -193,6 +194,7 @@ int call_alloc(struct b2bua_call **callp, struct b2bua *b,
 
 	/* zeroed: the call starts in B2BUA_ST_IDENTIFY */
 	call->b = b;
+	call->cfg = mem_ref((void *)b->cfg);
 	call->setup_ms = b2bua_wallclock_ms();
 	(void)re_snprintf(call->id, sizeof(call->id), "%016llx",
 			  (unsigned long long)rand_u64());

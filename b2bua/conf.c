@@ -752,5 +752,69 @@ static const struct cfg_key keyv[] = {
 #undef B
 
 
-CFG_MODULE(b2bua_conf_module, "b2bua", keyv, struct b2bua_conf,
-	   NULL, conf_check, conf_destructor);
+/*
+ * A reload gives the B2BUA a new struct (b2bua_reconfigure()), except for
+ * these keys: the listening sockets and the TLS context are made once,
+ * the realm is in every account's HA1, and the table of sources is sized
+ * at start.
+ */
+static const char *const fixedv[] = {
+	"sip_listen", "sip_tls_cert", "sip_tls_key", "sip_tls_ca",
+	"sip_realm", "limit_sources", NULL
+};
+
+
+static int file_keep(struct cfg_file *dst, const struct cfg_file *src)
+{
+	dst->path = mem_deref(dst->path);
+	dst->line = src->line;
+
+	return src->path ? str_dup(&dst->path, src->path) : 0;
+}
+
+
+static int conf_keep(void *mod, const void *oldmod, const struct cfg_key *k)
+{
+	struct b2bua_conf *cfg = mod;
+	const struct b2bua_conf *old = oldmod;
+	struct le *le;
+
+	if (!strcmp(k->name, "sip_listen")) {
+		list_flush(&cfg->listenl);
+		LIST_FOREACH(&old->listenl, le) {
+			const struct cfg_listen *o = le->data;
+			struct cfg_listen *l = mem_zalloc(sizeof(*l), NULL);
+
+			if (!l)
+				return ENOMEM;
+			l->tp = o->tp;
+			l->addr = o->addr;
+			l->line = o->line;
+			list_append(&cfg->listenl, &l->le, l);
+		}
+		return 0;
+	}
+
+	if (!strcmp(k->name, "sip_tls_cert"))
+		return file_keep(&cfg->tls_cert, &old->tls_cert);
+	if (!strcmp(k->name, "sip_tls_key"))
+		return file_keep(&cfg->tls_key, &old->tls_key);
+	if (!strcmp(k->name, "sip_tls_ca"))
+		return file_keep(&cfg->tls_ca, &old->tls_ca);
+
+	if (!strcmp(k->name, "sip_realm")) {
+		cfg->realm = mem_deref(cfg->realm);
+		return str_dup(&cfg->realm, old->realm);
+	}
+
+	if (!strcmp(k->name, "limit_sources")) {
+		cfg->limit_sources = old->limit_sources;
+		return 0;
+	}
+
+	return ENOENT;
+}
+
+
+CFG_MODULE_RELOAD(b2bua_conf_module, "b2bua", keyv, struct b2bua_conf,
+		  NULL, conf_check, conf_destructor, fixedv, conf_keep);

@@ -470,6 +470,57 @@ void gw_table_sync(struct b2bua *b, const struct list *gatewayl)
 }
 
 
+/**
+ * A new configuration is in use (a reload): each gateway takes the
+ * settings of its line, or the gateway_* keys'.  A gateway whose
+ * settings did not change keeps everything; one whose did keeps its
+ * counts and, unless probing was turned on or off, its state; its probes
+ * start again at the new interval.
+ *
+ * @return the number of gateways whose settings changed
+ */
+uint32_t gw_table_reconf(struct b2bua *b)
+{
+	struct gwtab *t = b ? b->gwtab : NULL;
+	uint32_t n = 0;
+	struct le *le;
+
+	if (!t)
+		return 0;
+
+	LIST_FOREACH(&t->l, le) {
+		struct gwh *g = le->data;
+		const struct cfg_gateway *cg = cfg_gateway_find(b->cfg,
+								g->name);
+		const struct cfg_gw_health *h = cg ? &cg->h : &b->cfg->gw;
+		const struct cfg_limit lim = { h->cps, h->cps };
+
+		if (!memcmp(&g->h, h, sizeof(*h)))
+			continue;
+
+		++n;
+		if (!g->h.probe != !h->probe) {
+			gw_fsm_init(&g->fsm, h);
+			g->since_ms = b2bua_wallclock_ms();
+			str_ncpy(g->reason, h->probe ? "probing turned on" :
+				 "not probed", sizeof(g->reason));
+		}
+		if (h->cps != g->h.cps && h->cps)
+			lim_bucket_fill(&g->bucket, &lim, tmr_jiffies());
+
+		g->h = *h;
+		tlog_info(NULL, "gateway %s: probe %us, max_calls %u, cps %u",
+			  g->name, h->probe, h->max_calls, h->cps);
+
+		probe_stop(g);
+		if (g->present)
+			probe_start(g);
+	}
+
+	return n;
+}
+
+
 /* ------------------------------------------------------------- calls */
 
 static struct gwh *call_gw(const struct b2bua_call *call, uint32_t i)

@@ -239,6 +239,19 @@ int limiter_alloc(struct limiter **lp, const struct b2bua_conf *cfg)
 }
 
 
+/**
+ * Limits of a new configuration (a reload): the buckets keep their
+ * tokens, refilled at the new rates from now on
+ */
+void limiter_set_conf(struct limiter *l, const struct b2bua_conf *cfg)
+{
+	if (!l || !cfg)
+		return;
+
+	l->cfg = cfg;
+}
+
+
 /* the address bytes of a source, an IPv4-mapped one as IPv4 */
 static size_t src_key(uint8_t *key, const struct sa *src)
 {

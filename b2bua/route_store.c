@@ -614,6 +614,34 @@ int b2bua_store_start(struct b2bua *b, struct db *db, const char *conninfo)
 }
 
 
+/**
+ * The B2BUA has a new configuration: its gateways and routes are written
+ * to the database again (those of the old one no longer in it removed,
+ * the API's kept), then the table is loaded again
+ */
+void store_reconf(struct route_store *rs)
+{
+	char *json = NULL;
+	int err;
+
+	if (!rs)
+		return;
+
+	err = config_json(&json, rs->b->cfg);
+	if (err) {
+		tlog_warn(NULL, "b2bua: the new configuration's gateways and "
+			  "routes: %m", err);
+		return;
+	}
+
+	mem_deref(rs->cfgjson);
+	rs->cfgjson = json;
+	rs->synced = false;
+	tmr_cancel(&rs->tmr);
+	store_next(rs);
+}
+
+
 static void reload_destructor(void *arg)
 {
 	struct b2bua_reload *w = arg;

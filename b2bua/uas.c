@@ -722,7 +722,7 @@ void uas_proceed(struct b2bua_call *call)
 		call->route = b2bua_routes_find(b->routes, call->callee);
 	}
 	else {
-		call->route = cfg_route_find(b->cfg, call->callee);
+		call->route = cfg_route_find(call->cfg, call->callee);
 	}
 
 	err = call->route ? candidates_build(call) : ENOENT;

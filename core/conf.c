@@ -557,3 +557,223 @@ int cfg_doc(struct re_printf *pf, const struct cfg_module *const *modv,
 
 	return err ? EIO : 0;
 }
+
+
+/* ------------------------------------------------------------- reload */
+
+/** Whether a key keeps its value on a reload */
+bool cfg_key_fixed(const struct cfg_module *m, const struct cfg_key *k)
+{
+	const char *const *f;
+
+	if (!m || !k)
+		return false;
+
+	if (!m->reloadable)
+		return true;
+
+	for (f = m->fixedv; f && *f; f++) {
+		if (!strcmp(*f, k->name))
+			return true;
+	}
+
+	return false;
+}
+
+
+struct key_val {
+	const void *mod;
+	const struct cfg_key *k;
+};
+
+
+static int key_val_print(struct re_printf *pf, void *arg)
+{
+	const struct key_val *kv = arg;
+
+	return kv->k->print(pf, kv->mod, kv->k);
+}
+
+
+/* a key's value as its printer writes it, or "" */
+static int key_text(char **textp, const void *mod, const struct cfg_key *k)
+{
+	struct key_val kv = { mod, k };
+
+	if (!k->print)
+		return str_dup(textp, "");
+
+	return re_sdprintf(textp, "%H", key_val_print, &kv);
+}
+
+
+/* "KEY a\nKEY b\n" as "a, b" ("(not set)" if empty) */
+struct key_text {
+	const char *text;
+	const char *name;
+};
+
+
+static int value_print(struct re_printf *pf, void *arg)
+{
+	const struct key_text *kt = arg;
+	const char *name = kt->name;
+	size_t nl = strlen(name);
+	const char *s = kt->text;
+	bool first = true;
+	int err = 0;
+
+	while (*s) {
+		const char *e = strchr(s, '\n');
+		size_t n = e ? (size_t)(e - s) : strlen(s);
+		const char *v = s;
+		size_t vl = n;
+
+		if (n > nl && !strncmp(s, name, nl) && s[nl] == ' ') {
+			v += nl + 1;
+			vl -= nl + 1;
+		}
+		if (vl) {
+			err |= re_hprintf(pf, "%s%b", first ? "" : ", ", v,
+					  vl);
+			first = false;
+		}
+
+		s = e ? e + 1 : s + n;
+	}
+
+	if (first)
+		err |= re_hprintf(pf, "(not set)");
+
+	return err;
+}
+
+
+/* fixed keys: report those changed, give them their old value */
+static int reload_keep(struct cfg *cfg, const struct cfg *old,
+		       struct re_printf *keptpf, unsigned *keptp)
+{
+	size_t i, j;
+	int err = 0;
+
+	for (i = 0; i < cfg->modc; i++) {
+		const struct cfg_module *m = cfg->modv[i];
+
+		for (j = 0; j < m->keyc && !err; j++) {
+			const struct cfg_key *k = &m->keyv[j];
+			char *was = NULL, *now = NULL;
+
+			if (!cfg_key_fixed(m, k))
+				continue;
+
+			err  = key_text(&was, old->datav[i], k);
+			err |= key_text(&now, cfg->datav[i], k);
+			if (!err && strcmp(was, now)) {
+				struct key_text kt = { was, k->name };
+
+				++*keptp;
+				if (keptpf)
+					(void)re_hprintf(keptpf, "reload: %s "
+						"cannot change while running;"
+						" keeping %H\n", k->name,
+						value_print, &kt);
+				if (m->reloadable && m->keep)
+					err = m->keep(cfg->datav[i],
+						      old->datav[i], k);
+			}
+
+			mem_deref(was);
+			mem_deref(now);
+		}
+
+		if (err)
+			return err;
+
+		/* a module that cannot take a new struct keeps its own */
+		if (!m->reloadable) {
+			mem_deref(cfg->datav[i]);
+			cfg->datav[i] = mem_ref(old->datav[i]);
+		}
+	}
+
+	return 0;
+}
+
+
+static int reload_finish(struct cfg **cfgp, struct cfg *cfg,
+			 const struct cfg *old, struct re_printf *keptpf,
+			 unsigned *keptp)
+{
+	unsigned kept = 0;
+	int err;
+
+	err = reload_keep(cfg, old, keptpf, &kept);
+	if (err) {
+		mem_deref(cfg);
+		return err;
+	}
+
+	if (keptp)
+		*keptp = kept;
+	*cfgp = cfg;
+
+	return 0;
+}
+
+
+/**
+ * Read the file of a configuration again, for a reload.  The new file is
+ * parsed and checked whole, as at start-up (errors to errpf as
+ * FILE:LINE: reason; then nothing is returned).  A key that cannot change
+ * while running (cfg_key_fixed()) and has a new value is named on keptpf,
+ * one line each ("reload: KEY cannot change while running; keeping OLD"),
+ * and keeps its old value in the new configuration; a module that is not
+ * reloadable keeps its struct (the new configuration holds a reference
+ * to the old one's).
+ *
+ * @param cfgp    The new configuration
+ * @param old     The configuration in use (borrowed; unchanged)
+ * @param errpf   Where errors go (may be NULL)
+ * @param keptpf  Where the keys kept are named (may be NULL)
+ * @param keptp   Number of keys kept (may be NULL)
+ *
+ * @return 0, EINVAL (bad file), or the errno of reading it
+ */
+int cfg_reload(struct cfg **cfgp, const struct cfg *old,
+	       struct re_printf *errpf, struct re_printf *keptpf,
+	       unsigned *keptp)
+{
+	struct cfg *cfg = NULL;
+	int err;
+
+	if (!cfgp || !old)
+		return EINVAL;
+
+	err = cfg_load(&cfg, old->file, (const struct cfg_module *const *)
+		       old->modv, old->modc, errpf);
+	if (err)
+		return err;
+
+	return reload_finish(cfgp, cfg, old, keptpf, keptp);
+}
+
+
+/** cfg_reload() of a text in place of the file (for tests) */
+int cfg_reload_text(struct cfg **cfgp, const struct cfg *old,
+		    const char *text, size_t len, struct re_printf *errpf,
+		    struct re_printf *keptpf, unsigned *keptp)
+{
+	struct cfg *cfg = NULL;
+	int err;
+
+	if (!cfgp || !old)
+		return EINVAL;
+
+	err = cfg_parse(&cfg, old->file, text, len,
+			(const struct cfg_module *const *)old->modv,
+			old->modc, errpf);
+	if (err)
+		return err;
+
+	return reload_finish(cfgp, cfg, old, keptpf, keptp);
+}

@@ -59,11 +59,28 @@ struct cfg_module {
 	/** after the whole file, when it had no error (optional) */
 	int (*check)(struct cfg_parser *p, void *mod);
 	mem_destroy_h *dtor;        /**< frees the struct's members      */
+	/**
+	 * A reload (cfg_reload()) may hand the module a new struct.  Without
+	 * it the module's struct is kept whole and every changed key is
+	 * reported as one that cannot change while running.
+	 */
+	bool reloadable;
+	/** keys that keep their value on a reload (NULL-terminated) */
+	const char *const *fixedv;
+	/** copy a fixed key's value from the old struct into the new one */
+	int (*keep)(void *mod, const void *old, const struct cfg_key *k);
 };
 
 int  cfg_load(struct cfg **cfgp, const char *file,
 	      const struct cfg_module *const *modv, size_t modc,
 	      struct re_printf *errpf);
+int  cfg_reload(struct cfg **cfgp, const struct cfg *old,
+		struct re_printf *errpf, struct re_printf *keptpf,
+		unsigned *keptp);
+int  cfg_reload_text(struct cfg **cfgp, const struct cfg *old,
+		     const char *text, size_t len, struct re_printf *errpf,
+		     struct re_printf *keptpf, unsigned *keptp);
+bool cfg_key_fixed(const struct cfg_module *m, const struct cfg_key *k);
 int  cfg_parse(struct cfg **cfgp, const char *file, const char *text,
 	       size_t len, const struct cfg_module *const *modv, size_t modc,
 	       struct re_printf *errpf);
@@ -145,6 +162,21 @@ cfg_print_h cfg_print_hostport; /**< struct sa address and port      */
 		.init  = (inith), \
 		.check = (checkh), \
 		.dtor  = (dtorh), \
+	}
+/** CFG_MODULE of a module whose struct a reload may replace */
+#define CFG_MODULE_RELOAD(var, nm, keys, type, inith, checkh, dtorh, \
+			  fixed, keeph) \
+	const struct cfg_module var = { \
+		.name  = (nm), \
+		.keyv  = (keys), \
+		.keyc  = ARRAY_SIZE(keys), \
+		.size  = sizeof(type), \
+		.init  = (inith), \
+		.check = (checkh), \
+		.dtor  = (dtorh), \
+		.reloadable = true, \
+		.fixedv = (fixed), \
+		.keep  = (keeph), \
 	}
 #define CFG_FIELD(mod, k, type) \
 	((type *)(void *)((char *)(mod) + (k)->off))

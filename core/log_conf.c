@@ -2,6 +2,7 @@
  * @file log_conf.c  The logger's keys: log_target, log_level
  */
 
+#include <string.h>
 #include <re.h>
 #include "core.h"
 
@@ -64,5 +65,23 @@ static const struct cfg_key keyv[] = {
 };
 
 
-CFG_MODULE(log_conf_module, "log", keyv, struct log_conf,
-	   NULL, NULL, NULL);
+/* log_level changes on a reload; the target is opened once */
+static const char *const fixedv[] = { "log_target", NULL };
+
+
+static int conf_keep(void *mod, const void *oldmod, const struct cfg_key *k)
+{
+	struct log_conf *cfg = mod;
+	const struct log_conf *old = oldmod;
+
+	if (strcmp(k->name, "log_target"))
+		return ENOENT;
+
+	cfg->log_target = old->log_target;
+
+	return 0;
+}
+
+
+CFG_MODULE_RELOAD(log_conf_module, "log", keyv, struct log_conf,
+		  NULL, NULL, NULL, fixedv, conf_keep);

@@ -3,7 +3,8 @@
 # daemon under NOTIFY_SOCKET, a Python listener on that datagram socket.
 # READY=1 comes once SIP and the API listen and the database answered,
 # STOPPING=1 when the node starts draining: by SIGTERM (an abstract socket
-# name) and by POST /v1/node/drain (a socket path).
+# name) and by POST /v1/node/drain (a socket path); RELOADING=1, then
+# READY=1 again, around a reload on SIGHUP.
 #
 # Addresses: tollgate SIP 127.0.6.10:5060 and API 127.0.6.10:8080.  Every
 # process started here is ended by its PID.
@@ -112,6 +113,21 @@ if run drain "$DIR/notify.sock"; then
 			http://127.0.6.10:8080/v1/node/drain)
 		equal "drain: POST /v1/node/drain accepted" "$code" 202
 		stopped drain "POST /v1/node/drain"
+	fi
+fi
+
+echo "# SIGHUP: RELOADING=1, then READY=1 again"
+if run hup "@tollgate-notify-hup-$$"; then
+	if ready hup; then
+		kill -HUP "$TG_PID"
+		check "hup: RELOADING=1 sent" wait_line "$OUT" '^RELOADING=1' 10
+		check "hup: READY=1 after the reload" \
+			wait_line "$OUT" 'configuration reloaded' 10
+		equal "hup: READY=1, RELOADING=1, READY=1" \
+			"$(grep -Eo '^(READY|RELOADING|STOPPING)=1' "$OUT" |
+			   tr '\n' ' ')" "READY=1 RELOADING=1 READY=1 "
+		pid_stop "$TG_PID" 15
+		equal "hup: exit status after SIGTERM" "$?" 0
 	fi
 fi
 

@@ -388,6 +388,7 @@ int main(void)
 	test_load();
 	test_example();
 	test_modules();
+	test_reload();
 
 	printf("%u passed, %u failed\n", passed, failed);
 

@@ -75,6 +75,9 @@ void test_api_token(void);
 void test_api_options(void);
 void test_many_errors(void);
 
+/* test_conf_reload.c */
+void test_reload(void);
+
 /* test_conf_file.c */
 void test_print(void);
 void test_print_conninfo(void);
