@@ -35,6 +35,7 @@ struct api_conf {
 	bool api_open_metrics;      /**< GET /metrics without a token    */
 	bool api_open_health;       /**< GET /v1/health without a token  */
 	uint32_t api_max_body;      /**< bytes, larger bodies get 413    */
+	uint32_t api_max_event_streams; /**< GET /v1/events at once      */
 };
 
 extern const struct cfg_module api_conf_module;
@@ -116,6 +117,7 @@ void api_set_drain(struct api *api, api_drain_h *h, void *arg);
 int  api_cluster_start(struct api *api, const char *node,
 		       const char *conninfo);
 bool api_enabled(const struct api_conf *cfg);
+void api_call_money_changed(struct api *api, const struct b2bua_call *call);
 int  api_debug(struct re_printf *pf, const struct api *api);
 
 #endif

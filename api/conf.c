@@ -149,6 +149,9 @@ static const struct cfg_key keyv[] = {
 		  "GET /v1/health without a token"),
 	CFG_U32("api_max_body", A, api_max_body, 1024, 16777216, "65536",
 		"bytes of a request body, larger ones get 413"),
+	CFG_U32("api_max_event_streams", A, api_max_event_streams, 0, 1024,
+		"8", "event streams (GET /v1/events) open at once, more get "
+		"503"),
 };
 
 #undef A

@@ -67,6 +67,14 @@ static const struct api_route routev[] = {
 	 api_node_drain_h},
 	{"/metrics",             API_GET,              API_OPEN_METRICS,
 	 api_metrics_h},
+	{"/v1/events",           API_GET,              API_OPEN_NEVER,
+	 api_events_h},
+	{"/ui",                  API_GET,              API_OPEN_ALWAYS,
+	 api_ui_h},
+	{"/ui/",                 API_GET,              API_OPEN_ALWAYS,
+	 api_ui_h},
+	{"/ui/*",                API_GET,              API_OPEN_ALWAYS,
+	 api_ui_h},
 };
 
 
@@ -95,6 +103,24 @@ static void resp_set(struct api_req *req, unsigned status,
 		MHD_resume_connection(req->conn);
 		tmr_start(&req->api->tmr, 0, tmr_handler, req->api);
 	}
+}
+
+
+/** Reply with a response made by the handler (a stream, an asset) */
+void api_reply_resp(struct api_req *req, unsigned status,
+		    struct MHD_Response *resp)
+{
+	if (req)
+		resp_set(req, status, resp);
+	else if (resp)
+		MHD_destroy_response(resp);
+}
+
+
+/** Let MHD run soon: a connection was resumed */
+void api_mhd_kick(struct api *api)
+{
+	tmr_start(&api->tmr, 0, tmr_handler, api);
 }
 
 
@@ -396,6 +422,7 @@ static bool is_open(const struct api_req *req)
 
 	case API_OPEN_HEALTH:  return cfg->api_open_health;
 	case API_OPEN_METRICS: return cfg->api_open_metrics;
+	case API_OPEN_ALWAYS:  return true;
 	default:               return false;
 	}
 }
@@ -664,6 +691,7 @@ static void api_destructor(void *arg)
 	struct le *le;
 
 	tmr_cancel(&api->tmr);
+	api_events_close(api);
 	api->ctl = mem_deref(api->ctl);
 	api->node = mem_deref(api->node);
 
@@ -740,7 +768,9 @@ int api_alloc(struct api **apip, const struct api_conf *cfg,
 	api->epfd = -1;
 	api->start_jif = tmr_jiffies();
 	list_init(&api->reql);
+	list_init(&api->subl);
 	tmr_init(&api->tmr);
+	tmr_init(&api->ev_tmr);
 
 	err  = api_accounts_register(db);
 	err |= api_catalog_register(db);
@@ -793,6 +823,10 @@ int api_alloc(struct api **apip, const struct api_conf *cfg,
 		goto out;
 
 	err = b2bua_subscribe(b2bua, api_status_event, api);
+	if (err)
+		goto out;
+
+	err = api_events_start(api);
 	if (err)
 		goto out;
 

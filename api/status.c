@@ -536,6 +536,7 @@ void api_metrics_h(struct api_req *req)
 	}
 
 	err |= api_gw_metrics(mb, api->b2bua);
+	err |= api_events_metrics(mb, api);
 
 	mv_set(&mv, M_UPTIME_SECONDS, (tmr_jiffies() - api->start_jif) / 1000);
 	mv_set(&mv, M_DRAINING, b2bua_draining(api->b2bua) ? 1 : 0);
