@@ -100,6 +100,8 @@ struct api {
 	struct MHD_Daemon *mhd;      /**< owned                          */
 	int epfd;                    /**< MHD's epoll fd (not owned)     */
 	struct tmr tmr;              /**< MHD's next timeout             */
+	bool kick;                   /**< a connection was resumed: run
+					  MHD again at once              */
 	struct list reql;            /**< struct api_req, open requests  */
 	uint64_t start_jif;
 

@@ -266,6 +266,16 @@ static bool has_subs(const struct api *api)
 
 /* ------------------------------------------------------------- events */
 
+/* a call that is ending has had its call_end: no update follows it */
+static bool ending(const struct b2bua_call *call)
+{
+	enum b2bua_state s = b2bua_call_state(call);
+
+	return s == B2BUA_ST_TERMINATING || s == B2BUA_ST_CANCELLING ||
+		s == B2BUA_ST_CLOSED;
+}
+
+
 static void emit_call(struct api *api, const char *type,
 		      const struct b2bua_call *call)
 {
@@ -329,7 +339,8 @@ static void call_event(struct b2bua_call *call, enum b2bua_event ev,
 	case B2BUA_EV_RINGING:
 	case B2BUA_EV_ANSWERED:
 	case B2BUA_EV_LOW_BALANCE:
-		emit_call(api, "call_update", call);
+		if (!ending(call))
+			emit_call(api, "call_update", call);
 		break;
 
 	case B2BUA_EV_ENDED:
@@ -352,7 +363,7 @@ void api_call_money_changed(struct api *api, const struct b2bua_call *call)
 	if (!has_subs(api) || !call)
 		return;
 
-	if (b2bua_call_state(call) == B2BUA_ST_CLOSED)
+	if (ending(call))
 		return;
 
 	emit_call(api, "call_update", call);
@@ -454,9 +465,8 @@ static void gw_check(struct api *api)
 static bool media_apply(struct b2bua_call *call, void *arg)
 {
 	struct api *api = arg;
-	enum b2bua_state s = b2bua_call_state(call);
 
-	if (s == B2BUA_ST_CLOSED)
+	if (ending(call))
 		return false;
 
 	emit_call(api, "call_update", call);

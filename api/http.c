@@ -101,7 +101,7 @@ static void resp_set(struct api_req *req, unsigned status,
 	if (req->suspended) {
 		req->suspended = false;
 		MHD_resume_connection(req->conn);
-		tmr_start(&req->api->tmr, 0, tmr_handler, req->api);
+		api_mhd_kick(req->api);
 	}
 }
 
@@ -120,6 +120,7 @@ void api_reply_resp(struct api_req *req, unsigned status,
 /** Let MHD run soon: a connection was resumed */
 void api_mhd_kick(struct api *api)
 {
+	api->kick = true;
 	tmr_start(&api->tmr, 0, tmr_handler, api);
 }
 
@@ -647,9 +648,15 @@ static void mhd_run(struct api *api)
 {
 	MHD_UNSIGNED_LONG_LONG to;
 
+	api->kick = false;
 	(void)MHD_run(api->mhd);
 
-	if (MHD_get_timeout(api->mhd, &to) == MHD_YES)
+	/* a connection resumed during the run (an event for a stream
+	   written by a handler) is taken up by the next run, at once: MHD's
+	   own timeout may be that of its idle connections */
+	if (api->kick)
+		tmr_start(&api->tmr, 0, tmr_handler, api);
+	else if (MHD_get_timeout(api->mhd, &to) == MHD_YES)
 		tmr_start(&api->tmr, to, tmr_handler, api);
 	else
 		tmr_start(&api->tmr, 1000, tmr_handler, api);

@@ -40,7 +40,7 @@ PROG=${0##*/}
 PACKAGES=(build-essential autoconf automake libtool pkg-config
 	  libre-dev librem-dev libpq-dev libmicrohttpd-dev liburing-dev libssl-dev postgresql-15
 	  sip-tester valgrind curl acl clang libclang-rt-14-dev sipvicious
-	  python3 openssl debhelper systemd)
+	  python3 openssl debhelper systemd chromium npm)
 
 die() {
 	echo "$PROG: $*" >&2
@@ -82,6 +82,17 @@ build() {
 	autoreconf -fi
 	./configure --enable-werror --with-liburing
 	make -j2
+}
+
+# puppeteer-core for the browser test (tests/ui/console.sh), pinned by
+# tests/ui/package-lock.json, in var/ui-node (the source tree stays as it
+# is; make distcheck's copy is read-only); it downloads no browser
+ui_node() {
+	step "puppeteer-core in var/ui-node"
+	mkdir -p var/ui-node
+	cp tests/ui/package.json tests/ui/package-lock.json var/ui-node/
+	(cd var/ui-node && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit \
+		--no-fund --ignore-scripts)
 }
 
 database() {
@@ -188,6 +199,11 @@ run)
 	;;
 test)
 	setup
+	ui_node
+	# the browser test may not skip in CI
+	TOLLGATE_REQUIRE_BROWSER=1
+	TOLLGATE_UI_NODE_PATH=$PWD/var/ui-node/node_modules
+	export TOLLGATE_REQUIRE_BROWSER TOLLGATE_UI_NODE_PATH
 	rc=0
 	log=var/make-check.log
 	step "make check"

@@ -17,6 +17,7 @@
     token: sessionStorage.getItem(KEY) || '',
     role: null,
     calls: new Map(),      /* id -> call, with _rx: performance.now() */
+    ended: new Set(),      /* ids of calls that ended: no update revives them */
     accounts: new Map(),   /* id -> account */
     gateways: new Map(),   /* name -> gateway */
     cps: [], cut: [],
@@ -108,6 +109,7 @@
   /* ------------------------------------------------------------- calls */
 
   function putCall(c) {
+    if (state.ended.has(c.id)) return;
     c._rx = performance.now();
     state.calls.set(c.id, c);
   }
@@ -432,6 +434,8 @@
     case 'call_end': {
       const c = state.calls.get(data.id);
       state.calls.delete(data.id);
+      state.ended.add(data.id);
+      if (state.ended.size > 1000) state.ended.delete(state.ended.values().next().value);
       renderCalls();
       renderAccounts();
       const li = el('li', new Date().toLocaleTimeString() + ' ' +
