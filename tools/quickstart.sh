@@ -40,7 +40,7 @@ PROG=${0##*/}
 PACKAGES=(build-essential autoconf automake libtool pkg-config
 	  libre-dev librem-dev libpq-dev libmicrohttpd-dev liburing-dev libssl-dev postgresql-15
 	  sip-tester valgrind curl acl clang libclang-rt-14-dev sipvicious
-	  python3 openssl debhelper systemd chromium npm)
+	  python3 openssl debhelper systemd chromium nodejs)
 
 die() {
 	echo "$PROG: $*" >&2
@@ -89,6 +89,12 @@ build() {
 # is; make distcheck's copy is read-only); it downloads no browser
 ui_node() {
 	step "puppeteer-core in var/ui-node"
+	# Debian's npm; a nodejs of another origin brings its own
+	if ! command -v npm >/dev/null; then
+		[ "$(id -u)" -eq 0 ] || die "no npm (apt-get install npm)"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y \
+			--no-install-recommends npm
+	fi
 	mkdir -p var/ui-node
 	cp tests/ui/package.json tests/ui/package-lock.json var/ui-node/
 	(cd var/ui-node && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit \
