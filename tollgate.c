@@ -269,6 +269,16 @@ static void hook_billing_metrics(struct api_billing_metrics *m, void *arg)
 }
 
 
+/* a call's cut-off moved: the API's event streams hear of it */
+static void hook_armed(const struct b2bua_call *call, void *arg)
+{
+	(void)arg;
+
+	if (app.api)
+		api_call_money_changed(app.api, call);
+}
+
+
 static const struct api_hooks api_billing_hooks = {
 	.account_changed = hook_account_changed,
 	.call_money = hook_call_money,
@@ -1099,6 +1109,8 @@ int main(int argc, char *argv[])
 			goto out;
 		}
 		api_set_drain(app.api, api_drain, NULL);
+		if (app.billing)
+			billing_set_armed(app.billing, hook_armed, NULL);
 
 		/* nodes sharing the database end each other's calls and
 		 * list them (billing names this node in live_calls) */

@@ -599,6 +599,9 @@ static void credit_done(int err, const struct pg_result *res, void *arg)
 			  (long long)c->id, c->set ? "set" : "add",
 			  api_money_print, &c->amount, PQgetvalue(r, 0, 1));
 		account_changed(req->api, c->id);
+		api_events_account(req->api, c->id,
+				   strtoll(PQgetvalue(r, 0, 1), NULL, 10),
+				   c->set ? "set" : "add");
 		if (c->set && c->amount == 0)
 			cut = api_cut_cluster(req->api, c->id,
 					      API_CUT_CREDIT);

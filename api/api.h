@@ -36,6 +36,7 @@ struct api_conf {
 	bool api_open_health;       /**< GET /v1/health without a token  */
 	uint32_t api_max_body;      /**< bytes, larger bodies get 413    */
 	uint32_t api_max_import;    /**< bytes of a rate deck (import)   */
+	uint32_t api_max_event_streams; /**< GET /v1/events at once      */
 };
 
 extern const struct cfg_module api_conf_module;
@@ -124,6 +125,7 @@ int  api_cluster_start(struct api *api, const char *node,
 bool api_enabled(const struct api_conf *cfg);
 void api_reconfigure(struct api *api, const struct api_conf *cfg);
 void api_reload_count(struct api *api, bool ok, uint64_t wall_ms);
+void api_call_money_changed(struct api *api, const struct b2bua_call *call);
 int  api_debug(struct re_printf *pf, const struct api *api);
 
 #endif

@@ -26,6 +26,10 @@ enum {
 	API_RATE_WINDOW = 10,        /**< s, call rate averaged over     */
 	API_NODE_MAX = 63,           /**< bytes of a node name           */
 	API_CALL_ID_MAX = 63,        /**< bytes of a call id             */
+	API_EV_BUF = 262144,         /**< bytes buffered per event stream */
+	API_EV_HISTORY = 300,        /**< s of stats kept for the chart  */
+	API_EV_MEDIA_S = 5,          /**< s between media updates        */
+	API_EV_KEEPALIVE_S = 15,     /**< s between keepalive comments   */
 };
 
 /* SQL: the node of row n of nodes is alive while its lease runs */
@@ -63,9 +67,17 @@ enum api_ctl_result {
 struct api_req;
 typedef void (api_h)(struct api_req *req);
 
+/** A bounded byte buffer of an event stream (events.c) */
+struct api_evbuf {
+	uint8_t *p;                  /**< owned, cap bytes               */
+	size_t cap;
+	size_t head;                 /**< first byte not yet read        */
+	size_t tail;                 /**< end of what was put            */
+};
+
 /** Which token-less access a route may get from the configuration */
 enum api_open { API_OPEN_NEVER = 0, API_OPEN_HEALTH, API_OPEN_METRICS,
-		API_OPEN_ALWAYS };
+		API_OPEN_ALWAYS /**< static assets of /ui/: no data */ };
 
 struct api_route {
 	const char *pattern;         /**< path, '*' is one segment (id)  */
@@ -90,6 +102,8 @@ struct api {
 	struct MHD_Daemon *mhd;      /**< owned                          */
 	int epfd;                    /**< MHD's epoll fd (not owned)     */
 	struct tmr tmr;              /**< MHD's next timeout             */
+	bool kick;                   /**< a connection was resumed: run
+					  MHD again at once              */
 	struct list reql;            /**< struct api_req, open requests  */
 	uint64_t start_jif;
 
@@ -108,6 +122,22 @@ struct api {
 	struct db_listen *ctl;       /**< owned; LISTEN tollgate_control */
 	uint64_t ctl_heard[API_CTL_COUNT];
 	uint64_t ctl_sent;           /**< control messages sent          */
+
+	/* event streams (events.c) */
+	struct list subl;            /**< struct api_sub, the streams    */
+	struct mbuf *evmb;           /**< owned; one event, encoded      */
+	struct tmr ev_tmr;           /**< once a second                  */
+	uint32_t ev_streams;         /**< open                           */
+	uint64_t ev_seq;             /**< id of the last event           */
+	uint64_t ev_opened, ev_refused, ev_dropped, ev_sent, ev_failed;
+	uint64_t ev_created;         /**< api.created at the last tick   */
+	uint64_t ev_cutoffs;         /**< billing's cut-offs then        */
+	uint32_t ev_cps[API_EV_HISTORY]; /**< calls created, per second  */
+	uint32_t ev_cut[API_EV_HISTORY]; /**< cut-offs, per second       */
+	unsigned ev_hist_i, ev_hist_n;
+	unsigned ev_media_tick;
+	uint64_t ev_gw_changes;      /**< gateways' state changes seen   */
+	unsigned ev_gw_n;            /**< gateways seen                  */
 };
 
 struct api_req {
@@ -138,6 +168,9 @@ void api_reply_list(struct api_req *req, const char *key,
 		    const struct odict *arr, size_t n, int err);
 void api_reply_text(struct api_req *req, unsigned status,
 		    const char *ctype, const char *text, size_t len);
+void api_reply_resp(struct api_req *req, unsigned status,
+		    struct MHD_Response *resp);
+void api_mhd_kick(struct api *api);
 void api_error(struct api_req *req, unsigned status, const char *field,
 	       const char *fmt, ...);
 const char *api_arg(const struct api_req *req, const char *name);
@@ -243,8 +276,37 @@ int  api_call_odict(struct odict **odp, const struct api *api,
 void api_calls_local(struct api_req *req, const char *account,
 		     int64_t account_id, bool partial);
 
+/* events.c: Server-Sent Events (GET /v1/events) */
+int    api_evbuf_init(struct api_evbuf *b, size_t cap);
+void   api_evbuf_reset(struct api_evbuf *b);
+size_t api_evbuf_len(const struct api_evbuf *b);
+int    api_evbuf_put(struct api_evbuf *b, const uint8_t *d, size_t n);
+size_t api_evbuf_get(struct api_evbuf *b, uint8_t *d, size_t max);
+int    api_event_encode(struct mbuf *mb, uint64_t id, const char *type,
+			const struct odict *od);
+void   api_events_h(struct api_req *req);
+int    api_events_start(struct api *api);
+void   api_events_close(struct api *api);
+void   api_events_account(struct api *api, int64_t account_id,
+			  int64_t balance, const char *op);
+int    api_events_metrics(struct mbuf *mb, const struct api *api);
+
+/* ui.c: the live calls page (GET /ui/) */
+struct api_asset {
+	const char *path;            /**< under /ui/, "" for index.html  */
+	const char *ctype;
+	const unsigned char *data;
+	size_t len;
+	const char *etag;            /**< quoted, from the content       */
+};
+extern const struct api_asset api_assetv[];
+extern const size_t api_assetc;
+const struct api_asset *api_asset_find(const char *path);
+void api_ui_h(struct api_req *req);
+
 /* gateways.c: health, limits and counts of the gateways */
 int  api_gw_rows_health(struct api *api, struct odict *od);
+int  api_gw_health_add(struct odict *od, const struct b2bua_gw_info *gi);
 void api_gateway_get(struct api_req *req);
 int  api_gw_metrics(struct mbuf *mb, const struct b2bua *b);
 double api_gw_asr(const struct b2bua_gw_counts *c);

@@ -152,6 +152,9 @@ static const struct cfg_key keyv[] = {
 		"bytes of a request body, larger ones get 413"),
 	CFG_U32("api_max_import", A, api_max_import, 1024, 268435456,
 		"16777216", "bytes of a rate deck POSTed to /v1/rates/import"),
+	CFG_U32("api_max_event_streams", A, api_max_event_streams, 0, 1024,
+		"8", "event streams (GET /v1/events) open at once, more get "
+		"503"),
 };
 
 #undef A

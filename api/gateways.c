@@ -101,7 +101,7 @@ static int probe_odict(struct odict **odp, const struct b2bua_gw_info *gi)
 
 
 /** Add what this node knows of a gateway to its JSON object */
-static int health_add(struct odict *od, const struct b2bua_gw_info *gi)
+int api_gw_health_add(struct odict *od, const struct b2bua_gw_info *gi)
 {
 	const struct b2bua_gw_counts *c = &gi->c;
 	struct odict *fail = NULL, *skip = NULL, *probe = NULL;
@@ -169,7 +169,7 @@ static bool ctx_h(const struct b2bua_gw_info *gi, void *arg)
 {
 	struct add_ctx *ctx = arg;
 
-	ctx->err = health_add(ctx->od, gi);
+	ctx->err = api_gw_health_add(ctx->od, gi);
 
 	return true;
 }
@@ -185,7 +185,7 @@ static int unknown_add(struct odict *od, const char *name)
 	gi.state = B2BUA_GW_UNPROBED;
 	gi.reason = "not in the routing table in use";
 
-	return health_add(od, &gi);
+	return api_gw_health_add(od, &gi);
 }
 
 
@@ -235,7 +235,7 @@ static bool one_h(const struct b2bua_gw_info *gi, void *arg)
 	err |= odict_entry_add(ctx->od, "address", ODICT_STRING, addr);
 	err |= odict_entry_add(ctx->od, "transport", ODICT_STRING,
 			       cfg_transp_name(gi->tp));
-	err |= health_add(ctx->od, gi);
+	err |= api_gw_health_add(ctx->od, gi);
 	ctx->err = err;
 
 	return true;

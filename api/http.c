@@ -71,6 +71,14 @@ static const struct api_route routev[] = {
 	 api_openapi_h},
 	{"/metrics",             API_GET,              API_OPEN_METRICS,
 	 api_metrics_h},
+	{"/v1/events",           API_GET,              API_OPEN_NEVER,
+	 api_events_h},
+	{"/ui",                  API_GET,              API_OPEN_ALWAYS,
+	 api_ui_h},
+	{"/ui/",                 API_GET,              API_OPEN_ALWAYS,
+	 api_ui_h},
+	{"/ui/*",                API_GET,              API_OPEN_ALWAYS,
+	 api_ui_h},
 };
 
 
@@ -107,8 +115,27 @@ static void resp_set(struct api_req *req, unsigned status,
 	if (req->suspended) {
 		req->suspended = false;
 		MHD_resume_connection(req->conn);
-		tmr_start(&req->api->tmr, 0, tmr_handler, req->api);
+		api_mhd_kick(req->api);
 	}
+}
+
+
+/** Reply with a response made by the handler (a stream, an asset) */
+void api_reply_resp(struct api_req *req, unsigned status,
+		    struct MHD_Response *resp)
+{
+	if (req)
+		resp_set(req, status, resp);
+	else if (resp)
+		MHD_destroy_response(resp);
+}
+
+
+/** Let MHD run soon: a connection was resumed */
+void api_mhd_kick(struct api *api)
+{
+	api->kick = true;
+	tmr_start(&api->tmr, 0, tmr_handler, api);
 }
 
 
@@ -709,9 +736,15 @@ static void mhd_run(struct api *api)
 {
 	MHD_UNSIGNED_LONG_LONG to;
 
+	api->kick = false;
 	(void)MHD_run(api->mhd);
 
-	if (MHD_get_timeout(api->mhd, &to) == MHD_YES)
+	/* a connection resumed during the run (an event for a stream
+	   written by a handler) is taken up by the next run, at once: MHD's
+	   own timeout may be that of its idle connections */
+	if (api->kick)
+		tmr_start(&api->tmr, 0, tmr_handler, api);
+	else if (MHD_get_timeout(api->mhd, &to) == MHD_YES)
 		tmr_start(&api->tmr, to, tmr_handler, api);
 	else
 		tmr_start(&api->tmr, 1000, tmr_handler, api);
@@ -753,6 +786,7 @@ static void api_destructor(void *arg)
 	struct le *le;
 
 	tmr_cancel(&api->tmr);
+	api_events_close(api);
 	api->ctl = mem_deref(api->ctl);
 	api->node = mem_deref(api->node);
 
@@ -831,7 +865,9 @@ int api_alloc(struct api **apip, const struct api_conf *cfg,
 	api->epfd = -1;
 	api->start_jif = tmr_jiffies();
 	list_init(&api->reql);
+	list_init(&api->subl);
 	tmr_init(&api->tmr);
+	tmr_init(&api->ev_tmr);
 
 	err  = api_accounts_register(db);
 	err |= api_catalog_register(db);
@@ -885,6 +921,10 @@ int api_alloc(struct api **apip, const struct api_conf *cfg,
 		goto out;
 
 	err = b2bua_subscribe(b2bua, api_status_event, api);
+	if (err)
+		goto out;
+
+	err = api_events_start(api);
 	if (err)
 		goto out;
 

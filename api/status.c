@@ -536,6 +536,7 @@ void api_metrics_h(struct api_req *req)
 	}
 
 	err |= api_gw_metrics(mb, api->b2bua);
+	err |= api_events_metrics(mb, api);
 
 	err |= metric(mb, "tollgate_config_reloads_total", "counter",
 		      "Reloads of the configuration file (SIGHUP), by result");

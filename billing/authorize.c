@@ -361,6 +361,9 @@ void bcall_arm(struct bcall *bc)
 			  bc->cut_jif - warn - now : 0, low_handler, bc);
 	else
 		tmr_cancel(&bc->tmr_low);
+
+	if (bc->bl->armedh)
+		bc->bl->armedh(bc->call, bc->bl->armed_arg);
 }
 
 

@@ -142,6 +142,14 @@ struct billing_call_info {
 };
 
 struct b2bua_call;
+
+/**
+ * A running call's cut-off moved (answer, a reservation granted, a
+ * top-up re-armed it).  Called on the event loop, after the move; the
+ * call's money (billing_call_info()) is up to date.
+ */
+typedef void (billing_armed_h)(const struct b2bua_call *call, void *arg);
+void billing_set_armed(struct billing *bl, billing_armed_h *h, void *arg);
 int  billing_call_info(const struct billing *bl, const struct b2bua_call *call,
 		       struct billing_call_info *info);
 void billing_call_media(struct billing *bl, const struct b2bua_call *call,

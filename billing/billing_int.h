@@ -154,6 +154,8 @@ struct billing {
 	uint64_t shed_logged;        /**< st.shed at that line           */
 	uint32_t rsv_lat_ms;         /**< EWMA of tg_reserve round trips */
 	uint32_t lat[LAT_BUCKETS];   /**< cut-off lateness histogram     */
+	billing_armed_h *armedh;     /**< a call's cut-off moved; NULL   */
+	void *armed_arg;
 };
 
 /* prepared statements of the engine */

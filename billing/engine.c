@@ -665,6 +665,17 @@ static bool count_calls(struct le *le, void *arg)
 }
 
 
+/** Hear of every move of a running call's cut-off (NULL: no one) */
+void billing_set_armed(struct billing *bl, billing_armed_h *h, void *arg)
+{
+	if (!bl)
+		return;
+
+	bl->armedh = h;
+	bl->armed_arg = arg;
+}
+
+
 void billing_stats(const struct billing *bl, struct billing_stats *st)
 {
 	uint64_t total = 0, acc = 0;

@@ -19,13 +19,17 @@
 #   4. ./tollgate --migrate, then tools/seed-demo.sql (rate plan "demo",
 #      account "demo" with 10.000000 credit and SIP user demo/demo, gateway
 #      gw1 = 127.0.0.1:5080)
-#   5. the OpenAPI linter of make check: npm ci of tests/api/package.json
-#      and package-lock.json (@redocly/cli, pinned) in ./var/npm; "test"
-#      passes it to make check and make distcheck as TOLLGATE_REDOCLY
-#      with TOLLGATE_REQUIRE_NPM=1, so the lint cannot be skipped
-#   6. ./var/tollgate.conf unless it exists: SIP on udp and tcp
+#   5. ./var/tollgate.conf unless it exists: SIP on udp and tcp
 #      127.0.0.1:5060, calls from 127.0.0.1 billed to "demo", everything
 #      routed to 127.0.0.1:5080, REST API on 127.0.0.1:8080
+#
+# "test" also installs, with npm ci, the tools of make check pinned in
+# the tree, under ./var: the OpenAPI linter (@redocly/cli of
+# tests/api/package-lock.json, in var/npm, passed as TOLLGATE_REDOCLY)
+# and puppeteer-core for the browser test (tests/ui/package-lock.json, in
+# var/ui-node, passed as TOLLGATE_UI_NODE_PATH); it sets
+# TOLLGATE_REQUIRE_NPM=1 and TOLLGATE_REQUIRE_BROWSER=1, so neither test
+# can skip.
 #
 # The fuzzing build of "test" configures the tarball that make distcheck
 # left with CC=clang --enable-fuzzing in var/fuzz/build (a separate VPATH
@@ -44,7 +48,7 @@ PROG=${0##*/}
 PACKAGES=(build-essential autoconf automake libtool pkg-config
 	  libre-dev librem-dev libpq-dev libmicrohttpd-dev liburing-dev libssl-dev postgresql-15
 	  sip-tester valgrind curl acl clang libclang-rt-14-dev sipvicious
-	  python3 python3-yaml nodejs npm openssl debhelper systemd)
+	  python3 python3-yaml openssl debhelper systemd chromium nodejs)
 
 die() {
 	echo "$PROG: $*" >&2
@@ -88,6 +92,28 @@ build() {
 	make -j2
 }
 
+# npm for the test tools below: Debian's, unless the nodejs installed
+# (of another origin) brings its own
+need_npm() {
+	command -v npm >/dev/null && return 0
+	[ "$(id -u)" -eq 0 ] || die "no npm (apt-get install npm)"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y \
+		--no-install-recommends npm
+}
+
+# puppeteer-core for the browser test (tests/ui/console.sh), pinned by
+# tests/ui/package-lock.json, in var/ui-node (the source tree stays as it
+# is; make distcheck's copy is read-only); it downloads no browser
+ui_node() {
+	step "puppeteer-core in var/ui-node"
+	need_npm
+	mkdir -p var/ui-node
+	cp tests/ui/package.json tests/ui/package-lock.json var/ui-node/
+	(cd var/ui-node && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit \
+		--no-fund --ignore-scripts) ||
+		die "npm ci of tests/ui/package.json failed"
+}
+
 database() {
 	step "database in var/pg"
 	tools/pg-cluster.sh init var/pg
@@ -104,6 +130,7 @@ npm_tools() {
 		return 0
 	fi
 	step "npm ci in $dir (tests/api/package.json)"
+	need_npm
 	rm -rf "$dir" && mkdir -p "$dir" &&
 		cp tests/api/package.json tests/api/package-lock.json "$dir/" &&
 		(cd "$dir" && npm ci --no-audit --no-fund) ||
@@ -189,7 +216,6 @@ migrate_and_seed() {
 setup() {
 	install_packages
 	build
-	npm_tools
 	database
 	write_config
 	migrate_and_seed
@@ -210,6 +236,12 @@ run)
 	;;
 test)
 	setup
+	npm_tools
+	ui_node
+	# the browser test may not skip in CI
+	TOLLGATE_REQUIRE_BROWSER=1
+	TOLLGATE_UI_NODE_PATH=$PWD/var/ui-node/node_modules
+	export TOLLGATE_REQUIRE_BROWSER TOLLGATE_UI_NODE_PATH
 	rc=0
 	log=var/make-check.log
 	step "make check"

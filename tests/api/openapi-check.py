@@ -193,6 +193,15 @@ def validator_checks():
 
 # ----------------------------------------------------------------- HTTP
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """a redirect is an answer to check, not to follow"""
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+OPENER = urllib.request.build_opener(NoRedirect)
+
+
 def call(method, path, token=ADMIN, body=None, ctype=None, headers=None):
     """(status, content type, body bytes, headers) of one request"""
     h = dict(headers or {})
@@ -209,9 +218,19 @@ def call(method, path, token=ADMIN, body=None, ctype=None, headers=None):
     req = urllib.request.Request(API + path, data=data, method=method,
                                  headers=h)
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, r.headers.get("Content-Type", ""), r.read(), \
-                r.headers
+        with OPENER.open(req, timeout=10) as r:
+            ct = r.headers.get("Content-Type", "")
+            if ct.startswith("text/event-stream"):
+                # a stream never ends: its start, up to the hello event
+                data = b""
+                while b"event: hello\ndata:" not in data or \
+                        not data.endswith(b"\n\n"):
+                    line = r.readline()
+                    if not line:
+                        break
+                    data += line
+                return r.status, ct, data, r.headers
+            return r.status, ct, r.read(), r.headers
     except urllib.error.HTTPError as e:
         return e.code, e.headers.get("Content-Type", ""), e.read(), \
             e.headers
@@ -380,6 +399,15 @@ def plan():
     # the node, open and not
     run("get /v1/openapi.json", "/v1/openapi.json", want=200)
     run("get /v1/health", "/v1/health", want=200)
+    hello = run("get /v1/events", "/v1/events", want=200)
+    if not (isinstance(hello, bytes) and b"event: hello" in hello):
+        fail("get /v1/events: no hello event: %r" % (hello,))
+    run("get /ui", "/ui", want=308)
+    page = run("get /ui/", "/ui/", want=200)
+    if not (isinstance(page, bytes) and b"console.js" in page):
+        fail("get /ui/: not the page: %r" % (page[:200],))
+    run("get /ui/{file}", "/ui/console.js", want=200)
+    run("get /ui/{file}", "/ui/nosuch.js", want=404)
     run("get /metrics", "/metrics", want=200)
 
     # rates, accounts, credit, limits

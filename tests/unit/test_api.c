@@ -309,6 +309,71 @@ static void test_csv(void)
 	csv_write(__LINE__, "@SUM(A1)", true, "'@SUM(A1)");
 	csv_write(__LINE__, "\tx", true, "\"'\tx\"");
 	csv_write(__LINE__, "=a,b", true, "\"'=a,b\"");
+/* the event streams' bounded buffers and the text/event-stream form */
+static void test_events(void)
+{
+	struct api_evbuf b;
+	struct mbuf *mb = mbuf_alloc(256);
+	struct odict *od = NULL;
+	uint8_t out[32];
+	size_t n;
+
+	CHECK(api_evbuf_init(&b, 0) == EINVAL);
+	CHECK(api_evbuf_init(&b, 16) == 0);
+	CHECK(api_evbuf_put(&b, (const uint8_t *)"0123456789", 10) == 0);
+	CHECK(api_evbuf_len(&b) == 10);
+
+	/* all or nothing: 7 more do not fit in 6 free bytes */
+	CHECK(api_evbuf_put(&b, (const uint8_t *)"abcdefg", 7) == ENOSPC);
+	CHECK(api_evbuf_len(&b) == 10);
+	CHECK(api_evbuf_put(&b, (const uint8_t *)"abcdef", 6) == 0);
+	CHECK(api_evbuf_len(&b) == 16);
+	CHECK(api_evbuf_put(&b, (const uint8_t *)"x", 1) == ENOSPC);
+
+	/* read part, then the free room at the front is used again */
+	n = api_evbuf_get(&b, out, 4);
+	CHECK(n == 4 && !memcmp(out, "0123", 4));
+	CHECK(api_evbuf_put(&b, (const uint8_t *)"WXYZ", 4) == 0);
+	n = api_evbuf_get(&b, out, sizeof(out));
+	CHECK(n == 16 && !memcmp(out, "456789abcdefWXYZ", 16));
+	CHECK(api_evbuf_len(&b) == 0);
+	CHECK(api_evbuf_get(&b, out, sizeof(out)) == 0);
+	api_evbuf_reset(&b);
+	CHECK(b.p == NULL && b.cap == 0);
+	CHECK(api_evbuf_put(&b, (const uint8_t *)"x", 1) == EINVAL);
+
+	/* one event: id, type, the JSON on one data line, a blank line */
+	CHECK(mb != NULL);
+	CHECK(odict_alloc(&od, 4) == 0);
+	if (mb && od) {
+		CHECK(odict_entry_add(od, "id", ODICT_STRING, "a\nb") == 0);
+		CHECK(odict_entry_add(od, "n", ODICT_INT, (int64_t)3) == 0);
+		CHECK(api_event_encode(mb, 7, "call_new", od) == 0);
+		CHECK(mb->end == strlen("id: 7\nevent: call_new\n"
+					"data: {\"id\":\"a\\nb\",\"n\":3}\n\n"));
+		CHECK(!memcmp(mb->buf, "id: 7\nevent: call_new\n"
+			      "data: {\"id\":\"a\\nb\",\"n\":3}\n\n",
+			      mb->end));
+		/* a type that would break the framing is refused */
+		mbuf_reset(mb);
+		CHECK(api_event_encode(mb, 8, "x\ndata: y", od) == EINVAL);
+		CHECK(api_event_encode(mb, 8, "", od) == EINVAL);
+		CHECK(api_event_encode(mb, 8, "stats", NULL) == EINVAL);
+		CHECK(mb->end == 0);
+	}
+	mem_deref(od);
+	mem_deref(mb);
+
+	/* the page is compiled in, with types and tags */
+	CHECK(api_asset_find("") != NULL);
+	CHECK(api_asset_find("") == api_asset_find("index.html"));
+	CHECK(api_asset_find("console.js") != NULL &&
+	      !strncmp(api_asset_find("console.js")->ctype,
+		       "text/javascript", 15));
+	CHECK(api_asset_find("console.css") != NULL &&
+	      api_asset_find("console.css")->etag[0] == '"');
+	CHECK(api_asset_find("../api.h") == NULL);
+	CHECK(api_asset_find(NULL) == NULL);
 }
 
 
@@ -324,6 +389,7 @@ int main(void)
 	test_routes();
 	test_control();
 	test_csv();
+	test_events();
 
 	libre_close();
 

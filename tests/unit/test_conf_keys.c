@@ -310,6 +310,7 @@ void test_api_options(void)
 		CHECK(!API(cfg)->api_open_metrics);
 		CHECK(!API(cfg)->api_open_health);
 		CHECK(API(cfg)->api_max_body == 65536);
+		CHECK(API(cfg)->api_max_event_streams == 8);
 		mem_deref(cfg);
 	}
 
