@@ -309,6 +309,9 @@ static void test_csv(void)
 	csv_write(__LINE__, "@SUM(A1)", true, "'@SUM(A1)");
 	csv_write(__LINE__, "\tx", true, "\"'\tx\"");
 	csv_write(__LINE__, "=a,b", true, "\"'=a,b\"");
+}
+
+
 /* the event streams' bounded buffers and the text/event-stream form */
 static void test_events(void)
 {
