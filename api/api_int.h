@@ -211,7 +211,8 @@ int  api_call_end_local(struct api *api, struct b2bua_call *call);
 int  api_call_odict(struct odict **odp, const struct api *api,
 		    const struct b2bua_call *call);
 void api_calls_local(struct api_req *req, const char *account,
-		     int64_t account_id, bool partial);
+		     int64_t account_id, bool partial, const char *after,
+		     unsigned limit);
 
 /* gateways.c: health, limits and counts of the gateways */
 int  api_gw_rows_health(struct api *api, struct odict *od);

@@ -152,35 +152,53 @@ int api_call_odict(struct odict **odp, const struct api *api,
 }
 
 
+enum { LOCAL_LIMIT_DEFAULT = 100, LOCAL_LIMIT_MAX = 1000,
+       LOCAL_SCAN_MAX = 5000 };
+
 struct list_ctx {
 	const struct api *api;       /**< borrowed                       */
 	struct odict *arr;           /**< borrowed                       */
-	const char *account;
-	int64_t account_id;
 	int state;
 	unsigned n;
+	unsigned limit;
+	unsigned visited;
+	char last[24];               /**< id of the last call looked at  */
+	bool more;                   /**< calls may follow: a cursor     */
 	int err;
 };
 
 
+/*
+ * The calls come in the order of their id, those of the account alone
+ * when there is an account filter (its own tree): the state filter is
+ * the only one checked here, within LOCAL_SCAN_MAX calls a page.
+ */
 static bool calls_apply(struct b2bua_call *call, void *arg)
 {
 	struct list_ctx *ctx = arg;
 	struct odict *od;
 	char key[16];
 
-	if (ctx->account) {
-		const char *a = b2bua_call_account(call);
-
-		if (ctx->account_id ?
-		    b2bua_call_account_id(call) != ctx->account_id :
-		    (!a || strcmp(a, ctx->account)))
-			return false;
-	}
-
-	if (ctx->state >= 0 && (int)b2bua_call_state(call) != ctx->state)
+	if (b2bua_call_state(call) == B2BUA_ST_CLOSED)
 		return false;
 
+	if (ctx->state >= 0 && (int)b2bua_call_state(call) != ctx->state) {
+		if (++ctx->visited >= LOCAL_SCAN_MAX) {
+			/* bounded: the next page goes on from here */
+			str_ncpy(ctx->last, b2bua_call_id(call),
+				 sizeof(ctx->last));
+			ctx->more = true;
+			return true;
+		}
+		return false;
+	}
+
+	if (ctx->n >= ctx->limit) {
+		ctx->more = true;
+		return true;
+	}
+
+	++ctx->visited;
 	ctx->err = api_call_odict(&od, ctx->api, call);
 	if (ctx->err)
 		return true;
@@ -188,6 +206,7 @@ static bool calls_apply(struct b2bua_call *call, void *arg)
 	(void)re_snprintf(key, sizeof(key), "%u", ctx->n++);
 	ctx->err = odict_entry_add(ctx->arr, key, ODICT_OBJECT, od);
 	mem_deref(od);
+	str_ncpy(ctx->last, b2bua_call_id(call), sizeof(ctx->last));
 
 	return ctx->err != 0;
 }
@@ -206,34 +225,63 @@ static int state_parse(const char *s)
 }
 
 
+/* a call id as next_cursor gave it: 1..16 lowercase hex digits */
+static bool local_cursor_ok(const char *s)
+{
+	size_t l = strlen(s);
+
+	return l >= 1 && l <= 16 && strspn(s, "0123456789abcdef") == l;
+}
+
+
+static int cursor_hex(struct re_printf *pf, const char *s)
+{
+	int err = 0;
+
+	for (; *s && !err; s++)
+		err = re_hprintf(pf, "%02x", (unsigned char)*s);
+
+	return err;
+}
+
+
 /**
  * This node's calls (GET /v1/calls?scope=local, or of every node while
- * the database cannot be read: partial)
+ * the database cannot be read: partial), a page of them in the order of
+ * their id: limit, and the call id to go on after (after, NULL: from the
+ * first).  A partial page's next_cursor is in the form of the cluster's
+ * (cluster.c): HEX(node).HEX(call id).
  */
 void api_calls_local(struct api_req *req, const char *account,
-		     int64_t account_id, bool partial)
+		     int64_t account_id, bool partial, const char *after,
+		     unsigned limit)
 {
 	const char *st = api_arg(req, "state");
 	struct list_ctx ctx;
 	struct odict *od = NULL;
+	char *cursor = NULL;
 	int err;
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.api = req->api;
 	ctx.state = st ? state_parse(st) : -1;
-	ctx.account = account;
-	ctx.account_id = account_id;
+	ctx.limit = limit;
 
 	err = odict_alloc(&ctx.arr, 64);
 	if (!err) {
-		(void)b2bua_call_apply(req->api->b2bua, calls_apply, &ctx);
+		(void)b2bua_call_apply_sorted(req->api->b2bua, after,
+					      account_id ? NULL : account,
+					      account_id, calls_apply, &ctx);
 		err = ctx.err;
 	}
 
-	if (!partial) {
-		api_reply_list(req, "calls", ctx.arr, ctx.n, err);
-		mem_deref(ctx.arr);
-		return;
+	if (!err && ctx.more) {
+		if (partial)
+			err = re_sdprintf(&cursor, "%H.%H", cursor_hex,
+					  req->api->node ? req->api->node : "",
+					  cursor_hex, ctx.last);
+		else
+			err = str_dup(&cursor, ctx.last);
 	}
 
 	if (!err)
@@ -242,8 +290,13 @@ void api_calls_local(struct api_req *req, const char *account,
 		err  = odict_entry_add(od, "calls", ODICT_ARRAY, ctx.arr);
 		err |= odict_entry_add(od, "count", ODICT_INT,
 				       (int64_t)ctx.n);
-		err |= odict_entry_add(od, "next_cursor", ODICT_NULL);
-		err |= odict_entry_add(od, "partial", ODICT_BOOL, true);
+		err |= cursor ?
+			odict_entry_add(od, "next_cursor", ODICT_STRING,
+					cursor) :
+			odict_entry_add(od, "next_cursor", ODICT_NULL);
+		if (partial)
+			err |= odict_entry_add(od, "partial", ODICT_BOOL,
+					       true);
 	}
 
 	if (err)
@@ -251,6 +304,7 @@ void api_calls_local(struct api_req *req, const char *account,
 	else
 		api_reply(req, 200, od);
 
+	mem_deref(cursor);
 	mem_deref(ctx.arr);
 	mem_deref(od);
 }
@@ -296,7 +350,21 @@ void api_calls_h(struct api_req *req)
 
 	local = (scope && !strcmp(scope, "local")) || st || !req->api->node;
 	if (local) {
-		api_calls_local(req, account, account_id, false);
+		const char *cur = api_arg(req, "cursor");
+		int64_t limit = LOCAL_LIMIT_DEFAULT;
+
+		if (api_arg_int(req, "limit", 1, LOCAL_LIMIT_MAX, &limit) ==
+		    EINVAL)
+			return;
+
+		if (cur && !local_cursor_ok(cur)) {
+			api_error(req, 400, "cursor",
+				  "not a cursor this API gave");
+			return;
+		}
+
+		api_calls_local(req, account, account_id, false, cur,
+				(unsigned)limit);
 		return;
 	}
 
@@ -427,7 +495,9 @@ uint32_t api_cut_account(struct api *api, int64_t account_id,
 	if (!ctx.v)
 		return 0;
 
-	(void)b2bua_call_apply(api->b2bua, cut_apply, &ctx);
+	/* the account's own calls, not every call */
+	(void)b2bua_call_apply_sorted(api->b2bua, NULL, NULL, account_id,
+				      cut_apply, &ctx);
 
 	for (i = 0; i < ctx.n; i++) {
 		tlog_info(b2bua_call_id(ctx.v[i]), "api: account %lld: "

@@ -61,6 +61,8 @@ struct page {
 	int64_t account_id;   /**< id filter, or 0                      */
 	char *node;           /**< owned; node= filter, or NULL         */
 	int64_t limit;
+	char cnode[CURSOR_PART_MAX + 1]; /**< the cursor's node, or ""   */
+	char cid[CURSOR_PART_MAX + 1];   /**< the cursor's call id       */
 };
 
 
@@ -190,11 +192,17 @@ static int row_odict(struct odict **odp, const PGresult *r, int row)
 /* the database cannot be read: this node's calls, if node= lets them */
 static void fallback(struct api_req *req, const struct page *pg)
 {
+	const char *self = req->api->node;
 	struct odict *od = NULL, *arr = NULL;
 	int err;
 
-	if (!pg->node || !strcmp(pg->node, req->api->node)) {
-		api_calls_local(req, pg->account, pg->account_id, true);
+	/* the cluster's order is (node, id): this node's calls are the
+	 * part of it between the other nodes' */
+	if ((!pg->node || !strcmp(pg->node, self)) &&
+	    strcmp(pg->cnode, self) <= 0) {
+		api_calls_local(req, pg->account, pg->account_id, true,
+				strcmp(pg->cnode, self) ? NULL : pg->cid,
+				(unsigned)pg->limit);
 		return;
 	}
 
@@ -302,7 +310,6 @@ void api_calls_cluster(struct api_req *req, const char *account,
 {
 	const char *cur = api_arg(req, "cursor");
 	const char *node = api_arg(req, "node");
-	char cnode[CURSOR_PART_MAX + 1] = "", cid[CURSOR_PART_MAX + 1] = "";
 	char ids[24], lims[24];
 	const char *v[6];
 	struct page *pg;
@@ -320,8 +327,8 @@ void api_calls_cluster(struct api_req *req, const char *account,
 	    EINVAL)
 		return;
 
-	if (cur && cursor_parse(cur, cnode, sizeof(cnode), cid,
-				sizeof(cid))) {
+	if (cur && cursor_parse(cur, pg->cnode, sizeof(pg->cnode), pg->cid,
+				sizeof(pg->cid))) {
 		api_error(req, 400, "cursor", "not a cursor this API gave");
 		return;
 	}
@@ -342,8 +349,8 @@ void api_calls_cluster(struct api_req *req, const char *account,
 	(void)re_snprintf(lims, sizeof(lims), "%lld",
 			  (long long)pg->limit + 1);
 
-	v[0] = cnode;
-	v[1] = cid;
+	v[0] = pg->cnode;
+	v[1] = pg->cid;
 	v[2] = pg->node;
 	v[3] = account_id ? ids : NULL;
 	v[4] = account && !account_id ? pg->account : NULL;
