@@ -273,8 +273,16 @@ uint32_t api_cut_account(struct api *api, int64_t account_id,
 int  api_call_end_local(struct api *api, struct b2bua_call *call);
 int  api_call_odict(struct odict **odp, const struct api *api,
 		    const struct b2bua_call *call);
+/** A call of this node for api_call_json() */
+struct js_call {
+	const struct api *api;          /**< borrowed                    */
+	const struct b2bua_call *call;  /**< borrowed                    */
+};
+
+int  api_call_json(struct re_printf *pf, const struct js_call *jc);
 void api_calls_local(struct api_req *req, const char *account,
-		     int64_t account_id, bool partial);
+		     int64_t account_id, bool partial, const char *after,
+		     unsigned limit);
 
 /* events.c: Server-Sent Events (GET /v1/events) */
 int    api_evbuf_init(struct api_evbuf *b, size_t cap);

@@ -61,6 +61,8 @@ struct page {
 	int64_t account_id;   /**< id filter, or 0                      */
 	char *node;           /**< owned; node= filter, or NULL         */
 	int64_t limit;
+	char cnode[CURSOR_PART_MAX + 1]; /**< the cursor's node, or ""   */
+	char cid[CURSOR_PART_MAX + 1];   /**< the cursor's call id       */
 };
 
 
@@ -190,11 +192,17 @@ static int row_odict(struct odict **odp, const PGresult *r, int row)
 /* the database cannot be read: this node's calls, if node= lets them */
 static void fallback(struct api_req *req, const struct page *pg)
 {
+	const char *self = req->api->node;
 	struct odict *od = NULL, *arr = NULL;
 	int err;
 
-	if (!pg->node || !strcmp(pg->node, req->api->node)) {
-		api_calls_local(req, pg->account, pg->account_id, true);
+	/* the cluster's order is (node, id): this node's calls are the
+	 * part of it between the other nodes' */
+	if ((!pg->node || !strcmp(pg->node, self)) &&
+	    strcmp(pg->cnode, self) <= 0) {
+		api_calls_local(req, pg->account, pg->account_id, true,
+				strcmp(pg->cnode, self) ? NULL : pg->cid,
+				(unsigned)pg->limit);
 		return;
 	}
 
@@ -222,7 +230,7 @@ static void page_done(int err, const struct pg_result *res, void *arg)
 	struct api_req *req = arg;
 	const struct page *pg = req->ctx;
 	const PGresult *r = (const PGresult *)res;
-	struct odict *od = NULL, *arr = NULL;
+	struct mbuf *mb = NULL;
 	char *cursor = NULL;
 	int rows, i, shown;
 	unsigned n = 0;
@@ -237,31 +245,35 @@ static void page_done(int err, const struct pg_result *res, void *arg)
 	rows = PQntuples(r);
 	shown = rows > pg->limit ? (int)pg->limit : rows;
 
-	err = odict_alloc(&arr, 64);
+	/* written straight as JSON: this node's calls by api_call_json(),
+	 * the others' as their odict */
+	mb = mbuf_alloc(1024 + 512 * (size_t)shown);
+	err = mb ? mbuf_printf(mb, "{\"calls\":[") : ENOMEM;
 	for (i = 0; i < shown && !err; i++) {
 		const char *node = PQgetvalue(r, i, C_NODE);
-		struct odict *c = NULL;
-		char key[16];
 
 		if (!strcmp(node, req->api->node)) {
 			struct b2bua_call *call = b2bua_call_find(
 				req->api->b2bua, PQgetvalue(r, i, C_ID));
+			struct js_call jc = { req->api, call };
 
 			if (!call ||
 			    b2bua_call_state(call) == B2BUA_ST_CLOSED)
 				continue;
 
-			err = api_call_odict(&c, req->api, call);
+			err = mbuf_printf(mb, "%s%H", n ? "," : "",
+					  api_call_json, &jc);
 		}
 		else {
-			err = row_odict(&c, r, i);
-		}
-		if (err)
-			break;
+			struct odict *c = NULL;
 
-		(void)re_snprintf(key, sizeof(key), "%u", n++);
-		err = odict_entry_add(arr, key, ODICT_OBJECT, c);
-		mem_deref(c);
+			err = row_odict(&c, r, i);
+			if (!err)
+				err = mbuf_printf(mb, "%s%H", n ? "," : "",
+						  json_encode_odict, c);
+			mem_deref(c);
+		}
+		++n;
 	}
 
 	if (!err && rows > pg->limit) {
@@ -271,25 +283,21 @@ static void page_done(int err, const struct pg_result *res, void *arg)
 	}
 
 	if (!err)
-		err = odict_alloc(&od, 8);
-	if (!err) {
-		err  = odict_entry_add(od, "calls", ODICT_ARRAY, arr);
-		err |= odict_entry_add(od, "count", ODICT_INT, (int64_t)n);
-		err |= cursor ?
-			odict_entry_add(od, "next_cursor", ODICT_STRING,
-					cursor) :
-			odict_entry_add(od, "next_cursor", ODICT_NULL);
-		err |= odict_entry_add(od, "partial", ODICT_BOOL, false);
-	}
+		err = mbuf_printf(mb, "],\"count\":%u,\"next_cursor\":", n);
+	if (!err)
+		err = cursor ? mbuf_printf(mb, "\"%s\"", cursor) :
+			mbuf_printf(mb, "null");
+	if (!err)
+		err = mbuf_printf(mb, ",\"partial\":false}");
 
 	if (err)
 		api_error(req, 500, NULL, "cannot list calls (%m)", err);
 	else
-		api_reply(req, 200, od);
+		api_reply_text(req, 200, "application/json",
+			       (const char *)mb->buf, mb->end);
 
 	mem_deref(cursor);
-	mem_deref(arr);
-	mem_deref(od);
+	mem_deref(mb);
 }
 
 
@@ -302,7 +310,6 @@ void api_calls_cluster(struct api_req *req, const char *account,
 {
 	const char *cur = api_arg(req, "cursor");
 	const char *node = api_arg(req, "node");
-	char cnode[CURSOR_PART_MAX + 1] = "", cid[CURSOR_PART_MAX + 1] = "";
 	char ids[24], lims[24];
 	const char *v[6];
 	struct page *pg;
@@ -320,8 +327,8 @@ void api_calls_cluster(struct api_req *req, const char *account,
 	    EINVAL)
 		return;
 
-	if (cur && cursor_parse(cur, cnode, sizeof(cnode), cid,
-				sizeof(cid))) {
+	if (cur && cursor_parse(cur, pg->cnode, sizeof(pg->cnode), pg->cid,
+				sizeof(pg->cid))) {
 		api_error(req, 400, "cursor", "not a cursor this API gave");
 		return;
 	}
@@ -342,8 +349,8 @@ void api_calls_cluster(struct api_req *req, const char *account,
 	(void)re_snprintf(lims, sizeof(lims), "%lld",
 			  (long long)pg->limit + 1);
 
-	v[0] = cnode;
-	v[1] = cid;
+	v[0] = pg->cnode;
+	v[1] = pg->cid;
 	v[2] = pg->node;
 	v[3] = account_id ? ids : NULL;
 	v[4] = account && !account_id ? pg->account : NULL;

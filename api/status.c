@@ -495,7 +495,9 @@ void api_metrics_h(struct api_req *req)
 
 	memset(&pk, 0, sizeof(pk));
 	pk.relay = api->relay;
-	(void)b2bua_call_apply(api->b2bua, pkt_apply, &pk);
+	/* without the relay no call has media: no need to visit them */
+	if (api->relay)
+		(void)b2bua_call_apply(api->b2bua, pkt_apply, &pk);
 	mv_set(&mv, M_RELAY_PACKETS_LIVE, pk.packets);
 	mv_set(&mv, M_RELAY_PACKETS_LOST_LIVE, pk.lost);
 	mv_set(&mv, M_RELAY_BYTES_LIVE, pk.bytes);

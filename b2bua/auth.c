@@ -239,6 +239,7 @@ static void identified(struct b2bua_call *call, const struct b2bua_cred *c,
 		call->account_id = c->account_id;
 		call->max_cps = c->max_cps;
 	}
+	call_index_account(call);
 
 	if (!call->authed) {
 		/* an authenticated caller is answered as a peer is */

@@ -315,6 +315,9 @@ static void destructor(void *arg)
 
 	hash_flush(b->ht_calls);
 	mem_deref(b->ht_calls);
+	call_index_flush(b);
+	mem_deref(b->ht_acct_id);
+	mem_deref(b->ht_acct_name);
 	mem_deref(b->gwtab);
 	mem_deref(b->lsnr_req);
 	mem_deref(b->lsnr_resp);
@@ -404,6 +407,8 @@ int b2bua_alloc(struct b2bua **bp, const struct b2bua_conf *cfg)
 
 	err  = hash_alloc(&b->ht_legs, 16384);
 	err |= hash_alloc(&b->ht_calls, 16384);
+	err |= hash_alloc(&b->ht_acct_name, 1024);
+	err |= hash_alloc(&b->ht_acct_id, 1024);
 	err |= limiter_alloc(&b->lim, cfg);
 	err |= nonce_alloc(b);
 	err |= guard_alloc(&b->guard, b);

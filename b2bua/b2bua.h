@@ -479,6 +479,11 @@ const char *b2bua_block_kind_name(enum b2bua_block_kind kind);
 typedef bool (b2bua_call_apply_h)(struct b2bua_call *call, void *arg);
 struct b2bua_call *b2bua_call_apply(const struct b2bua *b,
 				    b2bua_call_apply_h *h, void *arg);
+struct b2bua_call *b2bua_call_apply_sorted(const struct b2bua *b,
+					   const char *after,
+					   const char *account,
+					   int64_t account_id,
+					   b2bua_call_apply_h *h, void *arg);
 struct b2bua_call *b2bua_call_find(const struct b2bua *b, const char *id);
 
 void b2bua_call_authorized(struct b2bua_call *call, uint16_t scode,

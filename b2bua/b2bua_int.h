@@ -49,6 +49,36 @@ struct call_evarg {
 
 enum { B2BUA_UDATA_SLOTS = 4, B2BUA_MARGIN_CACHE = 256 };
 
+/** A node of a red-black tree (rbtree.c), in the object it orders */
+struct rbt_node {
+	struct rbt_node *p, *l, *r;  /**< borrowed                       */
+	uint64_t key;
+	void *data;                  /**< borrowed: the object           */
+	bool red;
+	bool linked;                 /**< in a tree                      */
+};
+
+/** A red-black tree ordered by rbt_node.key */
+struct rbt {
+	struct rbt_node *root;       /**< borrowed                       */
+	uint32_t n;
+};
+
+void rbt_insert(struct rbt *t, struct rbt_node *n);
+void rbt_remove(struct rbt *t, struct rbt_node *n);
+struct rbt_node *rbt_first(const struct rbt *t);
+struct rbt_node *rbt_next(const struct rbt_node *n);
+struct rbt_node *rbt_after(const struct rbt *t, uint64_t key);
+
+/** The calls of one account, in the order of their id (callidx.c) */
+struct acct_ix {
+	struct le he_name;           /**< b2bua.ht_acct_name             */
+	struct le he_id;             /**< b2bua.ht_acct_id, if id != 0    */
+	char *name;                  /**< owned                          */
+	int64_t id;
+	struct rbt calls;            /**< b2bua_call.acct_node           */
+};
+
 /** One answer of the margin guard for a pair of prices */
 struct margin_memo {
 	struct b2bua_tariff customer;
@@ -65,6 +95,9 @@ struct b2bua {
 	struct sip_lsnr *lsnr_resp;    /**< owned                        */
 	struct hash *ht_legs;          /**< legs by Call-ID (borrowed)   */
 	struct hash *ht_calls;         /**< calls by id (owned refs)     */
+	struct rbt calls_sorted;       /**< the same, in the order of id */
+	struct hash *ht_acct_name;     /**< struct acct_ix by name, owned */
+	struct hash *ht_acct_id;       /**< the same by account id        */
 	struct list subl;              /**< struct sub, owned            */
 	b2bua_authz_h *authzh;
 	void *authz_arg;
@@ -156,6 +189,9 @@ struct relay {
 
 struct b2bua_call {
 	struct le he;                /**< b2bua.ht_calls                 */
+	struct rbt_node sorted;      /**< b2bua.calls_sorted             */
+	struct rbt_node acct_node;   /**< its account's acct_ix.calls    */
+	struct acct_ix *aix;         /**< borrowed; NULL: not indexed    */
 	struct b2bua *b;             /**< borrowed                       */
 	const struct b2bua_conf *cfg; /**< (ref.) in use when it came: what
 					  the call borrows from it stays */
@@ -266,6 +302,12 @@ int  b2bua_contact(struct re_printf *pf, const struct sip_msg *msg);
 int  body_print(struct re_printf *pf, const struct body *body);
 int  contact_sendh(enum sip_transp tp, const struct sa *src,
 		   const struct sa *dst, struct mbuf *mb, void *arg);
+
+/* callidx.c */
+uint64_t call_id_key(const char *id);
+void call_index_account(struct b2bua_call *call);
+void call_unindex(struct b2bua_call *call);
+void call_index_flush(struct b2bua *b);
 
 /* call.c */
 int  call_alloc(struct b2bua_call **callp, struct b2bua *b,

@@ -146,6 +146,7 @@ static void call_destructor(void *arg)
 	struct b2bua_call *call = arg;
 
 	hash_unlink(&call->he);
+	call_unindex(call);
 	gw_release(call);
 	tmr_cancel(&call->tmr_ring);
 	tmr_cancel(&call->tmr_dur);
@@ -211,6 +212,9 @@ int call_alloc(struct b2bua_call **callp, struct b2bua *b,
 	call->src = msg->src;
 
 	hash_append(b->ht_calls, hash_joaat_str(call->id), &call->he, call);
+	call->sorted.key = call_id_key(call->id);
+	call->sorted.data = call;
+	rbt_insert(&b->calls_sorted, &call->sorted);
 	++b->ncalls;
 
  out:

@@ -189,6 +189,7 @@ static void call_close(struct b2bua_call *call)
 		  b2bua_reason_name(call->reason), call->scode);
 
 	hash_unlink(&call->he);
+	call_unindex(call);
 	gw_release(call);
 	if (b->ncalls)
 		--b->ncalls;
