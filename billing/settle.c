@@ -487,7 +487,16 @@ static uint64_t call_seconds(const struct bcall *bc,
 {
 	uint64_t talk = tmr_jiffies() - bc->answer_jif, d;
 
-	if (rec->reason == B2BUA_R_MEDIA_TIMEOUT ||
+	/*
+	 * The CDR's answer and end are wall-clock milliseconds; the talk
+	 * time is the monotonic clock's, read a moment later.  The two may
+	 * differ by a millisecond, and at a second's boundary that is a
+	 * second billed beyond what the CDR shows: the call is charged up
+	 * to the shorter of the two.  A media or session-timer end is
+	 * dated back to the last packet or refresh, which only the wall
+	 * clock of the record knows.
+	 */
+	if (rec->end_ms || rec->reason == B2BUA_R_MEDIA_TIMEOUT ||
 	    rec->reason == B2BUA_R_SESSION_TIMER) {
 		uint64_t end = rec->end_ms ? rec->end_ms : b2bua_wallclock_ms();
 		uint64_t wall = end > bc->answer_ms ? end - bc->answer_ms : 0;
